@@ -1,0 +1,24 @@
+//! What the UI needs from the server, as a trait the server crate implements.
+//!
+//! Server functions live in this crate but the store lives in `server`; the server
+//! provides an [`UiBackend`] through Leptos context and every server function calls it,
+//! so the UI, the REST API and the CLI share one service layer.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::GatewayStatus;
+
+/// An error the UI may show: a message safe for any user, never internals.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+#[async_trait]
+pub trait UiBackend: Send + Sync + 'static {
+    async fn status(&self) -> Result<GatewayStatus, BackendError>;
+}
+
+/// The handle server functions take from context.
+pub type SharedBackend = Arc<dyn UiBackend>;

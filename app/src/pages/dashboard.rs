@@ -1,0 +1,52 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::{api::fetch_gateway_status, model::EntityKind};
+
+/// The landing page after sign-in: one card per configuration type and the gateway's state.
+#[component]
+pub fn Dashboard() -> impl IntoView {
+    let status = Resource::new(|| (), |_| fetch_gateway_status());
+    view! {
+        <Title text="Dashboard"/>
+        <h1>"Dashboard"</h1>
+        <section class="cards">
+            {EntityKind::ALL
+                .into_iter()
+                .map(|kind| {
+                    view! {
+                        <a class="card kind-card" href=format!("/ui/{}", kind.plural())>
+                            <span class="kind-title">{kind.title()}</span>
+                        </a>
+                    }
+                })
+                .collect_view()}
+        </section>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                status
+                    .get()
+                    .map(|result| match result {
+                        Ok(s) => {
+                            view! {
+                                <dl class="status">
+                                    <dt>"Version"</dt>
+                                    <dd>{s.version}</dd>
+                                    <dt>"Database"</dt>
+                                    <dd class="database">{s.database}</dd>
+                                    <dt>"Users"</dt>
+                                    <dd>{s.users}</dd>
+                                    <dt>"Active API tokens"</dt>
+                                    <dd>{s.active_api_tokens}</dd>
+                                </dl>
+                            }
+                                .into_any()
+                        }
+                        Err(e) => {
+                            view! { <p class="error">{e.to_string()}</p> }.into_any()
+                        }
+                    })
+            }}
+        </Suspense>
+    }
+}

@@ -1,0 +1,89 @@
+// Starts a real mcpgateway on a free loopback port with a fresh SQLite database,
+// and a headless Debian chromium driven by playwright-core.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '..', '..');
+
+export const ADMIN_EMAIL = 'admin@example.com';
+export const ADMIN_PASSWORD = 'e2e-password-1234';
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+async function waitUntilHealthy(url, child, seconds = 60) {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`mcpgateway exited with ${child.exitCode}`);
+    try {
+      const response = await fetch(`${url}/health`);
+      if (response.ok) return;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`mcpgateway did not answer ${url}/health within ${seconds}s`);
+}
+
+/** A running gateway: `{ url, stop() }`. */
+export async function startGateway() {
+  const dir = mkdtempSync(join(tmpdir(), 'mcpgw-e2e-'));
+  const port = await freePort();
+  const bin = process.env.MCPGATEWAY_BIN ?? join(root, 'target', 'debug', 'mcpgateway');
+  const child = spawn(bin, ['serve', '--host', '127.0.0.1', '--port', String(port)], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: `sqlite://${join(dir, 'gateway.db')}`,
+      MCPGATEWAY_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      LEPTOS_SITE_ROOT: process.env.MCPGATEWAY_SITE_ROOT ?? join(root, 'target', 'site'),
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntilHealthy(url, child);
+  return {
+    url,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Headless Debian chromium, with the flags this sandbox needs. */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+}
+
+/** Signs in through the login form and waits for the dashboard. */
+export async function signIn(page, url) {
+  await page.goto(`${url}/login`);
+  await page.fill('#email', ADMIN_EMAIL);
+  await page.fill('#password', ADMIN_PASSWORD);
+  await Promise.all([page.waitForURL(`${url}/ui`), page.click('button[type=submit]')]);
+}

@@ -1,0 +1,88 @@
+//! The `mcpgateway` command line: one binary, one subcommand per file.
+
+mod serve;
+mod token;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    config::{Overrides, Settings},
+    store::Store,
+    telemetry,
+};
+
+/// MCP gateway control plane: serve the gateway and its admin UI, manage API tokens.
+#[derive(Debug, Parser)]
+#[command(name = "mcpgateway", version, propagate_version = true)]
+pub struct Cli {
+    /// TOML settings file (default: ./mcpgateway.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://FILE (default sqlite://mcpgateway.db) or postgres://…
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: REST API and admin UI on HOST:PORT.
+    Serve(serve::Opts),
+    /// Create, list and revoke API tokens (for the REST API and remote CLI use).
+    #[command(subcommand)]
+    Token(token::Command),
+}
+
+/// Parses the command line, runs the subcommand, and turns its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut overrides = Overrides { database_url: cli.database_url.clone(), ..Default::default() };
+    if let Command::Serve(opts) = &cli.command {
+        overrides.host = opts.host.clone();
+        overrides.port = opts.port;
+    }
+    let settings = Settings::load(cli.config.clone(), &overrides)?;
+    telemetry::init(settings.log_format, &settings.log_level);
+    match cli.command {
+        Command::Serve(_) => serve::run(settings).await,
+        Command::Token(cmd) => token::run(cmd, &settings).await,
+    }
+}
+
+/// Opens the configured database, creating and migrating it when needed.
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::connect(&settings.database_url).await.map_err(|e| {
+        anyhow::anyhow!("cannot open the database {}: {e:#}", settings.database_url_redacted())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,138 @@
+//! `mcpgateway token create|list|revoke`: API tokens, on the local database.
+
+use chrono::{DateTime, Duration, Utc};
+use clap::{Args, Subcommand};
+
+use crate::{auth, config::Settings, store::{Store, audit::NewAuditEntry, now}};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a token; prints it as the last line of stdout (it is shown only once).
+    Create(CreateOpts),
+    /// List a user's tokens (names and dates, never the tokens).
+    List(UserOpts),
+    /// Revoke a token by name or id.
+    Revoke(RevokeOpts),
+}
+
+#[derive(Debug, Args)]
+pub struct UserOpts {
+    /// The user the tokens belong to.
+    #[arg(long)]
+    pub email: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateOpts {
+    #[command(flatten)]
+    pub user: UserOpts,
+    /// A name to tell tokens apart (unique per user).
+    #[arg(long, default_value = "cli")]
+    pub name: String,
+    /// Lifetime such as 30d, 12h or 90m; never expires when omitted.
+    #[arg(long, value_parser = parse_lifetime)]
+    pub expires: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeOpts {
+    #[command(flatten)]
+    pub user: UserOpts,
+    /// The token's name or id.
+    pub token: String,
+}
+
+pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
+    let store = super::open_store(settings).await?;
+    let result = match command {
+        Command::Create(opts) => create(&store, opts).await,
+        Command::List(opts) => list(&store, &opts.email).await,
+        Command::Revoke(opts) => revoke(&store, opts).await,
+    };
+    store.close().await;
+    result
+}
+
+async fn create(store: &Store, opts: CreateOpts) -> anyhow::Result<()> {
+    let expires_at = opts.expires.map(|d| now() + d);
+    let (token, plaintext) = auth::create_api_token(store, &opts.user.email, &opts.name, expires_at).await?;
+    let entry = NewAuditEntry {
+        actor: &opts.user.email,
+        action: "token.create",
+        target_type: Some("api_token"),
+        target_name: Some(&token.name),
+        ..Default::default()
+    };
+    store.record_audit(entry).await?;
+    eprintln!("Created token {:?} for {} ({}).", token.name, opts.user.email, expiry(token.expires_at));
+    println!("{plaintext}");
+    Ok(())
+}
+
+async fn list(store: &Store, email: &str) -> anyhow::Result<()> {
+    let user = store.user_by_email(email).await?.ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
+    let at = now();
+    println!("{:<24} {:<36} {:<8} {:<25} LAST USED", "NAME", "ID", "STATE", "EXPIRES");
+    for t in store.tokens_of(user.id).await? {
+        let state = if t.revoked_at.is_some() { "revoked" } else if t.is_active(at) { "active" } else { "expired" };
+        let last = t.last_used_at.map_or("never".to_owned(), |d| d.to_rfc3339());
+        println!("{:<24} {:<36} {:<8} {:<25} {last}", t.name, t.id, state, expiry(t.expires_at));
+    }
+    Ok(())
+}
+
+async fn revoke(store: &Store, opts: RevokeOpts) -> anyhow::Result<()> {
+    let email = &opts.user.email;
+    let user = store.user_by_email(email).await?.ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
+    anyhow::ensure!(
+        store.revoke_token(user.id, &opts.token).await?,
+        "{email} has no active token named {:?}",
+        opts.token
+    );
+    let entry = NewAuditEntry {
+        actor: email,
+        action: "token.revoke",
+        target_type: Some("api_token"),
+        target_name: Some(&opts.token),
+        ..Default::default()
+    };
+    store.record_audit(entry).await?;
+    eprintln!("Revoked token {:?} of {email}.", opts.token);
+    Ok(())
+}
+
+fn expiry(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(|| "never expires".to_owned(), |d| format!("expires {}", d.format("%Y-%m-%d %H:%M UTC")))
+}
+
+/// `30d`, `12h`, `90m` or `3600s`.
+fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.len().saturating_sub(1);
+    let (number, unit) = s.split_at(split);
+    let n: i64 = number.parse().map_err(|_| format!("`{s}` is not a lifetime like 30d, 12h or 90m"))?;
+    if n <= 0 {
+        return Err("the lifetime must be positive".into());
+    }
+    match unit {
+        "d" => Ok(Duration::days(n)),
+        "h" => Ok(Duration::hours(n)),
+        "m" => Ok(Duration::minutes(n)),
+        "s" => Ok(Duration::seconds(n)),
+        _ => Err(format!("`{s}`: the unit must be d, h, m or s")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_lifetime("30d"), Ok(Duration::days(30)));
+        assert_eq!(parse_lifetime("12h"), Ok(Duration::hours(12)));
+        assert!(parse_lifetime("0d").is_err());
+        assert!(parse_lifetime("ten").is_err());
+        assert!(parse_lifetime("5y").is_err());
+    }
+}

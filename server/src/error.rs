@@ -1,0 +1,133 @@
+//! The one error type of the HTTP layer, and its JSON envelope.
+//!
+//! Every refusal answers `{"error": {"code", "message", "details"?}}`. Internal errors
+//! answer 500 with a fixed message: their text is logged once here, never sent.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One problem with one field of a request, located by a JSON Pointer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request has {} invalid field(s)", .0.len())]
+    Validation(Vec<FieldError>),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+    #[error("internal error")]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Internal(_) | Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthorized => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::BadRequest(_) => "bad_request",
+            Error::Validation(_) => "validation_failed",
+            Error::Internal(_) | Error::Database(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a [FieldError]>,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match &self {
+            Error::Internal(e) => tracing::error!(error.detail = ?e, "internal error"),
+            Error::Database(e) => tracing::error!(error.detail = %e, "database error"),
+            _ => {}
+        }
+        let details = match &self {
+            Error::Validation(errors) => Some(errors.as_slice()),
+            _ => None,
+        };
+        let body = Envelope {
+            error: Body {
+                code: self.code(),
+                message: self.to_string(),
+                details,
+            },
+        };
+        (self.status_code(), Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: Error) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn internal_errors_answer_500_without_their_text() {
+        let (status, body) = body_of(Error::Internal(anyhow::anyhow!("disk /var/db is full"))).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("/var/db"));
+    }
+
+    #[tokio::test]
+    async fn validation_errors_list_every_field() {
+        let errors = vec![
+            FieldError { pointer: "/name".into(), code: "required".into(), message: "required".into() },
+            FieldError { pointer: "/url".into(), code: "scheme".into(), message: "bad scheme".into() },
+        ];
+        let (status, body) = body_of(Error::Validation(errors)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["error"]["details"][1]["pointer"], "/url");
+    }
+}

@@ -1,0 +1,78 @@
+//! The HTTP front door: one axum router for the REST API, the auth endpoints and the
+//! server-rendered admin UI.
+//!
+//! [`app`] builds the router from an [`AppState`]; [`launch_with_listener`] serves it
+//! on a bound listener until a shutdown future resolves (tests bind port 0).
+
+mod auth;
+mod health;
+mod trace;
+mod ui;
+
+use std::{future::Future, sync::Arc};
+
+use axum::{Router, extract::FromRef, middleware, routing::get};
+use leptos::config::LeptosOptions;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use crate::{config::Settings, store::Store};
+
+pub use auth::{PUBLIC_PATHS, SESSION_COOKIE};
+pub use ui::ui_paths;
+
+/// What every handler may reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub encryption_secret: Arc<SecretString>,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: Settings, encryption_secret: SecretString) -> AppState {
+        let leptos = LeptosOptions::builder()
+            .output_name(settings.output_name.clone())
+            .site_root(settings.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir(settings.site_pkg_dir.clone())
+            .build();
+        AppState {
+            store,
+            settings: Arc::new(settings),
+            encryption_secret: Arc::new(encryption_secret),
+            leptos,
+        }
+    }
+}
+
+/// The whole router. Credentials are checked before routing, so an unknown path
+/// answers 401 to a caller without them and reveals nothing.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .merge(auth::routes());
+    ui::routes(api, &state)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_auth))
+        .layer(trace::layer())
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves; in-flight requests finish.
+pub async fn launch_with_listener(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let store = state.store.clone();
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    store.close().await;
+    Ok(())
+}

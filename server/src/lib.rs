@@ -1,0 +1,15 @@
+//! mcpgateway: the control plane of an MCP gateway.
+//!
+//! - [`cli`]: the `mcpgateway` binary's subcommands, each a thin adapter.
+//! - [`http`]: the axum router (REST API, auth, the Leptos admin UI).
+//! - [`store`]: SQLite or PostgreSQL behind one interface, chosen by `DATABASE_URL`.
+//! - [`auth`]: passwords, API tokens, sessions, first-start bootstrap.
+//! - [`config`]: layered settings; [`telemetry`]: logging; [`error`]: the HTTP error type.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod telemetry;

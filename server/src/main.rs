@@ -1,0 +1,5 @@
+//! The `mcpgateway` binary: parse, then dispatch. Everything else is in the library.
+
+fn main() -> std::process::ExitCode {
+    server::cli::main()
+}

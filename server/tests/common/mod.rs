@@ -1,0 +1,155 @@
+//! Test support: a fresh database per test (SQLite always, PostgreSQL when
+//! `TEST_DATABASE_URL` is set), and a real server on a loopback port.
+#![allow(dead_code)]
+
+use std::{future::Future, time::Duration};
+
+use secrecy::SecretString;
+use server::{
+    auth::{self, bootstrap},
+    config::Settings,
+    http::{self, AppState},
+    store::Store,
+};
+use sqlx::{Connection, Executor, PgConnection};
+use tempfile::TempDir;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
+pub const SECRET: &str = "test-encryption-secret-0123456789abcdef";
+
+/// A database made for one test; the SQLite file lives as long as this value.
+pub struct TestDb {
+    pub url: String,
+    pub backend: &'static str,
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+        TestDb { url, backend: "sqlite", _dir: Some(dir) }
+    }
+
+    /// A new, empty database on the server `TEST_DATABASE_URL` points at.
+    pub async fn postgres() -> Option<TestDb> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("TEST_REQUIRE_POSTGRES").is_none(),
+                "TEST_REQUIRE_POSTGRES is set but TEST_DATABASE_URL is not"
+            );
+            return None;
+        };
+        let name = format!("mcpgw_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+        let base = admin_url.split('?').next().unwrap_or(&admin_url);
+        let (server, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL has a database path");
+        Some(TestDb { url: format!("{server}/{name}"), backend: "postgres", _dir: None })
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.url).await.expect("open test store")
+    }
+}
+
+/// Runs `story` once on SQLite and once on PostgreSQL (when configured).
+pub async fn on_each_backend<F, Fut>(story: F)
+where
+    F: Fn(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    story(TestDb::sqlite()).await;
+    if let Some(db) = TestDb::postgres().await {
+        story(db).await;
+    }
+}
+
+pub fn settings_for(db: &TestDb) -> Settings {
+    Settings {
+        database_url: db.url.clone(),
+        admin_email: ADMIN_EMAIL.into(),
+        admin_password: Some(SecretString::from(ADMIN_PASSWORD)),
+        auth_encryption_secret: Some(SecretString::from(SECRET)),
+        port: 0,
+        ..Settings::default()
+    }
+}
+
+/// A gateway serving on `127.0.0.1:<random port>`, stopped when dropped.
+pub struct TestApp {
+    pub base: String,
+    pub store: Store,
+    pub db: TestDb,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(db: TestDb) -> TestApp {
+        let settings = settings_for(&db);
+        let store = db.store().await;
+        bootstrap::ensure_admin(&store, &settings).await.expect("bootstrap admin");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState::new(store.clone(), settings, SecretString::from(SECRET));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(http::launch_with_listener(state, listener, async {
+            let _ = rx.await;
+        }));
+        TestApp { base, store, db, shutdown: Some(tx), task: Some(task) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A client that neither follows redirects nor keeps cookies.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// A fresh API token for the admin.
+    pub async fn admin_token(&self) -> String {
+        let name = format!("test-{}", uuid::Uuid::new_v4().simple());
+        auth::create_api_token(&self.store, ADMIN_EMAIL, &name, None).await.expect("token").1
+    }
+
+    /// Signs in through the login form; returns the session cookie's value.
+    pub async fn session_cookie(&self) -> String {
+        let response = self
+            .client()
+            .post(self.url("/auth/login"))
+            .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "login answers a redirect");
+        let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let pair = set_cookie.split(';').next().unwrap();
+        pair.split_once('=').unwrap().1.to_owned()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
