@@ -81,7 +81,10 @@ mod tests {
     fn entity_kind_parses_plural_and_singular_names() {
         for kind in EntityKind::ALL {
             assert_eq!(EntityKind::parse(kind.plural()), Some(kind));
-            assert_eq!(EntityKind::parse(kind.plural().trim_end_matches('s')), Some(kind));
+            assert_eq!(
+                EntityKind::parse(kind.plural().trim_end_matches('s')),
+                Some(kind)
+            );
         }
         assert_eq!(EntityKind::parse(" Tools "), Some(EntityKind::Tool));
         assert_eq!(EntityKind::parse("widgets"), None);

@@ -96,7 +96,8 @@ const SHORT_ENV: [&str; 6] = [
 impl Settings {
     /// Loads every layer and validates the result.
     pub fn load(file: Option<PathBuf>, flags: &Overrides) -> Result<Settings, ConfigError> {
-        Settings::figment(file, flags).extract::<Settings>()
+        Settings::figment(file, flags)
+            .extract::<Settings>()
             .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))
             .and_then(Settings::validated)
     }
@@ -108,9 +109,15 @@ impl Settings {
         Figment::new()
             .merge(Toml::file(file))
             .merge(Env::raw().only(&SHORT_ENV))
-            .merge(Env::raw().filter_map(|key| {
-                key.as_str().strip_prefix("LEPTOS_").map(|rest| rest.to_ascii_lowercase().into())
-            }).only(&["site_root", "site_pkg_dir", "output_name"]))
+            .merge(
+                Env::raw()
+                    .filter_map(|key| {
+                        key.as_str()
+                            .strip_prefix("LEPTOS_")
+                            .map(|rest| rest.to_ascii_lowercase().into())
+                    })
+                    .only(&["site_root", "site_pkg_dir", "output_name"]),
+            )
             .merge(Env::prefixed("MCPGATEWAY_").ignore(&["config", "url", "bearer_token"]))
             .merge(Serialized::defaults(flags))
     }
@@ -130,15 +137,19 @@ impl Settings {
             || self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://"))
         {
-            errors.push("DATABASE_URL: must start with sqlite:, postgres:// or postgresql://".into());
+            errors
+                .push("DATABASE_URL: must start with sqlite:, postgres:// or postgresql://".into());
         }
         if !looks_like_email(&self.admin_email) {
-            errors.push(format!("MCPGATEWAY_ADMIN_EMAIL: `{}` is not an email address", self.admin_email));
+            errors.push(format!(
+                "MCPGATEWAY_ADMIN_EMAIL: `{}` is not an email address",
+                self.admin_email
+            ));
         }
-        if let Some(password) = &self.admin_password {
-            if password.expose_secret().chars().count() < 8 {
-                errors.push("MCPGATEWAY_ADMIN_PASSWORD: must be at least 8 characters".into());
-            }
+        if let Some(password) = &self.admin_password
+            && password.expose_secret().chars().count() < 8
+        {
+            errors.push("MCPGATEWAY_ADMIN_PASSWORD: must be at least 8 characters".into());
         }
         if self.session_ttl_hours == 0 {
             errors.push("MCPGATEWAY_SESSION_TTL_HOURS: must be at least 1".into());
@@ -146,7 +157,11 @@ impl Settings {
         if self.host.trim().is_empty() {
             errors.push("HOST: must not be empty".into());
         }
-        if errors.is_empty() { Ok(self) } else { Err(ConfigError(errors)) }
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigError(errors))
+        }
     }
 
     /// The database URL with any password replaced, for logs and messages.
@@ -161,7 +176,10 @@ impl fmt::Debug for Settings {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("database_url", &self.database_url_redacted())
-            .field("auth_encryption_secret", &self.auth_encryption_secret.as_ref().map(|_| "<set>"))
+            .field(
+                "auth_encryption_secret",
+                &self.auth_encryption_secret.as_ref().map(|_| "<set>"),
+            )
             .field("admin_email", &self.admin_email)
             .field("log_format", &self.log_format)
             .field("site_root", &self.site_root)
@@ -172,7 +190,10 @@ impl fmt::Debug for Settings {
 pub fn looks_like_email(s: &str) -> bool {
     match s.split_once('@') {
         Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !s.contains(char::is_whitespace)
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !s.contains(char::is_whitespace)
         }
         None => false,
     }
@@ -180,8 +201,12 @@ pub fn looks_like_email(s: &str) -> bool {
 
 /// `postgres://user:pw@host/db` → `postgres://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let Some((creds, host)) = rest.split_once('@') else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((creds, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
     match creds.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_string(),
@@ -189,6 +214,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its own large error type
 mod tests {
     use super::*;
     use figment::Jail;
@@ -196,10 +222,16 @@ mod tests {
     #[test]
     fn layers_apply_in_order_defaults_file_env_flags() {
         Jail::expect_with(|jail| {
-            jail.create_file("mcpgateway.toml", "port = 5000\nhost = \"0.0.0.0\"\nlog_level = \"debug\"")?;
+            jail.create_file(
+                "mcpgateway.toml",
+                "port = 5000\nhost = \"0.0.0.0\"\nlog_level = \"debug\"",
+            )?;
             jail.set_env("PORT", "6000");
             jail.set_env("MCPGATEWAY_LOG_LEVEL", "warn");
-            let flags = Overrides { host: Some("127.0.0.2".into()), ..Default::default() };
+            let flags = Overrides {
+                host: Some("127.0.0.2".into()),
+                ..Default::default()
+            };
             let s = Settings::load(None, &flags).expect("valid");
             assert_eq!(s.port, 6000, "env beats file");
             assert_eq!(s.host, "127.0.0.2", "flag beats file");
@@ -213,10 +245,15 @@ mod tests {
     fn a_short_encryption_secret_is_refused_with_the_reason() {
         Jail::expect_with(|jail| {
             jail.set_env("AUTH_ENCRYPTION_SECRET", "too-short");
-            let err = Settings::load(None, &Overrides::default()).unwrap_err().to_string();
+            let err = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("AUTH_ENCRYPTION_SECRET"), "{err}");
             assert!(err.contains("at least 32"), "{err}");
-            assert!(!err.contains("too-short"), "the secret itself is never echoed: {err}");
+            assert!(
+                !err.contains("too-short"),
+                "the secret itself is never echoed: {err}"
+            );
             Ok(())
         });
     }
@@ -236,7 +273,9 @@ mod tests {
     fn a_port_that_is_not_a_number_names_the_key() {
         Jail::expect_with(|jail| {
             jail.set_env("PORT", "eighty");
-            let err = Settings::load(None, &Overrides::default()).unwrap_err().to_string();
+            let err = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.to_lowercase().contains("port"), "{err}");
             Ok(())
         });
@@ -244,7 +283,13 @@ mod tests {
 
     #[test]
     fn urls_are_redacted_for_logs() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("sqlite://mcpgateway.db"), "sqlite://mcpgateway.db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact_url("sqlite://mcpgateway.db"),
+            "sqlite://mcpgateway.db"
+        );
     }
 }

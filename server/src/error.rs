@@ -108,13 +108,16 @@ mod tests {
     async fn body_of(error: Error) -> (StatusCode, serde_json::Value) {
         let response = error.into_response();
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap())
     }
 
     #[tokio::test]
     async fn internal_errors_answer_500_without_their_text() {
-        let (status, body) = body_of(Error::Internal(anyhow::anyhow!("disk /var/db is full"))).await;
+        let (status, body) =
+            body_of(Error::Internal(anyhow::anyhow!("disk /var/db is full"))).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], "internal");
         assert!(!body.to_string().contains("/var/db"));
@@ -123,8 +126,16 @@ mod tests {
     #[tokio::test]
     async fn validation_errors_list_every_field() {
         let errors = vec![
-            FieldError { pointer: "/name".into(), code: "required".into(), message: "required".into() },
-            FieldError { pointer: "/url".into(), code: "scheme".into(), message: "bad scheme".into() },
+            FieldError {
+                pointer: "/name".into(),
+                code: "required".into(),
+                message: "required".into(),
+            },
+            FieldError {
+                pointer: "/url".into(),
+                code: "scheme".into(),
+                message: "bad scheme".into(),
+            },
         ];
         let (status, body) = body_of(Error::Validation(errors)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

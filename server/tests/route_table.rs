@@ -9,16 +9,33 @@ use reqwest::Method;
 /// The REST and auth routes, the UI's pages and server functions, and paths that do
 /// not exist: all of them must answer 401 without credentials.
 fn protected_routes() -> Vec<(Method, String)> {
-    let mut paths: Vec<String> = ["/auth/me", "/auth/logout", "/", "/tools", "/admin/export", "/admin/import",
-        "/admin/import/status/123", "/no/such/path", "/api/anything", "/healthz", "/pkg"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let mut paths: Vec<String> = [
+        "/auth/me",
+        "/auth/logout",
+        "/",
+        "/tools",
+        "/admin/export",
+        "/admin/import",
+        "/admin/import/status/123",
+        "/no/such/path",
+        "/api/anything",
+        "/healthz",
+        "/pkg",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
     paths.extend(server::http::ui_paths());
     let mut routes = Vec::new();
     for path in paths {
         let concrete = path.replace(":kind", "tools").replace("{kind}", "tools");
-        for method in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
             routes.push((method, concrete.clone()));
         }
     }
@@ -32,7 +49,11 @@ async fn every_protected_route_answers_401_without_credentials() {
     let routes = protected_routes();
     assert!(routes.len() > 60, "the walk covers the UI's routes too");
     for (method, path) in routes {
-        let response = client.request(method.clone(), app.url(&path)).send().await.unwrap();
+        let response = client
+            .request(method.clone(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401, "{method} {path}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized", "{method} {path}");
@@ -44,8 +65,18 @@ async fn every_protected_route_answers_401_without_credentials() {
 async fn a_wrong_or_malformed_token_is_401_and_a_valid_one_is_let_in() {
     let app = TestApp::spawn(TestDb::sqlite()).await;
     let client = app.client();
-    for header in ["Bearer mcpg_not-a-real-token", "Bearer ", "Basic YWRtaW46YWRtaW4=", "mcpg_abc"] {
-        let response = client.get(app.url("/auth/me")).header("authorization", header).send().await.unwrap();
+    for header in [
+        "Bearer mcpg_not-a-real-token",
+        "Bearer ",
+        "Basic YWRtaW46YWRtaW4=",
+        "mcpg_abc",
+    ] {
+        let response = client
+            .get(app.url("/auth/me"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401, "{header}");
     }
     let token = app.admin_token().await;
@@ -73,10 +104,27 @@ async fn public_routes_answer_without_credentials() {
         let response = client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
-    let ready: serde_json::Value = client.get(app.url("/ready")).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = client
+        .get(app.url("/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
-    let login = client.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
-    assert!(login.contains(r#"action="/auth/login""#), "the login form renders on the server");
+    let login = client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        login.contains(r#"action="/auth/login""#),
+        "the login form renders on the server"
+    );
     app.stop().await;
 }
 

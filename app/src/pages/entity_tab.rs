@@ -8,7 +8,12 @@ use crate::model::EntityKind;
 #[component]
 pub fn EntityTab() -> impl IntoView {
     let params = use_params_map();
-    let kind = move || params.read().get("kind").and_then(|k| EntityKind::parse(&k));
+    let kind = move || {
+        params
+            .read()
+            .get("kind")
+            .and_then(|k| EntityKind::parse(&k))
+    };
     move || match kind() {
         Some(kind) => view! { <KindTable kind/> }.into_any(),
         None => view! { <p class="not-found">"No such tab."</p> }.into_any(),

@@ -8,8 +8,9 @@ mod login;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
+    SsrMode,
     components::{ParentRoute, Redirect, Route, Router, Routes},
-    SsrMode, path,
+    path,
 };
 
 use dashboard::Dashboard;

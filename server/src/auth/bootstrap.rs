@@ -15,7 +15,10 @@ use super::{password, random_token};
 
 /// Creates the first admin when the database has no user. Returns the generated
 /// password when one had to be made up (to be shown once, never logged).
-pub async fn ensure_admin(store: &Store, settings: &Settings) -> anyhow::Result<Option<SecretString>> {
+pub async fn ensure_admin(
+    store: &Store,
+    settings: &Settings,
+) -> anyhow::Result<Option<SecretString>> {
     if store.count_users().await? > 0 {
         return Ok(None);
     }
@@ -24,7 +27,9 @@ pub async fn ensure_admin(store: &Store, settings: &Settings) -> anyhow::Result<
         None => (random_token("")[..24].to_owned(), true),
     };
     let hash = password::hash(&password).await?;
-    let user = store.insert_user(&settings.admin_email, &hash, true).await?;
+    let user = store
+        .insert_user(&settings.admin_email, &hash, true)
+        .await?;
     tracing::info!(user.email = %user.email, "created the first admin user {}", user.email);
     Ok(generated.then(|| SecretString::from(password)))
 }
@@ -46,7 +51,11 @@ pub fn encryption_secret(settings: &Settings, key_file: &Path) -> anyhow::Result
         return Ok(SecretString::from(secret));
     }
     let secret = random_token("");
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(key_file)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(key_file)?;
     writeln!(file, "{secret}")?;
     tracing::warn!(
         key_file = %key_file.display(),

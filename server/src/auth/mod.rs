@@ -70,30 +70,50 @@ pub async fn create_api_token(
 
 /// The principal a bearer token stands for, if it is valid now.
 pub async fn principal_for_token(store: &Store, token: &str) -> sqlx::Result<Option<Principal>> {
-    let Some(row) = store.token_by_hash(&token_hash(token)).await? else { return Ok(None) };
+    let Some(row) = store.token_by_hash(&token_hash(token)).await? else {
+        return Ok(None);
+    };
     let at = now();
     if !row.is_active(at) {
         return Ok(None);
     }
-    if row.last_used_at.is_none_or(|t| at - t > Duration::minutes(1)) {
+    if row
+        .last_used_at
+        .is_none_or(|t| at - t > Duration::minutes(1))
+    {
         store.touch_token(row.id).await?;
     }
     let user = store.user_by_id(row.user_id).await?;
-    Ok(user.map(|u| Principal { user_id: u.id, email: u.email, via: AuthMethod::Bearer }))
+    Ok(user.map(|u| Principal {
+        user_id: u.id,
+        email: u.email,
+        via: AuthMethod::Bearer,
+    }))
 }
 
 /// The principal a session cookie stands for, if the session is live.
 pub async fn principal_for_session(store: &Store, cookie: &str) -> sqlx::Result<Option<Principal>> {
-    let Some(session) = store.session_by_hash(&token_hash(cookie)).await? else { return Ok(None) };
+    let Some(session) = store.session_by_hash(&token_hash(cookie)).await? else {
+        return Ok(None);
+    };
     if session.expires_at <= now() {
         return Ok(None);
     }
     let user = store.user_by_id(session.user_id).await?;
-    Ok(user.map(|u| Principal { user_id: u.id, email: u.email, via: AuthMethod::Session }))
+    Ok(user.map(|u| Principal {
+        user_id: u.id,
+        email: u.email,
+        via: AuthMethod::Session,
+    }))
 }
 
 /// Checks a password and opens a session; returns the cookie value.
-pub async fn login(store: &Store, email: &str, password: &str, ttl: Duration) -> anyhow::Result<Option<(Principal, String)>> {
+pub async fn login(
+    store: &Store,
+    email: &str,
+    password: &str,
+    ttl: Duration,
+) -> anyhow::Result<Option<(Principal, String)>> {
     let user = store.user_by_email(email).await?;
     // Verify against a fixed hash when the user is unknown, so timing does not tell.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -102,8 +122,17 @@ pub async fn login(store: &Store, email: &str, password: &str, ttl: Duration) ->
     }
     let Some(user) = user else { return Ok(None) };
     let cookie = random_token("");
-    store.insert_session(user.id, &token_hash(&cookie), now() + ttl).await?;
-    Ok(Some((Principal { user_id: user.id, email: user.email, via: AuthMethod::Session }, cookie)))
+    store
+        .insert_session(user.id, &token_hash(&cookie), now() + ttl)
+        .await?;
+    Ok(Some((
+        Principal {
+            user_id: user.id,
+            email: user.email,
+            via: AuthMethod::Session,
+        },
+        cookie,
+    )))
 }
 
 #[cfg(test)]

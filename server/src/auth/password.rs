@@ -24,8 +24,11 @@ pub async fn verify(password: &str, stored: Option<String>) -> anyhow::Result<bo
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-        Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        let parsed = PasswordHash::new(&stored)
+            .map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
     })
     .await?
 }
@@ -41,7 +44,11 @@ mod tests {
     async fn a_hashed_password_verifies_and_others_do_not() {
         let h = hash("correct horse battery").await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify("correct horse battery", Some(h.clone())).await.unwrap());
+        assert!(
+            verify("correct horse battery", Some(h.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!verify("wrong", Some(h)).await.unwrap());
         assert!(!verify("anything", None).await.unwrap());
     }

@@ -56,7 +56,10 @@ fn fail(error: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut overrides = Overrides { database_url: cli.database_url.clone(), ..Default::default() };
+    let mut overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        ..Default::default()
+    };
     if let Command::Serve(opts) = &cli.command {
         overrides.host = opts.host.clone();
         overrides.port = opts.port;
@@ -72,7 +75,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Opens the configured database, creating and migrating it when needed.
 pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Store::connect(&settings.database_url).await.map_err(|e| {
-        anyhow::anyhow!("cannot open the database {}: {e:#}", settings.database_url_redacted())
+        anyhow::anyhow!(
+            "cannot open the database {}: {e:#}",
+            settings.database_url_redacted()
+        )
     })
 }
 

@@ -33,7 +33,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.host, settings.port))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.host, settings.port)
+        })?;
     let address = listener.local_addr()?;
     tracing::info!(
         http.address = %address,

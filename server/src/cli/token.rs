@@ -3,7 +3,11 @@
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Subcommand};
 
-use crate::{auth, config::Settings, store::{Store, audit::NewAuditEntry, now}};
+use crate::{
+    auth,
+    config::Settings,
+    store::{Store, audit::NewAuditEntry, now},
+};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -55,7 +59,8 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
 
 async fn create(store: &Store, opts: CreateOpts) -> anyhow::Result<()> {
     let expires_at = opts.expires.map(|d| now() + d);
-    let (token, plaintext) = auth::create_api_token(store, &opts.user.email, &opts.name, expires_at).await?;
+    let (token, plaintext) =
+        auth::create_api_token(store, &opts.user.email, &opts.name, expires_at).await?;
     let entry = NewAuditEntry {
         actor: &opts.user.email,
         action: "token.create",
@@ -64,26 +69,54 @@ async fn create(store: &Store, opts: CreateOpts) -> anyhow::Result<()> {
         ..Default::default()
     };
     store.record_audit(entry).await?;
-    eprintln!("Created token {:?} for {} ({}).", token.name, opts.user.email, expiry(token.expires_at));
+    eprintln!(
+        "Created token {:?} for {} ({}).",
+        token.name,
+        opts.user.email,
+        expiry(token.expires_at)
+    );
     println!("{plaintext}");
     Ok(())
 }
 
 async fn list(store: &Store, email: &str) -> anyhow::Result<()> {
-    let user = store.user_by_email(email).await?.ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
+    let user = store
+        .user_by_email(email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
     let at = now();
-    println!("{:<24} {:<36} {:<8} {:<25} LAST USED", "NAME", "ID", "STATE", "EXPIRES");
+    println!(
+        "{:<24} {:<36} {:<8} {:<25} LAST USED",
+        "NAME", "ID", "STATE", "EXPIRES"
+    );
     for t in store.tokens_of(user.id).await? {
-        let state = if t.revoked_at.is_some() { "revoked" } else if t.is_active(at) { "active" } else { "expired" };
-        let last = t.last_used_at.map_or("never".to_owned(), |d| d.to_rfc3339());
-        println!("{:<24} {:<36} {:<8} {:<25} {last}", t.name, t.id, state, expiry(t.expires_at));
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else if t.is_active(at) {
+            "active"
+        } else {
+            "expired"
+        };
+        let last = t
+            .last_used_at
+            .map_or("never".to_owned(), |d| d.to_rfc3339());
+        println!(
+            "{:<24} {:<36} {:<8} {:<25} {last}",
+            t.name,
+            t.id,
+            state,
+            expiry(t.expires_at)
+        );
     }
     Ok(())
 }
 
 async fn revoke(store: &Store, opts: RevokeOpts) -> anyhow::Result<()> {
     let email = &opts.user.email;
-    let user = store.user_by_email(email).await?.ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
+    let user = store
+        .user_by_email(email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
     anyhow::ensure!(
         store.revoke_token(user.id, &opts.token).await?,
         "{email} has no active token named {:?}",
@@ -102,7 +135,10 @@ async fn revoke(store: &Store, opts: RevokeOpts) -> anyhow::Result<()> {
 }
 
 fn expiry(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(|| "never expires".to_owned(), |d| format!("expires {}", d.format("%Y-%m-%d %H:%M UTC")))
+    at.map_or_else(
+        || "never expires".to_owned(),
+        |d| format!("expires {}", d.format("%Y-%m-%d %H:%M UTC")),
+    )
 }
 
 /// `30d`, `12h`, `90m` or `3600s`.
@@ -110,7 +146,9 @@ fn parse_lifetime(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.len().saturating_sub(1);
     let (number, unit) = s.split_at(split);
-    let n: i64 = number.parse().map_err(|_| format!("`{s}` is not a lifetime like 30d, 12h or 90m"))?;
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a lifetime like 30d, 12h or 90m"))?;
     if n <= 0 {
         return Err("the lifetime must be positive".into());
     }

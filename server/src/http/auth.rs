@@ -26,8 +26,15 @@ use crate::{
 pub const SESSION_COOKIE: &str = "mcpgw_session";
 
 /// Paths open to anyone; `/pkg/` is a prefix (the WASM, JS and CSS bundle).
-pub const PUBLIC_PATHS: [&str; 7] =
-    ["/health", "/ready", "/login", "/auth/login", "/favicon.svg", "/favicon.ico", "/pkg/"];
+pub const PUBLIC_PATHS: [&str; 7] = [
+    "/health",
+    "/ready",
+    "/login",
+    "/auth/login",
+    "/favicon.svg",
+    "/favicon.ico",
+    "/pkg/",
+];
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,14 +44,22 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn is_public(path: &str) -> bool {
-    PUBLIC_PATHS
-        .iter()
-        .any(|p| if p.ends_with('/') { path.starts_with(p) } else { path == *p })
+    PUBLIC_PATHS.iter().any(|p| {
+        if p.ends_with('/') {
+            path.starts_with(p)
+        } else {
+            path == *p
+        }
+    })
 }
 
 /// The middleware: resolves the caller, or answers 401 (a browser asking for a page
 /// without any credential is sent to the login page instead).
-pub async fn require_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn require_auth(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if is_public(request.uri().path()) {
         return next.run(request).await;
     }
@@ -60,10 +75,18 @@ pub async fn require_auth(State(state): State<AppState>, mut request: Request, n
             Error::Unauthorized.into_response()
         };
     };
-    if principal.via == AuthMethod::Session && !is_safe(request.method()) && !same_origin(request.headers(), &state) {
-        return Error::Forbidden("cross-origin write refused: the Origin header must match this gateway").into_response();
+    if principal.via == AuthMethod::Session
+        && !is_safe(request.method())
+        && !same_origin(request.headers(), &state)
+    {
+        return Error::Forbidden(
+            "cross-origin write refused: the Origin header must match this gateway",
+        )
+        .into_response();
     }
-    request.extensions_mut().insert(SessionUser { email: principal.email.clone() });
+    request.extensions_mut().insert(SessionUser {
+        email: principal.email.clone(),
+    });
     request.extensions_mut().insert(principal);
     next.run(request).await
 }
@@ -72,7 +95,11 @@ pub async fn require_auth(State(state): State<AppState>, mut request: Request, n
 /// else the session cookie.
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
         return match token {
             Some(t) if !t.is_empty() => Ok(auth::principal_for_token(&state.store, t).await?),
             _ => Ok(None),
@@ -99,8 +126,13 @@ fn wants_page(request: &Request) -> bool {
 
 /// True when the `Origin` header names this gateway (its `Host`, or `public_origin`).
 fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return false };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let ours = [format!("http://{host}"), format!("https://{host}")];
     ours.iter().any(|o| o == origin) || state.settings.public_origin.as_deref() == Some(origin)
 }
@@ -112,19 +144,34 @@ struct LoginForm {
 }
 
 #[tracing::instrument(skip_all, fields(user.email = %form.email))]
-async fn login(State(state): State<AppState>, jar: CookieJar, headers: HeaderMap, Form(form): Form<LoginForm>) -> Result<Response> {
+async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response> {
     if headers.contains_key(header::ORIGIN) && !same_origin(&headers, &state) {
         return Err(Error::Forbidden("cross-origin login refused"));
     }
     let ttl = chrono::Duration::hours(i64::from(state.settings.session_ttl_hours));
-    let Some((principal, cookie)) = auth::login(&state.store, &form.email, &form.password, ttl).await? else {
+    let Some((principal, cookie)) =
+        auth::login(&state.store, &form.email, &form.password, ttl).await?
+    else {
         tracing::info!("sign-in refused for {}", form.email);
         return Ok(Redirect::to("/login?error=invalid").into_response());
     };
-    let entry = NewAuditEntry { actor: &principal.email, action: "login", ..Default::default() };
+    let entry = NewAuditEntry {
+        actor: &principal.email,
+        action: "login",
+        ..Default::default()
+    };
     state.store.record_audit(entry).await?;
     tracing::info!("signed in {}", principal.email);
-    let secure = state.settings.public_origin.as_deref().is_some_and(|o| o.starts_with("https://"));
+    let secure = state
+        .settings
+        .public_origin
+        .as_deref()
+        .is_some_and(|o| o.starts_with("https://"));
     let cookie = Cookie::build((SESSION_COOKIE, cookie))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -138,11 +185,22 @@ fn time_duration(d: chrono::Duration) -> cookie::time::Duration {
     cookie::time::Duration::seconds(d.num_seconds())
 }
 
-async fn logout(State(state): State<AppState>, jar: CookieJar, Extension(principal): Extension<Principal>) -> Result<Response> {
+async fn logout(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response> {
     if let Some(cookie) = jar.get(SESSION_COOKIE) {
-        state.store.delete_session(&auth::token_hash(cookie.value())).await?;
+        state
+            .store
+            .delete_session(&auth::token_hash(cookie.value()))
+            .await?;
     }
-    let entry = NewAuditEntry { actor: &principal.email, action: "logout", ..Default::default() };
+    let entry = NewAuditEntry {
+        actor: &principal.email,
+        action: "logout",
+        ..Default::default()
+    };
     state.store.record_audit(entry).await?;
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     Ok((jar, Redirect::to("/login")).into_response())

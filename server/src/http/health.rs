@@ -14,8 +14,14 @@ pub async fn health() -> Json<Value> {
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = state.store.backend_name();
     if state.store.is_ready().await {
-        (StatusCode::OK, Json(json!({ "status": "ready", "database": database })))
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "database": database })),
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": database })))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "database": database })),
+        )
     }
 }

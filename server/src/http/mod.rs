@@ -60,7 +60,10 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(health::ready))
         .merge(auth::routes());
     ui::routes(api, &state)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_auth))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ))
         .layer(trace::layer())
         .with_state(state)
 }
@@ -72,7 +75,9 @@ pub async fn launch_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     store.close().await;
     Ok(())
 }

@@ -30,7 +30,7 @@ fn make_span(request: &Request) -> Span {
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "<unmatched>".to_owned());
+        .unwrap_or_else(|| "<fallback>".to_owned());
     tracing::info_span!(
         "http.request",
         http.method = %request.method(),

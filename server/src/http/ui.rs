@@ -40,7 +40,9 @@ impl UiBackend for Backend {
 
 /// Adds the UI's page routes, its server functions and the static files to `router`.
 pub fn routes(router: Router<AppState>, state: &AppState) -> Router<AppState> {
-    let backend: SharedBackend = Arc::new(Backend { store: state.store.clone() });
+    let backend: SharedBackend = Arc::new(Backend {
+        store: state.store.clone(),
+    });
     let options = state.leptos.clone();
     let site = ServeDir::new(&*options.site_root);
     router
@@ -55,5 +57,8 @@ pub fn routes(router: Router<AppState>, state: &AppState) -> Router<AppState> {
 
 /// Every path the UI answers (pages and server functions), for route-table tests.
 pub fn ui_paths() -> Vec<String> {
-    generate_route_list(App).into_iter().map(|r| r.path().to_owned()).collect()
+    generate_route_list(App)
+        .into_iter()
+        .map(|r| r.path().to_owned())
+        .collect()
 }

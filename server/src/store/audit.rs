@@ -49,9 +49,17 @@ impl Store {
     }
 
     /// The newest entries first, optionally of one action only.
-    pub async fn audit_entries(&self, action: Option<&str>, limit: i64) -> sqlx::Result<Vec<AuditEntry>> {
+    pub async fn audit_entries(
+        &self,
+        action: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<AuditEntry>> {
         let sql = "SELECT id, at, actor, action, target_type, target_name, details FROM audit_log \
                    WHERE ($1 IS NULL OR action = $1) ORDER BY at DESC LIMIT $2";
-        with_pool!(self, |pool| sqlx::query_as(sql).bind(action).bind(limit).fetch_all(pool).await)
+        with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(action)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
     }
 }

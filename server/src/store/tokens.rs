@@ -65,24 +65,46 @@ impl Store {
 
     /// The token with this hash, revoked or expired ones included (the caller decides).
     pub async fn token_by_hash(&self, token_hash: &str) -> sqlx::Result<Option<ApiToken>> {
-        let sql = concat!("SELECT ", token_columns!(), " FROM api_tokens WHERE token_hash = $1");
-        with_pool!(self, |pool| sqlx::query_as(sql).bind(token_hash).fetch_optional(pool).await)
+        let sql = concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM api_tokens WHERE token_hash = $1"
+        );
+        with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await)
     }
 
     pub async fn touch_token(&self, id: Uuid) -> sqlx::Result<()> {
         let sql = "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2";
-        with_pool!(self, |pool| sqlx::query(sql).bind(now()).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(now())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn tokens_of(&self, user_id: Uuid) -> sqlx::Result<Vec<ApiToken>> {
-        let sql = concat!("SELECT ", token_columns!(), " FROM api_tokens WHERE user_id = $1 ORDER BY created_at, name");
-        with_pool!(self, |pool| sqlx::query_as(sql).bind(user_id).fetch_all(pool).await)
+        let sql = concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM api_tokens WHERE user_id = $1 ORDER BY created_at, name"
+        );
+        with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await)
     }
 
     pub async fn count_active_tokens(&self) -> sqlx::Result<i64> {
         let sql = "SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)";
-        with_pool!(self, |pool| sqlx::query_scalar(sql).bind(now()).fetch_one(pool).await)
+        with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(now())
+            .fetch_one(pool)
+            .await)
     }
 
     /// Revokes the user's token named `name_or_id`; false when there is none.
@@ -91,7 +113,14 @@ impl Store {
         let sql = "UPDATE api_tokens SET revoked_at = $1 \
                    WHERE user_id = $2 AND revoked_at IS NULL AND (name = $3 OR id = $4)";
         let done = with_pool!(self, |pool| {
-            sqlx::query(sql).bind(now()).bind(user_id).bind(name_or_id).bind(id).execute(pool).await.map(|r| r.rows_affected())
+            sqlx::query(sql)
+                .bind(now())
+                .bind(user_id)
+                .bind(name_or_id)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(done > 0)
     }

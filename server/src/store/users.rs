@@ -23,7 +23,12 @@ macro_rules! user_columns {
 
 impl Store {
     /// Creates an account; the email is stored lower-cased.
-    pub async fn insert_user(&self, email: &str, password_hash: &str, is_admin: bool) -> sqlx::Result<User> {
+    pub async fn insert_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        is_admin: bool,
+    ) -> sqlx::Result<User> {
         let user = User {
             id: Uuid::new_v4(),
             email: email.trim().to_lowercase(),
@@ -49,15 +54,25 @@ impl Store {
     pub async fn user_by_email(&self, email: &str) -> sqlx::Result<Option<User>> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
         let email = email.trim().to_lowercase();
-        with_pool!(self, |pool| sqlx::query_as(sql).bind(&email).fetch_optional(pool).await)
+        with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await)
     }
 
     pub async fn user_by_id(&self, id: Uuid) -> sqlx::Result<Option<User>> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-        with_pool!(self, |pool| sqlx::query_as(sql).bind(id).fetch_optional(pool).await)
+        with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
     }
 
     pub async fn count_users(&self) -> sqlx::Result<i64> {
-        with_pool!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await)
+        with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users"
+        )
+        .fetch_one(pool)
+        .await)
     }
 }

@@ -30,7 +30,11 @@ impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
-        TestDb { url, backend: "sqlite", _dir: Some(dir) }
+        TestDb {
+            url,
+            backend: "sqlite",
+            _dir: Some(dir),
+        }
     }
 
     /// A new, empty database on the server `TEST_DATABASE_URL` points at.
@@ -43,11 +47,21 @@ impl TestDb {
             return None;
         };
         let name = format!("mcpgw_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+        let mut conn = PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create test database");
         let base = admin_url.split('?').next().unwrap_or(&admin_url);
-        let (server, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL has a database path");
-        Some(TestDb { url: format!("{server}/{name}"), backend: "postgres", _dir: None })
+        let (server, _) = base
+            .rsplit_once('/')
+            .expect("TEST_DATABASE_URL has a database path");
+        Some(TestDb {
+            url: format!("{server}/{name}"),
+            backend: "postgres",
+            _dir: None,
+        })
     }
 
     pub async fn store(&self) -> Store {
@@ -91,7 +105,9 @@ impl TestApp {
     pub async fn spawn(db: TestDb) -> TestApp {
         let settings = settings_for(&db);
         let store = db.store().await;
-        bootstrap::ensure_admin(&store, &settings).await.expect("bootstrap admin");
+        bootstrap::ensure_admin(&store, &settings)
+            .await
+            .expect("bootstrap admin");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState::new(store.clone(), settings, SecretString::from(SECRET));
@@ -99,7 +115,13 @@ impl TestApp {
         let task = tokio::spawn(http::launch_with_listener(state, listener, async {
             let _ = rx.await;
         }));
-        TestApp { base, store, db, shutdown: Some(tx), task: Some(task) }
+        TestApp {
+            base,
+            store,
+            db,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -118,7 +140,10 @@ impl TestApp {
     /// A fresh API token for the admin.
     pub async fn admin_token(&self) -> String {
         let name = format!("test-{}", uuid::Uuid::new_v4().simple());
-        auth::create_api_token(&self.store, ADMIN_EMAIL, &name, None).await.expect("token").1
+        auth::create_api_token(&self.store, ADMIN_EMAIL, &name, None)
+            .await
+            .expect("token")
+            .1
     }
 
     /// Signs in through the login form; returns the session cookie's value.
@@ -131,7 +156,10 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(response.status(), 303, "login answers a redirect");
-        let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let set_cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let pair = set_cookie.split(';').next().unwrap();
         pair.split_once('=').unwrap().1.to_owned()
     }
@@ -141,7 +169,9 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server stopped cleanly");
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
         }
     }
 }
