@@ -5,8 +5,10 @@
 //! Never both in one build. Server-only code sits in [`backend`], gated once here.
 
 pub mod api;
+pub mod entities;
 pub mod model;
 mod pages;
+pub mod validation;
 
 #[cfg(feature = "ssr")]
 pub mod backend;

@@ -25,7 +25,16 @@ fn protected_routes() -> Vec<(Method, String)> {
     .into_iter()
     .map(String::from)
     .collect();
-    paths.extend(server::http::ui_paths());
+    let public = |p: &str| {
+        server::http::PUBLIC_PATHS.iter().any(|q| {
+            if q.ends_with('/') {
+                p.starts_with(q)
+            } else {
+                p == *q
+            }
+        })
+    };
+    paths.extend(server::http::ui_paths().into_iter().filter(|p| !public(p)));
     let mut routes = Vec::new();
     for path in paths {
         let concrete = path.replace(":kind", "tools").replace("{kind}", "tools");

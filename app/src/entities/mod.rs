@@ -1,0 +1,164 @@
+//! The six kinds of configuration, one module each, defined once for server and browser.
+//!
+//! Each record type is what an export file holds for one entity (ContextForge's field
+//! names, plus what a lossless round trip needs). The same types are the REST API's
+//! request and response bodies. Required fields are `Option` so that a parse reports
+//! every missing field at once ([`crate::validation::parse_all`]); [`Entity::validate`]
+//! checks presence and every rule, normalises, and leaves the record ready to store.
+
+pub mod auth;
+pub mod common;
+pub mod gateway;
+pub mod prompt;
+pub mod resource;
+pub mod root;
+pub mod server;
+pub mod tool;
+
+use serde::{Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+pub use common::{AuthType, JsonObject, Tag, Timestamp, Visibility};
+pub use gateway::Gateway;
+pub use prompt::Prompt;
+pub use resource::Resource;
+pub use root::Root;
+pub use server::Server;
+pub use tool::Tool;
+
+use crate::{
+    model::EntityKind,
+    validation::{Errors, FieldError, parse_all},
+};
+
+/// What every entity type offers to the generic store, REST and UI code.
+pub trait Entity:
+    Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static
+{
+    const KIND: EntityKind;
+
+    /// The unique key within the type: the name, or the URI for resources and roots.
+    fn key(&self) -> &str;
+    fn name(&self) -> &str;
+    fn id(&self) -> Option<Uuid>;
+    fn set_id(&mut self, id: Uuid);
+    fn tags(&self) -> &[Tag];
+    fn is_active(&self) -> bool;
+    fn timestamps(&self) -> (Option<Timestamp>, Option<Timestamp>);
+    fn set_timestamps(&mut self, created: Timestamp, updated: Timestamp);
+    /// One line for lists: the fields that tell entities of this type apart.
+    fn summary(&self) -> String;
+    /// Checks every rule (all problems reported, pointers under `base`) and normalises.
+    fn validate(&mut self, base: &str, errors: &mut Errors);
+
+    /// The encrypted credential, for types that carry one.
+    fn credential(&self) -> Option<(AuthType, &str)> {
+        None
+    }
+    /// Replaces the credential (or clears it with `None`).
+    fn set_credential(&mut self, _credential: Option<(AuthType, String)>) {}
+    /// Plaintext credentials sent with a request, to be encrypted by the server.
+    fn take_auth_input(&mut self) -> Option<auth::AuthInput> {
+        None
+    }
+}
+
+/// Parses and validates one entity from JSON; every error at once, under `base`.
+pub fn parse_entity<E: Entity>(
+    value: serde_json::Value,
+    base: &str,
+) -> Result<(E, Vec<FieldError>), Vec<FieldError>> {
+    let mut entity: E = parse_all(value, base)?;
+    let mut errors = Errors::default();
+    entity.validate(base, &mut errors);
+    let warnings = std::mem::take(&mut errors.warnings);
+    errors.into_result((entity, warnings))
+}
+
+/// Implements the metadata accessors shared by every record type.
+macro_rules! entity_common {
+    () => {
+        fn id(&self) -> Option<uuid::Uuid> {
+            self.id
+        }
+        fn set_id(&mut self, id: uuid::Uuid) {
+            self.id = Some(id);
+        }
+        fn tags(&self) -> &[$crate::entities::Tag] {
+            &self.tags
+        }
+        fn is_active(&self) -> bool {
+            self.is_active
+        }
+        fn timestamps(
+            &self,
+        ) -> (
+            Option<$crate::entities::Timestamp>,
+            Option<$crate::entities::Timestamp>,
+        ) {
+            (self.created_at, self.updated_at)
+        }
+        fn set_timestamps(
+            &mut self,
+            created: $crate::entities::Timestamp,
+            updated: $crate::entities::Timestamp,
+        ) {
+            self.created_at = Some(created);
+            self.updated_at = Some(updated);
+        }
+    };
+}
+pub(crate) use entity_common;
+
+/// Implements the credential accessors for types with `auth_type`/`auth_value`/`auth`.
+macro_rules! entity_credentials {
+    () => {
+        fn credential(&self) -> Option<($crate::entities::AuthType, &str)> {
+            match (self.auth_type, self.auth_value.as_deref()) {
+                (Some(t), Some(v)) if !v.is_empty() => Some((t, v)),
+                _ => None,
+            }
+        }
+        fn set_credential(&mut self, credential: Option<($crate::entities::AuthType, String)>) {
+            self.auth_type = credential.as_ref().map(|c| c.0);
+            self.auth_value = credential.map(|c| c.1);
+        }
+        fn take_auth_input(&mut self) -> Option<$crate::entities::auth::AuthInput> {
+            self.auth.take()
+        }
+    };
+}
+pub(crate) use entity_credentials;
+
+/// Checks `auth_type`/`auth_value`/`auth` together: a plaintext `auth` wins; a blob needs its type.
+pub(crate) fn check_credentials(
+    auth_type: Option<AuthType>,
+    auth_value: Option<&str>,
+    auth: Option<&auth::AuthInput>,
+    base: &str,
+    errors: &mut Errors,
+) {
+    use crate::validation::join;
+    if let Some(input) = auth {
+        input.check(&join(base, "auth"), errors);
+        return;
+    }
+    match (auth_type, auth_value) {
+        (None, Some(v)) if !v.is_empty() => errors.add(join(base, "auth_type"), "required", "required when auth_value is given"),
+        (Some(_), Some(v)) if !v.is_empty() && !looks_like_blob(v) => errors.add(
+            join(base, "auth_value"),
+            "invalid_ciphertext",
+            "must be an encrypted value (URL-safe base64 of nonce, ciphertext and tag); send plaintext credentials in `auth` instead",
+        ),
+        _ => {}
+    }
+}
+
+/// URL-safe or standard base64 of at least 28 bytes (nonce + tag).
+fn looks_like_blob(v: &str) -> bool {
+    let body = v.trim_end_matches('=');
+    body.len() >= 38
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_+/".contains(c))
+}

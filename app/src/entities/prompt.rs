@@ -1,0 +1,88 @@
+//! Prompts: templates with an input schema.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    Entity,
+    common::{
+        JsonObject, Tag, Timestamp, Visibility, check_name, check_schema, check_tags,
+        default_object_schema, default_true, required,
+    },
+    entity_common,
+};
+use crate::{
+    model::EntityKind,
+    validation::{Errors, join},
+};
+
+/// The longest template accepted (64 KiB).
+pub const MAX_TEMPLATE: usize = 65_536;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Prompt {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub template: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "default_object_schema")]
+    pub input_schema: JsonObject,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default = "default_true")]
+    pub is_active: bool,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+}
+
+impl Entity for Prompt {
+    const KIND: EntityKind = EntityKind::Prompt;
+    entity_common!();
+
+    fn key(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        self.key()
+    }
+    fn summary(&self) -> String {
+        let args = self
+            .input_schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map_or(0, |p| p.len());
+        format!(
+            "{args} argument(s), {} characters",
+            self.template.as_deref().unwrap_or_default().chars().count()
+        )
+    }
+
+    fn validate(&mut self, base: &str, errors: &mut Errors) {
+        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
+            check_name(name, &join(base, "name"), errors);
+        }
+        if let Some(t) = required(&self.template, &join(base, "template"), errors)
+            && t.len() > MAX_TEMPLATE
+        {
+            errors.add(
+                join(base, "template"),
+                "too_long",
+                format!("must be at most {MAX_TEMPLATE} bytes"),
+            );
+        }
+        check_schema(&self.input_schema, &join(base, "input_schema"), errors);
+        check_tags(&mut self.tags, &join(base, "tags"), errors);
+    }
+}

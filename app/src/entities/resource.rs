@@ -1,0 +1,144 @@
+//! Resources: content addressed by URI, text or binary.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    Entity,
+    common::{Tag, Timestamp, Visibility, check_name, check_tags, default_true, required},
+    entity_common,
+};
+use crate::{
+    model::EntityKind,
+    validation::{Errors, join},
+};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Resource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// Text content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Binary content, base64 (as MCP's `blob`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default = "default_true")]
+    pub is_active: bool,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+}
+
+impl Entity for Resource {
+    const KIND: EntityKind = EntityKind::Resource;
+    entity_common!();
+
+    fn key(&self) -> &str {
+        self.uri.as_deref().unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+    fn summary(&self) -> String {
+        format!(
+            "{} {}",
+            self.mime_type.as_deref().unwrap_or("(no type)"),
+            self.key()
+        )
+    }
+
+    fn validate(&mut self, base: &str, errors: &mut Errors) {
+        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
+            check_name(name, &join(base, "name"), errors);
+        }
+        if let Some(uri) = required(&self.uri, &join(base, "uri"), errors) {
+            check_resource_uri(uri, &join(base, "uri"), errors);
+        }
+        if let Some(m) = &self.mime_type
+            && !is_mime_type(m)
+        {
+            errors.add(
+                join(base, "mime_type"),
+                "invalid_mime_type",
+                format!("`{m}` is not a MIME type such as text/plain"),
+            );
+        }
+        if self.content.is_some() && self.blob.is_some() {
+            errors.add(
+                join(base, "blob"),
+                "conflict",
+                "give either text `content` or base64 `blob`, not both",
+            );
+        }
+        if let Some(b) = &self.blob {
+            use base64::Engine;
+            if base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .is_err()
+            {
+                errors.add(
+                    join(base, "blob"),
+                    "invalid_base64",
+                    "must be standard base64",
+                );
+            }
+        }
+        check_tags(&mut self.tags, &join(base, "tags"), errors);
+    }
+}
+
+/// `scheme:rest`, no spaces or control characters, no `..` segments, at most 2048.
+fn check_resource_uri(uri: &str, pointer: &str, errors: &mut Errors) {
+    let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or_default();
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if uri.is_empty() {
+        errors.add(pointer, "required", "must not be empty");
+    } else if !scheme_ok {
+        errors.add(
+            pointer,
+            "invalid_uri",
+            "must start with a scheme such as file:, https: or db:",
+        );
+    } else if uri.len() > 2048
+        || uri
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\"'`\\".contains(c))
+    {
+        errors.add(
+            pointer,
+            "invalid_uri",
+            "must be at most 2048 characters, without spaces, control characters or < > \" ' ` \\",
+        );
+    } else if uri.split('/').any(|s| s == "..") {
+        errors.add(pointer, "invalid_uri", "must not contain '..' segments");
+    }
+}
+
+/// `type/subtype` with optional parameters.
+pub fn is_mime_type(m: &str) -> bool {
+    let essence = m.split(';').next().unwrap_or_default().trim();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
+    };
+    matches!(essence.split_once('/'), Some((t, s)) if token(t) && token(s))
+}

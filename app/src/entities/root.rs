@@ -1,0 +1,67 @@
+//! Roots: the file-system or web locations MCP servers may work in.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    Entity,
+    common::{
+        Tag, Timestamp, Visibility, check_name, check_tags, check_url, default_true, required,
+    },
+    entity_common,
+};
+use crate::{
+    model::EntityKind,
+    validation::{Errors, join},
+};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Root {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    pub uri: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default = "default_true")]
+    pub is_active: bool,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+}
+
+impl Entity for Root {
+    const KIND: EntityKind = EntityKind::Root;
+    entity_common!();
+
+    fn key(&self) -> &str {
+        self.uri.as_deref().unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+    fn summary(&self) -> String {
+        self.key().to_owned()
+    }
+
+    fn validate(&mut self, base: &str, errors: &mut Errors) {
+        if let Some(uri) = required(&self.uri, &join(base, "uri"), errors) {
+            let pointer = join(base, "uri");
+            check_url(uri, &["file", "http", "https"], &pointer, errors);
+            if uri.starts_with("file://") && uri.split('/').any(|s| s == "..") {
+                errors.add(
+                    pointer,
+                    "path_traversal",
+                    "a file root must not contain '..' segments",
+                );
+            }
+        }
+        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
+            check_name(name, &join(base, "name"), errors);
+        }
+        check_tags(&mut self.tags, &join(base, "tags"), errors);
+    }
+}

@@ -1,0 +1,92 @@
+//! Virtual servers: a named composition of tools, prompts and resources.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    Entity,
+    common::{
+        JsonObject, Tag, Timestamp, Visibility, check_name, check_tags, default_true, required,
+    },
+    entity_common,
+};
+use crate::{
+    model::EntityKind,
+    validation::{Errors, join},
+};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Server {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub icon: Option<String>,
+    /// The tools it offers, by tool name (as ContextForge's full export writes them).
+    #[serde(default, alias = "associated_tools")]
+    pub tool_ids: Vec<String>,
+    /// The prompts it offers, by name.
+    #[serde(default, alias = "associated_prompts")]
+    pub prompt_ids: Vec<String>,
+    /// The resources it offers, by URI.
+    #[serde(default, alias = "associated_resources")]
+    pub resource_ids: Vec<String>,
+    #[serde(default)]
+    pub capabilities: JsonObject,
+    #[serde(default = "default_true")]
+    pub is_active: bool,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+}
+
+impl Entity for Server {
+    const KIND: EntityKind = EntityKind::Server;
+    entity_common!();
+
+    fn key(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        self.key()
+    }
+    fn summary(&self) -> String {
+        format!(
+            "{} tools, {} prompts, {} resources",
+            self.tool_ids.len(),
+            self.prompt_ids.len(),
+            self.resource_ids.len()
+        )
+    }
+
+    fn validate(&mut self, base: &str, errors: &mut Errors) {
+        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
+            check_name(name, &join(base, "name"), errors);
+        }
+        for (field, list) in [
+            ("tool_ids", &mut self.tool_ids),
+            ("prompt_ids", &mut self.prompt_ids),
+            ("resource_ids", &mut self.resource_ids),
+        ] {
+            for (i, r) in list.iter().enumerate() {
+                if r.trim().is_empty() {
+                    errors.add(
+                        join(&join(base, field), &i.to_string()),
+                        "required",
+                        "must not be empty",
+                    );
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|r| seen.insert(r.clone()));
+        }
+        check_tags(&mut self.tags, &join(base, "tags"), errors);
+    }
+}

@@ -1,0 +1,201 @@
+//! Tools: REST endpoints an MCP client can call through the gateway.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{
+    Entity,
+    auth::AuthInput,
+    check_credentials,
+    common::{
+        AuthType, JsonObject, Tag, Timestamp, Visibility, check_schema, check_tags,
+        check_tool_name, check_url, default_object_schema, default_true, required,
+    },
+    entity_common, entity_credentials,
+};
+use crate::{
+    model::EntityKind,
+    validation::{Errors, join},
+};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IntegrationType {
+    #[default]
+    #[serde(alias = "rest")]
+    REST,
+    #[serde(alias = "mcp")]
+    MCP,
+    #[serde(alias = "a2a")]
+    A2A,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RequestType {
+    #[default]
+    #[serde(alias = "get")]
+    Get,
+    #[serde(alias = "post")]
+    Post,
+    #[serde(alias = "put")]
+    Put,
+    #[serde(alias = "delete")]
+    Delete,
+    #[serde(alias = "patch")]
+    Patch,
+    #[serde(rename = "SSE", alias = "sse")]
+    Sse,
+    #[serde(rename = "STREAMABLEHTTP", alias = "streamablehttp")]
+    StreamableHttp,
+    #[serde(rename = "STDIO", alias = "stdio")]
+    Stdio,
+}
+
+/// The value ContextForge puts in place of a header it will not show.
+pub const MASK: &str = "*****";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Tool {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
+    #[serde(rename = "displayName", default)]
+    pub display_name: Option<String>,
+    pub url: Option<String>,
+    #[serde(default)]
+    pub integration_type: IntegrationType,
+    #[serde(default)]
+    pub request_type: RequestType,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_description: Option<String>,
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    #[serde(default = "default_object_schema")]
+    pub input_schema: JsonObject,
+    #[serde(default)]
+    pub output_schema: Option<JsonObject>,
+    #[serde(default)]
+    pub annotations: JsonObject,
+    #[serde(default)]
+    pub jsonpath_filter: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+    #[serde(default)]
+    pub timeout: Option<u32>,
+    #[serde(default = "default_true")]
+    pub is_active: bool,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<AuthType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_value: Option<String>,
+    /// Plaintext credentials on create/update; encrypted by the server, never stored or shown.
+    #[serde(default, skip_serializing)]
+    pub auth: Option<AuthInput>,
+}
+
+impl Entity for Tool {
+    const KIND: EntityKind = EntityKind::Tool;
+    entity_common!();
+    entity_credentials!();
+
+    fn key(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        self.key()
+    }
+    fn summary(&self) -> String {
+        format!(
+            "{} {}",
+            serde_json::to_value(self.request_type)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            self.url.as_deref().unwrap_or_default()
+        )
+    }
+
+    fn validate(&mut self, base: &str, errors: &mut Errors) {
+        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
+            check_tool_name(name, &join(base, "name"), errors);
+        }
+        if let Some(url) = required(&self.url, &join(base, "url"), errors) {
+            check_url(
+                url,
+                &["http", "https", "ws", "wss"],
+                &join(base, "url"),
+                errors,
+            );
+        }
+        if self.integration_type == IntegrationType::REST
+            && matches!(
+                self.request_type,
+                RequestType::Sse | RequestType::StreamableHttp | RequestType::Stdio
+            )
+        {
+            errors.add(
+                join(base, "request_type"),
+                "invalid_enum",
+                "a REST tool's request_type must be GET, POST, PUT, DELETE or PATCH",
+            );
+        }
+        self.check_headers(&join(base, "headers"), errors);
+        check_schema(&self.input_schema, &join(base, "input_schema"), errors);
+        check_tags(&mut self.tags, &join(base, "tags"), errors);
+        check_credentials(
+            self.auth_type,
+            self.auth_value.as_deref(),
+            self.auth.as_ref(),
+            base,
+            errors,
+        );
+    }
+}
+
+impl Tool {
+    /// Plain headers: string values; ContextForge's `*****` masks mean "no value given"
+    /// and are dropped with a warning rather than stored.
+    fn check_headers(&mut self, pointer: &str, errors: &mut Errors) {
+        let masked: Vec<String> = self
+            .headers
+            .iter()
+            .filter(|(_, v)| v.as_str() == Some(MASK))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for name in masked {
+            self.headers.shift_remove(&name);
+            errors.warn(
+                join(pointer, &name),
+                "masked_value",
+                format!("header `{name}` holds the mask \"{MASK}\", not a value: left out"),
+            );
+        }
+        for (name, value) in &self.headers {
+            if !value.is_string() {
+                errors.add(join(pointer, name), "invalid_type", "must be a string");
+            }
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                || name.is_empty()
+            {
+                errors.add(
+                    join(pointer, name),
+                    "invalid_name",
+                    "header names may only contain letters, digits, '-' and '_'",
+                );
+            }
+        }
+    }
+}

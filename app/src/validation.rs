@@ -1,0 +1,198 @@
+//! Field-level errors located by JSON Pointer, and parsing that reports every problem
+//! of a document at once. Compiled into the server and into the browser alike.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+/// One problem with one field, e.g. `{"/entities/tools/3/url", "required", "required"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.pointer.is_empty() {
+            "/"
+        } else {
+            &self.pointer
+        };
+        write!(f, "{at}: {}", self.message)
+    }
+}
+
+/// Collects [`FieldError`]s, and warnings (accepted, but worth saying), below a base pointer.
+#[derive(Debug, Default)]
+pub struct Errors {
+    pub list: Vec<FieldError>,
+    pub warnings: Vec<FieldError>,
+}
+
+impl Errors {
+    pub fn warn(&mut self, pointer: impl Into<String>, code: &str, message: impl Into<String>) {
+        self.warnings.push(FieldError {
+            pointer: pointer.into(),
+            code: code.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn add(&mut self, pointer: impl Into<String>, code: &str, message: impl Into<String>) {
+        self.list.push(FieldError {
+            pointer: pointer.into(),
+            code: code.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn into_result<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.list.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.list)
+        }
+    }
+}
+
+/// Escapes one reference token (`~` → `~0`, `/` → `~1`).
+pub fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// `base` + `/` + escaped `token`.
+pub fn join(base: &str, token: &str) -> String {
+    format!("{base}/{}", escape(token))
+}
+
+/// Deserialises `value` into `T`. On failure, every type error is reported (each found
+/// by removing the offending field and trying again), each with its pointer under `base`.
+/// Types meant for this keep required fields `Option` and check presence in validation,
+/// so a removed field never hides the rest.
+pub fn parse_all<T: DeserializeOwned>(mut value: Value, base: &str) -> Result<T, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(parsed) if errors.is_empty() => return Ok(parsed),
+            Ok(_) => return Err(errors),
+            Err(e) => {
+                let tokens = path_tokens(e.path());
+                errors.push(FieldError {
+                    pointer: tokens.iter().fold(base.to_owned(), |p, t| join(&p, t)),
+                    code: "invalid_type".into(),
+                    message: tidy_message(&e.inner().to_string()),
+                });
+                if tokens.is_empty() || !remove_at(&mut value, &tokens) {
+                    return Err(errors);
+                }
+            }
+        }
+    }
+    Err(errors)
+}
+
+fn path_tokens(path: &serde_path_to_error::Path) -> Vec<String> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|s| match s {
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => Some(key.clone()),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// Replaces the value at `tokens` with null (inside arrays) or removes it (in objects).
+fn remove_at(value: &mut Value, tokens: &[String]) -> bool {
+    let Some((last, parents)) = tokens.split_last() else {
+        return false;
+    };
+    let mut current = value;
+    for t in parents {
+        current = match current {
+            Value::Object(m) => match m.get_mut(t) {
+                Some(v) => v,
+                None => return false,
+            },
+            Value::Array(a) => match t.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match current {
+        Value::Object(m) => m.shift_remove(last).is_some(),
+        Value::Array(a) => match last.parse::<usize>().ok().filter(|i| *i < a.len()) {
+            Some(i) => {
+                a.remove(i);
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// serde's messages without the trailing position ("at line 1 column 5").
+fn tidy_message(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: Option<String>,
+        #[serde(default)]
+        port: Option<u16>,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn every_type_error_is_reported_with_its_pointer() {
+        let errors = parse_all::<Sample>(
+            json!({"name": 5, "port": "x", "tags": ["a", 7]}),
+            "/entities/tools/3",
+        )
+        .unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/entities/tools/3/name",
+                "/entities/tools/3/port",
+                "/entities/tools/3/tags/1"
+            ]
+        );
+        assert!(
+            errors[0].message.contains("expected a string"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn a_valid_document_parses() {
+        let s = parse_all::<Sample>(json!({"name": "a", "port": 80}), "").unwrap();
+        assert_eq!(s.port, Some(80));
+    }
+
+    #[test]
+    fn pointer_tokens_are_escaped() {
+        assert_eq!(join("/headers", "a/b~c"), "/headers/a~1b~0c");
+    }
+}
