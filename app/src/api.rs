@@ -2,8 +2,9 @@
 //! [`crate::backend::UiBackend`]. Every one runs behind the server's auth middleware.
 
 use leptos::prelude::*;
+use uuid::Uuid;
 
-use crate::model::{GatewayStatus, SessionUser};
+use crate::model::{EntityDetail, EntityKind, EntityRow, GatewayStatus, ListFilter, SessionUser};
 
 /// The signed-in user, as the auth middleware saw the request.
 #[server]
@@ -17,9 +18,37 @@ pub async fn current_user() -> Result<SessionUser, ServerFnError> {
 /// Version, database and counts for the dashboard.
 #[server]
 pub async fn fetch_gateway_status() -> Result<GatewayStatus, ServerFnError> {
-    let backend = expect_context::<crate::backend::SharedBackend>();
-    backend
+    backend()
         .status()
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// The entities of one type that pass the filter.
+#[server]
+pub async fn list_entities(
+    kind: EntityKind,
+    filter: ListFilter,
+) -> Result<Vec<EntityRow>, ServerFnError> {
+    backend()
+        .list(kind, filter)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// One entity and its dependencies; `None` when there is no such entity.
+#[server]
+pub async fn fetch_entity_detail(
+    kind: EntityKind,
+    id: Uuid,
+) -> Result<Option<EntityDetail>, ServerFnError> {
+    backend()
+        .detail(kind, id)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+#[cfg(feature = "ssr")]
+fn backend() -> crate::backend::SharedBackend {
+    expect_context::<crate::backend::SharedBackend>()
 }

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use uuid::Uuid;
 
-use crate::model::GatewayStatus;
+use crate::model::{EntityDetail, EntityKind, EntityRow, GatewayStatus, ListFilter};
 
 /// An error the UI may show: a message safe for any user, never internals.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,16 @@ pub struct BackendError(pub String);
 #[async_trait]
 pub trait UiBackend: Send + Sync + 'static {
     async fn status(&self) -> Result<GatewayStatus, BackendError>;
+    async fn list(
+        &self,
+        kind: EntityKind,
+        filter: ListFilter,
+    ) -> Result<Vec<EntityRow>, BackendError>;
+    async fn detail(
+        &self,
+        kind: EntityKind,
+        id: Uuid,
+    ) -> Result<Option<EntityDetail>, BackendError>;
 }
 
 /// The handle server functions take from context.

@@ -36,6 +36,11 @@ impl EntityKind {
         }
     }
 
+    /// The singular, lower-case name (`tool`).
+    pub fn singular(self) -> &'static str {
+        self.plural().trim_end_matches('s')
+    }
+
     /// The title shown on a tab (`Tools`).
     pub fn title(self) -> &'static str {
         match self {
@@ -71,6 +76,43 @@ pub struct GatewayStatus {
     pub database: String,
     pub users: i64,
     pub active_api_tokens: i64,
+    /// How many entities of each type the gateway holds, in [`EntityKind::ALL`] order.
+    pub counts: Vec<(EntityKind, i64)>,
+}
+
+/// Filters of an entity list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListFilter {
+    pub search: Option<String>,
+    pub tag: Option<String>,
+    pub include_inactive: bool,
+}
+
+/// One row of an entity table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityRow {
+    pub id: uuid::Uuid,
+    pub kind: EntityKind,
+    /// The unique key (name, or URI for resources and roots).
+    pub key: String,
+    pub name: String,
+    pub summary: String,
+    pub tags: Vec<String>,
+    pub is_active: bool,
+    /// The credential's type when one is set (never the credential).
+    pub auth_type: Option<String>,
+}
+
+/// One entity in full (as the API shows it, without secrets) and its dependencies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EntityDetail {
+    pub row: EntityRow,
+    /// The entity's fields as pretty JSON, `auth_value` replaced by `auth_set`.
+    pub json: String,
+    /// What it uses: for servers, their tools, prompts and resources by key.
+    pub uses: Vec<(EntityKind, Vec<String>)>,
+    /// The servers that use it (for tools, prompts, resources).
+    pub used_by: Vec<String>,
 }
 
 #[cfg(test)]

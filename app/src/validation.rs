@@ -74,12 +74,23 @@ pub fn join(base: &str, token: &str) -> String {
 /// by removing the offending field and trying again), each with its pointer under `base`.
 /// Types meant for this keep required fields `Option` and check presence in validation,
 /// so a removed field never hides the rest.
-pub fn parse_all<T: DeserializeOwned>(mut value: Value, base: &str) -> Result<T, Vec<FieldError>> {
+pub fn parse_all<T: DeserializeOwned>(value: Value, base: &str) -> Result<T, Vec<FieldError>> {
+    match parse_partial(value, base) {
+        (Some(parsed), errors) if errors.is_empty() => Ok(parsed),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Like [`parse_all`], but also returns what parsed once the bad fields were left out,
+/// so that further checks can run on the rest and report their problems too.
+pub fn parse_partial<T: DeserializeOwned>(
+    mut value: Value,
+    base: &str,
+) -> (Option<T>, Vec<FieldError>) {
     let mut errors = Vec::new();
     for _ in 0..64 {
         match serde_path_to_error::deserialize::<_, T>(&value) {
-            Ok(parsed) if errors.is_empty() => return Ok(parsed),
-            Ok(_) => return Err(errors),
+            Ok(parsed) => return (Some(parsed), errors),
             Err(e) => {
                 let tokens = path_tokens(e.path());
                 errors.push(FieldError {
@@ -88,12 +99,12 @@ pub fn parse_all<T: DeserializeOwned>(mut value: Value, base: &str) -> Result<T,
                     message: tidy_message(&e.inner().to_string()),
                 });
                 if tokens.is_empty() || !remove_at(&mut value, &tokens) {
-                    return Err(errors);
+                    return (None, errors);
                 }
             }
         }
     }
-    Err(errors)
+    (None, errors)
 }
 
 fn path_tokens(path: &serde_path_to_error::Path) -> Vec<String> {

@@ -1,6 +1,6 @@
 // Starts a real mcpgateway on a free loopback port with a fresh SQLite database,
 // and a headless Debian chromium driven by playwright-core.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -37,20 +37,22 @@ async function waitUntilHealthy(url, child, seconds = 60) {
   throw new Error(`mcpgateway did not answer ${url}/health within ${seconds}s`);
 }
 
-/** A running gateway: `{ url, stop() }`. */
-export async function startGateway() {
+/** A running gateway: `{ url, stop() }`; `seed: true` fills it with the seed data set first. */
+export async function startGateway({ seed = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'mcpgw-e2e-'));
   const port = await freePort();
   const bin = process.env.MCPGATEWAY_BIN ?? join(root, 'target', 'debug', 'mcpgateway');
+  const env = {
+    PATH: process.env.PATH,
+    DATABASE_URL: `sqlite://${join(dir, 'gateway.db')}`,
+    MCPGATEWAY_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    LEPTOS_SITE_ROOT: process.env.MCPGATEWAY_SITE_ROOT ?? join(root, 'target', 'site'),
+    LOG_LEVEL: 'warn',
+  };
+  if (seed) execFileSync(bin, ['seed'], { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
   const child = spawn(bin, ['serve', '--host', '127.0.0.1', '--port', String(port)], {
     cwd: dir,
-    env: {
-      PATH: process.env.PATH,
-      DATABASE_URL: `sqlite://${join(dir, 'gateway.db')}`,
-      MCPGATEWAY_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      LEPTOS_SITE_ROOT: process.env.MCPGATEWAY_SITE_ROOT ?? join(root, 'target', 'site'),
-      LOG_LEVEL: 'warn',
-    },
+    env,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;

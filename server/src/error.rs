@@ -12,13 +12,7 @@ use serde::Serialize;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// One problem with one field of a request, located by a JSON Pointer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub pointer: String,
-    pub code: String,
-    pub message: String,
-}
+pub use app::validation::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

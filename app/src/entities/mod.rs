@@ -28,12 +28,12 @@ pub use tool::Tool;
 
 use crate::{
     model::EntityKind,
-    validation::{Errors, FieldError, parse_all},
+    validation::{Errors, FieldError, parse_partial},
 };
 
 /// What every entity type offers to the generic store, REST and UI code.
 pub trait Entity:
-    Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static
+    Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + std::fmt::Debug + 'static
 {
     const KIND: EntityKind;
 
@@ -41,7 +41,7 @@ pub trait Entity:
     fn key(&self) -> &str;
     fn name(&self) -> &str;
     fn id(&self) -> Option<Uuid>;
-    fn set_id(&mut self, id: Uuid);
+    fn set_id(&mut self, id: Option<Uuid>);
     fn tags(&self) -> &[Tag];
     fn is_active(&self) -> bool;
     fn timestamps(&self) -> (Option<Timestamp>, Option<Timestamp>);
@@ -61,6 +61,16 @@ pub trait Entity:
     fn take_auth_input(&mut self) -> Option<auth::AuthInput> {
         None
     }
+    /// The entities this one references, by their keys (a server's tools, prompts, resources).
+    fn links(&self) -> Vec<(EntityKind, &[String])> {
+        Vec::new()
+    }
+    /// Takes the references out (they are stored as links, not in the record).
+    fn take_links(&mut self) -> Vec<(EntityKind, Vec<String>)> {
+        Vec::new()
+    }
+    /// Puts references read from the links back.
+    fn set_links(&mut self, _kind: EntityKind, _keys: Vec<String>) {}
 }
 
 /// Parses and validates one entity from JSON; every error at once, under `base`.
@@ -68,11 +78,25 @@ pub fn parse_entity<E: Entity>(
     value: serde_json::Value,
     base: &str,
 ) -> Result<(E, Vec<FieldError>), Vec<FieldError>> {
-    let mut entity: E = parse_all(value, base)?;
+    let (entity, mut type_errors) = parse_partial::<E>(value, base);
+    let Some(mut entity) = entity else {
+        return Err(type_errors);
+    };
     let mut errors = Errors::default();
     entity.validate(base, &mut errors);
-    let warnings = std::mem::take(&mut errors.warnings);
-    errors.into_result((entity, warnings))
+    if type_errors.is_empty() {
+        let warnings = std::mem::take(&mut errors.warnings);
+        return errors.into_result((entity, warnings));
+    }
+    // A field left out for its type must not also be reported as missing.
+    let reported: Vec<String> = type_errors.iter().map(|e| e.pointer.clone()).collect();
+    type_errors.extend(
+        errors
+            .list
+            .into_iter()
+            .filter(|e| !reported.contains(&e.pointer)),
+    );
+    Err(type_errors)
 }
 
 /// Implements the metadata accessors shared by every record type.
@@ -81,8 +105,8 @@ macro_rules! entity_common {
         fn id(&self) -> Option<uuid::Uuid> {
             self.id
         }
-        fn set_id(&mut self, id: uuid::Uuid) {
-            self.id = Some(id);
+        fn set_id(&mut self, id: Option<uuid::Uuid>) {
+            self.id = id;
         }
         fn tags(&self) -> &[$crate::entities::Tag] {
             &self.tags

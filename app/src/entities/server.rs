@@ -66,6 +66,29 @@ impl Entity for Server {
         )
     }
 
+    fn links(&self) -> Vec<(EntityKind, &[String])> {
+        vec![
+            (EntityKind::Tool, &self.tool_ids),
+            (EntityKind::Prompt, &self.prompt_ids),
+            (EntityKind::Resource, &self.resource_ids),
+        ]
+    }
+    fn take_links(&mut self) -> Vec<(EntityKind, Vec<String>)> {
+        vec![
+            (EntityKind::Tool, std::mem::take(&mut self.tool_ids)),
+            (EntityKind::Prompt, std::mem::take(&mut self.prompt_ids)),
+            (EntityKind::Resource, std::mem::take(&mut self.resource_ids)),
+        ]
+    }
+    fn set_links(&mut self, kind: EntityKind, keys: Vec<String>) {
+        match kind {
+            EntityKind::Tool => self.tool_ids = keys,
+            EntityKind::Prompt => self.prompt_ids = keys,
+            EntityKind::Resource => self.resource_ids = keys,
+            _ => {}
+        }
+    }
+
     fn validate(&mut self, base: &str, errors: &mut Errors) {
         if let Some(name) = required(&self.name, &join(base, "name"), errors) {
             check_name(name, &join(base, "name"), errors);

@@ -10,19 +10,24 @@ pub fn Dashboard() -> impl IntoView {
     view! {
         <Title text="Dashboard"/>
         <h1>"Dashboard"</h1>
-        <section class="cards">
-            {EntityKind::ALL
-                .into_iter()
-                .map(|kind| {
-                    view! {
-                        <a class="card kind-card" href=format!("/ui/{}", kind.plural())>
-                            <span class="kind-title">{kind.title()}</span>
-                        </a>
-                    }
-                })
-                .collect_view()}
-        </section>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            <section class="cards">
+                {move || {
+                    let counts = status.get().and_then(Result::ok).map(|s| s.counts).unwrap_or_default();
+                    EntityKind::ALL
+                        .into_iter()
+                        .map(|kind| {
+                            let n = counts.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n);
+                            view! {
+                                <a class="card kind-card" href=format!("/ui/{}", kind.plural()) data-kind=kind.plural()>
+                                    <span class="kind-count">{n.map(|n| n.to_string()).unwrap_or_else(|| "–".into())}</span>
+                                    <span class="kind-title">{kind.title()}</span>
+                                </a>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </section>
             {move || {
                 status
                     .get()

@@ -1,6 +1,7 @@
 //! The pages of the admin UI and the HTML shell around them.
 
 mod dashboard;
+mod entity_detail;
 mod entity_tab;
 mod layout;
 mod login;
@@ -14,6 +15,7 @@ use leptos_router::{
 };
 
 use dashboard::Dashboard;
+use entity_detail::EntityDetailPage;
 use entity_tab::EntityTab;
 use layout::Layout;
 use login::LoginPage;
@@ -63,6 +65,7 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("/ui") view=Layout ssr=SsrMode::Async>
                     <Route path=path!("") view=Dashboard/>
                     <Route path=path!(":kind") view=EntityTab/>
+                    <Route path=path!(":kind/:id") view=EntityDetailPage/>
                 </ParentRoute>
             </Routes>
         </Router>

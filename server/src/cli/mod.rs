@@ -1,5 +1,6 @@
 //! The `mcpgateway` command line: one binary, one subcommand per file.
 
+mod seed;
 mod serve;
 mod token;
 
@@ -34,6 +35,8 @@ pub enum Command {
     /// Create, list and revoke API tokens (for the REST API and remote CLI use).
     #[command(subcommand)]
     Token(token::Command),
+    /// Fill the gateway with the seed data set (49 entities), or N generated ones.
+    Seed(seed::Opts),
 }
 
 /// Parses the command line, runs the subcommand, and turns its outcome into an exit code.
@@ -65,10 +68,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.port = opts.port;
     }
     let settings = Settings::load(cli.config.clone(), &overrides)?;
-    telemetry::init(settings.log_format, &settings.log_level);
+    // One-shot commands speak through their own output; their logs start at warnings.
+    let quiet = !matches!(cli.command, Command::Serve(_)) && settings.log_level == "info";
+    telemetry::init(
+        settings.log_format,
+        if quiet { "warn" } else { &settings.log_level },
+    );
     match cli.command {
         Command::Serve(_) => serve::run(settings).await,
         Command::Token(cmd) => token::run(cmd, &settings).await,
+        Command::Seed(opts) => seed::run(opts, &settings).await,
     }
 }
 

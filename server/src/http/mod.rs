@@ -5,6 +5,7 @@
 //! on a bound listener until a shutdown future resolves (tests bind port 0).
 
 mod auth;
+mod entities;
 mod health;
 mod trace;
 mod ui;
@@ -16,7 +17,7 @@ use leptos::config::LeptosOptions;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use crate::{config::Settings, store::Store};
+use crate::{config::Settings, crypto::Cipher, store::Store};
 
 pub use auth::{PUBLIC_PATHS, SESSION_COOKIE};
 pub use ui::ui_paths;
@@ -26,7 +27,8 @@ pub use ui::ui_paths;
 pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
-    pub encryption_secret: Arc<SecretString>,
+    /// Encrypts and decrypts stored credentials (from `AUTH_ENCRYPTION_SECRET`).
+    pub cipher: Arc<Cipher>,
     pub leptos: LeptosOptions,
 }
 
@@ -46,7 +48,7 @@ impl AppState {
         AppState {
             store,
             settings: Arc::new(settings),
-            encryption_secret: Arc::new(encryption_secret),
+            cipher: Arc::new(Cipher::new(&encryption_secret)),
             leptos,
         }
     }
@@ -58,7 +60,8 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .merge(auth::routes());
+        .merge(auth::routes())
+        .merge(entities::routes());
     ui::routes(api, &state)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -4,7 +4,8 @@
 use app::{
     App,
     backend::{BackendError, SharedBackend, UiBackend},
-    model::GatewayStatus,
+    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
+    model::{EntityDetail, EntityKind, EntityRow, GatewayStatus, ListFilter},
     shell,
 };
 use async_trait::async_trait;
@@ -13,28 +14,126 @@ use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::sync::Arc;
 use tower_http::services::ServeDir;
+use uuid::Uuid;
 
 use super::AppState;
-use crate::store::Store;
+use crate::{
+    entities::view,
+    store::{Store, entities::ListQuery},
+};
 
 /// The server's side of [`UiBackend`]: the same store the REST API uses.
 struct Backend {
     store: Store,
 }
 
+fn failed(e: sqlx::Error) -> BackendError {
+    tracing::error!(error.detail = %e, "a UI query failed");
+    BackendError("the database did not answer".into())
+}
+
 #[async_trait]
 impl UiBackend for Backend {
     async fn status(&self) -> Result<GatewayStatus, BackendError> {
-        let failed = |e: sqlx::Error| {
-            tracing::error!(error.detail = %e, "dashboard status query failed");
-            BackendError("the database did not answer".into())
-        };
+        let mut counts = Vec::new();
+        for kind in EntityKind::ALL {
+            counts.push((kind, self.store.count_entities(kind).await.map_err(failed)?));
+        }
         Ok(GatewayStatus {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             database: self.store.backend_name().to_owned(),
             users: self.store.count_users().await.map_err(failed)?,
             active_api_tokens: self.store.count_active_tokens().await.map_err(failed)?,
+            counts,
         })
+    }
+
+    async fn list(
+        &self,
+        kind: EntityKind,
+        filter: ListFilter,
+    ) -> Result<Vec<EntityRow>, BackendError> {
+        match kind {
+            EntityKind::Tool => self.rows::<Tool>(filter).await,
+            EntityKind::Gateway => self.rows::<Gateway>(filter).await,
+            EntityKind::Server => self.rows::<Server>(filter).await,
+            EntityKind::Prompt => self.rows::<Prompt>(filter).await,
+            EntityKind::Resource => self.rows::<Resource>(filter).await,
+            EntityKind::Root => self.rows::<Root>(filter).await,
+        }
+    }
+
+    async fn detail(
+        &self,
+        kind: EntityKind,
+        id: Uuid,
+    ) -> Result<Option<EntityDetail>, BackendError> {
+        match kind {
+            EntityKind::Tool => self.detail_of::<Tool>(id).await,
+            EntityKind::Gateway => self.detail_of::<Gateway>(id).await,
+            EntityKind::Server => self.detail_of::<Server>(id).await,
+            EntityKind::Prompt => self.detail_of::<Prompt>(id).await,
+            EntityKind::Resource => self.detail_of::<Resource>(id).await,
+            EntityKind::Root => self.detail_of::<Root>(id).await,
+        }
+    }
+}
+
+impl Backend {
+    async fn rows<E: Entity>(&self, filter: ListFilter) -> Result<Vec<EntityRow>, BackendError> {
+        let query = ListQuery {
+            tag: filter
+                .tag
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| app::entities::Tag::new(&t).id),
+            search: filter.search,
+            include_inactive: filter.include_inactive,
+            limit: Some(1000),
+            offset: 0,
+        };
+        let (entities, _) = self
+            .store
+            .list_entities::<E>(&query)
+            .await
+            .map_err(failed)?;
+        Ok(entities.iter().map(row).collect())
+    }
+
+    async fn detail_of<E: Entity>(&self, id: Uuid) -> Result<Option<EntityDetail>, BackendError> {
+        let Some(entity) = self.store.get_entity::<E>(id).await.map_err(failed)? else {
+            return Ok(None);
+        };
+        let used_by = match E::KIND {
+            EntityKind::Tool | EntityKind::Prompt | EntityKind::Resource => self
+                .store
+                .servers_using(E::KIND, id)
+                .await
+                .map_err(failed)?,
+            _ => Vec::new(),
+        };
+        Ok(Some(EntityDetail {
+            row: row(&entity),
+            json: serde_json::to_string_pretty(&view(&entity)).unwrap_or_default(),
+            uses: entity
+                .links()
+                .into_iter()
+                .map(|(k, keys)| (k, keys.to_vec()))
+                .collect(),
+            used_by,
+        }))
+    }
+}
+
+fn row<E: Entity>(entity: &E) -> EntityRow {
+    EntityRow {
+        id: entity.id().unwrap_or_default(),
+        kind: E::KIND,
+        key: entity.key().to_owned(),
+        name: entity.name().to_owned(),
+        summary: entity.summary(),
+        tags: entity.tags().iter().map(|t| t.label.clone()).collect(),
+        is_active: entity.is_active(),
+        auth_type: entity.credential().map(|(t, _)| t.as_str().to_owned()),
     }
 }
 

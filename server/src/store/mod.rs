@@ -7,6 +7,7 @@
 //! folder (`server/migrations/{sqlite,postgres}`), applied at start.
 
 pub mod audit;
+pub mod entities;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

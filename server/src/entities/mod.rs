@@ -1,0 +1,185 @@
+//! The entity service: create, update and delete any of the six types, with validation,
+//! credential encryption, reference checks and audit. The REST API, the UI and the seed
+//! command all come through here.
+
+pub mod seed;
+
+use app::{
+    entities::{Entity, parse_entity},
+    validation::{FieldError, join},
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::{
+    crypto::{Cipher, Plaintext},
+    error::{Error, Result},
+    store::{Store, audit::NewAuditEntry, entities::EntityError},
+};
+
+impl From<EntityError> for Error {
+    fn from(e: EntityError) -> Error {
+        match e {
+            EntityError::Duplicate { .. } => Error::Conflict(e.to_string()),
+            EntityError::UnknownReferences(errors) => Error::Validation(errors),
+            EntityError::InUse(servers) => Error::Conflict(format!(
+                "still used by servers: {}; remove it from them first, or delete with ?force=true",
+                servers.join(", ")
+            )),
+            EntityError::Database(e) => Error::Database(e),
+        }
+    }
+}
+
+/// The parts of the gateway the service needs.
+pub struct Entities<'a> {
+    pub store: &'a Store,
+    pub cipher: &'a Cipher,
+    /// Who acts, for the audit log.
+    pub actor: &'a str,
+}
+
+impl Entities<'_> {
+    /// Validates and stores a new entity from its JSON form.
+    pub async fn create<E: Entity>(&self, body: Value) -> Result<E> {
+        let (mut entity, _warnings) = parse_entity::<E>(body, "").map_err(Error::Validation)?;
+        self.seal(&mut entity, "")?;
+        self.store.check_links(&entity, "").await?;
+        let id = self.store.insert_entity(&mut entity).await?;
+        self.audit::<E>("create", entity.key(), id).await?;
+        tracing::info!(entity.kind = E::KIND.plural(), entity.id = %id, "created {} {}", E::KIND.singular(), entity.key());
+        Ok(entity)
+    }
+
+    /// Applies a JSON merge patch (RFC 7396) to a stored entity. Credentials not sent
+    /// are kept; `"auth_type": null` removes them.
+    pub async fn update<E: Entity>(&self, id: Uuid, patch: Value) -> Result<E> {
+        let stored: E = self.store.get_entity(id).await?.ok_or(Error::NotFound)?;
+        let Value::Object(patch) = patch else {
+            return Err(Error::Validation(vec![FieldError {
+                pointer: String::new(),
+                code: "invalid_type".into(),
+                message: "a patch must be a JSON object".into(),
+            }]));
+        };
+        let mut current = serde_json::to_value(&stored).map_err(anyhow::Error::from)?;
+        merge_patch(&mut current, patch);
+        let (mut entity, _warnings) = parse_entity::<E>(current, "").map_err(Error::Validation)?;
+        self.seal(&mut entity, "")?;
+        self.store.check_links(&entity, "").await?;
+        if !self.store.update_entity(id, &mut entity).await? {
+            return Err(Error::NotFound);
+        }
+        self.audit::<E>("update", entity.key(), id).await?;
+        Ok(entity)
+    }
+
+    /// Deletes an entity; see [`Store::delete_entity`] for `force`.
+    pub async fn delete<E: Entity>(&self, id: Uuid, force: bool) -> Result<()> {
+        let stored: E = self.store.get_entity(id).await?.ok_or(Error::NotFound)?;
+        if !self.store.delete_entity(E::KIND, id, force).await? {
+            return Err(Error::NotFound);
+        }
+        self.audit::<E>("delete", stored.key(), id).await?;
+        Ok(())
+    }
+
+    /// Encrypts plaintext credentials sent in `auth`, or checks that a given `auth_value`
+    /// decrypts with this gateway's key.
+    pub fn seal<E: Entity>(&self, entity: &mut E, base: &str) -> Result<()> {
+        if let Some(input) = entity.take_auth_input() {
+            let blob = self.cipher.encrypt(&Plaintext(input.plaintext()));
+            entity.set_credential(Some((input.auth_type(), blob)));
+            return Ok(());
+        }
+        if let Some((_, blob)) = entity.credential()
+            && let Err(e) = self.cipher.decrypt(blob)
+        {
+            return Err(Error::Validation(vec![FieldError {
+                pointer: join(base, "auth_value"),
+                code: "undecryptable".into(),
+                message: format!("the credential {e}"),
+            }]));
+        }
+        Ok(())
+    }
+
+    async fn audit<E: Entity>(&self, verb: &str, key: &str, id: Uuid) -> Result<()> {
+        let action = format!("{}.{verb}", E::KIND.singular());
+        let entry = NewAuditEntry {
+            actor: self.actor,
+            action: &action,
+            target_type: Some(E::KIND.plural()),
+            target_name: Some(key),
+            details: serde_json::json!({ "id": id }),
+        };
+        Ok(self.store.record_audit(entry).await?)
+    }
+}
+
+/// RFC 7396, except that `"auth_value": null` keeps the stored credential (responses
+/// never carry it, so a client echoing a response back must not erase it).
+fn merge_patch(target: &mut Value, patch: Map<String, Value>) {
+    let Value::Object(target) = target else {
+        return;
+    };
+    for (key, value) in patch {
+        match value {
+            Value::Null if key == "auth_value" => {}
+            Value::Null if key == "auth_type" => {
+                target.remove("auth_type");
+                target.remove("auth_value");
+            }
+            Value::Null => {
+                target.remove(&key);
+            }
+            Value::Object(inner) if target.get(&key).is_some_and(Value::is_object) => {
+                merge_patch(target.get_mut(&key).expect("checked"), inner);
+            }
+            other => {
+                target.insert(key, other);
+            }
+        }
+    }
+}
+
+/// The entity as the API and UI show it: `auth_value` replaced by `auth_set`.
+pub fn view<E: Entity>(entity: &E) -> Value {
+    let auth_set = entity.credential().is_some();
+    let mut value = serde_json::to_value(entity).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.remove("auth_value");
+        map.remove("auth_query_params");
+        if map.contains_key("auth_type") || auth_set {
+            map.insert("auth_set".into(), Value::Bool(auth_set));
+        }
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_keeps_credentials_unless_auth_type_is_nulled() {
+        let mut doc = json!({"name": "a", "auth_type": "bearer", "auth_value": "blob", "annotations": {"x": 1, "y": 2}});
+        merge_patch(
+            &mut doc,
+            json!({"auth_value": null, "annotations": {"y": null}, "description": "d"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        assert_eq!(
+            doc,
+            json!({"name": "a", "auth_type": "bearer", "auth_value": "blob", "annotations": {"x": 1}, "description": "d"})
+        );
+        merge_patch(
+            &mut doc,
+            json!({"auth_type": null}).as_object().unwrap().clone(),
+        );
+        assert!(doc.get("auth_value").is_none());
+    }
+}

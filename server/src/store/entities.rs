@@ -1,0 +1,379 @@
+//! The six entity tables, through one generic implementation.
+//!
+//! Every table has the same layout (see the `create_entities` migration): the record is
+//! stored whole as JSON in `doc`, with the columns lists filter on beside it. A server's
+//! references to tools, prompts and resources live in link tables, resolved by key on
+//! write and read back as keys.
+
+use app::{
+    entities::{Entity, Timestamp},
+    model::EntityKind,
+    validation::{FieldError, join},
+};
+use sqlx::{AssertSqlSafe, types::Json};
+use uuid::Uuid;
+
+use super::{Store, now, with_pool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EntityError {
+    #[error("a {kind} with the key `{key}` already exists")]
+    Duplicate { kind: &'static str, key: String },
+    #[error("unknown references")]
+    UnknownReferences(Vec<FieldError>),
+    #[error("still used by servers: {}", .0.join(", "))]
+    InUse(Vec<String>),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Filters and paging for lists.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// Entities carrying this tag (by normalised id).
+    pub tag: Option<String>,
+    /// Case-insensitive substring of the name or key.
+    pub search: Option<String>,
+    pub include_inactive: bool,
+    pub limit: Option<i64>,
+    pub offset: i64,
+}
+
+/// The link table and its column for references from servers to `kind`.
+fn link_table(kind: EntityKind) -> (&'static str, &'static str) {
+    match kind {
+        EntityKind::Tool => ("server_tools", "tool_id"),
+        EntityKind::Prompt => ("server_prompts", "prompt_id"),
+        EntityKind::Resource => ("server_resources", "resource_id"),
+        other => unreachable!("servers do not link {other:?}"),
+    }
+}
+
+fn tag_index<E: Entity>(entity: &E) -> String {
+    let mut index = String::from(",");
+    for tag in entity.tags() {
+        index.push_str(&tag.id);
+        index.push(',');
+    }
+    index
+}
+
+/// The record as stored: no id, no links (those have columns and tables of their own).
+fn stored_doc<E: Entity>(entity: &E) -> (E, Vec<(EntityKind, Vec<String>)>) {
+    let mut doc = entity.clone();
+    doc.set_id(None);
+    let links = doc.take_links();
+    (doc, links)
+}
+
+#[derive(sqlx::FromRow)]
+struct DocRow<E> {
+    id: Uuid,
+    doc: Json<E>,
+}
+
+impl Store {
+    /// Inserts a validated entity; sets its id and timestamps (kept when the record has them).
+    pub async fn insert_entity<E: Entity>(&self, entity: &mut E) -> Result<Uuid, EntityError> {
+        let id = Uuid::new_v4();
+        let at = Timestamp(now());
+        let (created, updated) = entity.timestamps();
+        entity.set_timestamps(created.unwrap_or(at), updated.unwrap_or(at));
+        let (doc, links) = stored_doc(entity);
+        let sql = AssertSqlSafe(format!(
+            "INSERT INTO {} (id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            E::KIND.plural()
+        ));
+        let (created, updated) = entity.timestamps();
+        let result: Result<(), EntityError> = with_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql)
+                .bind(id)
+                .bind(entity.key())
+                .bind(entity.name())
+                .bind(entity.is_active())
+                .bind(tag_index(entity))
+                .bind(entity.credential().map(|c| c.0.as_str()))
+                .bind(created.map(|t| t.0))
+                .bind(updated.map(|t| t.0))
+                .bind(Json(&doc))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
+            for (kind, keys) in &links {
+                let (table, column) = link_table(*kind);
+                for (position, key) in keys.iter().enumerate() {
+                    let lookup =
+                        AssertSqlSafe(format!("SELECT id FROM {} WHERE key = $1", kind.plural()));
+                    let target: Option<Uuid> = sqlx::query_scalar(lookup)
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(target) = target else { continue };
+                    let link = AssertSqlSafe(format!(
+                        "INSERT INTO {table} (server_id, {column}, position) VALUES ($1, $2, $3)"
+                    ));
+                    sqlx::query(link)
+                        .bind(id)
+                        .bind(target)
+                        .bind(position as i32)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await);
+        result?;
+        entity.set_id(Some(id));
+        Ok(id)
+    }
+
+    /// Checks that every key an entity references exists; errors point into `base`.
+    pub async fn check_links<E: Entity>(&self, entity: &E, base: &str) -> Result<(), EntityError> {
+        let mut errors = Vec::new();
+        for (kind, keys) in entity.links() {
+            let field = match kind {
+                EntityKind::Tool => "tool_ids",
+                EntityKind::Prompt => "prompt_ids",
+                _ => "resource_ids",
+            };
+            for (i, key) in keys.iter().enumerate() {
+                if self.id_by_key(kind, key).await?.is_none() {
+                    errors.push(FieldError {
+                        pointer: join(&join(base, field), &i.to_string()),
+                        code: "unknown_reference".into(),
+                        message: format!(
+                            "no {} with the key `{key}`",
+                            kind.plural().trim_end_matches('s')
+                        ),
+                    });
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EntityError::UnknownReferences(errors))
+        }
+    }
+
+    pub async fn id_by_key(&self, kind: EntityKind, key: &str) -> sqlx::Result<Option<Uuid>> {
+        let sql = AssertSqlSafe(format!("SELECT id FROM {} WHERE key = $1", kind.plural()));
+        with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(key)
+            .fetch_optional(pool)
+            .await)
+    }
+
+    pub async fn get_entity<E: Entity>(&self, id: Uuid) -> sqlx::Result<Option<E>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT id, doc FROM {} WHERE id = $1",
+            E::KIND.plural()
+        ));
+        let row: Option<DocRow<E>> = with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?;
+        match row {
+            Some(row) => Ok(Some(self.hydrate(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of entities ordered by key, and the number matching the filters.
+    pub async fn list_entities<E: Entity>(&self, query: &ListQuery) -> sqlx::Result<(Vec<E>, i64)> {
+        let filter = "WHERE ($1 OR is_active) AND ($2 IS NULL OR tag_index LIKE $2 ESCAPE '\\') \
+                      AND ($3 IS NULL OR lower(name) LIKE $3 ESCAPE '\\' OR lower(key) LIKE $3 ESCAPE '\\')";
+        let table = E::KIND.plural();
+        let list = AssertSqlSafe(format!(
+            "SELECT id, doc FROM {table} {filter} ORDER BY key LIMIT $4 OFFSET $5"
+        ));
+        let count = AssertSqlSafe(format!("SELECT COUNT(*) FROM {table} {filter}"));
+        let tag = query
+            .tag
+            .as_ref()
+            .map(|t| format!("%,{},%", escape_like(&t.to_lowercase())));
+        let search = query
+            .search
+            .as_ref()
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let limit = query.limit.unwrap_or(i64::MAX).clamp(0, i64::MAX);
+        let (rows, total): (Vec<DocRow<E>>, i64) = with_pool!(self, |pool| async {
+            let rows = sqlx::query_as(list)
+                .bind(query.include_inactive)
+                .bind(tag.as_deref())
+                .bind(search.as_deref())
+                .bind(limit)
+                .bind(query.offset.max(0))
+                .fetch_all(pool)
+                .await?;
+            let total = sqlx::query_scalar(count)
+                .bind(query.include_inactive)
+                .bind(tag.as_deref())
+                .bind(search.as_deref())
+                .fetch_one(pool)
+                .await?;
+            Ok::<_, sqlx::Error>((rows, total))
+        }
+        .await)?;
+        let mut entities = Vec::with_capacity(rows.len());
+        for row in rows {
+            entities.push(self.hydrate(row).await?);
+        }
+        Ok((entities, total))
+    }
+
+    /// Replaces a stored entity (same id; `created_at` kept, `updated_at` now).
+    pub async fn update_entity<E: Entity>(
+        &self,
+        id: Uuid,
+        entity: &mut E,
+    ) -> Result<bool, EntityError> {
+        let (created, _) = entity.timestamps();
+        let at = Timestamp(now());
+        entity.set_timestamps(created.unwrap_or(at), at);
+        entity.set_id(Some(id));
+        let (doc, links) = stored_doc(entity);
+        let sql = AssertSqlSafe(format!(
+            "UPDATE {} SET key = $2, name = $3, is_active = $4, tag_index = $5, auth_type = $6, updated_at = $7, doc = $8 \
+             WHERE id = $1",
+            E::KIND.plural()
+        ));
+        let found: Result<bool, EntityError> = with_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(sql)
+                .bind(id)
+                .bind(entity.key())
+                .bind(entity.name())
+                .bind(entity.is_active())
+                .bind(tag_index(entity))
+                .bind(entity.credential().map(|c| c.0.as_str()))
+                .bind(at.0)
+                .bind(Json(&doc))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            for (kind, keys) in &links {
+                let (table, column) = link_table(*kind);
+                let clear = AssertSqlSafe(format!("DELETE FROM {table} WHERE server_id = $1"));
+                sqlx::query(clear).bind(id).execute(&mut *tx).await?;
+                for (position, key) in keys.iter().enumerate() {
+                    let lookup =
+                        AssertSqlSafe(format!("SELECT id FROM {} WHERE key = $1", kind.plural()));
+                    let target: Option<Uuid> = sqlx::query_scalar(lookup)
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(target) = target else { continue };
+                    let link = AssertSqlSafe(format!(
+                        "INSERT INTO {table} (server_id, {column}, position) VALUES ($1, $2, $3)"
+                    ));
+                    sqlx::query(link)
+                        .bind(id)
+                        .bind(target)
+                        .bind(position as i32)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(true)
+        }
+        .await);
+        found
+    }
+
+    /// Deletes an entity. A tool, prompt or resource that servers use is refused unless
+    /// `force`, which also removes it from those servers.
+    pub async fn delete_entity(
+        &self,
+        kind: EntityKind,
+        id: Uuid,
+        force: bool,
+    ) -> Result<bool, EntityError> {
+        if matches!(
+            kind,
+            EntityKind::Tool | EntityKind::Prompt | EntityKind::Resource
+        ) && !force
+        {
+            let users = self.servers_using(kind, id).await?;
+            if !users.is_empty() {
+                return Err(EntityError::InUse(users));
+            }
+        }
+        let sql = AssertSqlSafe(format!("DELETE FROM {} WHERE id = $1", kind.plural()));
+        let done = with_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+
+    /// The names of the servers that reference entity `id` of `kind`.
+    pub async fn servers_using(&self, kind: EntityKind, id: Uuid) -> sqlx::Result<Vec<String>> {
+        let (table, column) = link_table(kind);
+        let sql = AssertSqlSafe(format!(
+            "SELECT s.key FROM {table} l JOIN servers s ON s.id = l.server_id WHERE l.{column} = $1 ORDER BY s.key"
+        ));
+        with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_all(pool)
+            .await)
+    }
+
+    pub async fn count_entities(&self, kind: EntityKind) -> sqlx::Result<i64> {
+        let sql = AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", kind.plural()));
+        with_pool!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await)
+    }
+
+    /// The stored record with its id and (for servers) its links filled in.
+    async fn hydrate<E: Entity>(&self, row: DocRow<E>) -> sqlx::Result<E> {
+        let mut entity = row.doc.0;
+        entity.set_id(Some(row.id));
+        if E::KIND == EntityKind::Server {
+            for kind in [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource] {
+                let (table, column) = link_table(kind);
+                let sql = AssertSqlSafe(format!(
+                    "SELECT t.key FROM {table} l JOIN {} t ON t.id = l.{column} WHERE l.server_id = $1 ORDER BY l.position",
+                    kind.plural()
+                ));
+                let keys = with_pool!(self, |pool| sqlx::query_scalar(sql)
+                    .bind(row.id)
+                    .fetch_all(pool)
+                    .await)?;
+                entity.set_links(kind, keys);
+            }
+        }
+        Ok(entity)
+    }
+}
+
+fn duplicate_or(e: sqlx::Error, kind: EntityKind, key: &str) -> EntityError {
+    match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => EntityError::Duplicate {
+            kind: kind.plural().trim_end_matches('s'),
+            key: key.to_owned(),
+        },
+        other => EntityError::Database(other),
+    }
+}
+
+/// Escapes the LIKE wildcards so a search matches them literally (with a backslash escape).
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
