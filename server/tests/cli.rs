@@ -184,3 +184,108 @@ fn serve_starts_on_a_fresh_database_answers_health_and_stops_on_sigterm() {
         "the generated secret sits beside the database"
     );
 }
+
+#[test]
+fn seed_fills_49_entities_once_and_scale_generates_n() {
+    let db = TestDb::sqlite();
+    let first = mcpgateway(&db).arg("seed").output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let first = String::from_utf8(first.stdout).unwrap();
+    assert!(first.contains("49 created, 0 already present"), "{first}");
+    assert!(
+        first.contains("15 tools, 3 gateways, 5 servers, 12 prompts, 8 resources, 6 roots"),
+        "{first}"
+    );
+    let again = String::from_utf8(mcpgateway(&db).arg("seed").output().unwrap().stdout).unwrap();
+    assert!(
+        again.contains("0 created, 49 already present"),
+        "re-running changes nothing: {again}"
+    );
+
+    let scaled = TestDb::sqlite();
+    let out = mcpgateway(&scaled)
+        .args(["seed", "--scale", "100"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("100 created"), "{text}");
+    assert!(
+        text.contains("40 tools, 5 gateways, 10 servers, 20 prompts, 20 resources, 5 roots"),
+        "{text}"
+    );
+}
+
+#[test]
+fn no_log_line_carries_a_secret_even_at_debug_level() {
+    let db = TestDb::sqlite();
+    assert!(
+        mcpgateway(&db)
+            .arg("seed")
+            .env("LOG_LEVEL", "debug")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let mut child = mcpgateway(&db)
+        .args(["serve", "--port", "0"])
+        .env("LOG_LEVEL", "debug")
+        .env("MCPGATEWAY_ADMIN_PASSWORD", "admin-password-LEAKCHECK")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line.split("open ").nth(1) {
+            break rest.trim_end_matches("/login").to_owned();
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let login = client
+            .post(format!("{url}/auth/login"))
+            .form(&[("email", ADMIN_EMAIL), ("password", "admin-password-LEAKCHECK")])
+            .send()
+            .await
+            .unwrap();
+        let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let origin = url.clone();
+        let created = client
+            .post(format!("{url}/tools"))
+            .header("cookie", &cookie)
+            .header("origin", &origin)
+            .json(&serde_json::json!({"name": "leak", "url": "https://x.example.com", "auth": {"type": "bearer", "token": "tok-LEAKCHECK"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        for path in ["/tools", "/gateways", "/ui/tools", "/ui/gateways"] {
+            let r = client.get(format!("{url}{path}")).header("cookie", &cookie).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+        }
+        let wrong = client.get(format!("{url}/tools")).bearer_auth("mcpg_wrong-token-LEAKCHECK").send().await.unwrap();
+        assert_eq!(wrong.status(), 401);
+    });
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("http.request"), "debug logs were written");
+    for secret in ["LEAKCHECK", "seed-secret-", SECRET] {
+        assert!(!log.contains(secret), "{secret} appears in the log");
+    }
+    let cookie_value_logged = log.contains("mcpgw_session=");
+    assert!(!cookie_value_logged, "a session cookie appears in the log");
+}

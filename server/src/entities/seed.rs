@@ -283,10 +283,10 @@ pub async fn scale(service: &Entities<'_>, n: usize) -> Result<SeedReport> {
         if let Some(Value::String(key)) = r.get_mut(field) {
             *key = format!("{key}-{suffix}");
         }
-        if field == "uri" {
-            if let Some(Value::String(name)) = r.get_mut("name") {
-                *name = format!("{name}-{suffix}");
-            }
+        if field == "uri"
+            && let Some(Value::String(name)) = r.get_mut("name")
+        {
+            *name = format!("{name}-{suffix}");
         }
         r
     };

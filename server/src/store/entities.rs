@@ -66,6 +66,27 @@ fn stored_doc<E: Entity>(entity: &E) -> (E, Vec<(EntityKind, Vec<String>)>) {
     (doc, links)
 }
 
+/// Writes a server's links inside transaction `$tx` (clearing the old ones first when
+/// `$clear`); keys that name nothing are skipped (callers check them beforehand).
+macro_rules! write_links {
+    ($tx:ident, $server:expr, $links:expr, $clear:expr) => {
+        for (kind, keys) in &$links {
+            let (table, column) = link_table(*kind);
+            if $clear {
+                let clear = AssertSqlSafe(format!("DELETE FROM {table} WHERE server_id = $1"));
+                sqlx::query(clear).bind($server).execute(&mut *$tx).await?;
+            }
+            let insert = format!(
+                "INSERT INTO {table} (server_id, {column}, position) SELECT $1, id, $3 FROM {} WHERE key = $2",
+                kind.plural()
+            );
+            for (position, key) in keys.iter().enumerate() {
+                sqlx::query(AssertSqlSafe(insert.clone())).bind($server).bind(key).bind(position as i32).execute(&mut *$tx).await?;
+            }
+        }
+    };
+}
+
 #[derive(sqlx::FromRow)]
 struct DocRow<E> {
     id: Uuid,
@@ -101,27 +122,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
-            for (kind, keys) in &links {
-                let (table, column) = link_table(*kind);
-                for (position, key) in keys.iter().enumerate() {
-                    let lookup =
-                        AssertSqlSafe(format!("SELECT id FROM {} WHERE key = $1", kind.plural()));
-                    let target: Option<Uuid> = sqlx::query_scalar(lookup)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some(target) = target else { continue };
-                    let link = AssertSqlSafe(format!(
-                        "INSERT INTO {table} (server_id, {column}, position) VALUES ($1, $2, $3)"
-                    ));
-                    sqlx::query(link)
-                        .bind(id)
-                        .bind(target)
-                        .bind(position as i32)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            write_links!(tx, id, links, false);
             tx.commit().await?;
             Ok(())
         }
@@ -260,29 +261,7 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Ok(false);
             }
-            for (kind, keys) in &links {
-                let (table, column) = link_table(*kind);
-                let clear = AssertSqlSafe(format!("DELETE FROM {table} WHERE server_id = $1"));
-                sqlx::query(clear).bind(id).execute(&mut *tx).await?;
-                for (position, key) in keys.iter().enumerate() {
-                    let lookup =
-                        AssertSqlSafe(format!("SELECT id FROM {} WHERE key = $1", kind.plural()));
-                    let target: Option<Uuid> = sqlx::query_scalar(lookup)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some(target) = target else { continue };
-                    let link = AssertSqlSafe(format!(
-                        "INSERT INTO {table} (server_id, {column}, position) VALUES ($1, $2, $3)"
-                    ));
-                    sqlx::query(link)
-                        .bind(id)
-                        .bind(target)
-                        .bind(position as i32)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            write_links!(tx, id, links, true);
             tx.commit().await?;
             Ok(true)
         }
