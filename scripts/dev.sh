@@ -32,7 +32,7 @@ apt_install() {
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing ${missing[*]} from Debian"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 ensure_build_tools() {
