@@ -8,6 +8,7 @@ pub mod api;
 pub mod entities;
 pub mod model;
 mod pages;
+pub mod transfer;
 pub mod validation;
 
 #[cfg(feature = "ssr")]

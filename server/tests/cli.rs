@@ -289,3 +289,49 @@ fn no_log_line_carries_a_secret_even_at_debug_level() {
     let cookie_value_logged = log.contains("mcpgw_session=");
     assert!(!cookie_value_logged, "a session cookie appears in the log");
 }
+
+#[test]
+fn validate_lists_every_problem_with_its_pointer_and_exits_1() {
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "a"}, {"url": "ftp://x"}]}}"#).unwrap();
+    let out = mcpgateway(&db)
+        .args(["validate", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for line in [
+        "/entities/tools/0/url: required",
+        "/entities/tools/1/name: required",
+        "/entities/tools/1/url: scheme `ftp` is not allowed",
+    ] {
+        assert!(stderr.contains(line), "{line} in {stderr}");
+    }
+    let missing = mcpgateway(&db)
+        .args(["validate", "/no/such/file.json"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /no/such/file.json"));
+
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/contextforge/export-seed-dataset.json"
+    );
+    let ok = mcpgateway(&db)
+        .args(["validate", fixture])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert!(
+        stdout.contains("15 tools, 3 gateways, 5 servers, 13 prompts, 11 resources, 6 roots"),
+        "{stdout}"
+    );
+}

@@ -3,6 +3,7 @@
 mod seed;
 mod serve;
 mod token;
+mod validate;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -37,6 +38,8 @@ pub enum Command {
     Token(token::Command),
     /// Fill the gateway with the seed data set (49 entities), or N generated ones.
     Seed(seed::Opts),
+    /// Check an export file offline and list every problem (no database needed).
+    Validate(validate::Opts),
 }
 
 /// Parses the command line, runs the subcommand, and turns its outcome into an exit code.
@@ -67,6 +70,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.host = opts.host.clone();
         overrides.port = opts.port;
     }
+    if let Command::Validate(opts) = cli.command {
+        return validate::run(opts);
+    }
     let settings = Settings::load(cli.config.clone(), &overrides)?;
     // One-shot commands speak through their own output; their logs start at warnings.
     let quiet = !matches!(cli.command, Command::Serve(_)) && settings.log_level == "info";
@@ -78,6 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(_) => serve::run(settings).await,
         Command::Token(cmd) => token::run(cmd, &settings).await,
         Command::Seed(opts) => seed::run(opts, &settings).await,
+        Command::Validate(_) => unreachable!("handled before settings are loaded"),
     }
 }
 

@@ -1,0 +1,494 @@
+//! The export file: its envelope, and reading one with every problem reported at once.
+//!
+//! Compiled into the server (CLI `validate`, import) and into the browser (the import
+//! wizard), so both refuse a file with the same messages. Entities are parsed one by one
+//! from borrowed raw JSON: a valid file never becomes a `serde_json::Value`, and an
+//! invalid entity is re-read only to list all of its errors.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, value::RawValue};
+
+use crate::{
+    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool, parse_entity},
+    model::EntityKind,
+    validation::{Errors, FieldError, join},
+};
+
+/// The entities of a file, by type, in the order the file lists them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EntitySet {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<Gateway>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<Server>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<Prompt>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<Resource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roots: Vec<Root>,
+}
+
+impl EntitySet {
+    /// How many entities of each type, in [`EntityKind::ALL`] order.
+    pub fn counts(&self) -> [(EntityKind, usize); 6] {
+        [
+            (EntityKind::Tool, self.tools.len()),
+            (EntityKind::Gateway, self.gateways.len()),
+            (EntityKind::Server, self.servers.len()),
+            (EntityKind::Prompt, self.prompts.len()),
+            (EntityKind::Resource, self.resources.len()),
+            (EntityKind::Root, self.roots.len()),
+        ]
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts().iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// A file that passed validation.
+#[derive(Clone, Debug)]
+pub struct ParsedFile {
+    pub version: String,
+    pub exported_at: Option<String>,
+    pub exported_by: Option<String>,
+    pub source_gateway: Option<String>,
+    pub entities: EntitySet,
+    /// Accepted, but worth telling: masked values left out, duplicates merged, references
+    /// that the target must satisfy.
+    pub warnings: Vec<FieldError>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    version: Option<Value>,
+    exported_at: Option<Value>,
+    exported_by: Option<Value>,
+    source_gateway: Option<Value>,
+    #[serde(borrow)]
+    entities: Option<&'a RawValue>,
+}
+
+fn error(pointer: impl Into<String>, code: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        pointer: pointer.into(),
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+/// Reads and validates an export file; on refusal, every problem found.
+pub fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Vec<FieldError>> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(vec![error("", "empty", "the file is empty")]);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        vec![error(
+            "",
+            "invalid_utf8",
+            format!("the file is not UTF-8 text (byte {})", e.valid_up_to()),
+        )]
+    })?;
+    let envelope: RawEnvelope =
+        serde_json::from_str(text).map_err(|e| vec![syntax_or_shape(&e)])?;
+    let mut errors = Vec::new();
+    let version = text_field(&envelope.version, "/version", true, &mut errors);
+    let exported_at = text_field(&envelope.exported_at, "/exported_at", true, &mut errors);
+    let exported_by = text_field(&envelope.exported_by, "/exported_by", false, &mut errors);
+    let source_gateway = text_field(
+        &envelope.source_gateway,
+        "/source_gateway",
+        false,
+        &mut errors,
+    );
+    let mut warnings = Vec::new();
+    let entities = match envelope.entities {
+        None => {
+            errors.push(error("/entities", "required", "required"));
+            EntitySet::default()
+        }
+        Some(raw) => read_entities(raw, &mut errors, &mut warnings),
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    check_references(&entities, &mut warnings);
+    Ok(ParsedFile {
+        version: version.unwrap_or_default(),
+        exported_at,
+        exported_by,
+        source_gateway,
+        entities,
+        warnings,
+    })
+}
+
+fn syntax_or_shape(e: &serde_json::Error) -> FieldError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => error(
+            "",
+            "invalid_type",
+            "the file must be a JSON object with version, exported_at and entities",
+        ),
+        Category::Eof => error(
+            "",
+            "truncated",
+            format!(
+                "the JSON ends too early (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        ),
+        _ => error("", "invalid_json", format!("invalid JSON: {e}")),
+    }
+}
+
+fn text_field(
+    value: &Option<Value>,
+    pointer: &str,
+    required: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match value {
+        None | Some(Value::Null) if required => {
+            errors.push(error(pointer, "required", "required"));
+            None
+        }
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if required && s.trim().is_empty() => {
+            errors.push(error(pointer, "required", "must not be empty"));
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errors.push(error(pointer, "invalid_type", "must be a string"));
+            None
+        }
+    }
+}
+
+fn read_entities(
+    raw: &RawValue,
+    errors: &mut Vec<FieldError>,
+    warnings: &mut Vec<FieldError>,
+) -> EntitySet {
+    let Ok(pairs) = serde_json::from_str::<members::Pairs>(raw.get()) else {
+        errors.push(error(
+            "/entities",
+            "invalid_type",
+            "must be an object of entity lists",
+        ));
+        return EntitySet::default();
+    };
+    let mut set = EntitySet::default();
+    for (name, list) in pairs.0 {
+        let base = join("/entities", &name);
+        let Some(kind) = EntityKind::ALL.into_iter().find(|k| k.plural() == name) else {
+            errors.push(error(base, "unknown_type", format!("unknown entity type `{name}`; expected one of tools, gateways, servers, prompts, resources, roots")));
+            continue;
+        };
+        let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(list.get()) else {
+            errors.push(error(base, "invalid_type", "must be a list"));
+            continue;
+        };
+        match kind {
+            EntityKind::Tool => set.tools = read_list(&items, &base, errors, warnings),
+            EntityKind::Gateway => set.gateways = read_list(&items, &base, errors, warnings),
+            EntityKind::Server => set.servers = read_list(&items, &base, errors, warnings),
+            EntityKind::Prompt => set.prompts = read_list(&items, &base, errors, warnings),
+            EntityKind::Resource => set.resources = read_list(&items, &base, errors, warnings),
+            EntityKind::Root => set.roots = read_list(&items, &base, errors, warnings),
+        }
+    }
+    set
+}
+
+/// Parses and validates each entity; identical duplicates merge with a warning,
+/// differing ones are an error.
+fn read_list<E: Entity>(
+    items: &[&RawValue],
+    base: &str,
+    errors: &mut Vec<FieldError>,
+    warnings: &mut Vec<FieldError>,
+) -> Vec<E> {
+    let mut out: Vec<E> = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, (usize, String)> = HashMap::new();
+    for (i, raw) in items.iter().enumerate() {
+        let pointer = join(base, &i.to_string());
+        let entity = match read_one::<E>(raw, &pointer) {
+            Ok((entity, w)) => {
+                warnings.extend(w);
+                entity
+            }
+            Err(e) => {
+                errors.extend(e);
+                continue;
+            }
+        };
+        let canonical = serde_json::to_string(&entity).unwrap_or_default();
+        match seen.get(entity.key()) {
+            Some((first, same)) if *same == canonical => {
+                warnings.push(error(
+                    &pointer,
+                    "duplicate_merged",
+                    format!("same as {base}/{first}: imported once"),
+                ));
+            }
+            Some((first, _)) => {
+                let field = if matches!(E::KIND, EntityKind::Resource | EntityKind::Root) {
+                    "uri"
+                } else {
+                    "name"
+                };
+                errors.push(error(
+                    join(&pointer, field),
+                    "duplicate",
+                    format!(
+                        "`{}` is also {base}/{first}, with different fields",
+                        entity.key()
+                    ),
+                ));
+            }
+            None => {
+                seen.insert(entity.key().to_owned(), (i, canonical));
+                out.push(entity);
+            }
+        }
+    }
+    out
+}
+
+/// The typed parse first; only an entity that fails it is read again as a `Value`, to
+/// list all of its errors.
+fn read_one<E: Entity>(
+    raw: &RawValue,
+    pointer: &str,
+) -> Result<(E, Vec<FieldError>), Vec<FieldError>> {
+    if !raw.get().trim_start().starts_with('{') {
+        return Err(vec![error(pointer, "invalid_type", "must be an object")]);
+    }
+    if let Ok(mut entity) = serde_json::from_str::<E>(raw.get()) {
+        let mut errors = Errors::default();
+        entity.validate(pointer, &mut errors);
+        let warnings = std::mem::take(&mut errors.warnings);
+        return errors.into_result((entity, warnings));
+    }
+    let value: Value = serde_json::from_str(raw.get())
+        .map_err(|e| vec![error(pointer, "invalid_json", e.to_string())])?;
+    parse_entity::<E>(value, pointer)
+}
+
+/// Server references to tools, prompts and resources the file does not hold: the
+/// target must already have them.
+fn check_references(set: &EntitySet, warnings: &mut Vec<FieldError>) {
+    let tools: std::collections::HashSet<&str> = set.tools.iter().map(|t| t.key()).collect();
+    let prompts: std::collections::HashSet<&str> = set.prompts.iter().map(|p| p.key()).collect();
+    let resources: std::collections::HashSet<&str> =
+        set.resources.iter().map(|r| r.key()).collect();
+    for (i, server) in set.servers.iter().enumerate() {
+        for (field, keys, known) in [
+            ("tool_ids", &server.tool_ids, &tools),
+            ("prompt_ids", &server.prompt_ids, &prompts),
+            ("resource_ids", &server.resource_ids, &resources),
+        ] {
+            for (j, key) in keys.iter().enumerate() {
+                if !known.contains(key.as_str()) {
+                    warnings.push(error(
+                        format!("/entities/servers/{i}/{field}/{j}"),
+                        "external_reference",
+                        format!("`{key}` is not in the file: it must exist in the target"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Object members in file order, as borrowed raw values.
+mod members {
+    use serde::{
+        Deserialize, Deserializer,
+        de::{MapAccess, Visitor},
+    };
+    use serde_json::value::RawValue;
+
+    pub struct Pairs<'a>(pub Vec<(String, &'a RawValue)>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Pairs<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                    let mut pairs = Vec::new();
+                    while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                        pairs.push((k, v));
+                    }
+                    Ok(Pairs(pairs))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../shared/fixtures/contextforge/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (shared/ must sit beside the repository)"))
+    }
+
+    fn refused(bytes: &[u8]) -> Vec<(String, String)> {
+        parse_file(bytes)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| (e.pointer, e.code))
+            .collect()
+    }
+
+    #[test]
+    fn contextforge_exports_parse_with_the_right_counts() {
+        for name in ["export-seed-dataset.json", "export-seed-dataset-api.json"] {
+            let file = parse_file(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let counts: Vec<usize> = file.entities.counts().iter().map(|(_, n)| *n).collect();
+            // 15 prompts in the file, of which three identical discovered `greet`: imported once.
+            assert_eq!(counts, [15, 3, 5, 13, 11, 6], "{name}");
+            let codes: Vec<&str> = file.warnings.iter().map(|w| w.code.as_str()).collect();
+            assert_eq!(
+                codes.iter().filter(|c| **c == "duplicate_merged").count(),
+                2,
+                "{name}"
+            );
+            assert!(
+                codes.contains(&"masked_value"),
+                "{name}: masked headers are reported"
+            );
+            assert!(
+                file.entities
+                    .tools
+                    .iter()
+                    .all(|t| t.headers.values().all(|v| v != "*****")),
+                "{name}: no mask stored"
+            );
+            assert_eq!(file.version, "2025-11-25");
+        }
+    }
+
+    #[test]
+    fn contextforge_bad_inputs_are_refused_precisely() {
+        assert_eq!(
+            refused(&fixture("bad-inputs/empty-file.json")),
+            [("".into(), "empty".into())]
+        );
+        assert_eq!(
+            refused(&fixture("bad-inputs/array-top-level.json")),
+            [("".into(), "invalid_type".into())]
+        );
+        assert_eq!(
+            refused(&fixture("bad-inputs/malformed-truncated.json"))[0].1,
+            "truncated"
+        );
+        assert_eq!(
+            refused(&fixture("bad-inputs/schema-missing-version.json")),
+            [("/version".into(), "required".into())]
+        );
+        let url = refused(&fixture("bad-inputs/schema-tool-missing-url.json"));
+        assert_eq!(url.len(), 1, "{url:?}");
+        assert!(
+            url[0].0.starts_with("/entities/tools/")
+                && url[0].0.ends_with("/url")
+                && url[0].1 == "required",
+            "{url:?}"
+        );
+        let unknown = refused(&fixture("bad-inputs/schema-unknown-entity-type.json"));
+        assert!(
+            unknown.iter().all(|(_, code)| code == "unknown_type") && !unknown.is_empty(),
+            "{unknown:?}"
+        );
+        let handmade = parse_file(&fixture("bad-inputs/handmade-tools-with-auth.json"))
+            .expect("the hand-made file is valid");
+        assert!(!handmade.entities.tools.is_empty());
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_listed_at_once() {
+        let file = br#"{"version": "", "exported_at": "x", "entities": {
+            "tools": [{"name": "a", "url": "ftp://x"}, {"url": "https://ok.example.com"}, 7],
+            "widgets": [],
+            "roots": {"uri": "file:///x"}
+        }}"#;
+        let errors = refused(file);
+        let pointers: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/version",
+                "/entities/tools/0/url",
+                "/entities/tools/1/name",
+                "/entities/tools/2",
+                "/entities/widgets",
+                "/entities/roots"
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_merge_when_identical_and_are_refused_when_not() {
+        let same = br#"{"version": "1", "exported_at": "x", "entities": {"prompts": [
+            {"name": "p", "template": "t"}, {"name": "p", "template": "t"}]}}"#;
+        let file = parse_file(same).unwrap();
+        assert_eq!(file.entities.prompts.len(), 1);
+        assert_eq!(file.warnings[0].pointer, "/entities/prompts/1");
+        let differ = br#"{"version": "1", "exported_at": "x", "entities": {"prompts": [
+            {"name": "p", "template": "t"}, {"name": "p", "template": "other"}]}}"#;
+        assert_eq!(
+            refused(differ),
+            [("/entities/prompts/1/name".into(), "duplicate".into())]
+        );
+    }
+
+    #[test]
+    fn server_references_outside_the_file_are_reported_for_the_target() {
+        let file = br#"{"version": "1", "exported_at": "x", "entities": {
+            "tools": [{"name": "t", "url": "https://x.example.com"}],
+            "servers": [{"name": "s", "tool_ids": ["t", "elsewhere"]}]}}"#;
+        let parsed = parse_file(file).unwrap();
+        assert_eq!(parsed.warnings.len(), 1);
+        assert_eq!(parsed.warnings[0].pointer, "/entities/servers/0/tool_ids/1");
+    }
+
+    #[test]
+    fn hostile_shapes_are_refused_not_crashed_on() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(refused(deep.as_bytes())[0].1, "invalid_json");
+        let nested = format!(
+            r#"{{"version": "1", "exported_at": "x", "entities": {{"tools": [{{"name": "t", "url": "https://x.example.com", "annotations": {}1{}}}]}}}}"#,
+            "{\"a\":".repeat(5000),
+            "}".repeat(5000)
+        );
+        assert!(!refused(nested.as_bytes()).is_empty());
+        let empty_object: Vec<String> = refused(b"{}").into_iter().map(|(p, _)| p).collect();
+        assert_eq!(empty_object, ["/version", "/exported_at", "/entities"]);
+        assert_eq!(refused(&[0xff, 0xfe, b'{'])[0].1, "invalid_utf8");
+        assert_eq!(
+            refused(br#"{"version": "1", "exported_at": "x", "entities": []}"#),
+            [("/entities".into(), "invalid_type".into())]
+        );
+    }
+}
