@@ -15,3 +15,4 @@ pub mod error;
 pub mod http;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;

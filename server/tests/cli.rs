@@ -335,3 +335,55 @@ fn validate_lists_every_problem_with_its_pointer_and_exits_1() {
         "{stdout}"
     );
 }
+
+#[test]
+fn export_writes_the_file_and_says_what_it_holds() {
+    let db = TestDb::sqlite();
+    assert!(
+        mcpgateway(&db)
+            .arg("seed")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("all.json");
+    let run = mcpgateway(&db)
+        .args(["export", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert!(
+        stderr.contains("Exported 49 total items across 6 categories"),
+        "{stderr}"
+    );
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(file["metadata"]["entity_counts"]["prompts"], 12);
+
+    let piped = mcpgateway(&db)
+        .args(["export", "--out", "-", "--type", "root"])
+        .output()
+        .unwrap();
+    let file: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert_eq!(file["entities"]["roots"].as_array().unwrap().len(), 6);
+    let bad = mcpgateway(&db)
+        .args(["export", "--type", "widgets"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an unknown type is a usage error"
+    );
+    let validate = mcpgateway(&db)
+        .args(["validate", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(validate.status.success());
+}

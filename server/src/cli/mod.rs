@@ -1,5 +1,6 @@
 //! The `mcpgateway` command line: one binary, one subcommand per file.
 
+mod export;
 mod seed;
 mod serve;
 mod token;
@@ -38,6 +39,8 @@ pub enum Command {
     Token(token::Command),
     /// Fill the gateway with the seed data set (49 entities), or N generated ones.
     Seed(seed::Opts),
+    /// Export the configuration to a JSON file, credentials encrypted.
+    Export(export::Opts),
     /// Check an export file offline and list every problem (no database needed).
     Validate(validate::Opts),
 }
@@ -84,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(_) => serve::run(settings).await,
         Command::Token(cmd) => token::run(cmd, &settings).await,
         Command::Seed(opts) => seed::run(opts, &settings).await,
+        Command::Export(opts) => export::run(opts, &settings).await,
         Command::Validate(_) => unreachable!("handled before settings are loaded"),
     }
 }

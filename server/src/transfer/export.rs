@@ -1,0 +1,232 @@
+//! Export: the gateway's configuration as one JSON file in ContextForge's format, every
+//! credential still AES-256-GCM encrypted, in a stable order so two exports diff cleanly.
+
+use std::collections::HashSet;
+
+use app::{
+    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
+    model::EntityKind,
+    transfer::EntitySet,
+};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::selection::Include;
+use crate::store::{Store, audit::NewAuditEntry, entities::ListQuery};
+
+/// The file's `version`: the MCP protocol revision our format follows, as ContextForge writes it.
+pub const FORMAT_VERSION: &str = "2025-03-26";
+
+/// What to export.
+#[derive(Clone, Debug, Default)]
+pub struct ExportOptions {
+    /// Types to export; empty means all six.
+    pub types: Vec<EntityKind>,
+    /// Entities carrying any of these tags (normalised ids), plus dependents and dependencies.
+    pub tags: Vec<String>,
+    /// Entities named by these names or globs, plus dependencies.
+    pub include: Option<Include>,
+    pub include_inactive: bool,
+    /// Add what selected entities need (a server's tools, prompts, resources) and, with
+    /// tags, the servers that use selected entities.
+    pub include_dependencies: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportFile {
+    pub version: String,
+    pub exported_at: String,
+    pub exported_by: String,
+    pub source_gateway: String,
+    pub encryption_method: String,
+    pub entities: EntitySet,
+    pub metadata: Value,
+}
+
+/// Everything stored, by type, ordered by key.
+struct Everything {
+    tools: Vec<Tool>,
+    gateways: Vec<Gateway>,
+    servers: Vec<Server>,
+    prompts: Vec<Prompt>,
+    resources: Vec<Resource>,
+    roots: Vec<Root>,
+}
+
+async fn all<E: Entity>(store: &Store, include_inactive: bool) -> sqlx::Result<Vec<E>> {
+    let query = ListQuery {
+        include_inactive,
+        ..Default::default()
+    };
+    let (mut entities, _) = store.list_entities::<E>(&query).await?;
+    for e in &mut entities {
+        e.set_id(None);
+    }
+    Ok(entities)
+}
+
+/// Builds the export and records it in the audit log.
+pub async fn export(
+    store: &Store,
+    options: &ExportOptions,
+    exported_by: &str,
+    source_gateway: &str,
+) -> anyhow::Result<ExportFile> {
+    let inactive = options.include_inactive;
+    let everything = Everything {
+        tools: all(store, inactive).await?,
+        gateways: all(store, inactive).await?,
+        servers: all(store, inactive).await?,
+        prompts: all(store, inactive).await?,
+        resources: all(store, inactive).await?,
+        roots: all(store, inactive).await?,
+    };
+    let chosen = select(&everything, options);
+    let entities = EntitySet {
+        tools: keep(everything.tools, &chosen),
+        gateways: keep(everything.gateways, &chosen),
+        servers: keep(everything.servers, &chosen),
+        prompts: keep(everything.prompts, &chosen),
+        resources: keep(everything.resources, &chosen),
+        roots: keep(everything.roots, &chosen),
+    };
+    let metadata = metadata(&entities, options);
+    let file = ExportFile {
+        version: FORMAT_VERSION.into(),
+        exported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        exported_by: exported_by.into(),
+        source_gateway: source_gateway.into(),
+        encryption_method: "AES-256-GCM".into(),
+        entities,
+        metadata,
+    };
+    let entry = NewAuditEntry {
+        actor: exported_by,
+        action: "export",
+        details: json!({ "entity_counts": file.metadata["entity_counts"], "export_options": file.metadata["export_options"] }),
+        ..Default::default()
+    };
+    store.record_audit(entry).await?;
+    Ok(file)
+}
+
+type Chosen = HashSet<(EntityKind, String)>;
+
+fn keep<E: Entity>(entities: Vec<E>, chosen: &Chosen) -> Vec<E> {
+    entities
+        .into_iter()
+        .filter(|e| chosen.contains(&(E::KIND, e.key().to_owned())))
+        .collect()
+}
+
+/// The keys the export takes, by the rules of [`ExportOptions`].
+fn select(all: &Everything, options: &ExportOptions) -> Chosen {
+    let mut chosen = Chosen::new();
+    let wanted = |kind: EntityKind| options.types.is_empty() || options.types.contains(&kind);
+    let tags: HashSet<String> = options
+        .tags
+        .iter()
+        .map(|t| app::entities::Tag::new(t).id)
+        .collect();
+    let mut consider =
+        |kind: EntityKind, key: &str, name: &str, entity_tags: &[app::entities::Tag]| {
+            let by_include = options
+                .include
+                .as_ref()
+                .is_none_or(|i| i.matches(kind, key, name));
+            let by_type = options
+                .include
+                .as_ref()
+                .map_or(wanted(kind), |i| i.mentions(kind) && wanted(kind));
+            let by_tag = tags.is_empty() || entity_tags.iter().any(|t| tags.contains(&t.id));
+            if by_type && by_include && by_tag {
+                chosen.insert((kind, key.to_owned()));
+            }
+        };
+    visit(&all.tools, &mut consider);
+    visit(&all.gateways, &mut consider);
+    visit(&all.servers, &mut consider);
+    visit(&all.prompts, &mut consider);
+    visit(&all.resources, &mut consider);
+    visit(&all.roots, &mut consider);
+    if options.include_dependencies {
+        add_dependencies(all, &mut chosen, !tags.is_empty());
+    }
+    chosen
+}
+
+fn visit<E: Entity>(
+    list: &[E],
+    consider: &mut impl FnMut(EntityKind, &str, &str, &[app::entities::Tag]),
+) {
+    for e in list {
+        consider(E::KIND, e.key(), e.name(), e.tags());
+    }
+}
+
+/// Adds, with `dependents`, the servers that use a chosen tool, prompt or resource; then
+/// every chosen server's tools, prompts and resources.
+fn add_dependencies(all: &Everything, chosen: &mut Chosen, dependents: bool) {
+    if dependents {
+        for server in &all.servers {
+            let uses_chosen = server
+                .links()
+                .iter()
+                .any(|(kind, keys)| keys.iter().any(|k| chosen.contains(&(*kind, k.clone()))));
+            if uses_chosen {
+                chosen.insert((EntityKind::Server, server.key().to_owned()));
+            }
+        }
+    }
+    for server in &all.servers {
+        if chosen.contains(&(EntityKind::Server, server.key().to_owned())) {
+            for (kind, keys) in server.links() {
+                chosen.extend(keys.iter().map(|k| (kind, k.clone())));
+            }
+        }
+    }
+}
+
+fn metadata(entities: &EntitySet, options: &ExportOptions) -> Value {
+    let mut counts = Map::new();
+    for (kind, n) in entities.counts() {
+        if n > 0 || options.types.contains(&kind) {
+            counts.insert(kind.plural().into(), json!(n));
+        }
+    }
+    let dependencies = if options.include_dependencies {
+        let map = |f: fn(&Server) -> &Vec<String>| -> Map<String, Value> {
+            entities
+                .servers
+                .iter()
+                .map(|s| (s.key().to_owned(), json!(f(s))))
+                .collect()
+        };
+        json!({
+            "servers_to_tools": map(|s| &s.tool_ids),
+            "servers_to_prompts": map(|s| &s.prompt_ids),
+            "servers_to_resources": map(|s| &s.resource_ids),
+        })
+    } else {
+        json!({})
+    };
+    let types: Vec<&str> = if options.types.is_empty() {
+        EntityKind::ALL.to_vec()
+    } else {
+        options.types.clone()
+    }
+    .into_iter()
+    .map(EntityKind::plural)
+    .collect();
+    json!({
+        "entity_counts": counts,
+        "dependencies": dependencies,
+        "export_options": {
+            "include_inactive": options.include_inactive,
+            "include_dependencies": options.include_dependencies,
+            "selected_types": types,
+            "filter_tags": options.tags,
+            "include": options.include.as_ref().map(Include::describe).unwrap_or_default(),
+        },
+    })
+}

@@ -1,0 +1,4 @@
+//! Export and import: the one service the CLI, the REST API and the UI call.
+
+pub mod export;
+pub mod selection;

@@ -1,0 +1,93 @@
+//! Which entities an export (or a selective import) takes: types, tags, `--include`
+//! names and globs, and the dependency closure.
+
+use app::model::EntityKind;
+use globset::{Glob, GlobMatcher};
+
+/// `--include "tool:weather_api,server:ai-*,root:workspace"`: per type, names or globs.
+#[derive(Clone, Debug, Default)]
+pub struct Include(Vec<(EntityKind, String, GlobMatcher)>);
+
+impl Include {
+    /// Parses `type:pattern` items separated by commas (types singular or plural).
+    pub fn parse(spec: &str) -> Result<Include, String> {
+        let mut items = Vec::new();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (kind, pattern) = item.split_once(':').ok_or_else(|| {
+                format!("`{item}`: write type:name, e.g. tool:weather_api or server:ai-*")
+            })?;
+            let kind = EntityKind::parse(kind).ok_or_else(|| {
+                format!(
+                    "`{kind}` is not an entity type (tool, gateway, server, prompt, resource, root)"
+                )
+            })?;
+            let glob = Glob::new(pattern.trim()).map_err(|e| format!("`{pattern}`: {e}"))?;
+            items.push((kind, pattern.trim().to_owned(), glob.compile_matcher()));
+        }
+        if items.is_empty() {
+            return Err("--include names no entity".into());
+        }
+        Ok(Include(items))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when an item of `kind` names `key` or `name`.
+    pub fn matches(&self, kind: EntityKind, key: &str, name: &str) -> bool {
+        self.0
+            .iter()
+            .any(|(k, _, glob)| *k == kind && (glob.is_match(key) || glob.is_match(name)))
+    }
+
+    pub fn mentions(&self, kind: EntityKind) -> bool {
+        self.0.iter().any(|(k, _, _)| *k == kind)
+    }
+
+    /// The spec as given, for the file's metadata.
+    pub fn describe(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|(k, p, _)| format!("{}:{p}", k.singular()))
+            .collect()
+    }
+}
+
+/// `--type tool,server` (singular or plural); empty means all six.
+pub fn parse_types(spec: &str) -> Result<Vec<EntityKind>, String> {
+    let mut kinds = Vec::new();
+    for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let kind = EntityKind::parse(name).ok_or_else(|| format!("`{name}` is not an entity type (tools, gateways, servers, prompts, resources, roots)"))?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_reads_names_and_globs_per_type() {
+        let include = Include::parse("tool:weather_api, server:ai-*,roots:workspace").unwrap();
+        assert!(include.matches(EntityKind::Tool, "weather_api", "weather_api"));
+        assert!(!include.matches(EntityKind::Tool, "weather", "weather"));
+        assert!(include.matches(EntityKind::Server, "ai-assistant", "ai-assistant"));
+        assert!(include.matches(EntityKind::Root, "file:///w", "workspace"));
+        assert!(!include.mentions(EntityKind::Prompt));
+        assert!(Include::parse("widget:x").is_err());
+        assert!(Include::parse("weather_api").is_err());
+    }
+
+    #[test]
+    fn types_read_singular_and_plural_once_each() {
+        assert_eq!(
+            parse_types("tool, servers,tools").unwrap(),
+            [EntityKind::Tool, EntityKind::Server]
+        );
+        assert!(parse_types("metrics").is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! Export on every backend: counts, filters, dependencies, determinism, encrypted
+//! credentials, and a file our own reader (and ContextForge's envelope rules) accept.
+
+mod common;
+
+use app::{model::EntityKind, transfer::parse_file};
+use common::{SECRET, TestDb, on_each_backend};
+use secrecy::SecretString;
+use serde_json::Value;
+use server::{
+    crypto::Cipher,
+    entities::{Entities, seed},
+    store::Store,
+    transfer::{
+        export::{ExportOptions, export},
+        selection::{Include, parse_types},
+    },
+};
+
+async fn seeded(db: &TestDb) -> Store {
+    let store = db.store().await;
+    let cipher = Cipher::new(&SecretString::from(SECRET));
+    let service = Entities {
+        store: &store,
+        cipher: &cipher,
+        actor: "test",
+    };
+    seed::seed(&service).await.unwrap();
+    store
+}
+
+async fn export_json(store: &Store, options: ExportOptions) -> Value {
+    let file = export(
+        store,
+        &options,
+        "tester@example.com",
+        "http://127.0.0.1:4444",
+    )
+    .await
+    .unwrap();
+    serde_json::to_value(&file).unwrap()
+}
+
+fn all() -> ExportOptions {
+    ExportOptions {
+        include_dependencies: true,
+        ..Default::default()
+    }
+}
+
+fn counts(file: &Value) -> Vec<(String, usize)> {
+    file["entities"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_array().unwrap().len()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_export_holds_all_49_with_encrypted_credentials_and_passes_the_envelope_rules() {
+    on_each_backend(|db| async move {
+        let store = seeded(&db).await;
+        let file = export_json(&store, all()).await;
+        let expected = [
+            ("tools", 15),
+            ("gateways", 3),
+            ("servers", 5),
+            ("prompts", 12),
+            ("resources", 8),
+            ("roots", 6),
+        ];
+        assert_eq!(
+            counts(&file),
+            expected.map(|(k, n)| (k.to_owned(), n)),
+            "{}",
+            db.backend
+        );
+        let keys: Vec<&str> = file
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "version",
+                "exported_at",
+                "exported_by",
+                "source_gateway",
+                "encryption_method",
+                "entities",
+                "metadata"
+            ]
+        );
+        assert!(!file["version"].as_str().unwrap().is_empty());
+        assert!(file["metadata"]["entity_counts"].is_object());
+        assert_eq!(file["metadata"]["entity_counts"]["tools"], 15);
+        assert_eq!(
+            file["metadata"]["dependencies"]["servers_to_tools"]["seed-server-1"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+
+        let text = file.to_string();
+        for i in 1..=15 {
+            assert!(
+                !text.contains(&seed::seed_tool_secret(i)),
+                "no plaintext secret in the export"
+            );
+        }
+        assert!(!text.contains("*****"), "no masks");
+        let cipher = Cipher::new(&SecretString::from(SECRET));
+        let tool = &file["entities"]["tools"][6];
+        assert_eq!(tool["auth_type"], "bearer");
+        let plain = cipher
+            .decrypt(tool["auth_value"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            plain.0["Authorization"],
+            format!("Bearer {}", seed::seed_tool_secret(7))
+        );
+        assert!(
+            file["entities"]["tools"][0].get("id").is_none(),
+            "ids stay in their gateway"
+        );
+
+        let parsed = parse_file(text.as_bytes()).expect("our reader accepts our file");
+        assert_eq!(parsed.entities.total(), 49);
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        let audit = store.audit_entries(Some("export"), 5).await.unwrap();
+        assert_eq!(audit[0].actor, "tester@example.com");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_exports_differ_only_in_their_time() {
+    on_each_backend(|db| async move {
+        let store = seeded(&db).await;
+        let mut a = export_json(&store, all()).await;
+        let mut b = export_json(&store, all()).await;
+        a["exported_at"] = Value::Null;
+        b["exported_at"] = Value::Null;
+        assert_eq!(
+            serde_json::to_string_pretty(&a).unwrap(),
+            serde_json::to_string_pretty(&b).unwrap()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn filters_select_types_tags_and_names_with_their_dependencies() {
+    on_each_backend(|db| async move {
+        let store = seeded(&db).await;
+        let types = ExportOptions {
+            types: parse_types("tool,roots").unwrap(),
+            ..all()
+        };
+        assert_eq!(
+            counts(&export_json(&store, types).await),
+            [("tools".into(), 15), ("roots".into(), 6)]
+        );
+
+        let include = ExportOptions {
+            include: Some(Include::parse("server:seed-server-1").unwrap()),
+            ..all()
+        };
+        let file = export_json(&store, include).await;
+        assert_eq!(
+            counts(&file),
+            [
+                ("tools".into(), 3),
+                ("servers".into(), 1),
+                ("prompts".into(), 2),
+                ("resources".into(), 1)
+            ]
+        );
+
+        let bare = ExportOptions {
+            include: Some(Include::parse("server:seed-server-1").unwrap()),
+            include_dependencies: false,
+            ..Default::default()
+        };
+        assert_eq!(
+            counts(&export_json(&store, bare).await),
+            [("servers".into(), 1)]
+        );
+
+        let glob = ExportOptions {
+            include: Some(Include::parse("tool:seed-tool-0*-basic,root:Wiki").unwrap()),
+            ..all()
+        };
+        assert_eq!(
+            counts(&export_json(&store, glob).await),
+            [("tools".into(), 5), ("roots".into(), 1)]
+        );
+
+        let tagged = ExportOptions {
+            tags: vec!["production".into()],
+            include_dependencies: false,
+            types: vec![EntityKind::Tool],
+            ..Default::default()
+        };
+        let file = export_json(&store, tagged).await;
+        let names: Vec<&str> = file["entities"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "seed-tool-03-basic",
+                "seed-tool-06-bearer",
+                "seed-tool-09-bearer",
+                "seed-tool-12-apikey",
+                "seed-tool-15-apikey"
+            ]
+        );
+
+        let with_dependents = ExportOptions {
+            tags: vec!["production".into()],
+            ..all()
+        };
+        let file = export_json(&store, with_dependents).await;
+        assert_eq!(
+            file["entities"]["servers"].as_array().unwrap().len(),
+            5,
+            "servers using production tools come along"
+        );
+    })
+    .await;
+}
