@@ -8,7 +8,7 @@ use crate::{
     config::Settings,
     transfer::{
         export::{ExportOptions, export},
-        selection::{Include, parse_types},
+        selection::{Include, parse_kind},
     },
 };
 
@@ -18,8 +18,8 @@ pub struct Opts {
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Only these types, e.g. `tool,server` (singular or plural).
-    #[arg(long = "type", value_name = "TYPES", value_parser = parse_types)]
-    pub types: Option<Vec<app::model::EntityKind>>,
+    #[arg(long = "type", value_name = "TYPES", value_delimiter = ',', value_parser = parse_kind)]
+    pub types: Vec<app::model::EntityKind>,
     /// Entities with any of these tags (plus the servers using them and their dependencies).
     #[arg(long, value_name = "TAGS", value_delimiter = ',')]
     pub tags: Vec<String>,
@@ -37,7 +37,7 @@ pub struct Opts {
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     let store = super::open_store(settings).await?;
     let options = ExportOptions {
-        types: opts.types.unwrap_or_default(),
+        types: dedup(opts.types),
         tags: opts
             .tags
             .into_iter()
@@ -78,6 +78,16 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         eprintln!("Wrote {}", out.display());
     }
     Ok(())
+}
+
+fn dedup(kinds: Vec<app::model::EntityKind>) -> Vec<app::model::EntityKind> {
+    let mut out = Vec::new();
+    for k in kinds {
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
 }
 
 /// Who runs a local CLI command, for `exported_by` and the audit log.

@@ -54,11 +54,20 @@ impl Include {
     }
 }
 
-/// `--type tool,server` (singular or plural); empty means all six.
+/// One type name, singular or plural.
+pub fn parse_kind(name: &str) -> Result<EntityKind, String> {
+    EntityKind::parse(name).ok_or_else(|| {
+        format!(
+            "`{name}` is not an entity type (tools, gateways, servers, prompts, resources, roots)"
+        )
+    })
+}
+
+/// `tool,server` (singular or plural), each type once; empty means all six.
 pub fn parse_types(spec: &str) -> Result<Vec<EntityKind>, String> {
     let mut kinds = Vec::new();
     for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let kind = EntityKind::parse(name).ok_or_else(|| format!("`{name}` is not an entity type (tools, gateways, servers, prompts, resources, roots)"))?;
+        let kind = parse_kind(name)?;
         if !kinds.contains(&kind) {
             kinds.push(kind);
         }
