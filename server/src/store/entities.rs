@@ -87,15 +87,54 @@ macro_rules! write_links {
     };
 }
 
-#[derive(sqlx::FromRow)]
-struct DocRow<E> {
-    id: Uuid,
-    doc: Json<E>,
+/// An open transaction on the store: several writes that land together or not at all.
+pub enum StoreTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs one expression on the transaction's connection, whichever backend it is.
+macro_rules! with_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            StoreTx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            StoreTx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
 }
 
 impl Store {
+    pub async fn begin(&self) -> sqlx::Result<StoreTx> {
+        Ok(match self {
+            Store::Sqlite(pool) => StoreTx::Sqlite(pool.begin().await?),
+            Store::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+impl StoreTx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self {
+            StoreTx::Sqlite(t) => t.commit().await,
+            StoreTx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        match self {
+            StoreTx::Sqlite(t) => t.rollback().await,
+            StoreTx::Postgres(t) => t.rollback().await,
+        }
+    }
+
     /// Inserts a validated entity; sets its id and timestamps (kept when the record has them).
-    pub async fn insert_entity<E: Entity>(&self, entity: &mut E) -> Result<Uuid, EntityError> {
+    pub async fn insert_entity<E: Entity>(&mut self, entity: &mut E) -> Result<Uuid, EntityError> {
         let id = Uuid::new_v4();
         let at = Timestamp(now());
         let (created, updated) = entity.timestamps();
@@ -107,8 +146,7 @@ impl Store {
             E::KIND.plural()
         ));
         let (created, updated) = entity.timestamps();
-        let result: Result<(), EntityError> = with_pool!(self, |pool| async {
-            let mut tx = pool.begin().await?;
+        let result: Result<(), EntityError> = with_tx!(self, |conn| async {
             sqlx::query(sql)
                 .bind(id)
                 .bind(entity.key())
@@ -119,16 +157,65 @@ impl Store {
                 .bind(created.map(|t| t.0))
                 .bind(updated.map(|t| t.0))
                 .bind(Json(&doc))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
-            write_links!(tx, id, links, false);
-            tx.commit().await?;
+            write_links!(conn, id, links, false);
             Ok(())
         }
         .await);
         result?;
         entity.set_id(Some(id));
+        Ok(id)
+    }
+
+    /// Replaces a stored entity (same id; `created_at` kept, `updated_at` now).
+    pub async fn update_entity<E: Entity>(&mut self, id: Uuid, entity: &mut E) -> Result<bool, EntityError> {
+        let (created, _) = entity.timestamps();
+        let at = Timestamp(now());
+        entity.set_timestamps(created.unwrap_or(at), at);
+        entity.set_id(Some(id));
+        let (doc, links) = stored_doc(entity);
+        let sql = AssertSqlSafe(format!(
+            "UPDATE {} SET key = $2, name = $3, is_active = $4, tag_index = $5, auth_type = $6, updated_at = $7, doc = $8 \
+             WHERE id = $1",
+            E::KIND.plural()
+        ));
+        with_tx!(self, |conn| async {
+            let done = sqlx::query(sql)
+                .bind(id)
+                .bind(entity.key())
+                .bind(entity.name())
+                .bind(entity.is_active())
+                .bind(tag_index(entity))
+                .bind(entity.credential().map(|c| c.0.as_str()))
+                .bind(at.0)
+                .bind(Json(&doc))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            write_links!(conn, id, links, true);
+            Ok(true)
+        }
+        .await)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct DocRow<E> {
+    id: Uuid,
+    doc: Json<E>,
+}
+
+impl Store {
+    /// Inserts a validated entity in its own transaction; see [`StoreTx::insert_entity`].
+    pub async fn insert_entity<E: Entity>(&self, entity: &mut E) -> Result<Uuid, EntityError> {
+        let mut tx = self.begin().await?;
+        let id = tx.insert_entity(entity).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -228,45 +315,12 @@ impl Store {
         Ok((entities, total))
     }
 
-    /// Replaces a stored entity (same id; `created_at` kept, `updated_at` now).
-    pub async fn update_entity<E: Entity>(
-        &self,
-        id: Uuid,
-        entity: &mut E,
-    ) -> Result<bool, EntityError> {
-        let (created, _) = entity.timestamps();
-        let at = Timestamp(now());
-        entity.set_timestamps(created.unwrap_or(at), at);
-        entity.set_id(Some(id));
-        let (doc, links) = stored_doc(entity);
-        let sql = AssertSqlSafe(format!(
-            "UPDATE {} SET key = $2, name = $3, is_active = $4, tag_index = $5, auth_type = $6, updated_at = $7, doc = $8 \
-             WHERE id = $1",
-            E::KIND.plural()
-        ));
-        let found: Result<bool, EntityError> = with_pool!(self, |pool| async {
-            let mut tx = pool.begin().await?;
-            let done = sqlx::query(sql)
-                .bind(id)
-                .bind(entity.key())
-                .bind(entity.name())
-                .bind(entity.is_active())
-                .bind(tag_index(entity))
-                .bind(entity.credential().map(|c| c.0.as_str()))
-                .bind(at.0)
-                .bind(Json(&doc))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            write_links!(tx, id, links, true);
-            tx.commit().await?;
-            Ok(true)
-        }
-        .await);
-        found
+    /// Replaces a stored entity in its own transaction; see [`StoreTx::update_entity`].
+    pub async fn update_entity<E: Entity>(&self, id: Uuid, entity: &mut E) -> Result<bool, EntityError> {
+        let mut tx = self.begin().await?;
+        let found = tx.update_entity(id, entity).await?;
+        tx.commit().await?;
+        Ok(found)
     }
 
     /// Deletes an entity. A tool, prompt or resource that servers use is refused unless
