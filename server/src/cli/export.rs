@@ -49,7 +49,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         include_dependencies: !opts.no_dependencies,
     };
     let source = format!("http://{}:{}", settings.host, settings.port);
-    let file = export(&store, &options, &cli_user(), &source).await?;
+    let file = export(&store, &options, &super::cli_actor(), &source).await?;
     store.close().await;
     let out = opts.out.unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -88,10 +88,4 @@ fn dedup(kinds: Vec<app::model::EntityKind>) -> Vec<app::model::EntityKind> {
         }
     }
     out
-}
-
-/// Who runs a local CLI command, for `exported_by` and the audit log.
-fn cli_user() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
 }

@@ -1,6 +1,7 @@
 //! The `mcpgateway` command line: one binary, one subcommand per file.
 
 mod export;
+mod import;
 mod seed;
 mod serve;
 mod token;
@@ -41,6 +42,8 @@ pub enum Command {
     Seed(seed::Opts),
     /// Export the configuration to a JSON file, credentials encrypted.
     Export(export::Opts),
+    /// Import an export file: validate all of it, then apply it atomically.
+    Import(import::Opts),
     /// Check an export file offline and list every problem (no database needed).
     Validate(validate::Opts),
 }
@@ -88,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => token::run(cmd, &settings).await,
         Command::Seed(opts) => seed::run(opts, &settings).await,
         Command::Export(opts) => export::run(opts, &settings).await,
+        Command::Import(opts) => import::run(opts, &settings).await,
         Command::Validate(_) => unreachable!("handled before settings are loaded"),
     }
 }
@@ -111,4 +115,12 @@ mod tests {
     fn verify_cli() {
         Cli::command().debug_assert();
     }
+}
+
+/// Who runs a local CLI command, for `exported_by` and the audit log.
+pub(crate) fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
 }

@@ -170,7 +170,11 @@ impl StoreTx {
     }
 
     /// Replaces a stored entity (same id; `created_at` kept, `updated_at` now).
-    pub async fn update_entity<E: Entity>(&mut self, id: Uuid, entity: &mut E) -> Result<bool, EntityError> {
+    pub async fn update_entity<E: Entity>(
+        &mut self,
+        id: Uuid,
+        entity: &mut E,
+    ) -> Result<bool, EntityError> {
         let (created, _) = entity.timestamps();
         let at = Timestamp(now());
         entity.set_timestamps(created.unwrap_or(at), at);
@@ -202,6 +206,56 @@ impl StoreTx {
         }
         .await)
     }
+}
+
+impl StoreTx {
+    /// The stored entity with this key (links included), seen from inside the transaction.
+    pub async fn entity_by_key<E: Entity>(&mut self, key: &str) -> sqlx::Result<Option<E>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT id, doc FROM {} WHERE key = $1",
+            E::KIND.plural()
+        ));
+        let row: Option<DocRow<E>> = with_tx!(self, |conn| sqlx::query_as(sql)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await)?;
+        let Some(row) = row else { return Ok(None) };
+        let mut entity = row.doc.0;
+        entity.set_id(Some(row.id));
+        if E::KIND == EntityKind::Server {
+            for kind in [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource] {
+                let sql = AssertSqlSafe(links_query(kind));
+                let keys = with_tx!(self, |conn| sqlx::query_scalar(sql)
+                    .bind(row.id)
+                    .fetch_all(&mut *conn)
+                    .await)?;
+                entity.set_links(kind, keys);
+            }
+        }
+        Ok(Some(entity))
+    }
+
+    /// True when an entity of `kind` has this key.
+    pub async fn key_exists(&mut self, kind: EntityKind, key: &str) -> sqlx::Result<bool> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {} WHERE key = $1",
+            kind.plural()
+        ));
+        let n: i64 = with_tx!(self, |conn| sqlx::query_scalar(sql)
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await)?;
+        Ok(n > 0)
+    }
+}
+
+/// The keys a server links to of `kind`, in order (bind the server id as `$1`).
+fn links_query(kind: EntityKind) -> String {
+    let (table, column) = link_table(kind);
+    format!(
+        "SELECT t.key FROM {table} l JOIN {} t ON t.id = l.{column} WHERE l.server_id = $1 ORDER BY l.position",
+        kind.plural()
+    )
 }
 
 #[derive(sqlx::FromRow)]
@@ -316,7 +370,11 @@ impl Store {
     }
 
     /// Replaces a stored entity in its own transaction; see [`StoreTx::update_entity`].
-    pub async fn update_entity<E: Entity>(&self, id: Uuid, entity: &mut E) -> Result<bool, EntityError> {
+    pub async fn update_entity<E: Entity>(
+        &self,
+        id: Uuid,
+        entity: &mut E,
+    ) -> Result<bool, EntityError> {
         let mut tx = self.begin().await?;
         let found = tx.update_entity(id, entity).await?;
         tx.commit().await?;
@@ -373,11 +431,7 @@ impl Store {
         entity.set_id(Some(row.id));
         if E::KIND == EntityKind::Server {
             for kind in [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource] {
-                let (table, column) = link_table(kind);
-                let sql = AssertSqlSafe(format!(
-                    "SELECT t.key FROM {table} l JOIN {} t ON t.id = l.{column} WHERE l.server_id = $1 ORDER BY l.position",
-                    kind.plural()
-                ));
+                let sql = AssertSqlSafe(links_query(kind));
                 let keys = with_pool!(self, |pool| sqlx::query_scalar(sql)
                     .bind(row.id)
                     .fetch_all(pool)

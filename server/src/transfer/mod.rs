@@ -1,4 +1,5 @@
 //! Export and import: the one service the CLI, the REST API and the UI call.
 
 pub mod export;
+pub mod import;
 pub mod selection;

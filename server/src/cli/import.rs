@@ -1,0 +1,113 @@
+//! `mcpgateway import FILE`: validate, then apply an export file to the local gateway.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{
+    auth::bootstrap,
+    config::Settings,
+    crypto::Cipher,
+    transfer::{
+        import::{ConflictStrategy, ImportError, ImportOptions, import},
+        selection::Include,
+    },
+};
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum Output {
+    /// Summary lines.
+    #[default]
+    Text,
+    /// The full result: per entity its type, name, action and changed fields.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// The export file (`-` for standard input).
+    pub file: PathBuf,
+    /// Run the whole import and roll it back: report what would happen.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// When a name (or URI) already exists.
+    #[arg(long, value_enum, default_value_t = ConflictStrategy::Update)]
+    pub conflict_strategy: ConflictStrategy,
+    /// Only these entities (names or globs per type) plus what they need, e.g. `tool:x,server:ai-*`.
+    #[arg(long, value_name = "SPEC", value_parser = Include::parse)]
+    pub include: Option<Include>,
+    /// The secret the file's credentials were encrypted with (default: this gateway's).
+    #[arg(
+        long,
+        value_name = "OLD",
+        env = "MCPGATEWAY_SOURCE_SECRET",
+        hide_env_values = true
+    )]
+    pub source_secret: Option<String>,
+    /// The secret to re-encrypt with; must be this gateway's AUTH_ENCRYPTION_SECRET.
+    #[arg(long, value_name = "NEW", hide_env_values = true)]
+    pub rekey_secret: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
+    let bytes = super::validate::read_input(&opts.file)?;
+    let store = super::open_store(settings).await?;
+    let secret = bootstrap::encryption_secret(settings, &bootstrap::key_file_for(&store))?;
+    if let Some(rekey) = &opts.rekey_secret {
+        anyhow::ensure!(
+            rekey.as_str() == secret.expose_secret(),
+            "--rekey-secret must be this gateway's AUTH_ENCRYPTION_SECRET: credentials are re-encrypted with the key the gateway decrypts with"
+        );
+    }
+    let target = Cipher::new(&secret);
+    let source = opts
+        .source_secret
+        .map(|s| Cipher::new(&SecretString::from(s)));
+    let options = ImportOptions {
+        strategy: opts.conflict_strategy,
+        dry_run: opts.dry_run,
+        include: opts.include,
+        source: source.as_ref(),
+    };
+    let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
+    store.close().await;
+    let report = match result {
+        Ok(report) => report,
+        Err(ImportError::Invalid(errors)) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!(
+                "{}: {} problem(s); nothing was imported",
+                opts.file.display(),
+                errors.len()
+            );
+        }
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    match opts.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Text => {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            for line in report.plan_lines() {
+                println!("{line}");
+            }
+            for r in report.results.iter().filter(|r| r.new_name.is_some()) {
+                println!(
+                    "Renamed {} `{}` to `{}`",
+                    r.kind.singular(),
+                    r.name,
+                    r.new_name.as_deref().unwrap_or_default()
+                );
+            }
+            println!("{}", report.summary());
+        }
+    }
+    Ok(())
+}

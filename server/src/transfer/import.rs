@@ -1,0 +1,622 @@
+//! Import: validate the whole file, then apply it in dependency order inside one
+//! transaction — all of it or none of it. A dry run is the same import, rolled back.
+
+use std::collections::{HashMap, HashSet};
+
+use app::{
+    entities::Entity,
+    model::EntityKind,
+    transfer::{EntitySet, parse_file},
+    validation::FieldError,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::selection::Include;
+use crate::{
+    crypto::Cipher,
+    store::{
+        Store,
+        audit::NewAuditEntry,
+        entities::{EntityError, StoreTx},
+    },
+};
+
+/// What to do when an entity's key already exists in the target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictStrategy {
+    /// Leave the existing entity as it is.
+    Skip,
+    /// Overwrite the existing entity with the file's.
+    #[default]
+    Update,
+    /// Import under a new, unique key and say which.
+    Rename,
+    /// Abort the whole import.
+    Fail,
+}
+
+pub struct ImportOptions<'a> {
+    pub strategy: ConflictStrategy,
+    pub dry_run: bool,
+    pub include: Option<Include>,
+    /// Decrypts the file's credentials; `None` means the file was written under the target's key.
+    pub source: Option<&'a Cipher>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Created,
+    Updated,
+    Unchanged,
+    Skipped,
+    Renamed,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EntityResult {
+    #[serde(rename = "type")]
+    pub kind: EntityKind,
+    pub name: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed_fields: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub strategy: ConflictStrategy,
+    pub results: Vec<EntityResult>,
+    /// Entities of the file left out by `--include`.
+    pub skipped_by_selection: usize,
+    pub warnings: Vec<FieldError>,
+    /// True when credentials were re-encrypted from another key.
+    pub rekeyed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the file has {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("conflict: {0} (strategy fail: nothing was imported)")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] EntityError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl ImportReport {
+    pub fn count(&self, kind: EntityKind, action: Action) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.kind == kind && r.action == action)
+            .count()
+    }
+
+    /// "Imported: 15 tools, …" (whole file) or "Imported 1 tool, 1 server (2 items skipped)".
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        let mut skipped = self.skipped_by_selection;
+        for kind in EntityKind::ALL {
+            let n = self
+                .results
+                .iter()
+                .filter(|r| r.kind == kind && r.action != Action::Skipped)
+                .count();
+            skipped += self.count(kind, Action::Skipped);
+            if n > 0
+                || (self.skipped_by_selection == 0 && self.results.iter().any(|r| r.kind == kind))
+            {
+                parts.push(plural(n, kind));
+            }
+        }
+        let verb = if self.dry_run {
+            "Would import"
+        } else {
+            "Imported"
+        };
+        if self.skipped_by_selection == 0 && skipped == 0 {
+            format!("{verb}: {}", parts.join(", "))
+        } else {
+            format!(
+                "{verb} {} ({skipped} items skipped)",
+                if parts.is_empty() {
+                    "nothing".into()
+                } else {
+                    parts.join(", ")
+                }
+            )
+        }
+    }
+
+    /// Per type: "Would update 3 existing tools, create 12 new tools" and the other outcomes.
+    pub fn plan_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for kind in EntityKind::ALL {
+            let phrases: Vec<String> = [
+                (Action::Updated, "update", " existing"),
+                (Action::Created, "create", " new"),
+                (Action::Renamed, "rename", ""),
+                (Action::Skipped, "skip", " existing"),
+                (Action::Unchanged, "leave", " unchanged"),
+            ]
+            .iter()
+            .filter_map(|(action, verb, adjective)| {
+                let n = self.count(kind, *action);
+                (n > 0).then(|| {
+                    format!(
+                        "{verb} {n}{adjective} {}",
+                        if n == 1 {
+                            kind.singular()
+                        } else {
+                            kind.plural()
+                        }
+                    )
+                })
+            })
+            .collect();
+            if !phrases.is_empty() {
+                let lead = if self.dry_run { "Would " } else { "" };
+                let mut line = format!("{lead}{}", phrases.join(", "));
+                if !self.dry_run {
+                    line = capitalise(
+                        &line
+                            .replace("update ", "updated ")
+                            .replace("create ", "created ")
+                            .replace("rename ", "renamed ")
+                            .replace("skip ", "skipped ")
+                            .replace("leave ", "left "),
+                    );
+                }
+                lines.push(line);
+            }
+        }
+        lines
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn plural(n: usize, kind: EntityKind) -> String {
+    format!(
+        "{n} {}",
+        if n == 1 {
+            kind.singular()
+        } else {
+            kind.plural()
+        }
+    )
+}
+
+/// Validates `bytes` and imports them; on any problem nothing is written.
+pub async fn import(
+    store: &Store,
+    target: &Cipher,
+    bytes: &[u8],
+    options: &ImportOptions<'_>,
+    actor: &str,
+) -> Result<ImportReport, ImportError> {
+    let file = parse_file(bytes).map_err(ImportError::Invalid)?;
+    let mut warnings = file.warnings;
+    let (mut set, skipped_by_selection) = select(file.entities, options.include.as_ref());
+    let source = options.source.unwrap_or(target);
+    let rekeyed = source.fingerprint() != target.fingerprint();
+    rekey(&mut set, source, target)?;
+    check_references(store, &set, &mut warnings).await?;
+
+    let mut tx = store.begin().await?;
+    let mut run = Run {
+        tx: &mut tx,
+        target,
+        strategy: options.strategy,
+        results: Vec::new(),
+        renamed: HashMap::new(),
+    };
+    let applied = run.apply(set).await;
+    let results = std::mem::take(&mut run.results);
+    match applied {
+        Err(e) => {
+            tx.rollback().await?;
+            return Err(e);
+        }
+        Ok(()) if options.dry_run => tx.rollback().await?,
+        Ok(()) => tx.commit().await?,
+    }
+    let report = ImportReport {
+        dry_run: options.dry_run,
+        strategy: options.strategy,
+        results,
+        skipped_by_selection,
+        warnings,
+        rekeyed,
+    };
+    if !options.dry_run {
+        audit(store, &report, bytes, source, target, actor).await?;
+    }
+    Ok(report)
+}
+
+/// Keeps what `--include` names plus what the named servers need; counts the rest.
+fn select(set: EntitySet, include: Option<&Include>) -> (EntitySet, usize) {
+    let Some(include) = include else {
+        return (set, 0);
+    };
+    let total = set.total();
+    let mut wanted: HashSet<(EntityKind, String)> = HashSet::new();
+    let mut pick = |kind: EntityKind, key: &str, name: &str| {
+        if include.matches(kind, key, name) {
+            wanted.insert((kind, key.to_owned()));
+        }
+    };
+    set.tools
+        .iter()
+        .for_each(|e| pick(EntityKind::Tool, e.key(), e.name()));
+    set.gateways
+        .iter()
+        .for_each(|e| pick(EntityKind::Gateway, e.key(), e.name()));
+    set.servers
+        .iter()
+        .for_each(|e| pick(EntityKind::Server, e.key(), e.name()));
+    set.prompts
+        .iter()
+        .for_each(|e| pick(EntityKind::Prompt, e.key(), e.name()));
+    set.resources
+        .iter()
+        .for_each(|e| pick(EntityKind::Resource, e.key(), e.name()));
+    set.roots
+        .iter()
+        .for_each(|e| pick(EntityKind::Root, e.key(), e.name()));
+    let needed: Vec<(EntityKind, String)> = set
+        .servers
+        .iter()
+        .filter(|s| wanted.contains(&(EntityKind::Server, s.key().to_owned())))
+        .flat_map(|s| {
+            s.links()
+                .into_iter()
+                .flat_map(|(kind, keys)| keys.iter().map(move |k| (kind, k.clone())))
+        })
+        .collect();
+    wanted.extend(needed);
+    fn keep<E: Entity>(list: Vec<E>, wanted: &HashSet<(EntityKind, String)>) -> Vec<E> {
+        list.into_iter()
+            .filter(|e| wanted.contains(&(E::KIND, e.key().to_owned())))
+            .collect()
+    }
+    let chosen = EntitySet {
+        tools: keep(set.tools, &wanted),
+        gateways: keep(set.gateways, &wanted),
+        servers: keep(set.servers, &wanted),
+        prompts: keep(set.prompts, &wanted),
+        resources: keep(set.resources, &wanted),
+        roots: keep(set.roots, &wanted),
+    };
+    let skipped = total - chosen.total();
+    (chosen, skipped)
+}
+
+/// Re-encrypts every credential from the source key to the target key; a blob the
+/// source key cannot open is an error naming its entity.
+fn rekey(set: &mut EntitySet, source: &Cipher, target: &Cipher) -> Result<(), ImportError> {
+    let mut errors = Vec::new();
+    rekey_list(&mut set.tools, source, target, &mut errors);
+    rekey_list(&mut set.gateways, source, target, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ImportError::Invalid(errors))
+    }
+}
+
+fn rekey_list<E: Entity>(
+    list: &mut [E],
+    source: &Cipher,
+    target: &Cipher,
+    errors: &mut Vec<FieldError>,
+) {
+    let same_key = source.fingerprint() == target.fingerprint();
+    for (i, entity) in list.iter_mut().enumerate() {
+        let Some((auth_type, blob)) = entity.credential() else {
+            continue;
+        };
+        match source.decrypt(blob) {
+            Ok(_) if same_key => {}
+            Ok(plain) => {
+                let sealed = target.encrypt(&plain);
+                entity.set_credential(Some((auth_type, sealed)));
+            }
+            Err(e) => errors.push(FieldError {
+                pointer: format!("/entities/{}/{i}/auth_value", E::KIND.plural()),
+                code: "undecryptable".into(),
+                message: format!("the credential of {} `{}` {e}; pass the exporting gateway's secret with --source-secret", E::KIND.singular(), entity.key()),
+            }),
+        }
+    }
+}
+
+/// Every server reference must name an entity in the file or in the target.
+async fn check_references(
+    store: &Store,
+    set: &EntitySet,
+    warnings: &mut Vec<FieldError>,
+) -> Result<(), ImportError> {
+    let in_file: HashSet<(EntityKind, &str)> = set
+        .tools
+        .iter()
+        .map(|e| (EntityKind::Tool, e.key()))
+        .chain(set.prompts.iter().map(|e| (EntityKind::Prompt, e.key())))
+        .chain(
+            set.resources
+                .iter()
+                .map(|e| (EntityKind::Resource, e.key())),
+        )
+        .collect();
+    let mut errors = Vec::new();
+    for (i, server) in set.servers.iter().enumerate() {
+        for (kind, keys) in server.links() {
+            let field = match kind {
+                EntityKind::Tool => "tool_ids",
+                EntityKind::Prompt => "prompt_ids",
+                _ => "resource_ids",
+            };
+            for (j, key) in keys.iter().enumerate() {
+                if in_file.contains(&(kind, key.as_str()))
+                    || store.id_by_key(kind, key).await?.is_some()
+                {
+                    continue;
+                }
+                errors.push(FieldError {
+                    pointer: format!("/entities/servers/{i}/{field}/{j}"),
+                    code: "unknown_reference".into(),
+                    message: format!(
+                        "no {} `{key}` in the file or in this gateway",
+                        kind.singular()
+                    ),
+                });
+            }
+        }
+    }
+    warnings.retain(|w| w.code != "external_reference");
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ImportError::Invalid(errors))
+    }
+}
+
+struct Run<'t> {
+    tx: &'t mut StoreTx,
+    target: &'t Cipher,
+    strategy: ConflictStrategy,
+    results: Vec<EntityResult>,
+    /// Keys given a new name by the rename strategy, so servers follow them.
+    renamed: HashMap<(EntityKind, String), String>,
+}
+
+impl Run<'_> {
+    /// Dependency order: what servers link to comes first.
+    async fn apply(&mut self, set: EntitySet) -> Result<(), ImportError> {
+        self.all(set.tools).await?;
+        self.all(set.gateways).await?;
+        self.all(set.roots).await?;
+        self.all(set.prompts).await?;
+        self.all(set.resources).await?;
+        let mut servers = set.servers;
+        for server in &mut servers {
+            for (kind, keys) in server.take_links() {
+                let keys = keys
+                    .into_iter()
+                    .map(|k| self.renamed.get(&(kind, k.clone())).cloned().unwrap_or(k))
+                    .collect();
+                server.set_links(kind, keys);
+            }
+        }
+        self.all(servers).await
+    }
+
+    async fn all<E: Entity>(&mut self, list: Vec<E>) -> Result<(), ImportError> {
+        for entity in list {
+            self.one(entity).await?;
+        }
+        Ok(())
+    }
+
+    async fn one<E: Entity>(&mut self, mut entity: E) -> Result<(), ImportError> {
+        let key = entity.key().to_owned();
+        let Some(existing) = self.tx.entity_by_key::<E>(&key).await? else {
+            self.tx.insert_entity(&mut entity).await?;
+            return Ok(self.record::<E>(key, Action::Created, None, Vec::new()));
+        };
+        keep_equal_credential(&mut entity, &existing, self.target);
+        let changed = changed_fields(&entity, &existing);
+        if changed.is_empty() {
+            return Ok(self.record::<E>(key, Action::Unchanged, None, changed));
+        }
+        match self.strategy {
+            ConflictStrategy::Skip => Ok(self.record::<E>(key, Action::Skipped, None, changed)),
+            ConflictStrategy::Fail => Err(ImportError::Conflict(format!(
+                "{} `{key}` already exists and differs in {}",
+                E::KIND.singular(),
+                changed.join(", ")
+            ))),
+            ConflictStrategy::Update => {
+                let (created, _) = existing.timestamps();
+                let (_, updated) = entity.timestamps();
+                entity.set_timestamps(
+                    created.unwrap_or_else(|| app::entities::Timestamp(crate::store::now())),
+                    updated.unwrap_or_else(|| app::entities::Timestamp(crate::store::now())),
+                );
+                let id = existing.id().expect("stored entities have ids");
+                self.tx.update_entity(id, &mut entity).await?;
+                Ok(self.record::<E>(key, Action::Updated, None, changed))
+            }
+            ConflictStrategy::Rename => {
+                let new_key = self.free_key(E::KIND, &key).await?;
+                rename(&mut entity, &new_key);
+                self.tx.insert_entity(&mut entity).await?;
+                self.renamed.insert((E::KIND, key.clone()), new_key.clone());
+                Ok(self.record::<E>(key, Action::Renamed, Some(new_key), changed))
+            }
+        }
+    }
+
+    async fn free_key(&mut self, kind: EntityKind, key: &str) -> Result<String, ImportError> {
+        for n in 1.. {
+            let candidate = if n == 1 {
+                format!("{key}-imported")
+            } else {
+                format!("{key}-imported-{n}")
+            };
+            if !self.tx.key_exists(kind, &candidate).await? {
+                return Ok(candidate);
+            }
+        }
+        unreachable!("some suffix is always free")
+    }
+
+    fn record<E: Entity>(
+        &mut self,
+        name: String,
+        action: Action,
+        new_name: Option<String>,
+        changed_fields: Vec<String>,
+    ) {
+        self.results.push(EntityResult {
+            kind: E::KIND,
+            name,
+            action,
+            new_name,
+            changed_fields,
+        });
+    }
+}
+
+/// When the imported credential decrypts to the stored one, keep the stored blob (a
+/// re-encryption alone is no change).
+fn keep_equal_credential<E: Entity>(entity: &mut E, existing: &E, target: &Cipher) {
+    let (Some((t1, new)), Some((t2, old))) = (entity.credential(), existing.credential()) else {
+        return;
+    };
+    if t1 == t2
+        && new != old
+        && matches!((target.decrypt(new), target.decrypt(old)), (Ok(a), Ok(b)) if a == b)
+    {
+        let old = old.to_owned();
+        entity.set_credential(Some((t2, old)));
+    }
+}
+
+/// The top-level fields that differ, ignoring ids and timestamps.
+fn changed_fields<E: Entity>(new: &E, old: &E) -> Vec<String> {
+    let comparable = |e: &E| {
+        let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            for k in ["id", "created_at", "updated_at"] {
+                m.remove(k);
+            }
+        }
+        v
+    };
+    let (Value::Object(a), Value::Object(b)) = (comparable(new), comparable(old)) else {
+        return vec!["*".into()];
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.dedup();
+    let mut changed: Vec<String> = keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect();
+    changed.sort();
+    changed.dedup();
+    changed
+}
+
+/// Gives an entity a new key (its name, or its URI for resources and roots).
+fn rename<E: Entity>(entity: &mut E, new_key: &str) {
+    let field = if matches!(E::KIND, EntityKind::Resource | EntityKind::Root) {
+        "uri"
+    } else {
+        "name"
+    };
+    let mut value = serde_json::to_value(&*entity).unwrap_or(Value::Null);
+    value[field] = Value::String(new_key.to_owned());
+    if let Ok(renamed) = serde_json::from_value::<E>(value) {
+        *entity = renamed;
+    }
+}
+
+async fn audit(
+    store: &Store,
+    report: &ImportReport,
+    bytes: &[u8],
+    source: &Cipher,
+    target: &Cipher,
+    actor: &str,
+) -> sqlx::Result<()> {
+    let digest: String = Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut counts = serde_json::Map::new();
+    for kind in EntityKind::ALL {
+        let by_action: serde_json::Map<String, Value> = [
+            Action::Created,
+            Action::Updated,
+            Action::Unchanged,
+            Action::Skipped,
+            Action::Renamed,
+        ]
+        .iter()
+        .map(|a| {
+            (
+                serde_json::to_value(a)
+                    .unwrap()
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                json!(report.count(kind, *a)),
+            )
+        })
+        .collect();
+        counts.insert(kind.plural().into(), Value::Object(by_action));
+    }
+    let details = json!({
+        "file_sha256": digest,
+        "strategy": report.strategy,
+        "counts": counts,
+        "skipped_by_selection": report.skipped_by_selection,
+        "source_key": source.fingerprint(),
+        "target_key": target.fingerprint(),
+    });
+    store
+        .record_audit(NewAuditEntry {
+            actor,
+            action: "import",
+            details: details.clone(),
+            ..Default::default()
+        })
+        .await?;
+    if report.rekeyed {
+        store
+            .record_audit(NewAuditEntry {
+                actor,
+                action: "rekey",
+                details,
+                ..Default::default()
+            })
+            .await?;
+    }
+    Ok(())
+}
