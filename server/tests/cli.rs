@@ -387,3 +387,115 @@ fn export_writes_the_file_and_says_what_it_holds() {
         .unwrap();
     assert!(validate.status.success());
 }
+
+#[test]
+fn import_applies_a_file_reports_it_and_refuses_bad_ones_without_writing() {
+    let a = TestDb::sqlite();
+    assert!(
+        mcpgateway(&a)
+            .arg("seed")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.json");
+    assert!(
+        mcpgateway(&a)
+            .args(["export", "--out", file.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+
+    let b = TestDb::sqlite();
+    let dry = mcpgateway(&b)
+        .args(["import", file.to_str().unwrap(), "--dry-run"])
+        .output()
+        .unwrap();
+    let dry_out = String::from_utf8(dry.stdout).unwrap();
+    assert!(dry_out.contains("Would create 15 new tools"), "{dry_out}");
+    assert!(
+        dry_out.contains(
+            "Would import: 15 tools, 3 gateways, 5 servers, 12 prompts, 8 resources, 6 roots"
+        ),
+        "{dry_out}"
+    );
+
+    let first = mcpgateway(&b)
+        .args(["import", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let out = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        out.contains("Imported: 15 tools, 3 gateways, 5 servers, 12 prompts, 8 resources, 6 roots"),
+        "{out}"
+    );
+    let again = String::from_utf8(
+        mcpgateway(&b)
+            .args(["import", file.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(again.contains("Left 15 unchanged tools"), "{again}");
+
+    let json = mcpgateway(&b)
+        .args(["import", file.to_str().unwrap(), "-o", "json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["results"][0]["action"], "unchanged");
+
+    let c = TestDb::sqlite();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "ok", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    let refused = mcpgateway(&c)
+        .args(["import", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("/entities/tools/1/url: scheme `gopher` is not allowed")
+    );
+    let export = mcpgateway(&c)
+        .args(["export", "--out", "-"])
+        .output()
+        .unwrap();
+    let left: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+    assert_eq!(left["entities"], serde_json::json!({}), "no row written");
+
+    let usage = mcpgateway(&c)
+        .args([
+            "import",
+            bad.to_str().unwrap(),
+            "--conflict-strategy",
+            "merge",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let wrong_rekey = mcpgateway(&c)
+        .args([
+            "import",
+            file.to_str().unwrap(),
+            "--rekey-secret",
+            "not-the-gateway-secret-0123456789abc",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wrong_rekey.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong_rekey.stderr)
+            .contains("--rekey-secret must be this gateway's AUTH_ENCRYPTION_SECRET")
+    );
+}
