@@ -106,6 +106,14 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     })
 }
 
+/// Who runs a local CLI command, for `exported_by` and the audit log.
+pub(crate) fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,12 +123,4 @@ mod tests {
     fn verify_cli() {
         Cli::command().debug_assert();
     }
-}
-
-/// Who runs a local CLI command, for `exported_by` and the audit log.
-pub(crate) fn cli_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
 }

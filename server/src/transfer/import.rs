@@ -436,15 +436,15 @@ impl Run<'_> {
         let key = entity.key().to_owned();
         let Some(existing) = self.tx.entity_by_key::<E>(&key).await? else {
             self.tx.insert_entity(&mut entity).await?;
-            return Ok(self.record::<E>(key, Action::Created, None, Vec::new()));
+            return self.record::<E>(key, Action::Created, None, Vec::new());
         };
         keep_equal_credential(&mut entity, &existing, self.target);
         let changed = changed_fields(&entity, &existing);
         if changed.is_empty() {
-            return Ok(self.record::<E>(key, Action::Unchanged, None, changed));
+            return self.record::<E>(key, Action::Unchanged, None, changed);
         }
         match self.strategy {
-            ConflictStrategy::Skip => Ok(self.record::<E>(key, Action::Skipped, None, changed)),
+            ConflictStrategy::Skip => self.record::<E>(key, Action::Skipped, None, changed),
             ConflictStrategy::Fail => Err(ImportError::Conflict(format!(
                 "{} `{key}` already exists and differs in {}",
                 E::KIND.singular(),
@@ -459,14 +459,14 @@ impl Run<'_> {
                 );
                 let id = existing.id().expect("stored entities have ids");
                 self.tx.update_entity(id, &mut entity).await?;
-                Ok(self.record::<E>(key, Action::Updated, None, changed))
+                self.record::<E>(key, Action::Updated, None, changed)
             }
             ConflictStrategy::Rename => {
                 let new_key = self.free_key(E::KIND, &key).await?;
                 rename(&mut entity, &new_key);
                 self.tx.insert_entity(&mut entity).await?;
                 self.renamed.insert((E::KIND, key.clone()), new_key.clone());
-                Ok(self.record::<E>(key, Action::Renamed, Some(new_key), changed))
+                self.record::<E>(key, Action::Renamed, Some(new_key), changed)
             }
         }
     }
@@ -491,7 +491,7 @@ impl Run<'_> {
         action: Action,
         new_name: Option<String>,
         changed_fields: Vec<String>,
-    ) {
+    ) -> Result<(), ImportError> {
         self.results.push(EntityResult {
             kind: E::KIND,
             name,
@@ -499,6 +499,7 @@ impl Run<'_> {
             new_name,
             changed_fields,
         });
+        Ok(())
     }
 }
 
