@@ -49,6 +49,26 @@ impl EntitySet {
     pub fn total(&self) -> usize {
         self.counts().iter().map(|(_, n)| n).sum()
     }
+
+    /// Only the entities whose `(type, key)` is in `keys`.
+    pub fn retain_keys(self, keys: &std::collections::HashSet<(EntityKind, String)>) -> EntitySet {
+        fn keep<E: Entity>(
+            list: Vec<E>,
+            keys: &std::collections::HashSet<(EntityKind, String)>,
+        ) -> Vec<E> {
+            list.into_iter()
+                .filter(|e| keys.contains(&(E::KIND, e.key().to_owned())))
+                .collect()
+        }
+        EntitySet {
+            tools: keep(self.tools, keys),
+            gateways: keep(self.gateways, keys),
+            servers: keep(self.servers, keys),
+            prompts: keep(self.prompts, keys),
+            resources: keep(self.resources, keys),
+            roots: keep(self.roots, keys),
+        }
+    }
 }
 
 /// A file that passed validation.

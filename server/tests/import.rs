@@ -107,11 +107,7 @@ async fn a_round_trip_is_lossless_and_a_second_import_writes_nothing() {
     on_each_backend(|db| async move {
         let a = seeded(&db).await;
         let file_a = export_bytes(&a).await;
-        let target_db = if db.backend == "sqlite" {
-            TestDb::sqlite()
-        } else {
-            TestDb::postgres().await.unwrap()
-        };
+        let target_db = db.another().await;
         let b = target_db.store().await;
         let key = cipher(SECRET);
 
@@ -150,11 +146,7 @@ async fn another_key_needs_the_source_secret_and_then_re_encrypts() {
     on_each_backend(|db| async move {
         let a = seeded(&db).await;
         let file_a = export_bytes(&a).await;
-        let target_db = if db.backend == "sqlite" {
-            TestDb::sqlite()
-        } else {
-            TestDb::postgres().await.unwrap()
-        };
+        let target_db = db.another().await;
         let b = target_db.store().await;
         let (key_a, key_b) = (cipher(SECRET), cipher(OTHER_SECRET));
 
@@ -340,11 +332,7 @@ async fn include_imports_the_named_entities_and_what_they_need() {
     on_each_backend(|db| async move {
         let a = seeded(&db).await;
         let bytes = export_bytes(&a).await;
-        let target_db = if db.backend == "sqlite" {
-            TestDb::sqlite()
-        } else {
-            TestDb::postgres().await.unwrap()
-        };
+        let target_db = db.another().await;
         let b = target_db.store().await;
         let key = cipher(SECRET);
         let selective = ImportOptions {

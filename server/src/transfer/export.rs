@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use app::{
-    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
+    entities::{Entity, Server},
     model::EntityKind,
     transfer::EntitySet,
 };
@@ -43,16 +43,6 @@ pub struct ExportFile {
     pub metadata: Value,
 }
 
-/// Everything stored, by type, ordered by key.
-struct Everything {
-    tools: Vec<Tool>,
-    gateways: Vec<Gateway>,
-    servers: Vec<Server>,
-    prompts: Vec<Prompt>,
-    resources: Vec<Resource>,
-    roots: Vec<Root>,
-}
-
 async fn all<E: Entity>(store: &Store, include_inactive: bool) -> sqlx::Result<Vec<E>> {
     let query = ListQuery {
         include_inactive,
@@ -73,7 +63,7 @@ pub async fn export(
     source_gateway: &str,
 ) -> anyhow::Result<ExportFile> {
     let inactive = options.include_inactive;
-    let everything = Everything {
+    let everything = EntitySet {
         tools: all(store, inactive).await?,
         gateways: all(store, inactive).await?,
         servers: all(store, inactive).await?,
@@ -82,14 +72,7 @@ pub async fn export(
         roots: all(store, inactive).await?,
     };
     let chosen = select(&everything, options);
-    let entities = EntitySet {
-        tools: keep(everything.tools, &chosen),
-        gateways: keep(everything.gateways, &chosen),
-        servers: keep(everything.servers, &chosen),
-        prompts: keep(everything.prompts, &chosen),
-        resources: keep(everything.resources, &chosen),
-        roots: keep(everything.roots, &chosen),
-    };
+    let entities = everything.retain_keys(&chosen);
     let metadata = metadata(&entities, options);
     let file = ExportFile {
         version: FORMAT_VERSION.into(),
@@ -112,15 +95,8 @@ pub async fn export(
 
 type Chosen = HashSet<(EntityKind, String)>;
 
-fn keep<E: Entity>(entities: Vec<E>, chosen: &Chosen) -> Vec<E> {
-    entities
-        .into_iter()
-        .filter(|e| chosen.contains(&(E::KIND, e.key().to_owned())))
-        .collect()
-}
-
 /// The keys the export takes, by the rules of [`ExportOptions`].
-fn select(all: &Everything, options: &ExportOptions) -> Chosen {
+fn select(all: &EntitySet, options: &ExportOptions) -> Chosen {
     let mut chosen = Chosen::new();
     let wanted = |kind: EntityKind| options.types.is_empty() || options.types.contains(&kind);
     let tags: HashSet<String> = options
@@ -166,7 +142,7 @@ fn visit<E: Entity>(
 
 /// Adds, with `dependents`, the servers that use a chosen tool, prompt or resource; then
 /// every chosen server's tools, prompts and resources.
-fn add_dependencies(all: &Everything, chosen: &mut Chosen, dependents: bool) {
+fn add_dependencies(all: &EntitySet, chosen: &mut Chosen, dependents: bool) {
     if dependents {
         for server in &all.servers {
             let uses_chosen = server

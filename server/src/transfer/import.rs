@@ -289,19 +289,7 @@ fn select(set: EntitySet, include: Option<&Include>) -> (EntitySet, usize) {
         })
         .collect();
     wanted.extend(needed);
-    fn keep<E: Entity>(list: Vec<E>, wanted: &HashSet<(EntityKind, String)>) -> Vec<E> {
-        list.into_iter()
-            .filter(|e| wanted.contains(&(E::KIND, e.key().to_owned())))
-            .collect()
-    }
-    let chosen = EntitySet {
-        tools: keep(set.tools, &wanted),
-        gateways: keep(set.gateways, &wanted),
-        servers: keep(set.servers, &wanted),
-        prompts: keep(set.prompts, &wanted),
-        resources: keep(set.resources, &wanted),
-        roots: keep(set.roots, &wanted),
-    };
+    let chosen = set.retain_keys(&wanted);
     let skipped = total - chosen.total();
     (chosen, skipped)
 }

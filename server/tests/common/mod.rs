@@ -64,6 +64,14 @@ impl TestDb {
         })
     }
 
+    /// A second, empty database on the same backend (an import target).
+    pub async fn another(&self) -> TestDb {
+        match self.backend {
+            "sqlite" => TestDb::sqlite(),
+            _ => TestDb::postgres().await.expect("postgres configured"),
+        }
+    }
+
     pub async fn store(&self) -> Store {
         Store::connect(&self.url).await.expect("open test store")
     }
