@@ -499,3 +499,60 @@ fn import_applies_a_file_reports_it_and_refuses_bad_ones_without_writing() {
             .contains("--rekey-secret must be this gateway's AUTH_ENCRYPTION_SECRET")
     );
 }
+
+#[test]
+fn diff_shows_field_changes_hides_secrets_and_signals_drift() {
+    let db = TestDb::sqlite();
+    assert!(
+        mcpgateway(&db)
+            .arg("seed")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let export = mcpgateway(&db)
+        .args(["export", "--out", "-"])
+        .output()
+        .unwrap();
+    let mut file: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("same.json");
+    std::fs::write(&same, serde_json::to_vec(&file).unwrap()).unwrap();
+    let clean = mcpgateway(&db)
+        .args(["diff", same.to_str().unwrap(), "--exit-code"])
+        .output()
+        .unwrap();
+    assert_eq!(clean.status.code(), Some(0), "no drift");
+    assert!(
+        String::from_utf8(clean.stdout)
+            .unwrap()
+            .contains("= 49 unchanged")
+    );
+
+    let cipher = server::crypto::Cipher::new(&secrecy::SecretString::from(SECRET));
+    let new_secret = serde_json::json!({"Authorization": "Bearer rotated-DIFFSECRET"});
+    file["entities"]["tools"][6]["auth_value"] = serde_json::Value::String(cipher.encrypt(
+        &server::crypto::Plaintext(new_secret.as_object().unwrap().clone()),
+    ));
+    file["entities"]["tools"][0]["description"] = "changed".into();
+    let changed = dir.path().join("changed.json");
+    std::fs::write(&changed, serde_json::to_vec(&file).unwrap()).unwrap();
+    let drift = mcpgateway(&db)
+        .args(["diff", changed.to_str().unwrap(), "--exit-code"])
+        .output()
+        .unwrap();
+    assert_eq!(drift.status.code(), Some(2), "drift");
+    let out = String::from_utf8(drift.stdout).unwrap();
+    assert!(out.contains("~ tool seed-tool-01-basic\n    description: \"Seed REST tool #1 using basic auth\" → \"changed\""), "{out}");
+    assert!(out.contains("auth_value: <secret> → <changed>"), "{out}");
+    assert!(
+        !out.contains("DIFFSECRET") && !out.contains("seed-secret"),
+        "{out}"
+    );
+    let broken = mcpgateway(&db)
+        .args(["diff", "/no/such.json", "--exit-code"])
+        .output()
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(1));
+}

@@ -1,5 +1,6 @@
 //! The `mcpgateway` command line: one binary, one subcommand per file.
 
+mod diff;
 mod export;
 mod import;
 mod seed;
@@ -44,6 +45,8 @@ pub enum Command {
     Export(export::Opts),
     /// Import an export file: validate all of it, then apply it atomically.
     Import(import::Opts),
+    /// Show, field by field, what importing a file would change (secrets as <changed>).
+    Diff(diff::Opts),
     /// Check an export file offline and list every problem (no database needed).
     Validate(validate::Opts),
 }
@@ -57,7 +60,7 @@ pub fn main() -> ExitCode {
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => fail(&e),
     }
 }
@@ -67,7 +70,7 @@ fn fail(error: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut overrides = Overrides {
         database_url: cli.database_url.clone(),
         ..Default::default()
@@ -77,7 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.port = opts.port;
     }
     if let Command::Validate(opts) = cli.command {
-        return validate::run(opts);
+        return validate::run(opts).map(|()| ExitCode::SUCCESS);
     }
     let settings = Settings::load(cli.config.clone(), &overrides)?;
     // One-shot commands speak through their own output; their logs start at warnings.
@@ -86,14 +89,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         settings.log_format,
         if quiet { "warn" } else { &settings.log_level },
     );
-    match cli.command {
+    let done = match cli.command {
         Command::Serve(_) => serve::run(settings).await,
         Command::Token(cmd) => token::run(cmd, &settings).await,
         Command::Seed(opts) => seed::run(opts, &settings).await,
         Command::Export(opts) => export::run(opts, &settings).await,
         Command::Import(opts) => import::run(opts, &settings).await,
+        Command::Diff(opts) => return diff::run(opts, &settings).await,
         Command::Validate(_) => unreachable!("handled before settings are loaded"),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Opens the configured database, creating and migrating it when needed.

@@ -66,6 +66,16 @@ pub struct EntityResult {
     pub new_name: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed_fields: Vec<String>,
+    /// Old and new value of each changed field; credentials only as `<changed>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -223,6 +233,7 @@ pub async fn import(
         strategy: options.strategy,
         results: Vec::new(),
         renamed: HashMap::new(),
+        last_changes: Vec::new(),
     };
     let applied = run.apply(set).await;
     let results = std::mem::take(&mut run.results);
@@ -390,6 +401,8 @@ struct Run<'t> {
     results: Vec<EntityResult>,
     /// Keys given a new name by the rename strategy, so servers follow them.
     renamed: HashMap<(EntityKind, String), String>,
+    /// The field changes of the entity being recorded.
+    last_changes: Vec<FieldChange>,
 }
 
 impl Run<'_> {
@@ -427,7 +440,9 @@ impl Run<'_> {
             return self.record::<E>(key, Action::Created, None, Vec::new());
         };
         keep_equal_credential(&mut entity, &existing, self.target);
-        let changed = changed_fields(&entity, &existing);
+        let changes = changes(&entity, &existing);
+        let changed: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
+        self.last_changes = changes;
         if changed.is_empty() {
             return self.record::<E>(key, Action::Unchanged, None, changed);
         }
@@ -480,12 +495,14 @@ impl Run<'_> {
         new_name: Option<String>,
         changed_fields: Vec<String>,
     ) -> Result<(), ImportError> {
+        let changes = std::mem::take(&mut self.last_changes);
         self.results.push(EntityResult {
             kind: E::KIND,
             name,
             action,
             new_name,
             changed_fields,
+            changes,
         });
         Ok(())
     }
@@ -506,30 +523,41 @@ fn keep_equal_credential<E: Entity>(entity: &mut E, existing: &E, target: &Ciphe
     }
 }
 
-/// The top-level fields that differ, ignoring ids and timestamps.
-fn changed_fields<E: Entity>(new: &E, old: &E) -> Vec<String> {
-    let comparable = |e: &E| {
-        let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
-        if let Value::Object(m) = &mut v {
+/// The top-level fields that differ, ignoring ids and timestamps; credentials are
+/// never shown, only said to have changed.
+fn changes<E: Entity>(new: &E, old: &E) -> Vec<FieldChange> {
+    let comparable = |e: &E| match serde_json::to_value(e) {
+        Ok(Value::Object(mut m)) => {
             for k in ["id", "created_at", "updated_at"] {
                 m.remove(k);
             }
+            m
         }
-        v
+        _ => serde_json::Map::new(),
     };
-    let (Value::Object(a), Value::Object(b)) = (comparable(new), comparable(old)) else {
-        return vec!["*".into()];
-    };
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.dedup();
-    let mut changed: Vec<String> = keys
+    let (after, before) = (comparable(new), comparable(old));
+    let mut fields: Vec<&String> = after.keys().chain(before.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    fields
         .into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .cloned()
-        .collect();
-    changed.sort();
-    changed.dedup();
-    changed
+        .filter(|f| after.get(*f) != before.get(*f))
+        .map(|f| {
+            let shown = |v: Option<&Value>| match (f.as_str(), v) {
+                ("auth_value", Some(_)) => Value::String("<secret>".into()),
+                (_, v) => v.cloned().unwrap_or(Value::Null),
+            };
+            let mut after_value = shown(after.get(f));
+            if f == "auth_value" && after.contains_key(f) {
+                after_value = Value::String("<changed>".into());
+            }
+            FieldChange {
+                field: f.clone(),
+                before: shown(before.get(f)),
+                after: after_value,
+            }
+        })
+        .collect()
 }
 
 /// Gives an entity a new key (its name, or its URI for resources and roots).

@@ -1,0 +1,114 @@
+//! `mcpgateway diff FILE`: what importing the file would change here, field by field.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::{
+    auth::bootstrap,
+    config::Settings,
+    crypto::Cipher,
+    transfer::{
+        import::{Action, ConflictStrategy, ImportError, ImportOptions, ImportReport, import},
+        selection::Include,
+    },
+};
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// The export file to compare with this gateway.
+    pub file: PathBuf,
+    /// Only these entities (names or globs per type) plus what they need.
+    #[arg(long, value_name = "SPEC", value_parser = Include::parse)]
+    pub include: Option<Include>,
+    /// The secret the file's credentials were encrypted with (default: this gateway's).
+    #[arg(long, value_name = "OLD", hide_env_values = true)]
+    pub source_secret: Option<String>,
+    /// Exit 0 when nothing would change, 2 when something would, 1 on error (for CI drift checks).
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a dry-run import and prints each difference; credentials only as `<changed>`.
+pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let bytes = super::validate::read_input(&opts.file)?;
+    let store = super::open_store(settings).await?;
+    let target = Cipher::new(&bootstrap::encryption_secret(
+        settings,
+        &bootstrap::key_file_for(&store),
+    )?);
+    let source = opts
+        .source_secret
+        .map(|s| Cipher::new(&SecretString::from(s)));
+    let options = ImportOptions {
+        strategy: ConflictStrategy::Update,
+        dry_run: true,
+        include: opts.include,
+        source: source.as_ref(),
+    };
+    let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
+    store.close().await;
+    let report = match result {
+        Ok(report) => report,
+        Err(ImportError::Invalid(errors)) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("{}: {} problem(s)", opts.file.display(), errors.len());
+        }
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_plan(&report);
+    }
+    let drift = report
+        .results
+        .iter()
+        .any(|r| matches!(r.action, Action::Created | Action::Updated));
+    Ok(if opts.exit_code && drift {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_plan(report: &ImportReport) {
+    let mut unchanged = 0;
+    for r in &report.results {
+        match r.action {
+            Action::Created => println!("+ {} {} (new)", r.kind.singular(), r.name),
+            Action::Updated => {
+                println!("~ {} {}", r.kind.singular(), r.name);
+                for c in &r.changes {
+                    println!(
+                        "    {}: {} → {}",
+                        c.field,
+                        short(&c.before),
+                        short(&c.after)
+                    );
+                }
+            }
+            _ => unchanged += 1,
+        }
+    }
+    println!("= {unchanged} unchanged");
+}
+
+/// A value on one line, cut at 80 characters.
+fn short(value: &serde_json::Value) -> String {
+    let text = match value {
+        serde_json::Value::String(s) if s.starts_with('<') && s.ends_with('>') => s.clone(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 80 {
+        format!("{}…", text.chars().take(79).collect::<String>())
+    } else {
+        text
+    }
+}
