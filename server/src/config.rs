@@ -118,7 +118,12 @@ impl Settings {
                     })
                     .only(&["site_root", "site_pkg_dir", "output_name"]),
             )
-            .merge(Env::prefixed("MCPGATEWAY_").ignore(&["config", "url", "bearer_token"]))
+            .merge(Env::prefixed("MCPGATEWAY_").ignore(&[
+                "config",
+                "url",
+                "bearer_token",
+                "source_secret",
+            ]))
             .merge(Serialized::defaults(flags))
     }
 

@@ -556,3 +556,90 @@ fn diff_shows_field_changes_hides_secrets_and_signals_drift() {
         .unwrap();
     assert_eq!(broken.status.code(), Some(1));
 }
+
+#[test]
+fn rekey_re_encrypts_a_file_offline_for_another_gateway() {
+    let a = TestDb::sqlite();
+    assert!(
+        mcpgateway(&a)
+            .arg("seed")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (original, rekeyed) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    assert!(
+        mcpgateway(&a)
+            .args(["export", "--out", original.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let other = "gateway-b-secret-is-different-0123456789";
+    let run = mcpgateway(&a)
+        .args([
+            "rekey",
+            original.to_str().unwrap(),
+            "--from",
+            SECRET,
+            "--to",
+            other,
+            "--out",
+            rekeyed.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("Re-encrypted 17 credential(s)"));
+    let stderr = String::from_utf8_lossy(&run.stderr).to_string();
+    assert!(
+        !stderr.contains(SECRET) && !stderr.contains(other),
+        "keys never printed"
+    );
+
+    let b = TestDb::sqlite();
+    let into_b = |file: &std::path::Path| {
+        mcpgateway(&b)
+            .env("AUTH_ENCRYPTION_SECRET", other)
+            .args(["import", file.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(
+        into_b(&original).status.code(),
+        Some(1),
+        "the original needs --source-secret"
+    );
+    let ok = into_b(&rekeyed);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let wrong = mcpgateway(&a)
+        .args([
+            "rekey",
+            original.to_str().unwrap(),
+            "--from",
+            other,
+            "--to",
+            SECRET,
+            "--out",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr)
+            .contains("/entities/tools/0/auth_value: the credential cannot be decrypted")
+    );
+}

@@ -3,6 +3,7 @@
 mod diff;
 mod export;
 mod import;
+mod rekey;
 mod seed;
 mod serve;
 mod token;
@@ -47,6 +48,8 @@ pub enum Command {
     Import(import::Opts),
     /// Show, field by field, what importing a file would change (secrets as <changed>).
     Diff(diff::Opts),
+    /// Re-encrypt an export file's credentials from one secret to another, offline.
+    Rekey(rekey::Opts),
     /// Check an export file offline and list every problem (no database needed).
     Validate(validate::Opts),
 }
@@ -79,8 +82,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         overrides.host = opts.host.clone();
         overrides.port = opts.port;
     }
-    if let Command::Validate(opts) = cli.command {
-        return validate::run(opts).map(|()| ExitCode::SUCCESS);
+    // Offline commands: no settings, no database.
+    match cli.command {
+        Command::Validate(opts) => return validate::run(opts).map(|()| ExitCode::SUCCESS),
+        Command::Rekey(opts) => return rekey::run(opts).map(|()| ExitCode::SUCCESS),
+        _ => {}
     }
     let settings = Settings::load(cli.config.clone(), &overrides)?;
     // One-shot commands speak through their own output; their logs start at warnings.
@@ -96,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(opts) => export::run(opts, &settings).await,
         Command::Import(opts) => import::run(opts, &settings).await,
         Command::Diff(opts) => return diff::run(opts, &settings).await,
-        Command::Validate(_) => unreachable!("handled before settings are loaded"),
+        Command::Validate(_) | Command::Rekey(_) => unreachable!("offline commands return above"),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

@@ -1,0 +1,116 @@
+//! `mcpgateway rekey IN --from OLD --to NEW --out OUT`: re-encrypt an export file's
+//! credentials offline, without a database. Everything else in the file is kept as is.
+
+use std::path::PathBuf;
+
+use app::{transfer::parse_file, validation::FieldError};
+use clap::Args;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::crypto::Cipher;
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// The export file to re-encrypt (`-` for standard input).
+    pub input: PathBuf,
+    /// The secret the file's credentials are encrypted with now.
+    #[arg(long, value_name = "OLD", hide_env_values = true)]
+    pub from: String,
+    /// The secret to encrypt them with instead (the target gateway's AUTH_ENCRYPTION_SECRET).
+    #[arg(long, value_name = "NEW", hide_env_values = true)]
+    pub to: String,
+    /// Where to write the result (`-` for standard output).
+    #[arg(long, short = 'o', value_name = "OUT")]
+    pub out: PathBuf,
+}
+
+pub fn run(opts: Opts) -> anyhow::Result<()> {
+    let bytes = super::validate::read_input(&opts.input)?;
+    if let Err(errors) = parse_file(&bytes) {
+        report(&errors);
+        anyhow::bail!(
+            "{} is not a valid export file: {} problem(s)",
+            opts.input.display(),
+            errors.len()
+        );
+    }
+    let mut file: Value = serde_json::from_slice(&bytes)?;
+    let from = Cipher::new(&SecretString::from(opts.from));
+    let to = Cipher::new(&SecretString::from(opts.to));
+    let (count, errors) = rekey_file(&mut file, &from, &to);
+    if !errors.is_empty() {
+        report(&errors);
+        anyhow::bail!(
+            "{} credential(s) cannot be decrypted with --from; nothing was written",
+            errors.len()
+        );
+    }
+    let json = serde_json::to_vec_pretty(&file)?;
+    if opts.out.as_os_str() == "-" {
+        use std::io::Write;
+        std::io::stdout().write_all(&json)?;
+    } else {
+        std::fs::write(&opts.out, json)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", opts.out.display()))?;
+    }
+    eprintln!(
+        "Re-encrypted {count} credential(s) from key {} to key {}.",
+        from.fingerprint(),
+        to.fingerprint()
+    );
+    Ok(())
+}
+
+fn report(errors: &[FieldError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+}
+
+/// Re-encrypts every `auth_value` and `auth_query_params` value of tools and gateways.
+fn rekey_file(file: &mut Value, from: &Cipher, to: &Cipher) -> (usize, Vec<FieldError>) {
+    let mut count = 0;
+    let mut errors = Vec::new();
+    for plural in ["tools", "gateways"] {
+        let Some(list) = file["entities"]
+            .get_mut(plural)
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for (i, entity) in list.iter_mut().enumerate() {
+            let base = format!("/entities/{plural}/{i}");
+            let mut blobs: Vec<(String, &mut Value)> = Vec::new();
+            if let Some(obj) = entity.as_object_mut() {
+                for (key, value) in obj.iter_mut() {
+                    match (key.as_str(), value) {
+                        ("auth_value", v @ Value::String(_)) => {
+                            blobs.push((format!("{base}/auth_value"), v))
+                        }
+                        ("auth_query_params", Value::Object(params)) => {
+                            for (p, v) in params.iter_mut().filter(|(_, v)| v.is_string()) {
+                                blobs.push((format!("{base}/auth_query_params/{p}"), v));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            for (pointer, blob) in blobs {
+                match from.decrypt(blob.as_str().unwrap_or_default()) {
+                    Ok(plain) => {
+                        *blob = Value::String(to.encrypt(&plain));
+                        count += 1;
+                    }
+                    Err(e) => errors.push(FieldError {
+                        pointer,
+                        code: "undecryptable".into(),
+                        message: format!("the credential {e}"),
+                    }),
+                }
+            }
+        }
+    }
+    (count, errors)
+}
