@@ -16,8 +16,32 @@ use crate::{
     validation::{Errors, FieldError, join},
 };
 
+/// The whole export file, as written (and, for `schema`, as described).
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(
+    title = "mcpgateway export file",
+    description = "ContextForge-compatible configuration export; credentials are AES-256-GCM blobs"
+)]
+pub struct ExportFile {
+    /// The MCP protocol revision the format follows (ContextForge writes its own here).
+    pub version: String,
+    pub exported_at: String,
+    pub exported_by: String,
+    pub source_gateway: String,
+    /// Always "AES-256-GCM".
+    pub encryption_method: String,
+    pub entities: EntitySet,
+    /// `entity_counts`, `dependencies` (servers_to_tools/prompts/resources) and `export_options`.
+    pub metadata: serde_json::Value,
+}
+
+/// The JSON Schema of [`ExportFile`], generated from these types.
+pub fn export_file_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ExportFile)).unwrap_or_default()
+}
+
 /// The entities of a file, by type, in the order the file lists them.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EntitySet {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<Tool>,

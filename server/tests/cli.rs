@@ -643,3 +643,30 @@ fn rekey_re_encrypts_a_file_offline_for_another_gateway() {
             .contains("/entities/tools/0/auth_value: the credential cannot be decrypted")
     );
 }
+
+#[test]
+fn schema_describes_the_export_file_from_the_rust_types() {
+    let db = TestDb::sqlite();
+    let out = mcpgateway(&db).arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for key in ["version", "exported_at", "entities", "metadata"] {
+        assert!(required.contains(&key), "{key} required");
+    }
+    for def in [
+        "Tool", "Gateway", "Server", "Prompt", "Resource", "Root", "Tag",
+    ] {
+        assert!(schema["$defs"][def].is_object(), "{def} defined");
+    }
+    assert!(schema["$defs"]["Tool"]["properties"]["auth_value"].is_object());
+    assert!(
+        schema["$defs"]["Tool"]["properties"].get("auth").is_none(),
+        "plaintext input is not part of the file"
+    );
+}

@@ -10,7 +10,9 @@ use crate::validation::{Errors, join};
 pub type JsonObject = Map<String, Value>;
 
 /// Who may see an entity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     #[default]
@@ -21,7 +23,7 @@ pub enum Visibility {
 
 /// How a tool or gateway authenticates to its upstream. The secret part is always the
 /// encrypted `auth_value` beside it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthType {
     Basic,
@@ -118,6 +120,21 @@ impl<'de> Deserialize<'de> for Tag {
     }
 }
 
+impl schemars::JsonSchema for Tag {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Tag".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A tag: written as {\"id\", \"label\"}; read from that or a plain string",
+            "oneOf": [
+                {"type": "string"},
+                {"type": "object", "properties": {"id": {"type": "string"}, "label": {"type": "string"}}}
+            ]
+        })
+    }
+}
+
 /// Checks a list of tags and drops duplicates (by normalised id).
 pub fn check_tags(tags: &mut Vec<Tag>, pointer: &str, errors: &mut Errors) {
     for (i, tag) in tags.iter().enumerate() {
@@ -131,6 +148,15 @@ pub fn check_tags(tags: &mut Vec<Tag>, pointer: &str, errors: &mut Errors) {
 /// writes on SQLite) and written as RFC 3339 UTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Timestamp(pub DateTime<Utc>);
+
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "description": "ISO 8601; naive values are taken as UTC"})
+    }
+}
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {

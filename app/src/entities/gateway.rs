@@ -19,7 +19,9 @@ use crate::{
     validation::{Errors, join},
 };
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum Transport {
     #[default]
     #[serde(rename = "SSE", alias = "sse", alias = "Sse")]
@@ -35,7 +37,7 @@ pub enum Transport {
 }
 
 /// How the gateway checks the peer's health.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HealthCheck {
     #[serde(default)]
     pub url: Option<String>,
@@ -57,7 +59,7 @@ fn default_retries() -> u32 {
     3
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Gateway {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,
@@ -91,6 +93,7 @@ pub struct Gateway {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_query_params: Option<Map<String, Value>>,
     #[serde(default, skip_serializing)]
+    #[schemars(skip)]
     pub auth: Option<AuthInput>,
 }
 

@@ -19,7 +19,9 @@ use crate::{
     validation::{Errors, join},
 };
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum IntegrationType {
     #[default]
     #[serde(alias = "rest")]
@@ -30,7 +32,9 @@ pub enum IntegrationType {
     A2A,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum RequestType {
     #[default]
@@ -55,7 +59,7 @@ pub enum RequestType {
 /// The value ContextForge puts in place of a header it will not show.
 pub const MASK: &str = "*****";
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tool {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,
@@ -101,6 +105,7 @@ pub struct Tool {
     pub auth_value: Option<String>,
     /// Plaintext credentials on create/update; encrypted by the server, never stored or shown.
     #[serde(default, skip_serializing)]
+    #[schemars(skip)]
     pub auth: Option<AuthInput>,
 }
 

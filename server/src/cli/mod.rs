@@ -4,6 +4,7 @@ mod diff;
 mod export;
 mod import;
 mod rekey;
+mod schema;
 mod seed;
 mod serve;
 mod token;
@@ -50,6 +51,8 @@ pub enum Command {
     Diff(diff::Opts),
     /// Re-encrypt an export file's credentials from one secret to another, offline.
     Rekey(rekey::Opts),
+    /// Print the JSON Schema of the export file.
+    Schema,
     /// Check an export file offline and list every problem (no database needed).
     Validate(validate::Opts),
 }
@@ -86,6 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(opts) => return validate::run(opts).map(|()| ExitCode::SUCCESS),
         Command::Rekey(opts) => return rekey::run(opts).map(|()| ExitCode::SUCCESS),
+        Command::Schema => return schema::run().map(|()| ExitCode::SUCCESS),
         _ => {}
     }
     let settings = Settings::load(cli.config.clone(), &overrides)?;
@@ -102,7 +106,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(opts) => export::run(opts, &settings).await,
         Command::Import(opts) => import::run(opts, &settings).await,
         Command::Diff(opts) => return diff::run(opts, &settings).await,
-        Command::Validate(_) | Command::Rekey(_) => unreachable!("offline commands return above"),
+        Command::Validate(_) | Command::Rekey(_) | Command::Schema => {
+            unreachable!("offline commands return above")
+        }
     };
     done.map(|()| ExitCode::SUCCESS)
 }

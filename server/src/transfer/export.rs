@@ -6,9 +6,8 @@ use std::collections::HashSet;
 use app::{
     entities::{Entity, Server},
     model::EntityKind,
-    transfer::EntitySet,
+    transfer::{EntitySet, ExportFile},
 };
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::selection::Include;
@@ -30,17 +29,6 @@ pub struct ExportOptions {
     /// Add what selected entities need (a server's tools, prompts, resources) and, with
     /// tags, the servers that use selected entities.
     pub include_dependencies: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ExportFile {
-    pub version: String,
-    pub exported_at: String,
-    pub exported_by: String,
-    pub source_gateway: String,
-    pub encryption_method: String,
-    pub entities: EntitySet,
-    pub metadata: Value,
 }
 
 async fn all<E: Entity>(store: &Store, include_inactive: bool) -> sqlx::Result<Vec<E>> {
