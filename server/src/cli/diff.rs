@@ -10,7 +10,7 @@ use crate::{
     config::Settings,
     crypto::Cipher,
     transfer::{
-        import::{Action, ConflictStrategy, ImportError, ImportOptions, ImportReport, import},
+        import::{Action, ConflictStrategy, ImportOptions, ImportReport, import},
         selection::Include,
     },
 };
@@ -52,16 +52,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     };
     let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
     store.close().await;
-    let report = match result {
-        Ok(report) => report,
-        Err(ImportError::Invalid(errors)) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            anyhow::bail!("{}: {} problem(s)", opts.file.display(), errors.len());
-        }
-        Err(e) => anyhow::bail!("{e}"),
-    };
+    let report = super::import::explain(result, &opts.file)?;
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

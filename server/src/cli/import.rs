@@ -10,7 +10,7 @@ use crate::{
     config::Settings,
     crypto::Cipher,
     transfer::{
-        import::{ConflictStrategy, ImportError, ImportOptions, import},
+        import::{ConflictStrategy, ImportError, ImportOptions, ImportReport, import},
         selection::Include,
     },
 };
@@ -75,20 +75,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     };
     let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
     store.close().await;
-    let report = match result {
-        Ok(report) => report,
-        Err(ImportError::Invalid(errors)) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            anyhow::bail!(
-                "{}: {} problem(s); nothing was imported",
-                opts.file.display(),
-                errors.len()
-            );
-        }
-        Err(e) => anyhow::bail!("{e}"),
-    };
+    let report = explain(result, &opts.file)?;
     match opts.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => {
@@ -110,4 +97,25 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The report, or every problem printed as `pointer: message` and an error saying nothing was written.
+pub(crate) fn explain(
+    result: Result<ImportReport, ImportError>,
+    file: &std::path::Path,
+) -> anyhow::Result<ImportReport> {
+    match result {
+        Ok(report) => Ok(report),
+        Err(ImportError::Invalid(errors)) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!(
+                "{}: {} problem(s); nothing was imported",
+                file.display(),
+                errors.len()
+            )
+        }
+        Err(e) => anyhow::bail!("{e}"),
+    }
 }
