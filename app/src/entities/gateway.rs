@@ -12,7 +12,7 @@ use super::{
         AuthType, JsonObject, Tag, Timestamp, Visibility, check_name, check_tags, check_url,
         default_true, required,
     },
-    entity_common, entity_credentials,
+    entity_common, entity_credentials, entity_key,
 };
 use crate::{
     model::EntityKind,
@@ -102,12 +102,7 @@ impl Entity for Gateway {
     entity_common!();
     entity_credentials!();
 
-    fn key(&self) -> &str {
-        self.name.as_deref().unwrap_or_default()
-    }
-    fn name(&self) -> &str {
-        self.key()
-    }
+    entity_key!(name);
     fn summary(&self) -> String {
         let transport = if self.transport == Transport::Sse {
             "SSE"

@@ -134,6 +134,27 @@ macro_rules! entity_common {
 }
 pub(crate) use entity_common;
 
+/// Implements `key` and `name` for a type keyed by its name, or (`uri`) by its URI.
+macro_rules! entity_key {
+    (name) => {
+        fn key(&self) -> &str {
+            self.name.as_deref().unwrap_or_default()
+        }
+        fn name(&self) -> &str {
+            self.key()
+        }
+    };
+    (uri) => {
+        fn key(&self) -> &str {
+            self.uri.as_deref().unwrap_or_default()
+        }
+        fn name(&self) -> &str {
+            self.name.as_deref().unwrap_or_default()
+        }
+    };
+}
+pub(crate) use entity_key;
+
 /// Implements the credential accessors for types with `auth_type`/`auth_value`/`auth`.
 macro_rules! entity_credentials {
     () => {

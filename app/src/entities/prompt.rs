@@ -9,7 +9,7 @@ use super::{
         JsonObject, Tag, Timestamp, Visibility, check_name, check_schema, check_tags,
         default_object_schema, default_true, required,
     },
-    entity_common,
+    entity_common, entity_key,
 };
 use crate::{
     model::EntityKind,
@@ -51,12 +51,7 @@ impl Entity for Prompt {
     const KIND: EntityKind = EntityKind::Prompt;
     entity_common!();
 
-    fn key(&self) -> &str {
-        self.name.as_deref().unwrap_or_default()
-    }
-    fn name(&self) -> &str {
-        self.key()
-    }
+    entity_key!(name);
     fn summary(&self) -> String {
         let args = self
             .input_schema

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{
     Entity,
     common::{Tag, Timestamp, Visibility, check_name, check_tags, default_true, required},
-    entity_common,
+    entity_common, entity_key,
 };
 use crate::{
     model::EntityKind,
@@ -45,12 +45,7 @@ impl Entity for Resource {
     const KIND: EntityKind = EntityKind::Resource;
     entity_common!();
 
-    fn key(&self) -> &str {
-        self.uri.as_deref().unwrap_or_default()
-    }
-    fn name(&self) -> &str {
-        self.name.as_deref().unwrap_or_default()
-    }
+    entity_key!(uri);
     fn summary(&self) -> String {
         format!(
             "{} {}",

@@ -8,7 +8,7 @@ use super::{
     common::{
         Tag, Timestamp, Visibility, check_name, check_tags, check_url, default_true, required,
     },
-    entity_common,
+    entity_common, entity_key,
 };
 use crate::{
     model::EntityKind,
@@ -37,12 +37,7 @@ impl Entity for Root {
     const KIND: EntityKind = EntityKind::Root;
     entity_common!();
 
-    fn key(&self) -> &str {
-        self.uri.as_deref().unwrap_or_default()
-    }
-    fn name(&self) -> &str {
-        self.name.as_deref().unwrap_or_default()
-    }
+    entity_key!(uri);
     fn summary(&self) -> String {
         self.key().to_owned()
     }

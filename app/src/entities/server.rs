@@ -8,7 +8,7 @@ use super::{
     common::{
         JsonObject, Tag, Timestamp, Visibility, check_name, check_tags, default_true, required,
     },
-    entity_common,
+    entity_common, entity_key,
 };
 use crate::{
     model::EntityKind,
@@ -51,12 +51,7 @@ impl Entity for Server {
     const KIND: EntityKind = EntityKind::Server;
     entity_common!();
 
-    fn key(&self) -> &str {
-        self.name.as_deref().unwrap_or_default()
-    }
-    fn name(&self) -> &str {
-        self.key()
-    }
+    entity_key!(name);
     fn summary(&self) -> String {
         format!(
             "{} tools, {} prompts, {} resources",

@@ -12,7 +12,7 @@ use super::{
         AuthType, JsonObject, Tag, Timestamp, Visibility, check_schema, check_tags,
         check_tool_name, check_url, default_object_schema, default_true, required,
     },
-    entity_common, entity_credentials,
+    entity_common, entity_credentials, entity_key,
 };
 use crate::{
     model::EntityKind,
@@ -114,12 +114,7 @@ impl Entity for Tool {
     entity_common!();
     entity_credentials!();
 
-    fn key(&self) -> &str {
-        self.name.as_deref().unwrap_or_default()
-    }
-    fn name(&self) -> &str {
-        self.key()
-    }
+    entity_key!(name);
     fn summary(&self) -> String {
         format!(
             "{} {}",
