@@ -106,7 +106,7 @@ cmd_test() {
   say "unit and integration tests (SQLite and PostgreSQL)"
   cargo test -p app -p server
   say "browser tests (headless chromium)"
-  cargo build -p server --bin mcpgateway
+  # The binary `cargo test` just built for the CLI tests (same features, no second link).
   MCPGATEWAY_BIN="$PWD/target/debug/mcpgateway" MCPGATEWAY_SITE_ROOT="$PWD/$SITE" node --test end2end/tests/
 }
 

@@ -1,9 +1,9 @@
 //! One story over the store, run on SQLite and on PostgreSQL.
 
-mod common;
+
 
 use chrono::Duration;
-use common::on_each_backend;
+use crate::common::on_each_backend;
 use server::{
     auth::{self, AuthMethod},
     store::{audit::NewAuditEntry, now},

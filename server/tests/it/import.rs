@@ -1,10 +1,10 @@
 //! Import on every backend: lossless round trips (same key and another key), idempotency,
 //! dry runs, conflict strategies, atomicity, selection, and ContextForge's own files.
 
-mod common;
+
 
 use app::model::EntityKind;
-use common::{SECRET, TestDb, on_each_backend};
+use crate::common::{SECRET, TestDb, on_each_backend};
 use secrecy::SecretString;
 use serde_json::Value;
 use server::{

@@ -1,9 +1,9 @@
 //! REST CRUD of the six entity types, every refusal path, and credential handling, on
 //! SQLite and PostgreSQL.
 
-mod common;
 
-use common::{SECRET, TestApp, on_each_backend};
+
+use crate::common::{SECRET, TestApp, on_each_backend};
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -156,7 +156,7 @@ async fn every_type_can_be_created_read_listed_patched_and_deleted() {
             assert!(
                 audit
                     .iter()
-                    .any(|a| a.action == action && a.actor == common::ADMIN_EMAIL),
+                    .any(|a| a.action == action && a.actor == crate::common::ADMIN_EMAIL),
                 "{action} audited"
             );
         }

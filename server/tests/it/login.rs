@@ -1,8 +1,8 @@
 //! Signing in and out of the UI, session cookies and CSRF, on every backend.
 
-mod common;
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, on_each_backend};
+
+use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, on_each_backend};
 
 #[tokio::test]
 async fn signing_in_sets_a_strict_http_only_cookie_that_opens_the_ui() {

@@ -1,7 +1,7 @@
 //! The `mcpgateway` binary itself: help, tokens, refusal of bad settings, and
 //! `serve` end to end with graceful shutdown.
 
-mod common;
+
 
 use std::{
     io::{BufRead, BufReader},
@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use common::{ADMIN_EMAIL, SECRET, TestApp, TestDb};
+use crate::common::{ADMIN_EMAIL, SECRET, TestApp, TestDb};
 
 fn mcpgateway(db: &TestDb) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpgateway"));

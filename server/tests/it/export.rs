@@ -1,10 +1,10 @@
 //! Export on every backend: counts, filters, dependencies, determinism, encrypted
 //! credentials, and a file our own reader (and ContextForge's envelope rules) accept.
 
-mod common;
+
 
 use app::{model::EntityKind, transfer::parse_file};
-use common::{SECRET, TestDb, on_each_backend};
+use crate::common::{SECRET, TestDb, on_each_backend};
 use secrecy::SecretString;
 use serde_json::Value;
 use server::{

@@ -1,9 +1,9 @@
 //! Every route but the public ones refuses a caller without valid credentials, and
 //! credentials are checked before routing (unknown paths answer 401 too).
 
-mod common;
 
-use common::{TestApp, TestDb};
+
+use crate::common::{TestApp, TestDb};
 use reqwest::Method;
 
 /// The REST and auth routes, the UI's pages and server functions, and paths that do
@@ -100,7 +100,7 @@ async fn a_wrong_or_malformed_token_is_401_and_a_valid_one_is_let_in() {
         .json()
         .await
         .unwrap();
-    assert_eq!(me["email"], common::ADMIN_EMAIL);
+    assert_eq!(me["email"], crate::common::ADMIN_EMAIL);
     assert_eq!(me["auth"], "bearer");
     app.stop().await;
 }

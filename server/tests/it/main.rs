@@ -1,0 +1,13 @@
+//! Integration tests of the `server` crate, linked into one binary (one link of the
+//! whole server instead of one per file keeps a cold build small and quick).
+//! Each module is a story over one capability; `common` makes a fresh database per test.
+
+mod common;
+
+mod cli;
+mod entities_rest;
+mod export;
+mod import;
+mod login;
+mod route_table;
+mod store_story;
