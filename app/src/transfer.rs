@@ -74,6 +74,39 @@ impl EntitySet {
         self.counts().iter().map(|(_, n)| n).sum()
     }
 
+    /// Every entity's type, key and display name, in file order by type.
+    pub fn entries(&self) -> Vec<(EntityKind, String, String)> {
+        fn of<E: Entity>(list: &[E]) -> impl Iterator<Item = (EntityKind, String, String)> + '_ {
+            list.iter()
+                .map(|e| (E::KIND, e.key().to_owned(), e.name().to_owned()))
+        }
+        of(&self.tools)
+            .chain(of(&self.gateways))
+            .chain(of(&self.servers))
+            .chain(of(&self.prompts))
+            .chain(of(&self.resources))
+            .chain(of(&self.roots))
+            .collect()
+    }
+
+    /// Every entity's type and key.
+    pub fn keys(&self) -> Vec<(EntityKind, String)> {
+        self.entries().into_iter().map(|(k, key, _)| (k, key)).collect()
+    }
+
+    /// Forgets the store's ids (an export carries none).
+    pub fn clear_ids(&mut self) {
+        fn clear<E: Entity>(list: &mut [E]) {
+            list.iter_mut().for_each(|e| e.set_id(None));
+        }
+        clear(&mut self.tools);
+        clear(&mut self.gateways);
+        clear(&mut self.servers);
+        clear(&mut self.prompts);
+        clear(&mut self.resources);
+        clear(&mut self.roots);
+    }
+
     /// Only the entities whose `(type, key)` is in `keys`.
     pub fn retain_keys(self, keys: &std::collections::HashSet<(EntityKind, String)>) -> EntitySet {
         fn keep<E: Entity>(
@@ -391,11 +424,11 @@ mod tests {
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!(
-            "{}/../../shared/fixtures/contextforge/{name}",
+            "{}/../fixtures/contextforge/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e} (shared/ must sit beside the repository)"))
+            .unwrap_or_else(|e| panic!("{path}: {e} (fixtures/contextforge in the repository)"))
     }
 
     fn refused(bytes: &[u8]) -> Vec<(String, String)> {

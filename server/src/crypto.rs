@@ -58,14 +58,15 @@ impl fmt::Debug for Cipher {
     }
 }
 
+/// The SHA-256 of `bytes` as lower-case hex (file digests in audit rows, token hashes).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 impl Cipher {
     pub fn new(secret: &SecretString) -> Cipher {
         let key = Sha256::digest(secret.expose_secret().as_bytes());
-        let fingerprint = Sha256::digest(key)
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let fingerprint = hex::encode(&Sha256::digest(key)[..6]);
         Cipher {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
             fingerprint,
@@ -224,10 +225,10 @@ mod tests {
     fn the_contextforge_fixture_gateway_credentials_decrypt() {
         let file = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/contextforge/export-seed-dataset.json"
+            "/../fixtures/contextforge/export-seed-dataset.json"
         );
         let text = std::fs::read_to_string(file)
-            .expect("shared/fixtures/contextforge beside the repository");
+            .expect("fixtures/contextforge in the repository");
         let export: Value = serde_json::from_str(&text).unwrap();
         let c = cipher("cfpeer-enc-K3p8Vn2Rq7Lx5Zt1Mw9Bc4Hy6Jd0Gs3F");
         let blobs: Vec<&str> = export["entities"]["gateways"]

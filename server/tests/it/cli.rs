@@ -318,7 +318,7 @@ fn validate_lists_every_problem_with_its_pointer_and_exits_1() {
 
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/contextforge/export-seed-dataset.json"
+        "/../fixtures/contextforge/export-seed-dataset.json"
     );
     let ok = mcpgateway(&db)
         .args(["validate", fixture])

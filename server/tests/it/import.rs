@@ -56,6 +56,7 @@ fn options(strategy: ConflictStrategy) -> ImportOptions<'static> {
         dry_run: false,
         include: None,
         source: None,
+        observer: None,
     }
 }
 
@@ -360,7 +361,7 @@ async fn contextforge_files_import_with_their_secret() {
     let store = db.store().await;
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/contextforge/export-seed-dataset.json"
+        "/../fixtures/contextforge/export-seed-dataset.json"
     );
     let bytes = std::fs::read(path).unwrap();
     let source = cipher("cfpeer-enc-K3p8Vn2Rq7Lx5Zt1Mw9Bc4Hy6Jd0Gs3F");
