@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod entities;
+pub mod jobs;
 pub mod model;
 mod pages;
 pub mod transfer;

@@ -9,7 +9,6 @@ pub mod password;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::store::{Store, now, tokens::ApiToken};
@@ -40,8 +39,7 @@ pub fn random_token(prefix: &str) -> String {
 
 /// The stored form of a token or session cookie.
 pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::crypto::sha256_hex(token.as_bytes())
 }
 
 /// Issues an API token for `email`; the plaintext is returned once and never stored.

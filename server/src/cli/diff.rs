@@ -49,6 +49,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
         dry_run: true,
         include: opts.include,
         source: source.as_ref(),
+        observer: None,
     };
     let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
     store.close().await;

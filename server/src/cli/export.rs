@@ -47,6 +47,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         include: opts.include,
         include_inactive: opts.include_inactive,
         include_dependencies: !opts.no_dependencies,
+        picked: None,
     };
     let source = format!("http://{}:{}", settings.host, settings.port);
     let file = export(&store, &options, &super::cli_actor(), &source).await?;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, ValueEnum, builder::TypedValueParser};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
@@ -32,7 +32,7 @@ pub struct Opts {
     #[arg(long)]
     pub dry_run: bool,
     /// When a name (or URI) already exists.
-    #[arg(long, value_enum, default_value_t = ConflictStrategy::Update)]
+    #[arg(long, default_value = "update", value_parser = strategy_parser())]
     pub conflict_strategy: ConflictStrategy,
     /// Only these entities (names or globs per type) plus what they need, e.g. `tool:x,server:ai-*`.
     #[arg(long, value_name = "SPEC", value_parser = Include::parse)]
@@ -51,6 +51,12 @@ pub struct Opts {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     pub output: Output,
+}
+
+/// skip | update | rename | fail, listed in `--help`.
+fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = ConflictStrategy> {
+    clap::builder::PossibleValuesParser::new(ConflictStrategy::ALL.map(|c| c.as_str()))
+        .map(|s| s.parse::<ConflictStrategy>().expect("a listed value"))
 }
 
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
@@ -72,6 +78,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         dry_run: opts.dry_run,
         include: opts.include,
         source: source.as_ref(),
+        observer: None,
     };
     let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
     store.close().await;

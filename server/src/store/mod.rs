@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod entities;
+pub mod jobs;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

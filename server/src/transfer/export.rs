@@ -29,6 +29,30 @@ pub struct ExportOptions {
     /// Add what selected entities need (a server's tools, prompts, resources) and, with
     /// tags, the servers that use selected entities.
     pub include_dependencies: bool,
+    /// Exactly these entities, each named by id or by key (the UI's "Export Selected").
+    pub picked: Option<HashSet<(EntityKind, String)>>,
+}
+
+/// What an export would hold, without building it: for the UI's preview.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExportPreview {
+    /// Per type, how many entities the export holds (dependencies included).
+    pub counts: Map<String, Value>,
+    pub total: usize,
+    /// The entities chosen by the request itself.
+    pub selected: Vec<PreviewItem>,
+    /// What the export adds because a chosen server needs it (or, with tags, uses it).
+    pub dependencies: Vec<PreviewItem>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PreviewItem {
+    #[serde(rename = "type")]
+    pub kind: EntityKind,
+    pub name: String,
+    /// The chosen servers that need this entity (for dependencies).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub required_by: Vec<String>,
 }
 
 async fn all<E: Entity>(store: &Store, include_inactive: bool) -> sqlx::Result<Vec<E>> {
@@ -36,11 +60,53 @@ async fn all<E: Entity>(store: &Store, include_inactive: bool) -> sqlx::Result<V
         include_inactive,
         ..Default::default()
     };
-    let (mut entities, _) = store.list_entities::<E>(&query).await?;
-    for e in &mut entities {
-        e.set_id(None);
+    Ok(store.list_entities::<E>(&query).await?.0)
+}
+
+/// Every stored entity the options may consider (ids still set, for picking by id).
+async fn everything(store: &Store, options: &ExportOptions) -> sqlx::Result<EntitySet> {
+    let inactive = options.include_inactive;
+    Ok(EntitySet {
+        tools: all(store, inactive).await?,
+        gateways: all(store, inactive).await?,
+        servers: all(store, inactive).await?,
+        prompts: all(store, inactive).await?,
+        resources: all(store, inactive).await?,
+        roots: all(store, inactive).await?,
+    })
+}
+
+/// What [`export`] would write, and why each entity is in it.
+pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<ExportPreview> {
+    let everything = everything(store, options).await?;
+    let direct = select(&everything, &ExportOptions {
+        include_dependencies: false,
+        ..options.clone()
+    });
+    let chosen = select(&everything, options);
+    let entities = everything.retain_keys(&chosen);
+    let mut selected = Vec::new();
+    let mut dependencies = Vec::new();
+    for (kind, key) in entities.keys() {
+        let required_by: Vec<String> = entities
+            .servers
+            .iter()
+            .filter(|s| direct.contains(&(EntityKind::Server, s.key().to_owned())))
+            .filter(|s| s.links().iter().any(|(k, keys)| *k == kind && keys.contains(&key)))
+            .map(|s| s.key().to_owned())
+            .collect();
+        if direct.contains(&(kind, key.clone())) {
+            selected.push(PreviewItem { kind, name: key, required_by: Vec::new() });
+        } else {
+            dependencies.push(PreviewItem { kind, name: key, required_by });
+        }
     }
-    Ok(entities)
+    Ok(ExportPreview {
+        counts: counts(&entities, options),
+        total: entities.total(),
+        selected,
+        dependencies,
+    })
 }
 
 /// Builds the export and records it in the audit log.
@@ -50,17 +116,10 @@ pub async fn export(
     exported_by: &str,
     source_gateway: &str,
 ) -> anyhow::Result<ExportFile> {
-    let inactive = options.include_inactive;
-    let everything = EntitySet {
-        tools: all(store, inactive).await?,
-        gateways: all(store, inactive).await?,
-        servers: all(store, inactive).await?,
-        prompts: all(store, inactive).await?,
-        resources: all(store, inactive).await?,
-        roots: all(store, inactive).await?,
-    };
+    let everything = everything(store, options).await?;
     let chosen = select(&everything, options);
-    let entities = everything.retain_keys(&chosen);
+    let mut entities = everything.retain_keys(&chosen);
+    entities.clear_ids();
     let metadata = metadata(&entities, options);
     let file = ExportFile {
         version: FORMAT_VERSION.into(),
@@ -92,21 +151,27 @@ fn select(all: &EntitySet, options: &ExportOptions) -> Chosen {
         .iter()
         .map(|t| app::entities::Tag::new(t).id)
         .collect();
-    let mut consider =
-        |kind: EntityKind, key: &str, name: &str, entity_tags: &[app::entities::Tag]| {
-            let by_include = options
-                .include
-                .as_ref()
-                .is_none_or(|i| i.matches(kind, key, name));
-            let by_type = options
-                .include
-                .as_ref()
-                .map_or(wanted(kind), |i| i.mentions(kind) && wanted(kind));
-            let by_tag = tags.is_empty() || entity_tags.iter().any(|t| tags.contains(&t.id));
-            if by_type && by_include && by_tag {
-                chosen.insert((kind, key.to_owned()));
-            }
-        };
+    let picked = |kind: EntityKind, key: &str, id: Option<uuid::Uuid>| {
+        options.picked.as_ref().is_none_or(|p| {
+            p.contains(&(kind, key.to_owned()))
+                || id.is_some_and(|id| p.contains(&(kind, id.to_string())))
+        })
+    };
+    let mut consider = |kind: EntityKind, entity: Candidate<'_>| {
+        let (key, name) = (entity.key, entity.name);
+        let by_include = options
+            .include
+            .as_ref()
+            .is_none_or(|i| i.matches(kind, key, name));
+        let by_type = options
+            .include
+            .as_ref()
+            .map_or(wanted(kind), |i| i.mentions(kind) && wanted(kind));
+        let by_tag = tags.is_empty() || entity.tags.iter().any(|t| tags.contains(&t.id));
+        if by_type && by_include && by_tag && picked(kind, key, entity.id) {
+            chosen.insert((kind, key.to_owned()));
+        }
+    };
     visit(&all.tools, &mut consider);
     visit(&all.gateways, &mut consider);
     visit(&all.servers, &mut consider);
@@ -119,12 +184,23 @@ fn select(all: &EntitySet, options: &ExportOptions) -> Chosen {
     chosen
 }
 
-fn visit<E: Entity>(
-    list: &[E],
-    consider: &mut impl FnMut(EntityKind, &str, &str, &[app::entities::Tag]),
-) {
+/// What selection looks at in an entity.
+struct Candidate<'a> {
+    key: &'a str,
+    name: &'a str,
+    id: Option<uuid::Uuid>,
+    tags: &'a [app::entities::Tag],
+}
+
+fn visit<E: Entity>(list: &[E], consider: &mut impl FnMut(EntityKind, Candidate<'_>)) {
     for e in list {
-        consider(E::KIND, e.key(), e.name(), e.tags());
+        let candidate = Candidate {
+            key: e.key(),
+            name: e.name(),
+            id: e.id(),
+            tags: e.tags(),
+        };
+        consider(E::KIND, candidate);
     }
 }
 
@@ -151,13 +227,19 @@ fn add_dependencies(all: &EntitySet, chosen: &mut Chosen, dependents: bool) {
     }
 }
 
-fn metadata(entities: &EntitySet, options: &ExportOptions) -> Value {
+/// Per type present (or asked for), how many entities.
+fn counts(entities: &EntitySet, options: &ExportOptions) -> Map<String, Value> {
     let mut counts = Map::new();
     for (kind, n) in entities.counts() {
         if n > 0 || options.types.contains(&kind) {
             counts.insert(kind.plural().into(), json!(n));
         }
     }
+    counts
+}
+
+fn metadata(entities: &EntitySet, options: &ExportOptions) -> Value {
+    let counts = counts(entities, options);
     let dependencies = if options.include_dependencies {
         let map = |f: fn(&Server) -> &Vec<String>| -> Map<String, Value> {
             entities

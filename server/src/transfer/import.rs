@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+pub use app::jobs::{Action, ConflictStrategy, EntityResult, FieldChange};
 use app::{
     entities::Entity,
     model::EntityKind,
@@ -11,7 +12,6 @@ use app::{
 };
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::selection::Include;
 use crate::{
@@ -23,59 +23,27 @@ use crate::{
     },
 };
 
-/// What to do when an entity's key already exists in the target.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ConflictStrategy {
-    /// Leave the existing entity as it is.
-    Skip,
-    /// Overwrite the existing entity with the file's.
-    #[default]
-    Update,
-    /// Import under a new, unique key and say which.
-    Rename,
-    /// Abort the whole import.
-    Fail,
-}
-
+#[derive(Default)]
 pub struct ImportOptions<'a> {
     pub strategy: ConflictStrategy,
     pub dry_run: bool,
     pub include: Option<Include>,
     /// Decrypts the file's credentials; `None` means the file was written under the target's key.
     pub source: Option<&'a Cipher>,
+    /// Told of progress, asked about cancellation (a job's progress bar and Cancel button).
+    pub observer: Option<&'a dyn Observer>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Created,
-    Updated,
-    Unchanged,
-    Skipped,
-    Renamed,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct EntityResult {
-    #[serde(rename = "type")]
-    pub kind: EntityKind,
-    pub name: String,
-    pub action: Action,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new_name: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub changed_fields: Vec<String>,
-    /// Old and new value of each changed field; credentials only as `<changed>`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<FieldChange>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct FieldChange {
-    pub field: String,
-    pub before: Value,
-    pub after: Value,
+/// Watches an import as it runs.
+pub trait Observer: Send + Sync {
+    /// The file is valid; this many entities will be applied.
+    fn started(&self, _total: usize) {}
+    /// One entity was applied (inside the still open transaction).
+    fn applied(&self, _result: &EntityResult) {}
+    /// Asked between entities: true rolls the whole import back.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -96,6 +64,8 @@ pub enum ImportError {
     Invalid(Vec<FieldError>),
     #[error("conflict: {0} (strategy fail: nothing was imported)")]
     Conflict(String),
+    #[error("cancelled: nothing was imported")]
+    Cancelled,
     #[error(transparent)]
     Store(#[from] EntityError),
     #[error(transparent)]
@@ -210,6 +180,48 @@ fn plural(n: usize, kind: EntityKind) -> String {
     )
 }
 
+/// A file that passed every check, ready to apply.
+struct Prepared {
+    set: EntitySet,
+    skipped_by_selection: usize,
+    warnings: Vec<FieldError>,
+    rekeyed: bool,
+}
+
+/// Everything that can refuse a file before a transaction starts: the format and every
+/// entity, the selection, the credentials (decryptable with the source key) and the
+/// references (in the file or in the target).
+async fn prepare(
+    store: &Store,
+    target: &Cipher,
+    bytes: &[u8],
+    options: &ImportOptions<'_>,
+) -> Result<Prepared, ImportError> {
+    let file = parse_file(bytes).map_err(ImportError::Invalid)?;
+    let mut warnings = file.warnings;
+    let (mut set, skipped_by_selection) = select(file.entities, options.include.as_ref());
+    let source = options.source.unwrap_or(target);
+    rekey(&mut set, source, target)?;
+    check_references(store, &set, &mut warnings).await?;
+    Ok(Prepared {
+        set,
+        skipped_by_selection,
+        warnings,
+        rekeyed: source.fingerprint() != target.fingerprint(),
+    })
+}
+
+/// Runs every check of [`import`] without opening a transaction; the warnings if the
+/// file would be accepted.
+pub async fn check(
+    store: &Store,
+    target: &Cipher,
+    bytes: &[u8],
+    options: &ImportOptions<'_>,
+) -> Result<Vec<FieldError>, ImportError> {
+    Ok(prepare(store, target, bytes, options).await?.warnings)
+}
+
 /// Validates `bytes` and imports them; on any problem nothing is written.
 pub async fn import(
     store: &Store,
@@ -218,24 +230,21 @@ pub async fn import(
     options: &ImportOptions<'_>,
     actor: &str,
 ) -> Result<ImportReport, ImportError> {
-    let file = parse_file(bytes).map_err(ImportError::Invalid)?;
-    let mut warnings = file.warnings;
-    let (mut set, skipped_by_selection) = select(file.entities, options.include.as_ref());
-    let source = options.source.unwrap_or(target);
-    let rekeyed = source.fingerprint() != target.fingerprint();
-    rekey(&mut set, source, target)?;
-    check_references(store, &set, &mut warnings).await?;
-
+    let prepared = prepare(store, target, bytes, options).await?;
+    if let Some(observer) = options.observer {
+        observer.started(prepared.set.total());
+    }
     let mut tx = store.begin().await?;
     let mut run = Run {
         tx: &mut tx,
         target,
         strategy: options.strategy,
+        observer: options.observer,
         results: Vec::new(),
         renamed: HashMap::new(),
         last_changes: Vec::new(),
     };
-    let applied = run.apply(set).await;
+    let applied = run.apply(prepared.set).await;
     let results = std::mem::take(&mut run.results);
     match applied {
         Err(e) => {
@@ -249,11 +258,12 @@ pub async fn import(
         dry_run: options.dry_run,
         strategy: options.strategy,
         results,
-        skipped_by_selection,
-        warnings,
-        rekeyed,
+        skipped_by_selection: prepared.skipped_by_selection,
+        warnings: prepared.warnings,
+        rekeyed: prepared.rekeyed,
     };
     if !options.dry_run {
+        let source = options.source.unwrap_or(target);
         audit(store, &report, bytes, source, target, actor).await?;
     }
     Ok(report)
@@ -265,30 +275,12 @@ fn select(set: EntitySet, include: Option<&Include>) -> (EntitySet, usize) {
         return (set, 0);
     };
     let total = set.total();
-    let mut wanted: HashSet<(EntityKind, String)> = HashSet::new();
-    let mut pick = |kind: EntityKind, key: &str, name: &str| {
-        if include.matches(kind, key, name) {
-            wanted.insert((kind, key.to_owned()));
-        }
-    };
-    set.tools
-        .iter()
-        .for_each(|e| pick(EntityKind::Tool, e.key(), e.name()));
-    set.gateways
-        .iter()
-        .for_each(|e| pick(EntityKind::Gateway, e.key(), e.name()));
-    set.servers
-        .iter()
-        .for_each(|e| pick(EntityKind::Server, e.key(), e.name()));
-    set.prompts
-        .iter()
-        .for_each(|e| pick(EntityKind::Prompt, e.key(), e.name()));
-    set.resources
-        .iter()
-        .for_each(|e| pick(EntityKind::Resource, e.key(), e.name()));
-    set.roots
-        .iter()
-        .for_each(|e| pick(EntityKind::Root, e.key(), e.name()));
+    let mut wanted: HashSet<(EntityKind, String)> = set
+        .entries()
+        .into_iter()
+        .filter(|(kind, key, name)| include.matches(*kind, key, name))
+        .map(|(kind, key, _)| (kind, key))
+        .collect();
     let needed: Vec<(EntityKind, String)> = set
         .servers
         .iter()
@@ -398,6 +390,7 @@ struct Run<'t> {
     tx: &'t mut StoreTx,
     target: &'t Cipher,
     strategy: ConflictStrategy,
+    observer: Option<&'t dyn Observer>,
     results: Vec<EntityResult>,
     /// Keys given a new name by the rename strategy, so servers follow them.
     renamed: HashMap<(EntityKind, String), String>,
@@ -428,7 +421,13 @@ impl Run<'_> {
 
     async fn all<E: Entity>(&mut self, list: Vec<E>) -> Result<(), ImportError> {
         for entity in list {
+            if self.observer.is_some_and(|o| o.cancelled()) {
+                return Err(ImportError::Cancelled);
+            }
             self.one(entity).await?;
+            if let (Some(observer), Some(result)) = (self.observer, self.results.last()) {
+                observer.applied(result);
+            }
         }
         Ok(())
     }
@@ -582,10 +581,7 @@ async fn audit(
     target: &Cipher,
     actor: &str,
 ) -> sqlx::Result<()> {
-    let digest: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = crate::crypto::sha256_hex(bytes);
     let mut counts = serde_json::Map::new();
     for kind in EntityKind::ALL {
         let by_action: serde_json::Map<String, Value> = [

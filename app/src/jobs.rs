@@ -1,0 +1,260 @@
+//! What an import reports and what an import job looks like from outside: the types the
+//! REST API answers with, the CLI prints and the browser's wizard reads.
+
+use std::{collections::BTreeMap, fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{model::EntityKind, validation::FieldError};
+
+/// What to do when an entity's key already exists in the target.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictStrategy {
+    /// Leave the existing entity as it is.
+    Skip,
+    /// Overwrite the existing entity with the file's.
+    #[default]
+    Update,
+    /// Import under a new, unique key and say which.
+    Rename,
+    /// Abort the whole import.
+    Fail,
+}
+
+impl ConflictStrategy {
+    pub const ALL: [ConflictStrategy; 4] = [
+        ConflictStrategy::Skip,
+        ConflictStrategy::Update,
+        ConflictStrategy::Rename,
+        ConflictStrategy::Fail,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictStrategy::Skip => "skip",
+            ConflictStrategy::Update => "update",
+            ConflictStrategy::Rename => "rename",
+            ConflictStrategy::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for ConflictStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ConflictStrategy {
+    type Err = String;
+
+    /// Case-insensitive, as ContextForge accepts it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        ConflictStrategy::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a conflict strategy: use skip, update, rename or fail"))
+    }
+}
+
+/// What an import did (or, in a dry run, would do) with one entity.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Created,
+    Updated,
+    Unchanged,
+    Skipped,
+    Renamed,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Created,
+        Action::Updated,
+        Action::Unchanged,
+        Action::Skipped,
+        Action::Renamed,
+    ];
+}
+
+/// One entity's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EntityResult {
+    #[serde(rename = "type")]
+    pub kind: EntityKind,
+    pub name: String,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_fields: Vec<String>,
+    /// Old and new value of each changed field; credentials only as `<changed>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// Outcomes of one type.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub struct ActionCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub renamed: u64,
+    pub failed: u64,
+}
+
+impl ActionCounts {
+    pub fn add(&mut self, action: Action) {
+        *match action {
+            Action::Created => &mut self.created,
+            Action::Updated => &mut self.updated,
+            Action::Unchanged => &mut self.unchanged,
+            Action::Skipped => &mut self.skipped,
+            Action::Renamed => &mut self.renamed,
+        } += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.created + self.updated + self.unchanged + self.skipped + self.renamed + self.failed
+    }
+}
+
+/// Per type (plural name), the outcomes so far.
+pub type Counts = BTreeMap<String, ActionCounts>;
+
+/// Counts the outcomes of `results` per type.
+pub fn count_results<'a>(results: impl IntoIterator<Item = &'a EntityResult>) -> Counts {
+    let mut counts = Counts::new();
+    for r in results {
+        counts
+            .entry(r.kind.plural().to_owned())
+            .or_default()
+            .add(r.action);
+    }
+    counts
+}
+
+/// The life of an import job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Completed,
+            JobState::Failed,
+            JobState::Cancelled,
+        ]
+        .into_iter()
+        .find(|j| j.as_str() == s)
+    }
+
+    /// Completed, failed or cancelled: nothing more will happen.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct JobProgress {
+    pub processed: u64,
+    pub total: u64,
+    /// 0 to 100.
+    pub percent: f64,
+}
+
+impl JobProgress {
+    pub fn new(processed: u64, total: u64) -> JobProgress {
+        let percent = if total == 0 {
+            0.0
+        } else {
+            (processed as f64 * 1000.0 / total as f64).round() / 10.0
+        };
+        JobProgress {
+            processed,
+            total,
+            percent,
+        }
+    }
+}
+
+/// The uploaded file, as the job remembers it (never its content).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct JobFile {
+    pub name: Option<String>,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// An import job, as `GET /admin/import/status/{id}` answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct JobStatus {
+    pub job_id: uuid::Uuid,
+    pub status: JobState,
+    pub dry_run: bool,
+    pub conflict_strategy: ConflictStrategy,
+    pub progress: JobProgress,
+    /// Per type: created, updated, unchanged, skipped, renamed, failed.
+    pub counts: Counts,
+    /// Per entity, once the job has ended (empty when it failed: nothing was written).
+    pub results: Vec<EntityResult>,
+    /// Why the job failed, each problem with its field.
+    pub errors: Vec<FieldError>,
+    pub warnings: Vec<FieldError>,
+    /// One line: "Imported: 3 tools, 1 server".
+    pub summary: Option<String>,
+    pub file: JobFile,
+    pub created_by: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// The answer to `POST /admin/import`: where to follow the job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct JobCreated {
+    pub job_id: uuid::Uuid,
+    pub status: JobState,
+    pub status_url: String,
+    pub events_url: String,
+}

@@ -1,0 +1,534 @@
+//! Import jobs: an upload is checked, stored and queued; a worker in some gateway process
+//! claims it and runs the import (one transaction), reporting progress as it goes.
+//!
+//! The job row is the truth every process reads. While a job runs here, its live
+//! progress is also kept in memory ([`Live`]) so status and events answer at once; on
+//! PostgreSQL the runner writes progress to the row every second (its heartbeat) and
+//! reads back cancel requests made through other replicas. On SQLite the import's
+//! transaction holds the only write lock, so progress stays in memory until the end.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use app::jobs::{
+    ConflictStrategy, Counts, JobCreated, JobFile, JobProgress, JobState, JobStatus, count_results,
+};
+use app::validation::FieldError;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use super::{
+    import::{EntityResult, ImportError, ImportOptions, ImportReport, Observer, check, import},
+    selection::Include,
+};
+use crate::{
+    crypto::{Cipher, Plaintext},
+    store::{
+        Store,
+        jobs::{ClaimedJob, Finish, JobRow, NewJob},
+    },
+};
+
+/// How often a running job writes its progress (PostgreSQL) and a worker looks for work.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A running job whose runner has been silent this long is taken for dead.
+const ABANDONED_AFTER: chrono::Duration = chrono::Duration::seconds(30);
+
+/// What a caller asks to import.
+pub struct JobRequest {
+    pub bytes: Vec<u8>,
+    pub file_name: Option<String>,
+    pub strategy: ConflictStrategy,
+    pub dry_run: bool,
+    pub include: Option<String>,
+    /// The secret the file's credentials were encrypted with, when not this gateway's.
+    pub source_secret: Option<SecretString>,
+}
+
+/// The options a job keeps in its row (never the secret itself).
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredOptions {
+    conflict_strategy: ConflictStrategy,
+    dry_run: bool,
+    include: Option<String>,
+    #[serde(default)]
+    warnings: Vec<FieldError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the file has {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Progress of a job running in this process.
+#[derive(Default)]
+pub struct Live {
+    processed: AtomicU64,
+    total: AtomicU64,
+    results: Mutex<Vec<EntityResult>>,
+    cancel: AtomicBool,
+    changed: Option<watch::Sender<u64>>,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            changed: Some(watch::channel(0).0),
+            ..Default::default()
+        }
+    }
+
+    fn progress(&self) -> (u64, u64) {
+        (
+            self.processed.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
+
+    fn counts(&self) -> Counts {
+        count_results(self.results.lock().expect("results lock").iter())
+    }
+
+    fn notify(&self) {
+        if let Some(tx) = &self.changed {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+impl Observer for Live {
+    fn started(&self, total: usize) {
+        self.total.store(total as u64, Ordering::Relaxed);
+        self.notify();
+    }
+
+    fn applied(&self, result: &EntityResult) {
+        self.results
+            .lock()
+            .expect("results lock")
+            .push(result.clone());
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        self.notify();
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// The job service: submit, watch, cancel and run import jobs.
+#[derive(Clone)]
+pub struct Jobs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    cipher: Arc<Cipher>,
+    /// This process, as recorded in the rows it claims.
+    runner: String,
+    live: Mutex<HashMap<Uuid, Arc<Live>>>,
+    wake: Notify,
+}
+
+impl Jobs {
+    pub fn new(store: Store, cipher: Arc<Cipher>) -> Jobs {
+        Jobs {
+            inner: Arc::new(Inner {
+                store,
+                cipher,
+                runner: format!("{}-{}", std::process::id(), Uuid::new_v4()),
+                live: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// Checks the file completely (format, entities, selection, credentials, references)
+    /// and queues it. Nothing is queued for a file that would be refused.
+    pub async fn submit(&self, request: JobRequest, actor: &str) -> Result<JobCreated, SubmitError> {
+        let include = parse_include(request.include.as_deref())?;
+        let source = request.source_secret.as_ref().map(Cipher::new);
+        let options = ImportOptions {
+            strategy: request.strategy,
+            dry_run: request.dry_run,
+            include,
+            source: source.as_ref(),
+            observer: None,
+        };
+        let store = &self.inner.store;
+        let warnings = check(store, &self.inner.cipher, &request.bytes, &options)
+            .await
+            .map_err(|e| match e {
+                ImportError::Invalid(errors) => SubmitError::Invalid(errors),
+                ImportError::Database(e) => SubmitError::Database(e),
+                other => SubmitError::Invalid(vec![FieldError {
+                    pointer: String::new(),
+                    code: "refused".into(),
+                    message: other.to_string(),
+                }]),
+            })?;
+        let sealed = request.source_secret.as_ref().map(|s| {
+            use secrecy::ExposeSecret;
+            let mut plain = Plaintext::default();
+            plain
+                .0
+                .insert("source_secret".into(), Value::String(s.expose_secret().into()));
+            self.inner.cipher.encrypt(&plain)
+        });
+        let id = Uuid::new_v4();
+        let stored = StoredOptions {
+            conflict_strategy: request.strategy,
+            dry_run: request.dry_run,
+            include: request.include.clone(),
+            warnings,
+        };
+        let sha256 = crate::crypto::sha256_hex(&request.bytes);
+        store
+            .insert_job(NewJob {
+                id,
+                created_by: actor,
+                options: serde_json::to_value(&stored).unwrap_or_default(),
+                file_name: request.file_name.as_deref(),
+                file_sha256: &sha256,
+                payload: &request.bytes,
+                sealed_source_secret: sealed,
+            })
+            .await?;
+        tracing::info!(job.id = %id, job.actor = actor, file.size = request.bytes.len(), "import job queued");
+        self.inner.wake.notify_one();
+        Ok(JobCreated {
+            job_id: id,
+            status: JobState::Queued,
+            status_url: format!("/admin/import/status/{id}"),
+            events_url: format!("/admin/import/status/{id}/events"),
+        })
+    }
+
+    /// The job as stored, with this process's live progress when it runs here.
+    pub async fn status(&self, id: Uuid) -> sqlx::Result<Option<JobStatus>> {
+        let Some(row) = self.inner.store.job(id).await? else {
+            return Ok(None);
+        };
+        let live = self.live(id);
+        Ok(Some(to_status(row, live.as_deref())))
+    }
+
+    pub async fn list(&self, limit: i64) -> sqlx::Result<Vec<JobStatus>> {
+        let rows = self.inner.store.jobs(limit).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let live = self.live(row.id);
+                let mut status = to_status(row, live.as_deref());
+                status.results.clear();
+                status
+            })
+            .collect())
+    }
+
+    /// Asks a job to stop; `None` for an unknown id. A running job rolls back.
+    pub async fn cancel(&self, id: Uuid) -> sqlx::Result<Option<JobStatus>> {
+        if let Some(live) = self.live(id) {
+            // Ours: the runner sees the flag before its next entity and records the end.
+            // (On SQLite the row cannot be written while the import holds the lock.)
+            live.cancel.store(true, Ordering::Relaxed);
+        } else if self.inner.store.request_job_cancel(id).await?.is_none() {
+            return Ok(None);
+        }
+        self.status(id).await
+    }
+
+    /// Progress notifications of a job running in this process.
+    pub fn subscribe(&self, id: Uuid) -> Option<watch::Receiver<u64>> {
+        self.live(id)
+            .and_then(|l| l.changed.as_ref().map(|tx| tx.subscribe()))
+    }
+
+    fn live(&self, id: Uuid) -> Option<Arc<Live>> {
+        self.inner.live.lock().expect("live lock").get(&id).cloned()
+    }
+
+    /// Marks failed the jobs whose runner died (at start: on SQLite every running job).
+    pub async fn recover(&self) -> sqlx::Result<u64> {
+        let silence = match self.inner.store {
+            Store::Sqlite(_) => chrono::Duration::zero(),
+            Store::Postgres(_) => ABANDONED_AFTER,
+        };
+        let errors = json!([FieldError {
+            pointer: String::new(),
+            code: "interrupted".into(),
+            message: "the gateway running this import stopped before it finished; nothing was imported".into(),
+        }]);
+        let n = self
+            .inner
+            .store
+            .fail_abandoned_jobs(&self.inner.runner, silence, &errors)
+            .await?;
+        if n > 0 {
+            tracing::warn!(jobs.failed = n, "marked interrupted import jobs as failed");
+        }
+        Ok(n)
+    }
+
+    /// Runs queued jobs one at a time until the process ends.
+    pub fn spawn_worker(&self) -> tokio::task::JoinHandle<()> {
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = jobs.recover().await {
+                tracing::error!(error.detail = %e, "cannot recover interrupted import jobs");
+            }
+            let mut since_recovery = Duration::ZERO;
+            loop {
+                match jobs.run_next().await {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error.detail = %e, "import worker: database error"),
+                }
+                let _ = tokio::time::timeout(HEARTBEAT, jobs.inner.wake.notified()).await;
+                since_recovery += HEARTBEAT;
+                if since_recovery >= Duration::from_secs(10) && !jobs.is_sqlite() {
+                    since_recovery = Duration::ZERO;
+                    let _ = jobs.recover().await;
+                }
+            }
+        })
+    }
+
+    fn is_sqlite(&self) -> bool {
+        matches!(self.inner.store, Store::Sqlite(_))
+    }
+
+    /// Claims and runs the oldest queued job; false when there was none.
+    pub async fn run_next(&self) -> sqlx::Result<bool> {
+        let Some(job) = self.inner.store.claim_job(&self.inner.runner).await? else {
+            return Ok(false);
+        };
+        let id = job.id;
+        let live = Arc::new(Live::new());
+        self.inner
+            .live
+            .lock()
+            .expect("live lock")
+            .insert(id, live.clone());
+        tracing::info!(job.id = %id, "import job started");
+        let heartbeat = (!self.is_sqlite()).then(|| self.spawn_heartbeat(id, live.clone()));
+        let finish = self.execute(job, &live).await;
+        if let Some(h) = heartbeat {
+            h.abort();
+        }
+        let saved = self.inner.store.finish_job(id, finish).await;
+        self.inner.live.lock().expect("live lock").remove(&id);
+        live.notify();
+        saved?;
+        Ok(true)
+    }
+
+    /// Writes progress every second and picks up cancel requests made elsewhere.
+    fn spawn_heartbeat(&self, id: Uuid, live: Arc<Live>) -> tokio::task::JoinHandle<()> {
+        let store = self.inner.store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let (processed, total) = live.progress();
+                let counts = serde_json::to_value(live.counts()).unwrap_or_default();
+                match store
+                    .job_heartbeat(id, processed as i64, total as i64, &counts)
+                    .await
+                {
+                    Ok(true) => live.cancel.store(true, Ordering::Relaxed),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(job.id = %id, error.detail = %e, "heartbeat failed"),
+                }
+            }
+        })
+    }
+
+    async fn execute(&self, job: ClaimedJob, live: &Live) -> Finish<'static> {
+        let stored: StoredOptions = match serde_json::from_value(job.options.0) {
+            Ok(o) => o,
+            Err(e) => return failed(live, vec![refusal("bad_job", e.to_string())]),
+        };
+        let source = match job.sealed_source_secret.as_deref().map(|s| self.unseal(s)) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => return failed(live, vec![e]),
+        };
+        let include = match parse_include(stored.include.as_deref()) {
+            Ok(i) => i,
+            Err(SubmitError::Invalid(e)) => return failed(live, e),
+            Err(SubmitError::Database(e)) => return failed(live, vec![refusal("database", e.to_string())]),
+        };
+        let options = ImportOptions {
+            strategy: stored.conflict_strategy,
+            dry_run: stored.dry_run,
+            include,
+            source: source.as_ref(),
+            observer: Some(live),
+        };
+        let result = import(
+            &self.inner.store,
+            &self.inner.cipher,
+            &job.payload,
+            &options,
+            &job.created_by,
+        )
+        .await;
+        match result {
+            Ok(report) => completed(report),
+            Err(ImportError::Cancelled) => Finish {
+                status: JobState::Cancelled.as_str(),
+                counts: json!({}),
+                ..progress_so_far(live)
+            },
+            Err(ImportError::Invalid(errors)) => failed(live, errors),
+            Err(ImportError::Conflict(message)) => failed(live, vec![refusal("conflict", message)]),
+            Err(e) => {
+                tracing::error!(job.id = %job.id, error.detail = %e, "import job failed");
+                failed(live, vec![refusal("internal", "the import failed on a database error; nothing was imported".into())])
+            }
+        }
+    }
+
+    fn unseal(&self, sealed: &str) -> Result<Cipher, FieldError> {
+        let plain = self
+            .inner
+            .cipher
+            .decrypt(sealed)
+            .map_err(|e| refusal("source_secret", format!("the stored source secret {e}")))?;
+        let secret = plain
+            .0
+            .get("source_secret")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Cipher::new(&SecretString::from(secret)))
+    }
+}
+
+fn parse_include(spec: Option<&str>) -> Result<Option<Include>, SubmitError> {
+    spec.filter(|s| !s.trim().is_empty())
+        .map(Include::parse)
+        .transpose()
+        .map_err(|message| {
+            SubmitError::Invalid(vec![FieldError {
+                pointer: "/include".into(),
+                code: "invalid".into(),
+                message,
+            }])
+        })
+}
+
+fn refusal(code: &str, message: String) -> FieldError {
+    FieldError {
+        pointer: String::new(),
+        code: code.into(),
+        message,
+    }
+}
+
+fn progress_so_far(live: &Live) -> Finish<'static> {
+    let (processed, total) = live.progress();
+    Finish {
+        status: JobState::Running.as_str(),
+        processed: processed as i64,
+        total: total as i64,
+        counts: serde_json::to_value(live.counts()).unwrap_or_default(),
+        report: None,
+        errors: json!([]),
+    }
+}
+
+/// Nothing was written: the counts say which entity failed, not what was applied.
+fn failed(live: &Live, errors: Vec<FieldError>) -> Finish<'static> {
+    let (_, total) = live.progress();
+    Finish {
+        status: JobState::Failed.as_str(),
+        processed: 0,
+        total: total as i64,
+        counts: json!({}),
+        report: None,
+        errors: serde_json::to_value(errors).unwrap_or_default(),
+    }
+}
+
+fn completed(report: ImportReport) -> Finish<'static> {
+    let n = report.results.len() as i64;
+    Finish {
+        status: JobState::Completed.as_str(),
+        processed: n,
+        total: n,
+        counts: serde_json::to_value(count_results(&report.results)).unwrap_or_default(),
+        report: Some(json!({
+            "results": report.results,
+            "warnings": report.warnings,
+            "summary": report.summary(),
+            "skipped_by_selection": report.skipped_by_selection,
+            "rekeyed": report.rekeyed,
+        })),
+        errors: json!([]),
+    }
+}
+
+fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
+    let options: StoredOptions = serde_json::from_value(row.options.0).unwrap_or(StoredOptions {
+        conflict_strategy: ConflictStrategy::default(),
+        dry_run: false,
+        include: None,
+        warnings: Vec::new(),
+    });
+    let report = row.report.map(|r| r.0).unwrap_or(Value::Null);
+    let from_report = |key: &str| report.get(key).cloned().unwrap_or(json!([]));
+    let (processed, total, counts) = match live {
+        Some(live) => {
+            let (p, t) = live.progress();
+            (p, t, live.counts())
+        }
+        None => (
+            row.processed as u64,
+            row.total as u64,
+            serde_json::from_value(row.counts.0).unwrap_or_default(),
+        ),
+    };
+    let mut warnings: Vec<FieldError> = serde_json::from_value(from_report("warnings")).unwrap_or_default();
+    if warnings.is_empty() {
+        warnings = options.warnings;
+    }
+    JobStatus {
+        job_id: row.id,
+        status: JobState::parse(&row.status).unwrap_or(JobState::Failed),
+        dry_run: options.dry_run,
+        conflict_strategy: options.conflict_strategy,
+        progress: JobProgress::new(processed, total),
+        counts,
+        results: serde_json::from_value(from_report("results")).unwrap_or_default(),
+        errors: serde_json::from_value(row.errors.0).unwrap_or_default(),
+        warnings,
+        summary: report.get("summary").and_then(Value::as_str).map(str::to_owned),
+        file: JobFile {
+            name: row.file_name,
+            sha256: row.file_sha256,
+            size: row.file_size as u64,
+        },
+        created_by: row.created_by,
+        created_at: rfc3339(row.created_at),
+        started_at: row.started_at.map(rfc3339),
+        finished_at: row.finished_at.map(rfc3339),
+    }
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
