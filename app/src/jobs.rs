@@ -58,14 +58,14 @@ impl FromStr for ConflictStrategy {
         ConflictStrategy::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not a conflict strategy: use skip, update, rename or fail"))
+            .ok_or_else(|| {
+                format!("`{s}` is not a conflict strategy: use skip, update, rename or fail")
+            })
     }
 }
 
 /// What an import did (or, in a dry run, would do) with one entity.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Created,
@@ -257,4 +257,44 @@ pub struct JobCreated {
     pub status: JobState,
     pub status_url: String,
     pub events_url: String,
+}
+
+/// What an export would hold, without building it: the UI's "Export Selected" preview.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExportPreview {
+    /// Per type (plural name), how many entities the export holds, dependencies included.
+    pub counts: serde_json::Map<String, Value>,
+    pub total: usize,
+    /// The entities the request chose itself.
+    pub selected: Vec<PreviewItem>,
+    /// What the export adds because a chosen server needs it (or, with tags, uses it).
+    pub dependencies: Vec<PreviewItem>,
+}
+
+/// One entity of a preview.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PreviewItem {
+    #[serde(rename = "type")]
+    pub kind: EntityKind,
+    pub name: String,
+    /// The servers that need this entity (for dependencies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_by: Vec<String>,
+}
+
+/// What an import would do, without doing it: the wizard's preview step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ImportPreview {
+    pub conflict_strategy: ConflictStrategy,
+    /// Entities the import would apply (after any selection).
+    pub total: usize,
+    /// Per type, what would happen.
+    pub counts: Counts,
+    /// Entities whose name (or URI) already exists in this gateway, with what would happen.
+    pub conflicts: Vec<EntityResult>,
+    /// Entities a server of the file needs that the import would create.
+    pub dependencies: Vec<PreviewItem>,
+    /// Per entity, what would happen.
+    pub results: Vec<EntityResult>,
+    pub warnings: Vec<FieldError>,
 }

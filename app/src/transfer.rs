@@ -91,7 +91,10 @@ impl EntitySet {
 
     /// Every entity's type and key.
     pub fn keys(&self) -> Vec<(EntityKind, String)> {
-        self.entries().into_iter().map(|(k, key, _)| (k, key)).collect()
+        self.entries()
+            .into_iter()
+            .map(|(k, key, _)| (k, key))
+            .collect()
     }
 
     /// Forgets the store's ids (an export carries none).

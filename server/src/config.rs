@@ -46,6 +46,10 @@ pub struct Settings {
     pub site_root: PathBuf,
     pub site_pkg_dir: String,
     pub output_name: String,
+    /// The largest import upload accepted, in MB (`POST /admin/import` answers 413 above it).
+    pub max_upload_mb: u64,
+    /// Import jobs this process runs at a time: 1, or 0 to leave them to other replicas.
+    pub import_workers: u8,
 }
 
 impl Default for Settings {
@@ -64,6 +68,8 @@ impl Default for Settings {
             site_root: "target/site".into(),
             site_pkg_dir: "pkg".into(),
             output_name: "mcpgateway".into(),
+            max_upload_mb: 100,
+            import_workers: 1,
         }
     }
 }
@@ -161,6 +167,12 @@ impl Settings {
         }
         if self.host.trim().is_empty() {
             errors.push("HOST: must not be empty".into());
+        }
+        if self.max_upload_mb == 0 {
+            errors.push("MCPGATEWAY_MAX_UPLOAD_MB: must be at least 1".into());
+        }
+        if self.import_workers > 1 {
+            errors.push("MCPGATEWAY_IMPORT_WORKERS: must be 0 or 1 (imports are one transaction each; run more replicas to run more at once)".into());
         }
         if errors.is_empty() {
             Ok(self)

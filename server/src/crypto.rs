@@ -227,8 +227,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../fixtures/contextforge/export-seed-dataset.json"
         );
-        let text = std::fs::read_to_string(file)
-            .expect("fixtures/contextforge in the repository");
+        let text = std::fs::read_to_string(file).expect("fixtures/contextforge in the repository");
         let export: Value = serde_json::from_str(&text).unwrap();
         let c = cipher("cfpeer-enc-K3p8Vn2Rq7Lx5Zt1Mw9Bc4Hy6Jd0Gs3F");
         let blobs: Vec<&str> = export["entities"]["gateways"]

@@ -28,6 +28,13 @@ pub enum Error {
     BadRequest(String),
     #[error("the request has {} invalid field(s)", .0.len())]
     Validation(Vec<FieldError>),
+    /// Bad query parameters or form fields, each named (400).
+    #[error("the request has {} invalid parameter(s)", .0.len())]
+    Parameters(Vec<FieldError>),
+    #[error("the upload is larger than the limit of {0} MB (MCPGATEWAY_MAX_UPLOAD_MB)")]
+    PayloadTooLarge(u64),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
     #[error("internal error")]
@@ -41,8 +48,10 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::BadRequest(_) | Error::Parameters(_) => StatusCode::BAD_REQUEST,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Internal(_) | Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -53,8 +62,10 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound => "not_found",
             Error::Conflict(_) => "conflict",
-            Error::BadRequest(_) => "bad_request",
+            Error::BadRequest(_) | Error::Parameters(_) => "bad_request",
             Error::Validation(_) => "validation_failed",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Internal(_) | Error::Database(_) => "internal",
         }
     }
@@ -81,7 +92,7 @@ impl IntoResponse for Error {
             _ => {}
         }
         let details = match &self {
-            Error::Validation(errors) => Some(errors.as_slice()),
+            Error::Validation(errors) | Error::Parameters(errors) => Some(errors.as_slice()),
             _ => None,
         };
         let body = Envelope {

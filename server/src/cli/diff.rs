@@ -48,6 +48,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
         strategy: ConflictStrategy::Update,
         dry_run: true,
         include: opts.include,
+        picked: None,
         source: source.as_ref(),
         observer: None,
     };

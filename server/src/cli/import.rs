@@ -77,6 +77,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         strategy: opts.conflict_strategy,
         dry_run: opts.dry_run,
         include: opts.include,
+        picked: None,
         source: source.as_ref(),
         observer: None,
     };

@@ -26,7 +26,9 @@ use crate::{
 pub const SESSION_COOKIE: &str = "mcpgw_session";
 
 /// Paths open to anyone; `/pkg/` is a prefix (the WASM, JS and CSS bundle).
-pub const PUBLIC_PATHS: [&str; 7] = [
+pub const PUBLIC_PATHS: [&str; 9] = [
+    "/openapi.json",
+    "/docs",
     "/health",
     "/ready",
     "/login",

@@ -8,7 +8,7 @@ use app::{
 use axum::{
     Extension, Json, Router,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::State,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -17,7 +17,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::AppState;
+use super::{
+    AppState,
+    extract::{Path, Query},
+};
 use crate::{
     auth::Principal,
     entities::{Entities, view},

@@ -6,8 +6,11 @@
 
 mod auth;
 mod entities;
+mod extract;
 mod health;
+mod openapi;
 mod trace;
+mod transfer;
 mod ui;
 
 use std::{future::Future, sync::Arc};
@@ -17,7 +20,7 @@ use leptos::config::LeptosOptions;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use crate::{config::Settings, crypto::Cipher, store::Store};
+use crate::{config::Settings, crypto::Cipher, store::Store, transfer::jobs::Jobs};
 
 pub use auth::{PUBLIC_PATHS, SESSION_COOKIE};
 pub use ui::ui_paths;
@@ -29,6 +32,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Encrypts and decrypts stored credentials (from `AUTH_ENCRYPTION_SECRET`).
     pub cipher: Arc<Cipher>,
+    /// Import jobs: submitted here, run by this process's worker or another replica's.
+    pub jobs: Jobs,
     pub leptos: LeptosOptions,
 }
 
@@ -45,10 +50,12 @@ impl AppState {
             .site_root(settings.site_root.to_string_lossy().into_owned())
             .site_pkg_dir(settings.site_pkg_dir.clone())
             .build();
+        let cipher = Arc::new(Cipher::new(&encryption_secret));
         AppState {
+            jobs: Jobs::new(store.clone(), cipher.clone()),
             store,
             settings: Arc::new(settings),
-            cipher: Arc::new(Cipher::new(&encryption_secret)),
+            cipher,
             leptos,
         }
     }
@@ -57,11 +64,15 @@ impl AppState {
 /// The whole router. Credentials are checked before routing, so an unknown path
 /// answers 401 to a caller without them and reveals nothing.
 pub fn app(state: AppState) -> Router {
+    let max_upload =
+        usize::try_from(state.settings.max_upload_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .merge(auth::routes())
-        .merge(entities::routes());
+        .merge(entities::routes())
+        .merge(transfer::routes(max_upload))
+        .merge(openapi::routes());
     ui::routes(api, &state)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -78,9 +89,15 @@ pub async fn launch_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
+    let worker = (state.settings.import_workers > 0).then(|| state.jobs.spawn_worker());
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;
+    if let Some(worker) = worker {
+        // A running import's transaction rolls back; the next start marks the job failed.
+        worker.abort();
+        let _ = worker.await;
+    }
     store.close().await;
     Ok(())
 }

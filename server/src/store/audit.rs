@@ -54,12 +54,34 @@ impl Store {
         action: Option<&str>,
         limit: i64,
     ) -> sqlx::Result<Vec<AuditEntry>> {
+        self.search_audit(&AuditQuery {
+            action: action.map(str::to_owned),
+            limit,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// The newest entries first that match every given filter.
+    pub async fn search_audit(&self, query: &AuditQuery) -> sqlx::Result<Vec<AuditEntry>> {
         let sql = "SELECT id, at, actor, action, target_type, target_name, details FROM audit_log \
-                   WHERE ($1 IS NULL OR action = $1) ORDER BY at DESC LIMIT $2";
+                   WHERE ($1 IS NULL OR action = $1) AND ($2 IS NULL OR actor = $2) \
+                   AND ($3 IS NULL OR at >= $3) ORDER BY at DESC LIMIT $4";
         with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(action)
-            .bind(limit)
+            .bind(query.action.as_deref())
+            .bind(query.actor.as_deref())
+            .bind(query.since)
+            .bind(query.limit)
             .fetch_all(pool)
             .await)
     }
+}
+
+/// Filters of [`Store::search_audit`].
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: i64,
 }

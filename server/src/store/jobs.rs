@@ -97,11 +97,13 @@ impl Store {
                          ORDER BY created_at LIMIT 1 {lock}) AND status = 'queued' \
              RETURNING id, created_by, options, payload, sealed_source_secret"
         );
-        with_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(runner)
-            .bind(now())
-            .fetch_optional(pool)
-            .await)
+        with_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(runner)
+        .bind(now())
+        .fetch_optional(pool)
+        .await)
     }
 
     /// Records progress of a running job; answers whether a cancel was asked for.
@@ -164,19 +166,23 @@ impl Store {
 
     pub async fn job(&self, id: Uuid) -> sqlx::Result<Option<JobRow>> {
         let sql = format!("SELECT {COLUMNS} FROM import_jobs WHERE id = $1");
-        with_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(id)
-            .fetch_optional(pool)
-            .await)
+        with_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
     }
 
     /// The newest jobs first.
     pub async fn jobs(&self, limit: i64) -> sqlx::Result<Vec<JobRow>> {
         let sql = format!("SELECT {COLUMNS} FROM import_jobs ORDER BY created_at DESC LIMIT $1");
-        with_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(limit)
-            .fetch_all(pool)
-            .await)
+        with_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
     }
 
     /// Marks failed the running jobs whose runner went silent for longer than `silence`

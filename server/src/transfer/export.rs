@@ -10,6 +10,8 @@ use app::{
 };
 use serde_json::{Map, Value, json};
 
+pub use app::jobs::{ExportPreview, PreviewItem};
+
 use super::selection::Include;
 use crate::store::{Store, audit::NewAuditEntry, entities::ListQuery};
 
@@ -31,28 +33,6 @@ pub struct ExportOptions {
     pub include_dependencies: bool,
     /// Exactly these entities, each named by id or by key (the UI's "Export Selected").
     pub picked: Option<HashSet<(EntityKind, String)>>,
-}
-
-/// What an export would hold, without building it: for the UI's preview.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ExportPreview {
-    /// Per type, how many entities the export holds (dependencies included).
-    pub counts: Map<String, Value>,
-    pub total: usize,
-    /// The entities chosen by the request itself.
-    pub selected: Vec<PreviewItem>,
-    /// What the export adds because a chosen server needs it (or, with tags, uses it).
-    pub dependencies: Vec<PreviewItem>,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct PreviewItem {
-    #[serde(rename = "type")]
-    pub kind: EntityKind,
-    pub name: String,
-    /// The chosen servers that need this entity (for dependencies).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub required_by: Vec<String>,
 }
 
 async fn all<E: Entity>(store: &Store, include_inactive: bool) -> sqlx::Result<Vec<E>> {
@@ -79,10 +59,13 @@ async fn everything(store: &Store, options: &ExportOptions) -> sqlx::Result<Enti
 /// What [`export`] would write, and why each entity is in it.
 pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<ExportPreview> {
     let everything = everything(store, options).await?;
-    let direct = select(&everything, &ExportOptions {
-        include_dependencies: false,
-        ..options.clone()
-    });
+    let direct = select(
+        &everything,
+        &ExportOptions {
+            include_dependencies: false,
+            ..options.clone()
+        },
+    );
     let chosen = select(&everything, options);
     let entities = everything.retain_keys(&chosen);
     let mut selected = Vec::new();
@@ -92,13 +75,25 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
             .servers
             .iter()
             .filter(|s| direct.contains(&(EntityKind::Server, s.key().to_owned())))
-            .filter(|s| s.links().iter().any(|(k, keys)| *k == kind && keys.contains(&key)))
+            .filter(|s| {
+                s.links()
+                    .iter()
+                    .any(|(k, keys)| *k == kind && keys.contains(&key))
+            })
             .map(|s| s.key().to_owned())
             .collect();
         if direct.contains(&(kind, key.clone())) {
-            selected.push(PreviewItem { kind, name: key, required_by: Vec::new() });
+            selected.push(PreviewItem {
+                kind,
+                name: key,
+                required_by: Vec::new(),
+            });
         } else {
-            dependencies.push(PreviewItem { kind, name: key, required_by });
+            dependencies.push(PreviewItem {
+                kind,
+                name: key,
+                required_by,
+            });
         }
     }
     Ok(ExportPreview {
@@ -180,6 +175,8 @@ fn select(all: &EntitySet, options: &ExportOptions) -> Chosen {
     visit(&all.roots, &mut consider);
     if options.include_dependencies {
         add_dependencies(all, &mut chosen, !tags.is_empty());
+        // A type filter holds for dependencies too: the file has only the asked types.
+        chosen.retain(|(kind, _)| wanted(*kind));
     }
     chosen
 }

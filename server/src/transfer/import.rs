@@ -3,7 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-pub use app::jobs::{Action, ConflictStrategy, EntityResult, FieldChange};
+pub use app::jobs::{Action, ConflictStrategy, EntityResult, FieldChange, ImportPreview};
+use app::jobs::{PreviewItem, count_results};
 use app::{
     entities::Entity,
     model::EntityKind,
@@ -28,6 +29,8 @@ pub struct ImportOptions<'a> {
     pub strategy: ConflictStrategy,
     pub dry_run: bool,
     pub include: Option<Include>,
+    /// Only these entities (type and key) of the file, plus what the chosen servers need.
+    pub picked: Option<HashSet<(EntityKind, String)>>,
     /// Decrypts the file's credentials; `None` means the file was written under the target's key.
     pub source: Option<&'a Cipher>,
     /// Told of progress, asked about cancellation (a job's progress bar and Cancel button).
@@ -199,7 +202,7 @@ async fn prepare(
 ) -> Result<Prepared, ImportError> {
     let file = parse_file(bytes).map_err(ImportError::Invalid)?;
     let mut warnings = file.warnings;
-    let (mut set, skipped_by_selection) = select(file.entities, options.include.as_ref());
+    let (mut set, skipped_by_selection) = select(file.entities, options);
     let source = options.source.unwrap_or(target);
     rekey(&mut set, source, target)?;
     check_references(store, &set, &mut warnings).await?;
@@ -269,17 +272,76 @@ pub async fn import(
     Ok(report)
 }
 
-/// Keeps what `--include` names plus what the named servers need; counts the rest.
-fn select(set: EntitySet, include: Option<&Include>) -> (EntitySet, usize) {
-    let Some(include) = include else {
-        return (set, 0);
+/// What [`import`] would do with `bytes`: the import itself, rolled back, plus the
+/// conflicts and the dependencies it would create.
+pub async fn preview(
+    store: &Store,
+    target: &Cipher,
+    bytes: &[u8],
+    options: &ImportOptions<'_>,
+) -> Result<ImportPreview, ImportError> {
+    let dry = ImportOptions {
+        strategy: options.strategy,
+        dry_run: true,
+        include: options.include.clone(),
+        picked: options.picked.clone(),
+        source: options.source,
+        observer: None,
     };
+    let report = import(store, target, bytes, &dry, "").await?;
+    let servers = parse_file(bytes)
+        .map(|f| f.entities.servers)
+        .unwrap_or_default();
+    let dependencies = report
+        .results
+        .iter()
+        .filter(|r| r.action == Action::Created)
+        .filter_map(|r| {
+            let required_by: Vec<String> = servers
+                .iter()
+                .filter(|s| {
+                    s.links()
+                        .iter()
+                        .any(|(k, keys)| *k == r.kind && keys.contains(&r.name))
+                })
+                .map(|s| s.key().to_owned())
+                .collect();
+            (!required_by.is_empty()).then(|| PreviewItem {
+                kind: r.kind,
+                name: r.name.clone(),
+                required_by,
+            })
+        })
+        .collect();
+    Ok(ImportPreview {
+        conflict_strategy: options.strategy,
+        total: report.results.len(),
+        counts: count_results(&report.results),
+        conflicts: report
+            .results
+            .iter()
+            .filter(|r| r.action != Action::Created)
+            .cloned()
+            .collect(),
+        dependencies,
+        results: report.results,
+        warnings: report.warnings,
+    })
+}
+
+/// Keeps what `--include` names plus what the named servers need; counts the rest.
+fn select(set: EntitySet, options: &ImportOptions<'_>) -> (EntitySet, usize) {
+    let (include, picked) = (options.include.as_ref(), options.picked.as_ref());
+    if include.is_none() && picked.is_none() {
+        return (set, 0);
+    }
     let total = set.total();
     let mut wanted: HashSet<(EntityKind, String)> = set
         .entries()
         .into_iter()
-        .filter(|(kind, key, name)| include.matches(*kind, key, name))
+        .filter(|(kind, key, name)| include.is_none_or(|i| i.matches(*kind, key, name)))
         .map(|(kind, key, _)| (kind, key))
+        .filter(|entry| picked.is_none_or(|p| p.contains(entry)))
         .collect();
     let needed: Vec<(EntityKind, String)> = set
         .servers

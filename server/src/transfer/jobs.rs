@@ -19,7 +19,7 @@ use std::{
 use app::jobs::{
     ConflictStrategy, Counts, JobCreated, JobFile, JobProgress, JobState, JobStatus, count_results,
 };
-use app::validation::FieldError;
+use app::{model::EntityKind, validation::FieldError};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -50,6 +50,8 @@ pub struct JobRequest {
     pub strategy: ConflictStrategy,
     pub dry_run: bool,
     pub include: Option<String>,
+    /// Only these entities of the file (type and key), e.g. the wizard's ticked rows.
+    pub selected: Option<Vec<(EntityKind, String)>>,
     /// The secret the file's credentials were encrypted with, when not this gateway's.
     pub source_secret: Option<SecretString>,
 }
@@ -60,6 +62,8 @@ struct StoredOptions {
     conflict_strategy: ConflictStrategy,
     dry_run: bool,
     include: Option<String>,
+    #[serde(default)]
+    selected: Option<Vec<(EntityKind, String)>>,
     #[serde(default)]
     warnings: Vec<FieldError>,
 }
@@ -158,13 +162,18 @@ impl Jobs {
 
     /// Checks the file completely (format, entities, selection, credentials, references)
     /// and queues it. Nothing is queued for a file that would be refused.
-    pub async fn submit(&self, request: JobRequest, actor: &str) -> Result<JobCreated, SubmitError> {
+    pub async fn submit(
+        &self,
+        request: JobRequest,
+        actor: &str,
+    ) -> Result<JobCreated, SubmitError> {
         let include = parse_include(request.include.as_deref())?;
         let source = request.source_secret.as_ref().map(Cipher::new);
         let options = ImportOptions {
             strategy: request.strategy,
             dry_run: request.dry_run,
             include,
+            picked: request.selected.clone().map(|s| s.into_iter().collect()),
             source: source.as_ref(),
             observer: None,
         };
@@ -183,9 +192,10 @@ impl Jobs {
         let sealed = request.source_secret.as_ref().map(|s| {
             use secrecy::ExposeSecret;
             let mut plain = Plaintext::default();
-            plain
-                .0
-                .insert("source_secret".into(), Value::String(s.expose_secret().into()));
+            plain.0.insert(
+                "source_secret".into(),
+                Value::String(s.expose_secret().into()),
+            );
             self.inner.cipher.encrypt(&plain)
         });
         let id = Uuid::new_v4();
@@ -193,6 +203,7 @@ impl Jobs {
             conflict_strategy: request.strategy,
             dry_run: request.dry_run,
             include: request.include.clone(),
+            selected: request.selected.clone(),
             warnings,
         };
         let sha256 = crate::crypto::sha256_hex(&request.bytes);
@@ -270,7 +281,9 @@ impl Jobs {
         let errors = json!([FieldError {
             pointer: String::new(),
             code: "interrupted".into(),
-            message: "the gateway running this import stopped before it finished; nothing was imported".into(),
+            message:
+                "the gateway running this import stopped before it finished; nothing was imported"
+                    .into(),
         }]);
         let n = self
             .inner
@@ -369,12 +382,15 @@ impl Jobs {
         let include = match parse_include(stored.include.as_deref()) {
             Ok(i) => i,
             Err(SubmitError::Invalid(e)) => return failed(live, e),
-            Err(SubmitError::Database(e)) => return failed(live, vec![refusal("database", e.to_string())]),
+            Err(SubmitError::Database(e)) => {
+                return failed(live, vec![refusal("database", e.to_string())]);
+            }
         };
         let options = ImportOptions {
             strategy: stored.conflict_strategy,
             dry_run: stored.dry_run,
             include,
+            picked: stored.selected.map(|s| s.into_iter().collect()),
             source: source.as_ref(),
             observer: Some(live),
         };
@@ -397,7 +413,13 @@ impl Jobs {
             Err(ImportError::Conflict(message)) => failed(live, vec![refusal("conflict", message)]),
             Err(e) => {
                 tracing::error!(job.id = %job.id, error.detail = %e, "import job failed");
-                failed(live, vec![refusal("internal", "the import failed on a database error; nothing was imported".into())])
+                failed(
+                    live,
+                    vec![refusal(
+                        "internal",
+                        "the import failed on a database error; nothing was imported".into(),
+                    )],
+                )
             }
         }
     }
@@ -487,6 +509,7 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
         conflict_strategy: ConflictStrategy::default(),
         dry_run: false,
         include: None,
+        selected: None,
         warnings: Vec::new(),
     });
     let report = row.report.map(|r| r.0).unwrap_or(Value::Null);
@@ -502,7 +525,8 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
             serde_json::from_value(row.counts.0).unwrap_or_default(),
         ),
     };
-    let mut warnings: Vec<FieldError> = serde_json::from_value(from_report("warnings")).unwrap_or_default();
+    let mut warnings: Vec<FieldError> =
+        serde_json::from_value(from_report("warnings")).unwrap_or_default();
     if warnings.is_empty() {
         warnings = options.warnings;
     }
@@ -516,7 +540,10 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
         results: serde_json::from_value(from_report("results")).unwrap_or_default(),
         errors: serde_json::from_value(row.errors.0).unwrap_or_default(),
         warnings,
-        summary: report.get("summary").and_then(Value::as_str).map(str::to_owned),
+        summary: report
+            .get("summary")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         file: JobFile {
             name: row.file_name,
             sha256: row.file_sha256,

@@ -1,8 +1,6 @@
 //! The `mcpgateway` binary itself: help, tokens, refusal of bad settings, and
 //! `serve` end to end with graceful shutdown.
 
-
-
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},

@@ -1,8 +1,6 @@
 //! REST CRUD of the six entity types, every refusal path, and credential handling, on
 //! SQLite and PostgreSQL.
 
-
-
 use crate::common::{SECRET, TestApp, on_each_backend};
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;

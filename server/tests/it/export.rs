@@ -1,10 +1,8 @@
 //! Export on every backend: counts, filters, dependencies, determinism, encrypted
 //! credentials, and a file our own reader (and ContextForge's envelope rules) accept.
 
-
-
-use app::{model::EntityKind, transfer::parse_file};
 use crate::common::{SECRET, TestDb, on_each_backend};
+use app::{model::EntityKind, transfer::parse_file};
 use secrecy::SecretString;
 use serde_json::Value;
 use server::{

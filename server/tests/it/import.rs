@@ -1,10 +1,8 @@
 //! Import on every backend: lossless round trips (same key and another key), idempotency,
 //! dry runs, conflict strategies, atomicity, selection, and ContextForge's own files.
 
-
-
-use app::model::EntityKind;
 use crate::common::{SECRET, TestDb, on_each_backend};
+use app::model::EntityKind;
 use secrecy::SecretString;
 use serde_json::Value;
 use server::{
@@ -55,6 +53,7 @@ fn options(strategy: ConflictStrategy) -> ImportOptions<'static> {
         strategy,
         dry_run: false,
         include: None,
+        picked: None,
         source: None,
         observer: None,
     }

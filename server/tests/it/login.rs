@@ -1,7 +1,5 @@
 //! Signing in and out of the UI, session cookies and CSRF, on every backend.
 
-
-
 use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, on_each_backend};
 
 #[tokio::test]

@@ -11,3 +11,4 @@ mod import;
 mod login;
 mod route_table;
 mod store_story;
+mod transfer_rest;

@@ -1,8 +1,6 @@
 //! Every route but the public ones refuses a caller without valid credentials, and
 //! credentials are checked before routing (unknown paths answer 401 too).
 
-
-
 use crate::common::{TestApp, TestDb};
 use reqwest::Method;
 
@@ -15,8 +13,15 @@ fn protected_routes() -> Vec<(Method, String)> {
         "/",
         "/tools",
         "/admin/export",
+        "/admin/export/selective",
+        "/admin/export/preview",
         "/admin/import",
+        "/admin/import/preview",
         "/admin/import/status/123",
+        "/admin/import/status/123/events",
+        "/admin/import/123/cancel",
+        "/admin/import/jobs",
+        "/admin/audit",
         "/no/such/path",
         "/api/anything",
         "/healthz",

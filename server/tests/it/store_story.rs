@@ -1,9 +1,7 @@
 //! One story over the store, run on SQLite and on PostgreSQL.
 
-
-
-use chrono::Duration;
 use crate::common::on_each_backend;
+use chrono::Duration;
 use server::{
     auth::{self, AuthMethod},
     store::{audit::NewAuditEntry, now},

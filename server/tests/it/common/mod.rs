@@ -111,7 +111,13 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(db: TestDb) -> TestApp {
-        let settings = settings_for(&db);
+        TestApp::spawn_with(db, |_| {}).await
+    }
+
+    /// A gateway whose settings `configure` adjusts first.
+    pub async fn spawn_with(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = settings_for(&db);
+        configure(&mut settings);
         let store = db.store().await;
         bootstrap::ensure_admin(&store, &settings)
             .await
@@ -170,6 +176,30 @@ impl TestApp {
             .to_owned();
         let pair = set_cookie.split(';').next().unwrap();
         pair.split_once('=').unwrap().1.to_owned()
+    }
+
+    /// Stops the server and hands back its database (to start another on it).
+    pub async fn stop_keeping_db(mut self) -> TestDb {
+        let db = std::mem::replace(
+            &mut self.db,
+            TestDb {
+                url: String::new(),
+                backend: "stopped",
+                _dir: None,
+            },
+        );
+        self.stop().await;
+        db
+    }
+
+    /// A second server on the same database (another replica).
+    pub async fn replica(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let db = TestDb {
+            url: self.db.url.clone(),
+            backend: self.db.backend,
+            _dir: None,
+        };
+        TestApp::spawn_with(db, configure).await
     }
 
     pub async fn stop(mut self) {

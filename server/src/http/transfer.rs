@@ -1,0 +1,756 @@
+//! Export and import over REST: thin adapters over [`crate::transfer`].
+//!
+//! - `GET /admin/export`, `POST /admin/export/selective`: the file, as a download.
+//! - `GET|POST /admin/export/preview`: what an export would hold.
+//! - `POST /admin/import` (multipart or JSON): 202 and a durable job; `POST /admin/import/preview`.
+//! - `GET /admin/import/status/{id}`, `…/events` (SSE), `POST /admin/import/{id}/cancel`,
+//!   `GET /admin/import/jobs`, `GET /admin/audit`.
+
+use std::{collections::HashSet, convert::Infallible, time::Duration};
+
+use app::{
+    jobs::{ConflictStrategy, ExportPreview, ImportPreview, JobCreated, JobStatus},
+    model::EntityKind,
+    transfer::ExportFile,
+    validation::FieldError,
+};
+use axum::{
+    Extension, Json, Router,
+    body::{Body, Bytes},
+    extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use futures_util::Stream;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Map, Value, value::RawValue};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    extract::{Path, Query},
+};
+use crate::{
+    auth::Principal,
+    crypto::Cipher,
+    error::{Error, Result},
+    store::audit::{AuditEntry, AuditQuery},
+    transfer::{
+        export::{ExportOptions, export, preview as export_preview},
+        import::{ImportError, ImportOptions, preview as import_preview},
+        jobs::{JobRequest, SubmitError},
+        selection::{Include, parse_types},
+    },
+};
+
+pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
+    let uploads = Router::new()
+        .route("/admin/import", post(start_import))
+        .route("/admin/import/preview", post(preview_import))
+        .layer(DefaultBodyLimit::max(max_upload_bytes));
+    Router::new()
+        .route("/admin/export", get(export_all))
+        .route("/admin/export/selective", post(export_selected))
+        .route(
+            "/admin/export/preview",
+            get(preview_export_query).post(preview_export_selected),
+        )
+        .route("/admin/import/status/{id}", get(job_status))
+        .route("/admin/import/status/{id}/events", get(job_events))
+        .route("/admin/import/{id}/cancel", post(cancel_job))
+        .route("/admin/import/jobs", get(list_jobs))
+        .route("/admin/audit", get(audit))
+        .merge(uploads)
+}
+
+// ---- export ------------------------------------------------------------------------
+
+/// Export the configuration as a download.
+#[utoipa::path(get, path = "/admin/export", tag = "export",
+    params(
+        ("types" = Option<String>, Query, description = "Comma-separated types (tools, gateways, servers, prompts, resources, roots)"),
+        ("exclude_types" = Option<String>, Query, description = "Comma-separated types to leave out"),
+        ("tags" = Option<String>, Query, description = "Entities with any of these tags, plus dependents and dependencies"),
+        ("include" = Option<String>, Query, description = "Names or globs per type, e.g. `tool:weather_api,server:ai-*`"),
+        ("include_inactive" = Option<bool>, Query, description = "Include disabled entities (default false)"),
+        ("include_dependencies" = Option<bool>, Query, description = "Add what selected servers need (default true)"),
+        ("format" = Option<String>, Query, description = "Only `json`"),
+    ),
+    responses(
+        (status = 200, description = "The export file (attachment)", body = ref("#/components/schemas/ExportFile")),
+        (status = 400, description = "A bad parameter, named", body = ref("#/components/schemas/ErrorEnvelope")),
+    ))]
+pub async fn export_all(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response> {
+    let options = export_options(&params)?;
+    download(&state, &who, &options).await
+}
+
+/// Export exactly the chosen entities (by id or name), plus their dependencies.
+#[utoipa::path(post, path = "/admin/export/selective", tag = "export",
+    request_body(content = ref("#/components/schemas/Selection"), description = "Per type, ids or names; `include_dependencies` (default true). ContextForge's `{\"entity_selections\": {...}}` is accepted too."),
+    responses(
+        (status = 200, description = "The export file (attachment)", body = ref("#/components/schemas/ExportFile")),
+        (status = 400, description = "A bad selection, named", body = ref("#/components/schemas/ErrorEnvelope")),
+    ))]
+pub async fn export_selected(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    body: Bytes,
+) -> Result<Response> {
+    let options = selection_options(&body)?;
+    download(&state, &who, &options).await
+}
+
+/// What `GET /admin/export` would hold with the same parameters.
+#[utoipa::path(get, path = "/admin/export/preview", tag = "export",
+    responses((status = 200, description = "Counts, selected entities and added dependencies", body = ref("#/components/schemas/ExportPreview"))))]
+pub async fn preview_export_query(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<ExportPreview>> {
+    let options = export_options(&params)?;
+    Ok(Json(export_preview(&state.store, &options).await?))
+}
+
+/// What `POST /admin/export/selective` would hold with the same body.
+#[utoipa::path(post, path = "/admin/export/preview", tag = "export",
+    request_body(content = ref("#/components/schemas/Selection")),
+    responses((status = 200, description = "Counts, selected entities and added dependencies", body = ref("#/components/schemas/ExportPreview"))))]
+pub async fn preview_export_selected(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<ExportPreview>> {
+    let options = selection_options(&body)?;
+    Ok(Json(export_preview(&state.store, &options).await?))
+}
+
+async fn download(state: &AppState, who: &Principal, options: &ExportOptions) -> Result<Response> {
+    let source = state
+        .settings
+        .public_origin
+        .clone()
+        .unwrap_or_else(|| format!("http://{}:{}", state.settings.host, state.settings.port));
+    let file: ExportFile = export(&state.store, options, &who.email, &source).await?;
+    let json = serde_json::to_vec_pretty(&file).map_err(anyhow::Error::from)?;
+    let name = format!("export-{}.json", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .map_err(anyhow::Error::from)?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from(json),
+    )
+        .into_response())
+}
+
+fn bad(name: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        pointer: format!("/{name}"),
+        code: "invalid".into(),
+        message: message.into(),
+    }
+}
+
+fn parse_bool(name: &str, value: &str, errors: &mut Vec<FieldError>) -> bool {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => true,
+        "false" | "0" | "no" | "" => false,
+        _ => {
+            errors.push(bad(name, format!("`{value}` is not true or false")));
+            false
+        }
+    }
+}
+
+/// The export query, every bad parameter named at once (400).
+fn export_options(params: &[(String, String)]) -> Result<ExportOptions> {
+    let mut options = ExportOptions {
+        include_dependencies: true,
+        ..Default::default()
+    };
+    let mut errors = Vec::new();
+    let mut excluded = Vec::new();
+    for (name, value) in params {
+        match name.as_str() {
+            "format" | "export_format" if value != "json" => errors.push(bad(
+                name,
+                format!("`{value}` is not a supported format: use json"),
+            )),
+            "format" | "export_format" => {}
+            "types" => match parse_types(value) {
+                Ok(types) => options.types = types,
+                Err(e) => errors.push(bad(name, e)),
+            },
+            "exclude_types" => match parse_types(value) {
+                Ok(types) => excluded = types,
+                Err(e) => errors.push(bad(name, e)),
+            },
+            "tags" => {
+                options.tags = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "include" => match Include::parse(value) {
+                Ok(include) => options.include = Some(include),
+                Err(e) => errors.push(bad(name, e)),
+            },
+            "include_inactive" => options.include_inactive = parse_bool(name, value, &mut errors),
+            "include_dependencies" => {
+                options.include_dependencies = parse_bool(name, value, &mut errors)
+            }
+            _ => errors.push(bad(name, "unknown parameter")),
+        }
+    }
+    if !excluded.is_empty() {
+        let base = if options.types.is_empty() {
+            EntityKind::ALL.to_vec()
+        } else {
+            options.types.clone()
+        };
+        options.types = base.into_iter().filter(|k| !excluded.contains(k)).collect();
+        if options.types.is_empty() {
+            errors.push(bad("exclude_types", "leaves no type to export"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(options)
+    } else {
+        Err(Error::Parameters(errors))
+    }
+}
+
+/// `{"tools": [ids or names], …, "include_dependencies": true}` (or ContextForge's
+/// `{"entity_selections": {…}, "include_dependencies": true}`).
+fn selection_options(body: &[u8]) -> Result<ExportOptions> {
+    let body: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
+        Error::Parameters(vec![FieldError {
+            pointer: String::new(),
+            code: "invalid_json".into(),
+            message: format!("the body is not a JSON object: {e}"),
+        }])
+    })?;
+    let mut errors = Vec::new();
+    let mut options = ExportOptions {
+        include_dependencies: true,
+        include_inactive: true,
+        ..Default::default()
+    };
+    let (selections, base) = match body.get("entity_selections") {
+        Some(Value::Object(inner)) => (inner.clone(), "/entity_selections"),
+        Some(_) => {
+            errors.push(bad("entity_selections", "must be an object of type → ids"));
+            (Map::new(), "/entity_selections")
+        }
+        None => (body.clone(), ""),
+    };
+    for (name, value) in &body {
+        match (name.as_str(), value) {
+            ("include_dependencies", Value::Bool(b)) => options.include_dependencies = *b,
+            ("include_dependencies", _) => errors.push(bad(name, "must be true or false")),
+            _ => {}
+        }
+    }
+    let mut picked = HashSet::new();
+    for (name, value) in &selections {
+        if base.is_empty() && matches!(name.as_str(), "include_dependencies" | "entity_selections")
+        {
+            continue;
+        }
+        let pointer = format!("{base}/{name}");
+        let Some(kind) = EntityKind::parse(name) else {
+            errors.push(FieldError {
+                pointer,
+                code: "unknown_type".into(),
+                message: format!("`{name}` is not an entity type"),
+            });
+            continue;
+        };
+        let Some(items) = value.as_array() else {
+            errors.push(FieldError {
+                pointer,
+                code: "invalid".into(),
+                message: "must be a list of ids or names".into(),
+            });
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str() {
+                Some(s) => {
+                    picked.insert((kind, s.to_owned()));
+                }
+                None => errors.push(FieldError {
+                    pointer: format!("{pointer}/{i}"),
+                    code: "invalid".into(),
+                    message: "must be an id or a name (a string)".into(),
+                }),
+            }
+        }
+    }
+    if picked.is_empty() && errors.is_empty() {
+        errors.push(bad("", "select at least one entity"));
+    }
+    if !errors.is_empty() {
+        return Err(Error::Parameters(errors));
+    }
+    options.picked = Some(picked);
+    Ok(options)
+}
+
+// ---- import ------------------------------------------------------------------------
+
+/// Start an import job: the file is checked completely, stored, and run in the background.
+#[utoipa::path(post, path = "/admin/import", tag = "import",
+    request_body(content = ref("#/components/schemas/ImportRequest"), description = "multipart/form-data with `file`, `conflict_strategy`, `dry_run`, `include`, `selected_entities` (JSON), `source_secret`, `rekey_secret`; or a JSON body: the export file itself, or ContextForge's `{import_data, conflict_strategy, dry_run, rekey_secret, selected_entities}`",
+        content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Queued; follow `status_url`", body = ref("#/components/schemas/JobCreated")),
+        (status = 400, description = "A bad option, named", body = ref("#/components/schemas/ErrorEnvelope")),
+        (status = 413, description = "Larger than MCPGATEWAY_MAX_UPLOAD_MB", body = ref("#/components/schemas/ErrorEnvelope")),
+        (status = 415, description = "Neither multipart/form-data nor JSON", body = ref("#/components/schemas/ErrorEnvelope")),
+        (status = 422, description = "Every problem of the file, each with its JSON Pointer; nothing queued", body = ref("#/components/schemas/ErrorEnvelope")),
+    ))]
+pub async fn start_import(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    request: Request,
+) -> Result<Response> {
+    let upload = read_upload(&state, request).await?;
+    let created: JobCreated = state
+        .jobs
+        .submit(upload, &who.email)
+        .await
+        .map_err(|e| match e {
+            SubmitError::Invalid(errors) => Error::Validation(errors),
+            SubmitError::Database(e) => Error::Database(e),
+        })?;
+    let location = HeaderValue::from_str(&created.status_url).map_err(anyhow::Error::from)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(created),
+    )
+        .into_response())
+}
+
+/// What an import would do (the import run and rolled back): counts, conflicts,
+/// dependencies it would create, per-entity results.
+#[utoipa::path(post, path = "/admin/import/preview", tag = "import",
+    request_body(content = ref("#/components/schemas/ImportRequest"), content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The plan", body = ref("#/components/schemas/ImportPreview")),
+        (status = 422, description = "Every problem of the file, each with its JSON Pointer", body = ref("#/components/schemas/ErrorEnvelope")),
+    ))]
+pub async fn preview_import(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<ImportPreview>> {
+    let upload = read_upload(&state, request).await?;
+    let include = upload
+        .include
+        .as_deref()
+        .map(Include::parse)
+        .transpose()
+        .map_err(|e| Error::Parameters(vec![bad("include", e)]))?;
+    let source = upload.source_secret.as_ref().map(Cipher::new);
+    let options = ImportOptions {
+        strategy: upload.strategy,
+        dry_run: true,
+        include,
+        picked: upload.selected.map(|s| s.into_iter().collect()),
+        source: source.as_ref(),
+        observer: None,
+    };
+    match import_preview(&state.store, &state.cipher, &upload.bytes, &options).await {
+        Ok(preview) => Ok(Json(preview)),
+        Err(ImportError::Invalid(errors)) => Err(Error::Validation(errors)),
+        Err(ImportError::Conflict(message)) => Err(Error::Conflict(message)),
+        Err(ImportError::Database(e)) => Err(Error::Database(e)),
+        Err(e) => Err(Error::Internal(anyhow::anyhow!("{e}"))),
+    }
+}
+
+/// The file and options of an import request, from multipart form data or JSON.
+async fn read_upload(state: &AppState, request: Request) -> Result<JobRequest> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let limit = state.settings.max_upload_mb;
+    let mut form = if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(request, state)
+            .await
+            .map_err(|e| Error::BadRequest(e.body_text()))?;
+        read_multipart(multipart, limit).await?
+    } else if content_type.starts_with("application/json") {
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge(limit)
+            } else {
+                Error::BadRequest(e.body_text())
+            }
+        })?;
+        read_json(bytes)?
+    } else {
+        return Err(Error::UnsupportedMediaType(format!(
+            "send the file as multipart/form-data (field `file`) or as application/json, not `{}`",
+            if content_type.is_empty() {
+                "no content type"
+            } else {
+                &content_type
+            }
+        )));
+    };
+    form.check_rekey(&state.cipher)?;
+    form.finish()
+}
+
+/// Fields of an import request before they are checked.
+#[derive(Default)]
+struct Form {
+    bytes: Option<Vec<u8>>,
+    file_name: Option<String>,
+    strategy: Option<String>,
+    dry_run: Option<String>,
+    include: Option<String>,
+    selected: Option<Value>,
+    source_secret: Option<String>,
+    rekey_secret: Option<String>,
+    errors: Vec<FieldError>,
+}
+
+impl Form {
+    fn set(&mut self, name: &str, value: String) {
+        match name {
+            "conflict_strategy" => self.strategy = Some(value),
+            "dry_run" => self.dry_run = Some(value),
+            "include" => self.include = Some(value),
+            "source_secret" => self.source_secret = Some(value),
+            "rekey_secret" => self.rekey_secret = Some(value),
+            "selected_entities" => match serde_json::from_str(&value) {
+                Ok(v) => self.selected = Some(v),
+                Err(e) => self.errors.push(bad(name, format!("not JSON: {e}"))),
+            },
+            _ => self.errors.push(bad(name, "unknown field")),
+        }
+    }
+
+    /// `rekey_secret` (ContextForge's name) must be this gateway's own secret: the
+    /// credentials are re-encrypted with the key the gateway decrypts with.
+    fn check_rekey(&mut self, cipher: &Cipher) -> Result<()> {
+        if let Some(rekey) = self.rekey_secret.take().filter(|s| !s.is_empty()) {
+            if Cipher::new(&SecretString::from(rekey)).fingerprint() != cipher.fingerprint() {
+                self.errors.push(bad(
+                    "rekey_secret",
+                    "must be this gateway's AUTH_ENCRYPTION_SECRET (credentials are re-encrypted with the key the gateway decrypts with); send the exporter's secret as source_secret",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<JobRequest> {
+        let strategy = match self.strategy.as_deref() {
+            None | Some("") => ConflictStrategy::default(),
+            Some(s) => s.parse().unwrap_or_else(|e: String| {
+                self.errors.push(bad("conflict_strategy", e));
+                ConflictStrategy::default()
+            }),
+        };
+        let dry_run = self
+            .dry_run
+            .as_deref()
+            .is_some_and(|v| parse_bool("dry_run", v, &mut self.errors));
+        let selected = self.selected.take().and_then(|v| self.selected_keys(v));
+        if self.bytes.is_none() {
+            self.errors
+                .push(bad("file", "no file: send it in the field `file`"));
+        }
+        if !self.errors.is_empty() {
+            return Err(Error::Parameters(self.errors));
+        }
+        Ok(JobRequest {
+            bytes: self.bytes.unwrap_or_default(),
+            file_name: self.file_name,
+            strategy,
+            dry_run,
+            include: self.include.filter(|s| !s.trim().is_empty()),
+            selected,
+            source_secret: self
+                .source_secret
+                .filter(|s| !s.is_empty())
+                .map(SecretString::from),
+        })
+    }
+
+    /// `{"tools": ["name", …], …}` → (type, key) pairs.
+    fn selected_keys(&mut self, value: Value) -> Option<Vec<(EntityKind, String)>> {
+        let Value::Object(map) = value else {
+            self.errors.push(bad(
+                "selected_entities",
+                "must be an object of type → names",
+            ));
+            return None;
+        };
+        let mut keys = Vec::new();
+        for (name, list) in map {
+            let kind = EntityKind::parse(&name);
+            match (kind, list.as_array()) {
+                (Some(kind), Some(items)) => keys.extend(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|s| (kind, s.to_owned())),
+                ),
+                _ => self.errors.push(FieldError {
+                    pointer: format!("/selected_entities/{name}"),
+                    code: "invalid".into(),
+                    message: "must be an entity type with a list of names".into(),
+                }),
+            }
+        }
+        Some(keys)
+    }
+}
+
+async fn read_multipart(mut multipart: Multipart, limit: u64) -> Result<Form> {
+    let too_large = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge(limit)
+        } else {
+            Error::BadRequest(format!(
+                "the multipart body cannot be read: {}",
+                e.body_text()
+            ))
+        }
+    };
+    let mut form = Form::default();
+    while let Some(field) = multipart.next_field().await.map_err(too_large)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            form.file_name = field.file_name().map(str::to_owned);
+            form.bytes = Some(field.bytes().await.map_err(too_large)?.to_vec());
+        } else {
+            let value = field.text().await.map_err(too_large)?;
+            form.set(&name, value);
+        }
+    }
+    Ok(form)
+}
+
+/// A JSON body: ContextForge's `{"import_data": {...}, …options}`, or the file itself.
+fn read_json(bytes: Bytes) -> Result<Form> {
+    let mut form = Form::default();
+    let wrapped: Option<Map<String, Value>> = serde_json::from_slice::<Map<String, Value>>(&bytes)
+        .ok()
+        .filter(|m| m.contains_key("import_data"));
+    let Some(mut wrapper) = wrapped else {
+        form.bytes = Some(bytes.to_vec());
+        return Ok(form);
+    };
+    let data = wrapper.remove("import_data").unwrap_or(Value::Null);
+    let raw: Box<RawValue> = serde_json::value::to_raw_value(&data).map_err(anyhow::Error::from)?;
+    form.bytes = Some(raw.get().as_bytes().to_vec());
+    for (name, value) in wrapper {
+        match value {
+            Value::Null => {}
+            Value::String(s) => form.set(&name, s),
+            Value::Bool(b) => form.set(&name, b.to_string()),
+            other if name == "selected_entities" => form.selected = Some(other),
+            _ => form
+                .errors
+                .push(bad(&name, "must be a string or a boolean")),
+        }
+    }
+    Ok(form)
+}
+
+// ---- jobs --------------------------------------------------------------------------
+
+/// An import job: status, progress, counts per type, results per entity, errors.
+#[utoipa::path(get, path = "/admin/import/status/{id}", tag = "import",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The job", body = ref("#/components/schemas/JobStatus")),
+        (status = 404, description = "No such job", body = ref("#/components/schemas/ErrorEnvelope")),
+    ))]
+pub async fn job_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobStatus>> {
+    let id = job_id(&id)?;
+    Ok(Json(state.jobs.status(id).await?.ok_or(Error::NotFound)?))
+}
+
+/// Server-Sent Events: `progress` events as the job advances, then one `done` event.
+#[utoipa::path(get, path = "/admin/import/status/{id}/events", tag = "import",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "text/event-stream of `progress` and a final `done` event, each carrying the job status as JSON", content_type = "text/event-stream"),
+        (status = 404, description = "No such job", body = ref("#/components/schemas/ErrorEnvelope")),
+    ))]
+pub async fn job_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    let id = job_id(&id)?;
+    let first = state.jobs.status(id).await?.ok_or(Error::NotFound)?;
+    let stream = futures_util::stream::unfold(
+        (state, Some(first), None::<JobStatus>),
+        move |(state, next, last)| async move {
+            let status = match next {
+                Some(s) => s,
+                None => wait_for_change(&state, id, last.as_ref()?).await?,
+            };
+            let done = status.status.is_final();
+            let event = Event::default()
+                .event(if done { "done" } else { "progress" })
+                .json_data(&status)
+                .unwrap_or_default();
+            // After `done`, the next poll ends the stream.
+            let last = (!done).then_some(status);
+            Some((Ok(event), (state, None, last)))
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The job's next different status (progress moved or the state changed).
+async fn wait_for_change(state: &AppState, id: Uuid, last: &JobStatus) -> Option<JobStatus> {
+    let mut changes = state.jobs.subscribe(id);
+    loop {
+        match changes.as_mut() {
+            Some(rx) => {
+                let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
+                // Bursts of entities become one event per 100 ms at most.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+        let status = state.jobs.status(id).await.ok()??;
+        if status.status != last.status || status.progress != last.progress {
+            return Some(status);
+        }
+        if changes.is_none() {
+            changes = state.jobs.subscribe(id);
+        }
+    }
+}
+
+/// Cancel a job: a queued one at once, a running one rolls back (nothing written).
+#[utoipa::path(post, path = "/admin/import/{id}/cancel", tag = "import",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The job after the request (a running job becomes `cancelled` when its transaction has rolled back)", body = ref("#/components/schemas/JobStatus")),
+        (status = 404, description = "No such job", body = ref("#/components/schemas/ErrorEnvelope")),
+        (status = 409, description = "The job had already ended", body = ref("#/components/schemas/ErrorEnvelope")),
+    ))]
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobStatus>> {
+    let id = job_id(&id)?;
+    let before = state.jobs.status(id).await?.ok_or(Error::NotFound)?;
+    if before.status.is_final() {
+        return Err(Error::Conflict(format!(
+            "the job has already ended ({})",
+            before.status.as_str()
+        )));
+    }
+    Ok(Json(state.jobs.cancel(id).await?.ok_or(Error::NotFound)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsParams {
+    limit: Option<i64>,
+}
+
+/// Recent import jobs, newest first (without per-entity results).
+#[utoipa::path(get, path = "/admin/import/jobs", tag = "import",
+    params(("limit" = Option<i64>, Query, description = "1-500, default 50")),
+    responses((status = 200, description = "Jobs", body = ref("#/components/schemas/JobList"))))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    Query(params): Query<JobsParams>,
+) -> Result<Json<Value>> {
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Error::Parameters(vec![bad("limit", "must be 1-500")]));
+    }
+    let jobs = state.jobs.list(limit).await?;
+    Ok(Json(serde_json::json!({ "jobs": jobs })))
+}
+
+fn job_id(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| Error::NotFound)
+}
+
+// ---- audit -------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    action: Option<String>,
+    user: Option<String>,
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The audit trail: exports, imports, key rotations, sign-ins and entity changes, with
+/// who did them (never a secret).
+#[utoipa::path(get, path = "/admin/audit", tag = "audit",
+    params(
+        ("action" = Option<String>, Query, description = "e.g. export, import, rekey, login"),
+        ("user" = Option<String>, Query, description = "The actor's email"),
+        ("since" = Option<String>, Query, description = "RFC 3339 time"),
+        ("limit" = Option<i64>, Query, description = "1-1000, default 100"),
+    ),
+    responses((status = 200, description = "Entries, newest first", body = ref("#/components/schemas/AuditList"))))]
+pub async fn audit(
+    State(state): State<AppState>,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<Value>> {
+    let mut errors = Vec::new();
+    let since = params.since.as_deref().and_then(|s| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| errors.push(bad("since", format!("not an RFC 3339 time: {e}"))))
+            .ok()
+    });
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        errors.push(bad("limit", "must be 1-1000"));
+    }
+    if !errors.is_empty() {
+        return Err(Error::Parameters(errors));
+    }
+    let entries: Vec<AuditEntry> = state
+        .store
+        .search_audit(&AuditQuery {
+            action: params.action,
+            actor: params.user,
+            since,
+            limit,
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "entries": entries })))
+}
