@@ -5,6 +5,7 @@
 //! Never both in one build. Server-only code sits in [`backend`], gated once here.
 
 pub mod api;
+pub mod client;
 pub mod entities;
 pub mod jobs;
 pub mod model;

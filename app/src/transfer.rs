@@ -421,6 +421,105 @@ mod members {
     }
 }
 
+/// One entity of a file as the import wizard lists it, valid or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutlineRow {
+    pub kind: EntityKind,
+    /// Its position in the file's list of its type.
+    pub index: usize,
+    /// Its key (name, or URI for resources and roots) when the file gives one.
+    pub key: String,
+}
+
+impl OutlineRow {
+    /// `/entities/tools/3`: the prefix of every error pointer inside this entity.
+    pub fn pointer(&self) -> String {
+        format!("/entities/{}/{}", self.kind.plural(), self.index)
+    }
+
+    /// True when `pointer` points into this entity.
+    pub fn owns(&self, pointer: &str) -> bool {
+        let base = self.pointer();
+        pointer == base || pointer.starts_with(&format!("{base}/"))
+    }
+}
+
+/// The file as a JSON document and its entities as rows, even when some entities are
+/// invalid ([`parse_file`] says which); `None` when it is not an object of entity lists.
+pub fn outline_file(bytes: &[u8]) -> Option<(Value, Vec<OutlineRow>)> {
+    let document: Value = serde_json::from_slice(bytes).ok()?;
+    let entities = document.get("entities")?.as_object()?;
+    let mut rows = Vec::new();
+    for kind in EntityKind::ALL {
+        let Some(list) = entities.get(kind.plural()).and_then(Value::as_array) else {
+            continue;
+        };
+        let field = if matches!(kind, EntityKind::Resource | EntityKind::Root) {
+            "uri"
+        } else {
+            "name"
+        };
+        rows.extend(list.iter().enumerate().map(|(index, item)| {
+            OutlineRow {
+                kind,
+                index,
+                key: item
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("#{index}"), str::to_owned),
+            }
+        }));
+    }
+    Some((document, rows))
+}
+
+/// The document with only the entities `keep` lists (by type and position), and for each
+/// type the original position of every kept entity (to map pointers back).
+pub fn keep_entities(
+    document: &Value,
+    keep: &dyn Fn(EntityKind, usize) -> bool,
+) -> (Vec<u8>, HashMap<EntityKind, Vec<usize>>) {
+    let mut out = document.clone();
+    let mut positions = HashMap::new();
+    if let Some(entities) = out.get_mut("entities").and_then(Value::as_object_mut) {
+        for kind in EntityKind::ALL {
+            let Some(list) = entities
+                .get_mut(kind.plural())
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            let kept: Vec<usize> = (0..list.len()).filter(|i| keep(kind, *i)).collect();
+            let items = std::mem::take(list);
+            *list = items
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| kept.contains(i))
+                .map(|(_, v)| v)
+                .collect();
+            positions.insert(kind, kept);
+        }
+    }
+    (serde_json::to_vec(&out).unwrap_or_default(), positions)
+}
+
+/// Rewrites a pointer into a file made by [`keep_entities`] to the original file's.
+pub fn original_pointer(pointer: &str, positions: &HashMap<EntityKind, Vec<usize>>) -> String {
+    let mut parts = pointer.splitn(5, '/').skip(1);
+    let (Some("entities"), Some(kind), Some(index)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return pointer.to_owned();
+    };
+    let original = EntityKind::parse(kind)
+        .and_then(|k| positions.get(&k))
+        .and_then(|p| index.parse::<usize>().ok().and_then(|i| p.get(i)));
+    match (original, parts.next()) {
+        (Some(i), Some(rest)) => format!("/entities/{kind}/{i}/{rest}"),
+        (Some(i), None) => format!("/entities/{kind}/{i}"),
+        (None, _) => pointer.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,5 +669,34 @@ mod tests {
             refused(br#"{"version": "1", "exported_at": "x", "entities": []}"#),
             [("/entities".into(), "invalid_type".into())]
         );
+    }
+
+    #[test]
+    fn an_outline_lists_invalid_entities_and_a_kept_file_maps_pointers_back() {
+        let bytes = br#"{"version":"1","exported_at":"x","entities":{
+            "tools":[{"name":"a","url":"https://a"},{"name":"b"},{"name":"c","url":"https://c"}],
+            "roots":[{"uri":"file:///w","name":"W"}]}}"#;
+        let errors = parse_file(bytes).unwrap_err();
+        let (document, rows) = outline_file(bytes).unwrap();
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c", "file:///w"]);
+        assert!(
+            errors.iter().all(|e| rows[1].owns(&e.pointer)),
+            "{errors:?}"
+        );
+        assert!(!rows[0].owns(&errors[0].pointer));
+
+        let (kept, positions) =
+            keep_entities(&document, &|kind, i| !(kind == EntityKind::Tool && i == 1));
+        assert!(parse_file(&kept).is_ok(), "the invalid entity is left out");
+        assert_eq!(
+            original_pointer("/entities/tools/1/url", &positions),
+            "/entities/tools/2/url"
+        );
+        assert_eq!(
+            original_pointer("/entities/roots/0", &positions),
+            "/entities/roots/0"
+        );
+        assert_eq!(original_pointer("/version", &positions), "/version");
     }
 }

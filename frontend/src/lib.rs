@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The browser side: hydrates the server-rendered admin UI from `app`.
 
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use super::export::ExportAllButton;
 use crate::{api::fetch_gateway_status, model::EntityKind};
 
 /// The landing page after sign-in: one card per configuration type and the gateway's state.
@@ -34,6 +35,10 @@ pub fn Dashboard() -> impl IntoView {
                     .map(|result| match result {
                         Ok(s) => {
                             view! {
+                                <div class="dashboard-actions">
+                                    <ExportAllButton counts=s.counts.clone()/>
+                                    <a class="button" href="/ui/import">"Import Configuration"</a>
+                                </div>
                                 <dl class="status">
                                     <dt>"Version"</dt>
                                     <dd>{s.version}</dd>

@@ -1,16 +1,13 @@
-use std::collections::HashSet;
-
+use super::export::{ExportSelectedButton, Selection};
+use crate::{
+    api::list_entities,
+    model::{EntityKind, EntityRow, ListFilter},
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{
     components::{A, Form},
     hooks::{use_params_map, use_query_map},
-};
-use uuid::Uuid;
-
-use crate::{
-    api::list_entities,
-    model::{EntityKind, EntityRow, ListFilter},
 };
 
 /// One configuration tab (`/ui/tools`, `/ui/gateways`, …): a filterable table with a
@@ -42,10 +39,12 @@ fn KindTable(kind: EntityKind) -> impl IntoView {
         }
     };
     let rows = Resource::new(filter, move |f| list_entities(kind, f));
-    let selected = RwSignal::new(HashSet::<Uuid>::new());
     view! {
         <Title text=kind.title()/>
-        <h1 class="tab-title">{kind.title()}</h1>
+        <div class="tab-header">
+            <h1 class="tab-title">{kind.title()}</h1>
+            <ExportSelectedButton/>
+        </div>
         <Form method="GET" action="">
             <div class="filters" role="search">
                 <input type="search" name="q" placeholder="Search by name" aria-label="Search by name"
@@ -62,7 +61,7 @@ fn KindTable(kind: EntityKind) -> impl IntoView {
         </Form>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || rows.get().map(|result| match result {
-                Ok(rows) => view! { <Rows kind rows selected/> }.into_any(),
+                Ok(rows) => view! { <Rows kind rows/> }.into_any(),
                 Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
             })}
         </Suspense>
@@ -70,33 +69,19 @@ fn KindTable(kind: EntityKind) -> impl IntoView {
 }
 
 #[component]
-fn Rows(
-    kind: EntityKind,
-    rows: Vec<EntityRow>,
-    selected: RwSignal<HashSet<Uuid>>,
-) -> impl IntoView {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+fn Rows(kind: EntityKind, rows: Vec<EntityRow>) -> impl IntoView {
+    let selection = Selection::get();
+    let ids: Vec<(uuid::Uuid, String)> = rows.iter().map(|r| (r.id, r.key.clone())).collect();
     let all_ids = ids.clone();
     let all_selected =
-        move || !all_ids.is_empty() && selected.with(|s| all_ids.iter().all(|id| s.contains(id)));
-    let toggle_all = move |_| {
-        let select = !selected.with(|s| ids.iter().all(|id| s.contains(id)));
-        selected.update(|s| {
-            for id in &ids {
-                if select {
-                    s.insert(*id);
-                } else {
-                    s.remove(id);
-                }
-            }
-        });
-    };
+        move || !all_ids.is_empty() && all_ids.iter().all(|(id, _)| selection.contains(kind, *id));
+    let toggle_all = move |_| selection.toggle_all(kind, &ids);
     let count = rows.len();
     let empty = rows.is_empty();
     view! {
         <p class="muted selection-status">
             {count} " " {kind.plural()} " · "
-            <span class="selected-count">{move || selected.with(HashSet::len)}</span> " selected"
+            <span class="selected-count">{move || selection.count_of(kind)}</span> " selected"
         </p>
         <table class="entities" data-kind=kind.plural()>
             <thead>
@@ -118,33 +103,29 @@ fn Rows(
                         <td colspan="6">{format!("No {} match.", kind.plural())}</td>
                     </tr>
                 </Show>
-                {rows.into_iter().map(|row| view! { <Row row selected/> }).collect_view()}
+                {rows.into_iter().map(|row| view! { <Row row/> }).collect_view()}
             </tbody>
         </table>
     }
 }
 
 #[component]
-fn Row(row: EntityRow, selected: RwSignal<HashSet<Uuid>>) -> impl IntoView {
-    let id = row.id;
+fn Row(row: EntityRow) -> impl IntoView {
+    let selection = Selection::get();
+    let (id, kind, key) = (row.id, row.kind, row.key.clone());
     let href = format!("/ui/{}/{}", row.kind.plural(), row.id);
-    let toggle = move |_| {
-        selected.update(|s| {
-            if !s.remove(&id) {
-                s.insert(id);
-            }
-        })
-    };
+    let toggle = move |_| selection.toggle(kind, id, &key);
+    let checked = move || selection.contains(kind, id);
     let title = if row.name == row.key {
         row.name.clone()
     } else {
         format!("{} ({})", row.name, row.key)
     };
     view! {
-        <tr class="entity-row" data-key=row.key.clone() class:selected=move || selected.with(|s| s.contains(&id))>
+        <tr class="entity-row" data-key=row.key.clone() class:selected=checked>
             <td class="select">
                 <input type="checkbox" class="row-select" aria-label=format!("Select {}", row.key)
-                    prop:checked=move || selected.with(|s| s.contains(&id)) on:change=toggle/>
+                    prop:checked=checked on:change=toggle/>
             </td>
             <td><A href=href>{title}</A></td>
             <td class="summary">{row.summary}</td>

@@ -1,12 +1,14 @@
 use leptos::prelude::*;
 use leptos_router::components::{A, Outlet};
 
+use super::export::Selection;
 use crate::{api::current_user, model::EntityKind};
 
 /// The frame around every signed-in page: brand, tabs, the user and sign-out.
 #[component]
 pub fn Layout() -> impl IntoView {
     let user = Resource::new(|| (), |_| current_user());
+    Selection::provide();
     view! {
         <header class="topbar">
             <a class="brand" href="/ui">"mcpgateway"</a>
@@ -18,6 +20,7 @@ pub fn Layout() -> impl IntoView {
                         view! { <A href=format!("/ui/{}", kind.plural())>{kind.title()}</A> }
                     })
                     .collect_view()}
+                <A href="/ui/import">"Import"</A>
             </nav>
             <div class="account">
                 <Suspense>

@@ -3,8 +3,11 @@
 mod dashboard;
 mod entity_detail;
 mod entity_tab;
+mod export;
+mod import;
 mod layout;
 mod login;
+mod modal;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -17,6 +20,7 @@ use leptos_router::{
 use dashboard::Dashboard;
 use entity_detail::EntityDetailPage;
 use entity_tab::EntityTab;
+use import::ImportPage;
 use layout::Layout;
 use login::LoginPage;
 
@@ -64,6 +68,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage/>
                 <ParentRoute path=path!("/ui") view=Layout ssr=SsrMode::Async>
                     <Route path=path!("") view=Dashboard/>
+                    <Route path=path!("import") view=ImportPage/>
                     <Route path=path!(":kind") view=EntityTab/>
                     <Route path=path!(":kind/:id") view=EntityDetailPage/>
                 </ParentRoute>

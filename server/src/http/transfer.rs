@@ -419,7 +419,7 @@ async fn read_upload(state: &AppState, request: Request) -> Result<JobRequest> {
             }
         )));
     };
-    form.check_rekey(&state.cipher)?;
+    form.check_rekey(&state.cipher);
     form.finish()
 }
 
@@ -455,16 +455,16 @@ impl Form {
 
     /// `rekey_secret` (ContextForge's name) must be this gateway's own secret: the
     /// credentials are re-encrypted with the key the gateway decrypts with.
-    fn check_rekey(&mut self, cipher: &Cipher) -> Result<()> {
-        if let Some(rekey) = self.rekey_secret.take().filter(|s| !s.is_empty()) {
-            if Cipher::new(&SecretString::from(rekey)).fingerprint() != cipher.fingerprint() {
-                self.errors.push(bad(
-                    "rekey_secret",
-                    "must be this gateway's AUTH_ENCRYPTION_SECRET (credentials are re-encrypted with the key the gateway decrypts with); send the exporter's secret as source_secret",
-                ));
-            }
+    fn check_rekey(&mut self, cipher: &Cipher) {
+        let Some(rekey) = self.rekey_secret.take().filter(|s| !s.is_empty()) else {
+            return;
+        };
+        if Cipher::new(&SecretString::from(rekey)).fingerprint() != cipher.fingerprint() {
+            self.errors.push(bad(
+                "rekey_secret",
+                "must be this gateway's AUTH_ENCRYPTION_SECRET (credentials are re-encrypted with the key the gateway decrypts with); send the exporter's secret as source_secret",
+            ));
         }
-        Ok(())
     }
 
     fn finish(mut self) -> Result<JobRequest> {

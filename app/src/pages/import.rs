@@ -1,0 +1,576 @@
+//! The import wizard (`/ui/import`): drop or choose a file; it is validated here, in the
+//! browser, by the same Rust code the server runs; the server previews conflicts and
+//! dependencies; entities can be left out; the import runs as a job whose progress
+//! streams in (SSE) until a summary per type and per entity.
+
+use std::collections::{HashMap, HashSet};
+
+use leptos::{prelude::*, task::spawn_local};
+use leptos_meta::Title;
+use serde_json::Value;
+
+use crate::{
+    client::{self, ClientError, Upload, human_bytes},
+    jobs::{ConflictStrategy, ImportPreview, JobCreated, JobState, JobStatus},
+    model::EntityKind,
+    transfer::{OutlineRow, keep_entities, original_pointer, outline_file, parse_file},
+    validation::FieldError,
+};
+
+/// A file that was read and checked in the browser.
+#[derive(Clone)]
+struct Loaded {
+    name: String,
+    size: u64,
+    document: Option<Value>,
+    rows: Vec<OutlineRow>,
+    /// Every problem [`parse_file`] found (pointers into the original file).
+    errors: Vec<FieldError>,
+    warnings: Vec<FieldError>,
+}
+
+impl Loaded {
+    fn check(name: String, bytes: &[u8]) -> Loaded {
+        let (errors, warnings) = match parse_file(bytes) {
+            Ok(parsed) => (Vec::new(), parsed.warnings),
+            Err(errors) => (errors, Vec::new()),
+        };
+        let (document, rows) = match outline_file(bytes) {
+            Some((d, r)) => (Some(d), r),
+            None => (None, Vec::new()),
+        };
+        Loaded {
+            name,
+            size: bytes.len() as u64,
+            document,
+            rows,
+            errors,
+            warnings,
+        }
+    }
+
+    /// Errors that no entity owns (the envelope): they block any import.
+    fn file_errors<'a>(&'a self, errors: &'a [FieldError]) -> Vec<&'a FieldError> {
+        errors
+            .iter()
+            .filter(|e| !self.rows.iter().any(|r| r.owns(&e.pointer)))
+            .collect()
+    }
+}
+
+/// The wizard's state, shared by its parts.
+#[derive(Clone, Copy)]
+struct Wizard {
+    status: RwSignal<Option<String>>,
+    loaded: RwSignal<Option<Loaded>>,
+    /// Rows the user left out, by type and position.
+    excluded: RwSignal<HashSet<(EntityKind, usize)>>,
+    strategy: RwSignal<ConflictStrategy>,
+    source_secret: RwSignal<String>,
+    preview: RwSignal<Option<Result<ImportPreview, ClientError>>>,
+    job: RwSignal<Option<JobStatus>>,
+    job_error: RwSignal<Option<String>>,
+}
+
+impl Wizard {
+    fn new() -> Wizard {
+        Wizard {
+            status: RwSignal::new(None),
+            loaded: RwSignal::new(None),
+            excluded: RwSignal::new(HashSet::new()),
+            strategy: RwSignal::new(ConflictStrategy::Update),
+            source_secret: RwSignal::new(String::new()),
+            preview: RwSignal::new(None),
+            job: RwSignal::new(None),
+            job_error: RwSignal::new(None),
+        }
+    }
+
+    fn included(&self, row: &OutlineRow) -> bool {
+        self.excluded.with(|e| !e.contains(&(row.kind, row.index)))
+    }
+
+    /// The server's refusal of the preview, with pointers mapped back to the file.
+    fn server_errors(&self) -> Vec<FieldError> {
+        match self.preview.get() {
+            Some(Err(e)) => e.details,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Local and server errors that still block the import.
+    fn blocking(&self) -> Vec<FieldError> {
+        let Some(loaded) = self.loaded.get() else {
+            return Vec::new();
+        };
+        let mut all = loaded.errors.clone();
+        all.extend(self.server_errors());
+        all.into_iter()
+            .filter(|e| {
+                let owner = loaded.rows.iter().find(|r| r.owns(&e.pointer));
+                owner.is_none_or(|r| self.included(r))
+            })
+            .collect()
+    }
+
+    fn can_import(&self) -> bool {
+        let chosen = self.loaded.with(|l| {
+            l.as_ref()
+                .is_some_and(|l| l.rows.iter().any(|r| self.included(r)))
+        });
+        let running = self
+            .job
+            .with(|j| j.as_ref().is_some_and(|j| !j.status.is_final()));
+        chosen
+            && !running
+            && self.blocking().is_empty()
+            && matches!(self.preview.get(), Some(Ok(_)))
+    }
+
+    /// The file to send: only the ticked entities, and where each came from.
+    fn upload(&self) -> Option<(Upload, HashMap<EntityKind, Vec<usize>>)> {
+        let loaded = self.loaded.get_untracked()?;
+        let document = loaded.document.as_ref()?;
+        let excluded = self.excluded.get_untracked();
+        let (bytes, positions) = keep_entities(document, &|kind, i| !excluded.contains(&(kind, i)));
+        let mut fields = vec![(
+            "conflict_strategy",
+            self.strategy.get_untracked().to_string(),
+        )];
+        let secret = self.source_secret.get_untracked();
+        if !secret.is_empty() {
+            fields.push(("source_secret", secret));
+        }
+        Some((
+            Upload {
+                file_name: loaded.name,
+                bytes,
+                fields,
+            },
+            positions,
+        ))
+    }
+
+    /// Asks the server what the import would do (conflicts, dependencies).
+    fn refresh_preview(self) {
+        let Some((upload, positions)) = self.upload() else {
+            return;
+        };
+        // The server would refuse what the browser already refuses: ask only for a clean file.
+        let excluded = self.excluded.get_untracked();
+        let locally_valid = self.loaded.with_untracked(|l| {
+            l.as_ref().is_some_and(|l| {
+                l.errors.iter().all(|e| {
+                    l.rows
+                        .iter()
+                        .find(|r| r.owns(&e.pointer))
+                        .is_some_and(|r| excluded.contains(&(r.kind, r.index)))
+                })
+            })
+        });
+        if !locally_valid || upload.bytes.is_empty() {
+            self.preview.set(None);
+            return;
+        }
+        self.preview.set(None);
+        spawn_local(async move {
+            let result = client::post_file::<ImportPreview>("/admin/import/preview", upload).await;
+            let result = result.map_err(|mut e| {
+                for d in &mut e.details {
+                    d.pointer = original_pointer(&d.pointer, &positions);
+                }
+                e
+            });
+            self.preview.set(Some(result));
+        });
+    }
+
+    fn start(self) {
+        let Some((upload, _)) = self.upload() else {
+            return;
+        };
+        self.job_error.set(None);
+        spawn_local(async move {
+            let created = match client::post_file::<JobCreated>("/admin/import", upload).await {
+                Ok(c) => c,
+                Err(e) => return self.job_error.set(Some(e.message)),
+            };
+            let on_status = move |s: JobStatus| self.job.set(Some(s));
+            if let Err(e) = client::follow_job(&created.events_url, on_status).await {
+                self.job_error.set(Some(e.message));
+            }
+        });
+    }
+
+    fn cancel(self) {
+        let Some(id) = self.job.with_untracked(|j| j.as_ref().map(|j| j.job_id)) else {
+            return;
+        };
+        spawn_local(async move {
+            let url = format!("/admin/import/{id}/cancel");
+            if let Err(e) = client::post_empty::<JobStatus>(&url).await {
+                self.job_error.set(Some(e.message));
+            }
+        });
+    }
+
+    /// Reads a chosen or dropped file, then validates it once the page has painted.
+    fn load(self, file: web_sys::File) {
+        let name = file.name();
+        self.status.set(Some(format!(
+            "Reading {name} ({})…",
+            human_bytes(file.size() as u64)
+        )));
+        self.loaded.set(None);
+        self.preview.set(None);
+        self.job.set(None);
+        self.excluded.set(HashSet::new());
+        spawn_local(async move {
+            let bytes = match client::read_file(file).await {
+                Ok(b) => b,
+                Err(e) => return self.status.set(Some(e.message)),
+            };
+            self.status.set(Some(format!("Validating {name}…")));
+            // Let the browser paint the status before the (synchronous) validation.
+            set_timeout(
+                move || {
+                    self.loaded.set(Some(Loaded::check(name, &bytes)));
+                    self.status.set(None);
+                    self.refresh_preview();
+                },
+                std::time::Duration::from_millis(16),
+            );
+        });
+    }
+}
+
+#[component]
+pub fn ImportPage() -> impl IntoView {
+    let wizard = Wizard::new();
+    view! {
+        <Title text="Import"/>
+        <h1>"Import Configuration"</h1>
+        <DropZone wizard/>
+        <p class="muted import-status" role="status" aria-live="polite">{move || wizard.status.get()}</p>
+        <Show when=move || wizard.loaded.with(Option::is_some)>
+            <Review wizard/>
+        </Show>
+        <Show when=move || wizard.job.with(Option::is_some) || wizard.job_error.with(Option::is_some)>
+            <Progress wizard/>
+        </Show>
+    }
+    .into_any()
+}
+
+#[component]
+fn DropZone(wizard: Wizard) -> impl IntoView {
+    let dragging = RwSignal::new(false);
+    let on_drop = move |ev: web_sys::DragEvent| {
+        ev.prevent_default();
+        dragging.set(false);
+        let file = ev
+            .data_transfer()
+            .and_then(|d| d.files())
+            .and_then(|f| f.get(0));
+        if let Some(file) = file {
+            wizard.load(file);
+        }
+    };
+    let on_pick = move |ev: web_sys::Event| {
+        use wasm_bindgen::JsCast;
+        let input: Option<web_sys::HtmlInputElement> = ev.target().and_then(|t| t.dyn_into().ok());
+        if let Some(file) = input.and_then(|i| i.files()).and_then(|f| f.get(0)) {
+            wizard.load(file);
+        }
+    };
+    view! {
+        <label class="dropzone" class:dragging=move || dragging.get()
+            on:dragover=move |ev: web_sys::DragEvent| { ev.prevent_default(); dragging.set(true); }
+            on:dragleave=move |_| dragging.set(false)
+            on:drop=on_drop>
+            <input type="file" class="file-input" accept=".json,application/json" on:change=on_pick/>
+            <strong>"Drop an export file here"</strong>
+            <span class="muted">" or press Enter to choose one. It is checked in your browser before anything is sent."</span>
+        </label>
+    }
+    .into_any()
+}
+
+#[component]
+fn Review(wizard: Wizard) -> impl IntoView {
+    let loaded = move || wizard.loaded.get().expect("shown when loaded");
+    let file_errors = move || {
+        let l = loaded();
+        let mut errors = l.errors.clone();
+        errors.extend(wizard.server_errors());
+        l.file_errors(&errors)
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    view! {
+        <section class="review">
+            <h2>{move || { let l = loaded(); format!("{} · {} · {} entities", l.name, human_bytes(l.size), l.rows.len()) }}</h2>
+            <ErrorList wizard/>
+            <Show when=move || !file_errors().is_empty()>
+                <p class="error">"The file itself is not an export file; fix it and choose it again."</p>
+            </Show>
+            <Summary wizard/>
+            <Options wizard/>
+            <EntityRows wizard/>
+            <div class="actions">
+                <button type="button" class="primary start-import"
+                    disabled=move || !wizard.can_import()
+                    on:click=move |_| wizard.start()>
+                    "Import"
+                </button>
+                <span class="muted">{move || {
+                    let n = wizard.blocking().len();
+                    (n > 0).then(|| format!("{n} problem(s) left: fix the file, or untick the entities marked in red."))
+                }}</span>
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+/// Every problem, with its field, local and from the server.
+#[component]
+fn ErrorList(wizard: Wizard) -> impl IntoView {
+    let errors = move || {
+        let mut all = wizard.loaded.get().map(|l| l.errors).unwrap_or_default();
+        all.extend(wizard.server_errors());
+        all
+    };
+    let warnings = move || wizard.loaded.get().map(|l| l.warnings).unwrap_or_default();
+    view! {
+        <Show when=move || !warnings().is_empty()>
+            <details class="validation-warnings">
+                <summary>{move || format!("{} note(s)", warnings().len())}</summary>
+                <ul>
+                    {move || warnings().into_iter().map(|w| view! {
+                        <li><code class="pointer">{w.pointer.clone()}</code> " " {w.message.clone()}</li>
+                    }).collect_view()}
+                </ul>
+            </details>
+        </Show>
+        <Show when=move || !errors().is_empty()>
+            <div class="validation-errors" role="alert">
+                <h3>{move || format!("{} problem(s) found", errors().len())}</h3>
+                <ul>
+                    {move || errors().into_iter().map(|e| view! {
+                        <li class="field-error"><code class="pointer">{e.pointer.clone()}</code> " " {e.message.clone()}</li>
+                    }).collect_view()}
+                </ul>
+            </div>
+        </Show>
+    }
+    .into_any()
+}
+
+/// Counts by type, conflicts and the dependencies the import would create.
+#[component]
+fn Summary(wizard: Wizard) -> impl IntoView {
+    let counts = move || {
+        let rows = wizard.loaded.get().map(|l| l.rows).unwrap_or_default();
+        EntityKind::ALL
+            .into_iter()
+            .map(|k| {
+                let n = rows
+                    .iter()
+                    .filter(|r| r.kind == k && wizard.included(r))
+                    .count();
+                (k, n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect::<Vec<_>>()
+    };
+    let preview = move || wizard.preview.get().and_then(Result::ok);
+    view! {
+        <div class="import-summary">
+            <table class="counts">
+                <thead><tr><th scope="col">"Type"</th><th scope="col">"In the file"</th><th scope="col">"New"</th><th scope="col">"Existing"</th></tr></thead>
+                <tbody>
+                    {move || counts().into_iter().map(|(kind, n)| {
+                        let c = preview().and_then(|p| p.counts.get(kind.plural()).copied()).unwrap_or_default();
+                        let existing = c.updated + c.unchanged + c.skipped + c.renamed;
+                        view! {
+                            <tr data-kind=kind.plural()>
+                                <th scope="row">{kind.title()}</th>
+                                <td class="count">{n}</td>
+                                <td class="new">{c.created}</td>
+                                <td class="existing">{existing}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+            {move || preview().map(|p| view! {
+                <p class="conflict-count">{format!("{} conflict(s) with existing names", p.conflicts.len())}</p>
+                <p class="dependency-count">{format!("{} dependenc(ies) will be created", p.dependencies.len())}</p>
+            })}
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn Options(wizard: Wizard) -> impl IntoView {
+    let choices = [
+        (ConflictStrategy::Skip, "Skip conflicting items"),
+        (ConflictStrategy::Update, "Update existing items"),
+        (ConflictStrategy::Rename, "Rename on import"),
+        (ConflictStrategy::Fail, "Fail on any conflict"),
+    ];
+    view! {
+        <fieldset class="strategy">
+            <legend>"When a name already exists"</legend>
+            {choices.into_iter().map(|(strategy, label)| view! {
+                <label class="check">
+                    <input type="radio" name="conflict_strategy" value=strategy.as_str()
+                        prop:checked=move || wizard.strategy.get() == strategy
+                        on:change=move |_| { wizard.strategy.set(strategy); wizard.refresh_preview(); }/>
+                    " " {label}
+                </label>
+            }).collect_view()}
+        </fieldset>
+        <label class="secret">
+            "Source secret (only for files from another environment) "
+            <input type="password" autocomplete="off" class="source-secret"
+                prop:value=move || wizard.source_secret.get()
+                on:change=move |ev| { wizard.source_secret.set(event_target_value(&ev)); wizard.refresh_preview(); }/>
+        </label>
+    }
+    .into_any()
+}
+
+#[component]
+fn EntityRows(wizard: Wizard) -> impl IntoView {
+    let rows = move || wizard.loaded.get().map(|l| l.rows).unwrap_or_default();
+    view! {
+        <table class="import-rows">
+            <thead><tr><th scope="col">"Import"</th><th scope="col">"Type"</th><th scope="col">"Name"</th><th scope="col">"Status"</th></tr></thead>
+            <tbody>
+                {move || rows().into_iter().map(|row| view! { <EntityRow wizard row/> }).collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+#[component]
+fn EntityRow(wizard: Wizard, row: OutlineRow) -> impl IntoView {
+    let at = (row.kind, row.index);
+    let owner = row.clone();
+    let errors = move || {
+        let mut all = wizard.loaded.get().map(|l| l.errors).unwrap_or_default();
+        all.extend(wizard.server_errors());
+        all.into_iter()
+            .filter(|e| owner.owns(&e.pointer))
+            .map(|e| e.message)
+            .collect::<Vec<_>>()
+    };
+    let invalid = {
+        let errors = errors.clone();
+        move || !errors().is_empty()
+    };
+    let key = row.key.clone();
+    let outcome = move || {
+        wizard.preview.get().and_then(Result::ok).and_then(|p| {
+            p.results
+                .iter()
+                .find(|r| r.kind == at.0 && r.name == key)
+                .map(|r| format!("{:?}", r.action).to_lowercase())
+        })
+    };
+    let toggle = move |_| {
+        wizard.excluded.update(|e| {
+            if !e.remove(&at) {
+                e.insert(at);
+            }
+        });
+        wizard.refresh_preview();
+    };
+    view! {
+        <tr class="import-row" class:invalid=invalid.clone() data-kind=row.kind.plural() data-key=row.key.clone()
+            aria-invalid=move || invalid().to_string()>
+            <td><input type="checkbox" class="row-include" aria-label=format!("Import {}", row.key)
+                prop:checked=move || wizard.excluded.with(|e| !e.contains(&at)) on:change=toggle/></td>
+            <td>{row.kind.singular()}</td>
+            <td>{row.key.clone()}</td>
+            <td class="row-status">{move || {
+                let errors = errors();
+                if errors.is_empty() { outcome().unwrap_or_default() } else { errors.join("; ") }
+            }}</td>
+        </tr>
+    }
+}
+
+/// The running job: a progress bar from the event stream, Cancel, then the summary.
+#[component]
+fn Progress(wizard: Wizard) -> impl IntoView {
+    let job = move || wizard.job.get();
+    let percent = move || job().map_or(0.0, |j| j.progress.percent);
+    let running = move || job().is_some_and(|j| !j.status.is_final());
+    view! {
+        <section class="import-progress">
+            <h2>"Import"</h2>
+            <div class="progressbar" role="progressbar" aria-label="Import progress"
+                aria-valuemin="0" aria-valuemax="100" aria-valuenow=move || percent().round().to_string()>
+                <div class="progressbar-fill" style=move || format!("width: {}%", percent())></div>
+            </div>
+            <p class="job-state">{move || job().map(|j| format!(
+                "{} · {} of {} entities ({}%)",
+                j.status.as_str(), j.progress.processed, j.progress.total, j.progress.percent
+            ))}</p>
+            <Show when=running>
+                <button type="button" class="cancel-import" on:click=move |_| wizard.cancel()>"Cancel"</button>
+            </Show>
+            {move || wizard.job_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            {move || job().filter(|j| j.status.is_final()).map(|j| view! { <JobSummary job=j/> })}
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn JobSummary(job: JobStatus) -> impl IntoView {
+    let headline = match job.status {
+        JobState::Completed => job.summary.clone().unwrap_or_else(|| "Imported.".into()),
+        JobState::Cancelled => "Cancelled: nothing was imported.".into(),
+        _ => "The import failed: nothing was imported.".into(),
+    };
+    view! {
+        <div class="job-summary" data-status=job.status.as_str()>
+            <p class="headline">{headline}</p>
+            <ul class="errors">
+                {job.errors.iter().map(|e| view! { <li class="field-error"><code>{e.pointer.clone()}</code> " " {e.message.clone()}</li> }).collect_view()}
+            </ul>
+            <table class="counts">
+                <thead><tr>
+                    <th scope="col">"Type"</th><th scope="col">"Created"</th><th scope="col">"Updated"</th>
+                    <th scope="col">"Unchanged"</th><th scope="col">"Skipped"</th><th scope="col">"Renamed"</th><th scope="col">"Failed"</th>
+                </tr></thead>
+                <tbody>
+                    {job.counts.iter().map(|(kind, c)| view! {
+                        <tr data-kind=kind.clone()>
+                            <th scope="row">{kind.clone()}</th>
+                            <td class="created">{c.created}</td><td class="updated">{c.updated}</td>
+                            <td class="unchanged">{c.unchanged}</td><td class="skipped">{c.skipped}</td>
+                            <td class="renamed">{c.renamed}</td><td class="failed">{c.failed}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <details class="results">
+                <summary>{format!("{} entities", job.results.len())}</summary>
+                <ul>
+                    {job.results.iter().map(|r| view! {
+                        <li>{format!("{} {}: {:?}", r.kind.singular(), r.name, r.action).to_lowercase()}</li>
+                    }).collect_view()}
+                </ul>
+            </details>
+        </div>
+    }
+    .into_any()
+}
