@@ -10,7 +10,10 @@ use crate::{
     config::Settings,
     crypto::Cipher,
     transfer::{
-        import::{ConflictStrategy, ImportError, ImportOptions, ImportReport, import},
+        import::{
+            ConflictStrategy, EntityResult, ImportError, ImportOptions, ImportReport, Observer,
+            import,
+        },
         selection::Include,
     },
 };
@@ -73,15 +76,19 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     let source = opts
         .source_secret
         .map(|s| Cipher::new(&SecretString::from(s)));
+    let bar = ProgressBar::on_terminal();
     let options = ImportOptions {
         strategy: opts.conflict_strategy,
         dry_run: opts.dry_run,
         include: opts.include,
         picked: None,
         source: source.as_ref(),
-        observer: None,
+        observer: bar.as_ref().map(|b| b as &dyn Observer),
     };
     let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
+    if let Some(bar) = bar {
+        bar.0.finish_and_clear();
+    }
     store.close().await;
     let report = explain(result, &opts.file)?;
     match opts.output {
@@ -105,6 +112,36 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A progress bar on stderr while entities are applied, only when stderr is a terminal
+/// (never in pipes, logs or CI output).
+struct ProgressBar(indicatif::ProgressBar);
+
+impl ProgressBar {
+    fn on_terminal() -> Option<ProgressBar> {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} importing {bar:40} {pos}/{len} entities ({per_sec}, {eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            ProgressBar(bar)
+        })
+    }
+}
+
+impl Observer for ProgressBar {
+    fn started(&self, total: usize) {
+        self.0.set_length(total as u64);
+    }
+
+    fn applied(&self, _result: &EntityResult) {
+        self.0.inc(1);
+    }
 }
 
 /// The report, or every problem printed as `pointer: message` and an error saying nothing was written.
