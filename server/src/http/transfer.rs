@@ -456,13 +456,13 @@ impl Form {
     /// `rekey_secret` (ContextForge's name) must be this gateway's own secret: the
     /// credentials are re-encrypted with the key the gateway decrypts with.
     fn check_rekey(&mut self, cipher: &Cipher) -> Result<()> {
-        if let Some(rekey) = self.rekey_secret.take().filter(|s| !s.is_empty()) {
-            if Cipher::new(&SecretString::from(rekey)).fingerprint() != cipher.fingerprint() {
-                self.errors.push(bad(
-                    "rekey_secret",
-                    "must be this gateway's AUTH_ENCRYPTION_SECRET (credentials are re-encrypted with the key the gateway decrypts with); send the exporter's secret as source_secret",
-                ));
-            }
+        if let Some(rekey) = self.rekey_secret.take().filter(|s| !s.is_empty())
+            && Cipher::new(&SecretString::from(rekey)).fingerprint() != cipher.fingerprint()
+        {
+            self.errors.push(bad(
+                "rekey_secret",
+                "must be this gateway's AUTH_ENCRYPTION_SECRET (credentials are re-encrypted with the key the gateway decrypts with); send the exporter's secret as source_secret",
+            ));
         }
         Ok(())
     }
