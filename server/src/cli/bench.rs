@@ -2,9 +2,10 @@
 //! export take for N generated entities, beside a floor: the typed parse of the same
 //! file plus the same rows inserted with multi-row `VALUES` in one transaction.
 //!
-//! Each N runs in a fresh child process of this binary (peak RSS is per process), on
-//! its own temporary SQLite files, or with `--database-url postgres://…` on databases
-//! it creates on that server and drops afterwards. The user's database is never opened.
+//! The file is generated here; each N is then measured in a fresh child process of this
+//! binary (peak RSS is per process), on its own temporary SQLite files, or with
+//! `--database-url postgres://…` on databases it creates on that server and drops
+//! afterwards. The user's database is never opened.
 
 use std::{
     io::{BufRead, BufReader},
@@ -22,7 +23,7 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{
     crypto::Cipher,
-    entities::{Entities, seed},
+    entities::seed,
     store::Store,
     transfer::{
         export::{ExportOptions, FORMAT_VERSION, export},
@@ -35,10 +36,14 @@ pub struct Opts {
     /// Entity counts to measure (repeatable, or a comma-separated list).
     #[arg(long = "entities", value_name = "N", value_delimiter = ',', default_values_t = [1000, 10000])]
     pub entities: Vec<usize>,
-    /// Measure one N in this process and print its rows as JSON lines (used by the parent run).
-    #[arg(long, hide = true)]
-    pub child: bool,
+    /// Measure one N on this generated file in this process and print its rows as JSON
+    /// lines (used by the parent run).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub child: Option<PathBuf>,
 }
+
+/// The throw-away key of the generated credentials.
+const SECRET: &str = "mcpgateway-bench-throwaway-secret";
 
 /// One measured operation.
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,11 +61,11 @@ pub async fn run(opts: Opts, database_url: Option<String>) -> anyhow::Result<()>
             "bench uses temporary SQLite files, or databases it creates on a PostgreSQL server (--database-url postgres://…)"
         );
     }
-    if opts.child {
+    if let Some(file) = opts.child {
         let [n] = opts.entities[..] else {
             anyhow::bail!("--child measures exactly one N");
         };
-        for row in measure(n, database_url.as_deref()).await? {
+        for row in measure(n, &file, database_url.as_deref()).await? {
             println!("{}", serde_json::to_string(&row)?);
         }
         return Ok(());
@@ -78,8 +83,14 @@ pub async fn run(opts: Opts, database_url: Option<String>) -> anyhow::Result<()>
         "{:<10} {:>8} {:>9} {:>11} {:>13} {:>8}",
         "operation", "N", "seconds", "entities/s", "peak RSS MiB", "× floor"
     );
+    let dir = temp_dir()?;
+    let cipher = Cipher::new(&SecretString::from(SECRET));
     for n in opts.entities {
-        let rows = in_child(n, database_url.as_deref())?;
+        let file = dir.join(format!("export-{n}.json"));
+        std::fs::write(&file, generate(&cipher, n)?)?;
+        let rows = in_child(n, &file, database_url.as_deref());
+        let _ = std::fs::remove_file(&file);
+        let rows = rows?;
         let floor = rows
             .iter()
             .find(|r| r.operation == "floor")
@@ -96,13 +107,21 @@ pub async fn run(opts: Opts, database_url: Option<String>) -> anyhow::Result<()>
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-/// Runs `bench --child --entities N` and reads its rows.
-fn in_child(n: usize, database_url: Option<&str>) -> anyhow::Result<Vec<Row>> {
+fn temp_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("mcpgateway-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Runs `bench --child FILE --entities N` and reads its rows.
+fn in_child(n: usize, file: &Path, database_url: Option<&str>) -> anyhow::Result<Vec<Row>> {
     let mut command = Command::new(std::env::current_exe()?);
-    command.args(["bench", "--child", "--entities", &n.to_string()]);
+    command.args(["bench", "--entities", &n.to_string(), "--child"]);
+    command.arg(file);
     if let Some(url) = database_url {
         command.args(["--database-url", url]);
     }
@@ -116,18 +135,14 @@ fn in_child(n: usize, database_url: Option<&str>) -> anyhow::Result<Vec<Row>> {
     rows
 }
 
-/// Generates N entities into an export file, then times every operation on it.
-async fn measure(n: usize, postgres: Option<&str>) -> anyhow::Result<Vec<Row>> {
-    let dir = std::env::temp_dir().join(format!("mcpgateway-bench-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
+/// Times every operation on the generated `file` of N entities.
+async fn measure(n: usize, file: &Path, postgres: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    let dir = temp_dir()?;
     let mut databases = Databases::new(&dir, postgres);
     let result = async {
+        let bytes = std::fs::read(file)?;
         let (store, floor_store) = (databases.open().await?, databases.open().await?);
-        let cipher = Cipher::new(&SecretString::from(format!(
-            "bench-{}",
-            uuid::Uuid::new_v4()
-        )));
-        let bytes = generate(&store, &cipher, n)?;
+        let cipher = Cipher::new(&SecretString::from(SECRET));
         let rows = operations(n, &bytes, &store, &floor_store, &cipher, &dir).await;
         store.close().await;
         floor_store.close().await;
@@ -140,13 +155,8 @@ async fn measure(n: usize, postgres: Option<&str>) -> anyhow::Result<Vec<Row>> {
 }
 
 /// The export file of N generated entities (credentials sealed with `cipher`).
-fn generate(store: &Store, cipher: &Cipher, n: usize) -> anyhow::Result<Vec<u8>> {
-    let service = Entities {
-        store,
-        cipher,
-        actor: "bench",
-    };
-    let entities = seed::scale_set(&service, n).map_err(|e| anyhow::anyhow!("{e}"))?;
+fn generate(cipher: &Cipher, n: usize) -> anyhow::Result<Vec<u8>> {
+    let entities = seed::scale_set(cipher, n).map_err(|e| anyhow::anyhow!("{e}"))?;
     let file = ExportFile {
         version: FORMAT_VERSION.into(),
         exported_at: chrono::Utc::now().to_rfc3339(),

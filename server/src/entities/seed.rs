@@ -10,7 +10,10 @@ use app::{
 use serde_json::{Value, json};
 
 use super::Entities;
-use crate::error::{Error, Result};
+use crate::{
+    crypto::Cipher,
+    error::{Error, Result},
+};
 
 /// How many entities of each type the seed data set holds.
 pub const SEED_COUNTS: [(EntityKind, usize); 6] = [
@@ -360,16 +363,16 @@ pub async fn scale(service: &Entities<'_>, n: usize) -> Result<SeedReport> {
     Ok(report)
 }
 
-/// The records of [`scale_records`] validated and with credentials sealed under the
-/// service's key, as an export file holds them; nothing is stored.
-pub fn scale_set(service: &Entities<'_>, n: usize) -> Result<EntitySet> {
-    fn parse<E: Entity>(service: &Entities<'_>, records: Vec<Value>) -> Result<Vec<E>> {
+/// The records of [`scale_records`] validated and with credentials sealed with
+/// `cipher`, as an export file holds them; no database involved.
+pub fn scale_set(cipher: &Cipher, n: usize) -> Result<EntitySet> {
+    fn parse<E: Entity>(cipher: &Cipher, records: Vec<Value>) -> Result<Vec<E>> {
         let now = Timestamp(crate::store::now());
         records
             .into_iter()
             .map(|record| {
                 let (mut entity, _) = parse_entity::<E>(record, "").map_err(Error::Validation)?;
-                service.seal(&mut entity, "")?;
+                super::seal(cipher, &mut entity, "")?;
                 entity.set_timestamps(now, now);
                 Ok(entity)
             })
@@ -378,12 +381,12 @@ pub fn scale_set(service: &Entities<'_>, n: usize) -> Result<EntitySet> {
     let mut set = EntitySet::default();
     for (kind, records) in scale_records(n) {
         match kind {
-            EntityKind::Tool => set.tools = parse(service, records)?,
-            EntityKind::Gateway => set.gateways = parse(service, records)?,
-            EntityKind::Prompt => set.prompts = parse(service, records)?,
-            EntityKind::Resource => set.resources = parse(service, records)?,
-            EntityKind::Root => set.roots = parse(service, records)?,
-            EntityKind::Server => set.servers = parse(service, records)?,
+            EntityKind::Tool => set.tools = parse(cipher, records)?,
+            EntityKind::Gateway => set.gateways = parse(cipher, records)?,
+            EntityKind::Prompt => set.prompts = parse(cipher, records)?,
+            EntityKind::Resource => set.resources = parse(cipher, records)?,
+            EntityKind::Root => set.roots = parse(cipher, records)?,
+            EntityKind::Server => set.servers = parse(cipher, records)?,
         }
     }
     Ok(set)

@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use server::{
     crypto::Cipher,
-    entities::{Entities, seed},
+    entities::seed,
     store::Store,
     transfer::import::{
         Action, ConflictStrategy, EntityResult, ImportError, ImportOptions, ImportReport, Observer,
@@ -66,13 +66,7 @@ fn links_by_server(servers: &[Server]) -> Vec<(String, Links)> {
 async fn thousands_of_generated_entities_import_with_exact_counts_and_links() {
     on_each_backend(|db| async move {
         let store = db.store().await;
-        let key = cipher();
-        let service = Entities {
-            store: &store,
-            cipher: &key,
-            actor: "test",
-        };
-        let set = seed::scale_set(&service, 3000).unwrap();
+        let set = seed::scale_set(&cipher(), 3000).unwrap();
         let expected = set.counts();
         let wanted = links_by_server(&set.servers);
         let file = ExportFile {
