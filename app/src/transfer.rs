@@ -298,7 +298,8 @@ fn read_list<E: Entity>(
     warnings: &mut Vec<FieldError>,
 ) -> Vec<E> {
     let mut out: Vec<E> = Vec::with_capacity(items.len());
-    let mut seen: HashMap<String, (usize, String)> = HashMap::new();
+    // Key → (index in the file, index in `out`); entities are compared only on a key clash.
+    let mut seen: HashMap<String, (usize, usize)> = HashMap::with_capacity(items.len());
     for (i, raw) in items.iter().enumerate() {
         let pointer = join(base, &i.to_string());
         let entity = match read_one::<E>(raw, &pointer) {
@@ -311,9 +312,8 @@ fn read_list<E: Entity>(
                 continue;
             }
         };
-        let canonical = serde_json::to_string(&entity).unwrap_or_default();
         match seen.get(entity.key()) {
-            Some((first, same)) if *same == canonical => {
+            Some((first, kept)) if same(&out[*kept], &entity) => {
                 warnings.push(error(
                     &pointer,
                     "duplicate_merged",
@@ -336,12 +336,17 @@ fn read_list<E: Entity>(
                 ));
             }
             None => {
-                seen.insert(entity.key().to_owned(), (i, canonical));
+                seen.insert(entity.key().to_owned(), (i, out.len()));
                 out.push(entity);
             }
         }
     }
     out
+}
+
+/// Two parsed entities serialise identically.
+fn same<E: Entity>(a: &E, b: &E) -> bool {
+    serde_json::to_string(a).ok() == serde_json::to_string(b).ok()
 }
 
 /// The typed parse first; only an entity that fails it is read again as a `Value`, to

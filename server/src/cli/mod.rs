@@ -1,5 +1,6 @@
 //! The `mcpgateway` command line: one binary, one subcommand per file.
 
+mod bench;
 mod diff;
 mod export;
 mod import;
@@ -55,6 +56,9 @@ pub enum Command {
     Schema,
     /// Check an export file offline and list every problem (no database needed).
     Validate(validate::Opts),
+    /// Measure import, re-import, dry run and export of N generated entities on
+    /// temporary databases (SQLite, or new databases on --database-url postgres://…).
+    Bench(bench::Opts),
 }
 
 /// Parses the command line, runs the subcommand, and turns its outcome into an exit code.
@@ -90,6 +94,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(opts) => return validate::run(opts).map(|()| ExitCode::SUCCESS),
         Command::Rekey(opts) => return rekey::run(opts).map(|()| ExitCode::SUCCESS),
         Command::Schema => return schema::run().map(|()| ExitCode::SUCCESS),
+        Command::Bench(opts) => {
+            return bench::run(opts, cli.database_url)
+                .await
+                .map(|()| ExitCode::SUCCESS);
+        }
         _ => {}
     }
     let settings = Settings::load(cli.config.clone(), &overrides)?;
@@ -106,7 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(opts) => export::run(opts, &settings).await,
         Command::Import(opts) => import::run(opts, &settings).await,
         Command::Diff(opts) => return diff::run(opts, &settings).await,
-        Command::Validate(_) | Command::Rekey(_) | Command::Schema => {
+        Command::Validate(_) | Command::Rekey(_) | Command::Schema | Command::Bench(_) => {
             unreachable!("offline commands return above")
         }
     };

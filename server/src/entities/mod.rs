@@ -85,23 +85,9 @@ impl Entities<'_> {
     }
 
     /// Encrypts plaintext credentials sent in `auth`, or checks that a given `auth_value`
-    /// decrypts with this gateway's key.
+    /// decrypts with this gateway's key; see [`seal`].
     pub fn seal<E: Entity>(&self, entity: &mut E, base: &str) -> Result<()> {
-        if let Some(input) = entity.take_auth_input() {
-            let blob = self.cipher.encrypt(&Plaintext(input.plaintext()));
-            entity.set_credential(Some((input.auth_type(), blob)));
-            return Ok(());
-        }
-        if let Some((_, blob)) = entity.credential()
-            && let Err(e) = self.cipher.decrypt(blob)
-        {
-            return Err(Error::Validation(vec![FieldError {
-                pointer: join(base, "auth_value"),
-                code: "undecryptable".into(),
-                message: format!("the credential {e}"),
-            }]));
-        }
-        Ok(())
+        seal(self.cipher, entity, base)
     }
 
     async fn audit<E: Entity>(&self, verb: &str, key: &str, id: Uuid) -> Result<()> {
@@ -115,6 +101,26 @@ impl Entities<'_> {
         };
         Ok(self.store.record_audit(entry).await?)
     }
+}
+
+/// Encrypts plaintext credentials sent in `auth` with `cipher`, or checks that a given
+/// `auth_value` decrypts with it.
+pub fn seal<E: Entity>(cipher: &Cipher, entity: &mut E, base: &str) -> Result<()> {
+    if let Some(input) = entity.take_auth_input() {
+        let blob = cipher.encrypt(&Plaintext(input.plaintext()));
+        entity.set_credential(Some((input.auth_type(), blob)));
+        return Ok(());
+    }
+    if let Some((_, blob)) = entity.credential()
+        && let Err(e) = cipher.decrypt(blob)
+    {
+        return Err(Error::Validation(vec![FieldError {
+            pointer: join(base, "auth_value"),
+            code: "undecryptable".into(),
+            message: format!("the credential {e}"),
+        }]));
+    }
+    Ok(())
 }
 
 /// RFC 7396, except that `"auth_value": null` keeps the stored credential (responses

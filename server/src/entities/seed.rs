@@ -3,13 +3,17 @@
 //! exercises the same validation and encryption as the API.
 
 use app::{
-    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
+    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Timestamp, Tool, parse_entity},
     model::EntityKind,
+    transfer::EntitySet,
 };
 use serde_json::{Value, json};
 
 use super::Entities;
-use crate::error::{Error, Result};
+use crate::{
+    crypto::Cipher,
+    error::{Error, Result},
+};
 
 /// How many entities of each type the seed data set holds.
 pub const SEED_COUNTS: [(EntityKind, usize); 6] = [
@@ -269,83 +273,121 @@ fn key_field(kind: EntityKind) -> &'static str {
     }
 }
 
-/// Generates `n` entities spread over the six types (roughly 40% tools, 20% prompts,
-/// 20% resources, 10% servers, 5% gateways, 5% roots), with seed-like sizes.
-pub async fn scale(service: &Entities<'_>, n: usize) -> Result<SeedReport> {
+/// `n` generated records spread over the six types (roughly 40% tools, 20% prompts,
+/// 20% resources, 10% servers, 5% gateways, 5% roots) with seed-like sizes, by type in
+/// dependency order: tools carry JSON schemas, tags and credentials (`auth`, plaintext
+/// until sealed); each server links up to 5 tools, 2 prompts and 1 resource.
+pub fn scale_records(n: usize) -> Vec<(EntityKind, Vec<Value>)> {
     let share = |percent: usize| (n * percent).div_ceil(100);
     let (tools_n, prompts_n, resources_n, gateways_n, roots_n) =
         (share(40), share(20), share(20), share(5), share(5));
     let servers_n = n.saturating_sub(tools_n + prompts_n + resources_n + gateways_n + roots_n);
-    let mut report = SeedReport::default();
-    let template = |records: Vec<Value>, i: usize, field: &str| -> Value {
-        let mut r = records[i % records.len()].clone();
-        let suffix = format!("scale-{i:06}");
-        if let Some(Value::String(key)) = r.get_mut(field) {
-            *key = format!("{key}-{suffix}");
-        }
-        if field == "uri"
-            && let Some(Value::String(name)) = r.get_mut("name")
-        {
-            *name = format!("{name}-{suffix}");
-        }
-        r
+    let generate = |records: Vec<Value>, count: usize, field: &str| -> Vec<Value> {
+        (0..count)
+            .map(|i| {
+                let mut r = records[i % records.len()].clone();
+                let suffix = format!("scale-{i:06}");
+                if let Some(Value::String(key)) = r.get_mut(field) {
+                    *key = format!("{key}-{suffix}");
+                }
+                if field == "uri"
+                    && let Some(Value::String(name)) = r.get_mut("name")
+                {
+                    *name = format!("{name}-{suffix}");
+                }
+                r
+            })
+            .collect()
     };
-    let tool_records = tools();
-    put::<Tool>(
-        service,
-        (0..tools_n)
-            .map(|i| template(tool_records.clone(), i, "name"))
-            .collect(),
-        &mut report,
-    )
-    .await?;
-    put::<Gateway>(
-        service,
-        (0..gateways_n)
-            .map(|i| template(gateways(), i, "name"))
-            .collect(),
-        &mut report,
-    )
-    .await?;
-    put::<Prompt>(
-        service,
-        (0..prompts_n)
-            .map(|i| template(prompts(), i, "name"))
-            .collect(),
-        &mut report,
-    )
-    .await?;
-    put::<Resource>(
-        service,
-        (0..resources_n)
-            .map(|i| template(resources(), i, "uri"))
-            .collect(),
-        &mut report,
-    )
-    .await?;
-    put::<Root>(
-        service,
-        (0..roots_n).map(|i| template(roots(), i, "uri")).collect(),
-        &mut report,
-    )
-    .await?;
+    let tools = generate(tools(), tools_n, "name");
+    let prompts = generate(prompts(), prompts_n, "name");
+    let resources = generate(resources(), resources_n, "uri");
+    // Consecutive servers share some of their members, as real compositions do.
+    let pick = |records: &[Value], field: &str, from: usize, count: usize| -> Vec<Value> {
+        let mut keys: Vec<Value> = (0..count)
+            .filter_map(|k| records.get((from + k).min(records.len().checked_sub(1)?)))
+            .map(|r| r[field].clone())
+            .collect();
+        keys.dedup();
+        keys
+    };
     let servers: Vec<Value> = (0..servers_n)
         .map(|i| {
-            let names: Vec<String> = (0..5).filter_map(|k| tools_n.checked_sub(1).map(|last| (i * 3 + k).min(last))).map(|t| {
-                let name = tool_records[t % tool_records.len()]["name"].as_str().unwrap_or_default();
-                format!("{name}-scale-{t:06}")
-            }).collect();
-            json!({"name": format!("scale-server-{i:06}"), "description": "generated", "tool_ids": names, "tags": ["scale"]})
+            json!({
+                "name": format!("scale-server-{i:06}"),
+                "description": "generated",
+                "tool_ids": pick(&tools, "name", i * 3, 5),
+                "prompt_ids": pick(&prompts, "name", i * 2, 2),
+                "resource_ids": pick(&resources, "uri", i, 1),
+                "tags": ["scale"],
+            })
         })
         .collect();
-    put::<Server>(service, servers, &mut report)
-        .await
-        .map_err(|e| match e {
-            Error::Validation(v) => Error::BadRequest(format!(
-                "generated servers reference unknown tools: {}",
-                v.len()
-            )),
-            other => other,
-        })?;
+    vec![
+        (EntityKind::Tool, tools),
+        (
+            EntityKind::Gateway,
+            generate(gateways(), gateways_n, "name"),
+        ),
+        (EntityKind::Prompt, prompts),
+        (EntityKind::Resource, resources),
+        (EntityKind::Root, generate(roots(), roots_n, "uri")),
+        (EntityKind::Server, servers),
+    ]
+}
+
+/// Fills the gateway with `n` entities from [`scale_records`], one by one through the service.
+pub async fn scale(service: &Entities<'_>, n: usize) -> Result<SeedReport> {
+    let mut report = SeedReport::default();
+    for (kind, records) in scale_records(n) {
+        let report = &mut report;
+        match kind {
+            EntityKind::Tool => put::<Tool>(service, records, report).await?,
+            EntityKind::Gateway => put::<Gateway>(service, records, report).await?,
+            EntityKind::Prompt => put::<Prompt>(service, records, report).await?,
+            EntityKind::Resource => put::<Resource>(service, records, report).await?,
+            EntityKind::Root => put::<Root>(service, records, report).await?,
+            EntityKind::Server => {
+                put::<Server>(service, records, report)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Validation(v) => Error::BadRequest(format!(
+                            "generated servers reference unknown entities: {}",
+                            v.len()
+                        )),
+                        other => other,
+                    })?
+            }
+        }
+    }
     Ok(report)
+}
+
+/// The records of [`scale_records`] validated and with credentials sealed with
+/// `cipher`, as an export file holds them; no database involved.
+pub fn scale_set(cipher: &Cipher, n: usize) -> Result<EntitySet> {
+    fn parse<E: Entity>(cipher: &Cipher, records: Vec<Value>) -> Result<Vec<E>> {
+        let now = Timestamp(crate::store::now());
+        records
+            .into_iter()
+            .map(|record| {
+                let (mut entity, _) = parse_entity::<E>(record, "").map_err(Error::Validation)?;
+                super::seal(cipher, &mut entity, "")?;
+                entity.set_timestamps(now, now);
+                Ok(entity)
+            })
+            .collect()
+    }
+    let mut set = EntitySet::default();
+    for (kind, records) in scale_records(n) {
+        match kind {
+            EntityKind::Tool => set.tools = parse(cipher, records)?,
+            EntityKind::Gateway => set.gateways = parse(cipher, records)?,
+            EntityKind::Prompt => set.prompts = parse(cipher, records)?,
+            EntityKind::Resource => set.resources = parse(cipher, records)?,
+            EntityKind::Root => set.roots = parse(cipher, records)?,
+            EntityKind::Server => set.servers = parse(cipher, records)?,
+        }
+    }
+    Ok(set)
 }

@@ -5,12 +5,14 @@
 //! references to tools, prompts and resources live in link tables, resolved by key on
 //! write and read back as keys.
 
+use std::collections::{HashMap, HashSet};
+
 use app::{
     entities::{Entity, Timestamp},
     model::EntityKind,
     validation::{FieldError, join},
 };
-use sqlx::{AssertSqlSafe, types::Json};
+use sqlx::{AssertSqlSafe, QueryBuilder, types::Json};
 use uuid::Uuid;
 
 use super::{Store, now, with_pool};
@@ -47,6 +49,88 @@ fn link_table(kind: EntityKind) -> (&'static str, &'static str) {
         EntityKind::Resource => ("server_resources", "resource_id"),
         other => unreachable!("servers do not link {other:?}"),
     }
+}
+
+/// A server's references by type, as keys.
+type Links = Vec<(EntityKind, Vec<String>)>;
+
+/// The types a server links to.
+const LINKED: [EntityKind; 3] = [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource];
+
+/// Rows per multi-row `INSERT`: 9 parameters each, far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bind parameters.
+pub const BATCH_ROWS: usize = 500;
+/// Link rows (3 parameters each) per multi-row `INSERT`.
+const LINK_ROWS: usize = 2000;
+/// Values per `IN (…)` list.
+const IN_CHUNK: usize = 1000;
+
+/// `($1, $2, …, $n)`.
+fn in_list(n: usize) -> String {
+    let mut list = String::from("(");
+    for i in 1..=n {
+        if i > 1 {
+            list.push_str(", ");
+        }
+        list.push_str(&format!("${i}"));
+    }
+    list.push(')');
+    list
+}
+
+/// The keys servers `$1…$n` link to of `kind`, as (server id, key), in position order.
+fn links_in_query(kind: EntityKind, n: usize) -> String {
+    let (table, column) = link_table(kind);
+    format!(
+        "SELECT l.server_id, t.key FROM {table} l JOIN {} t ON t.id = l.{column} \
+         WHERE l.server_id IN {} ORDER BY l.server_id, l.position",
+        kind.plural(),
+        in_list(n)
+    )
+}
+
+/// The links of the servers `$ids` by server, each list in position order: one query
+/// per linked type and chunk of ids, on executor `$exec` (a pool, or `&mut *conn`).
+macro_rules! fetch_links {
+    ($exec:expr, $ids:expr) => {{
+        let mut links: HashMap<Uuid, Vec<(EntityKind, String)>> = HashMap::new();
+        for kind in LINKED {
+            for chunk in $ids.chunks(IN_CHUNK) {
+                let sql = AssertSqlSafe(links_in_query(kind, chunk.len()));
+                let mut query = sqlx::query_as::<_, (Uuid, String)>(sql);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                for (server, key) in query.fetch_all($exec).await? {
+                    links.entry(server).or_default().push((kind, key));
+                }
+            }
+        }
+        links
+    }};
+}
+
+/// Stored records with their ids and (for servers) their links filled in.
+fn hydrate_all<E: Entity>(
+    rows: Vec<DocRow<E>>,
+    mut links: HashMap<Uuid, Vec<(EntityKind, String)>>,
+) -> Vec<E> {
+    rows.into_iter()
+        .map(|row| {
+            let mut entity = row.doc.0;
+            entity.set_id(Some(row.id));
+            if E::KIND == EntityKind::Server {
+                let mut by_kind: HashMap<EntityKind, Vec<String>> = HashMap::new();
+                for (kind, key) in links.remove(&row.id).unwrap_or_default() {
+                    by_kind.entry(kind).or_default().push(key);
+                }
+                for kind in LINKED {
+                    entity.set_links(kind, by_kind.remove(&kind).unwrap_or_default());
+                }
+            }
+            entity
+        })
+        .collect()
 }
 
 fn tag_index<E: Entity>(entity: &E) -> String {
@@ -235,6 +319,182 @@ impl StoreTx {
         Ok(Some(entity))
     }
 
+    /// The stored entities with these keys (links included), by key, seen from inside
+    /// the transaction: one query per chunk of keys (plus one per linked type for servers).
+    pub async fn entities_by_keys<E: Entity>(
+        &mut self,
+        keys: &[&str],
+    ) -> sqlx::Result<HashMap<String, E>> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(IN_CHUNK) {
+            let sql = AssertSqlSafe(format!(
+                "SELECT id, doc FROM {} WHERE key IN {}",
+                E::KIND.plural(),
+                in_list(chunk.len())
+            ));
+            let (rows, links): (Vec<DocRow<E>>, _) = with_tx!(self, |conn| async {
+                let mut query = sqlx::query_as(sql);
+                for key in chunk {
+                    query = query.bind(*key);
+                }
+                let rows: Vec<DocRow<E>> = query.fetch_all(&mut *conn).await?;
+                let ids: Vec<Uuid> = match E::KIND {
+                    EntityKind::Server => rows.iter().map(|r| r.id).collect(),
+                    _ => Vec::new(),
+                };
+                let links = fetch_links!(&mut *conn, ids);
+                Ok::<_, sqlx::Error>((rows, links))
+            }
+            .await)?;
+            found.extend(
+                hydrate_all(rows, links)
+                    .into_iter()
+                    .map(|e| (e.key().to_owned(), e)),
+            );
+        }
+        Ok(found)
+    }
+
+    /// The ids of the entities of `kind` with these keys, by key (keys naming nothing are absent).
+    pub async fn ids_by_keys(
+        &mut self,
+        kind: EntityKind,
+        keys: &[&str],
+    ) -> sqlx::Result<HashMap<String, Uuid>> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(IN_CHUNK) {
+            let sql = AssertSqlSafe(keys_query(kind, chunk.len()));
+            let rows: Vec<(String, Uuid)> = with_tx!(self, |conn| {
+                let mut query = sqlx::query_as(sql);
+                for key in chunk {
+                    query = query.bind(*key);
+                }
+                query.fetch_all(&mut *conn).await
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// Writes entities with multi-row `INSERT`s of [`BATCH_ROWS`] rows: new rows, or with
+    /// `replace` new versions of stored rows with the same ids (`created_at` column kept).
+    /// Each entity must carry its id and timestamps. A server's links are written from
+    /// its lists (replacing the stored ones with `replace`); keys naming nothing are
+    /// skipped (callers check them beforehand).
+    pub async fn write_entities<E: Entity>(
+        &mut self,
+        entities: &[E],
+        replace: bool,
+    ) -> Result<(), EntityError> {
+        let stored: Vec<(Uuid, E, Links)> = entities
+            .iter()
+            .map(|e| {
+                let (doc, links) = stored_doc(e);
+                (e.id().expect("ids are set before writing"), doc, links)
+            })
+            .collect();
+        let head = format!(
+            "INSERT INTO {} (id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc) ",
+            E::KIND.plural()
+        );
+        let tail = if replace {
+            " ON CONFLICT (id) DO UPDATE SET key = excluded.key, name = excluded.name, \
+             is_active = excluded.is_active, tag_index = excluded.tag_index, \
+             auth_type = excluded.auth_type, updated_at = excluded.updated_at, doc = excluded.doc"
+        } else {
+            ""
+        };
+        for chunk in stored.chunks(BATCH_ROWS) {
+            let done = with_tx!(self, |conn| {
+                let mut insert = QueryBuilder::new(head.as_str());
+                insert.push_values(chunk, |mut row, (id, doc, _)| {
+                    let (created, updated) = doc.timestamps();
+                    row.push_bind(*id)
+                        .push_bind(doc.key().to_owned())
+                        .push_bind(doc.name().to_owned())
+                        .push_bind(doc.is_active())
+                        .push_bind(tag_index(doc))
+                        .push_bind(doc.credential().map(|c| c.0.as_str().to_owned()))
+                        .push_bind(created.map(|t| t.0))
+                        .push_bind(updated.map(|t| t.0))
+                        .push_bind(Json(doc.clone()));
+                });
+                insert.push(tail);
+                insert.build().execute(&mut *conn).await.map(drop)
+            });
+            // A unique violation here means a concurrent writer took one of the keys.
+            done.map_err(|e| duplicate_or(e, E::KIND, chunk[0].1.key()))?;
+        }
+        if E::KIND == EntityKind::Server {
+            self.write_links(&stored, replace).await?;
+        }
+        Ok(())
+    }
+
+    /// The link rows of `servers`, in multi-row `INSERT`s.
+    async fn write_links<E: Entity>(
+        &mut self,
+        servers: &[(Uuid, E, Links)],
+        replace: bool,
+    ) -> Result<(), EntityError> {
+        let server_ids: Vec<Uuid> = servers.iter().map(|s| s.0).collect();
+        for kind in LINKED {
+            let (table, column) = link_table(kind);
+            if replace {
+                for chunk in server_ids.chunks(IN_CHUNK) {
+                    let sql = AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE server_id IN {}",
+                        in_list(chunk.len())
+                    ));
+                    with_tx!(self, |conn| {
+                        let mut query = sqlx::query(sql);
+                        for id in chunk {
+                            query = query.bind(*id);
+                        }
+                        query.execute(&mut *conn).await.map(drop)
+                    })?;
+                }
+            }
+            let lists: Vec<(Uuid, &[String])> = servers
+                .iter()
+                .flat_map(|(id, _, links)| {
+                    links
+                        .iter()
+                        .filter(|(k, _)| *k == kind)
+                        .map(move |(_, keys)| (*id, keys.as_slice()))
+                })
+                .collect();
+            let keys: HashSet<&str> = lists
+                .iter()
+                .flat_map(|(_, keys)| keys.iter().map(String::as_str))
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let keys: Vec<&str> = keys.into_iter().collect();
+            let ids = self.ids_by_keys(kind, &keys).await?;
+            let rows: Vec<(Uuid, Uuid, i32)> = lists
+                .iter()
+                .flat_map(|(server, keys)| {
+                    keys.iter().enumerate().filter_map(|(position, key)| {
+                        ids.get(key).map(|id| (*server, *id, position as i32))
+                    })
+                })
+                .collect();
+            let head = format!("INSERT INTO {table} (server_id, {column}, position) ");
+            for chunk in rows.chunks(LINK_ROWS) {
+                with_tx!(self, |conn| {
+                    let mut insert = QueryBuilder::new(head.as_str());
+                    insert.push_values(chunk, |mut row, (server, id, position)| {
+                        row.push_bind(*server).push_bind(*id).push_bind(*position);
+                    });
+                    insert.build().execute(&mut *conn).await.map(drop)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// True when an entity of `kind` has this key.
     pub async fn key_exists(&mut self, kind: EntityKind, key: &str) -> sqlx::Result<bool> {
         let sql = AssertSqlSafe(format!(
@@ -247,6 +507,15 @@ impl StoreTx {
             .await)?;
         Ok(n > 0)
     }
+}
+
+/// `key, id` of the entities of `kind` whose key is one of `$1…$n`.
+fn keys_query(kind: EntityKind, n: usize) -> String {
+    format!(
+        "SELECT key, id FROM {} WHERE key IN {}",
+        kind.plural(),
+        in_list(n)
+    )
 }
 
 /// The keys a server links to of `kind`, in order (bind the server id as `$1`).
@@ -300,6 +569,27 @@ impl Store {
         } else {
             Err(EntityError::UnknownReferences(errors))
         }
+    }
+
+    /// The keys of `kind` among `keys` that name a stored entity.
+    pub async fn existing_keys(
+        &self,
+        kind: EntityKind,
+        keys: &[&str],
+    ) -> sqlx::Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in keys.chunks(IN_CHUNK) {
+            let sql = AssertSqlSafe(keys_query(kind, chunk.len()));
+            let rows: Vec<(String, Uuid)> = with_pool!(self, |pool| {
+                let mut query = sqlx::query_as(sql);
+                for key in chunk {
+                    query = query.bind(*key);
+                }
+                query.fetch_all(pool).await
+            })?;
+            found.extend(rows.into_iter().map(|(key, _)| key));
+        }
+        Ok(found)
     }
 
     pub async fn id_by_key(&self, kind: EntityKind, key: &str) -> sqlx::Result<Option<Uuid>> {
@@ -362,11 +652,15 @@ impl Store {
             Ok::<_, sqlx::Error>((rows, total))
         }
         .await)?;
-        let mut entities = Vec::with_capacity(rows.len());
-        for row in rows {
-            entities.push(self.hydrate(row).await?);
+        let ids: Vec<Uuid> = match E::KIND {
+            EntityKind::Server => rows.iter().map(|r| r.id).collect(),
+            _ => Vec::new(),
+        };
+        let links = with_pool!(self, |pool| async {
+            Ok::<_, sqlx::Error>(fetch_links!(pool, ids))
         }
-        Ok((entities, total))
+        .await)?;
+        Ok((hydrate_all(rows, links), total))
     }
 
     /// Replaces a stored entity in its own transaction; see [`StoreTx::update_entity`].

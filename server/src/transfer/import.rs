@@ -20,7 +20,7 @@ use crate::{
     store::{
         Store,
         audit::NewAuditEntry,
-        entities::{EntityError, StoreTx},
+        entities::{BATCH_ROWS, EntityError, StoreTx},
     },
 };
 
@@ -415,6 +415,23 @@ async fn check_references(
                 .map(|e| (EntityKind::Resource, e.key())),
         )
         .collect();
+    // What the file lacks must be in the target: one query per type and chunk of keys.
+    let mut in_target: HashSet<(EntityKind, String)> = HashSet::new();
+    for kind in [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource] {
+        let outside: HashSet<&str> = set
+            .servers
+            .iter()
+            .flat_map(|s| s.links())
+            .filter(|(k, _)| *k == kind)
+            .flat_map(|(_, keys)| keys.iter().map(String::as_str))
+            .filter(|key| !in_file.contains(&(kind, *key)))
+            .collect();
+        if !outside.is_empty() {
+            let outside: Vec<&str> = outside.into_iter().collect();
+            let found = store.existing_keys(kind, &outside).await?;
+            in_target.extend(found.into_iter().map(|key| (kind, key)));
+        }
+    }
     let mut errors = Vec::new();
     for (i, server) in set.servers.iter().enumerate() {
         for (kind, keys) in server.links() {
@@ -425,7 +442,7 @@ async fn check_references(
             };
             for (j, key) in keys.iter().enumerate() {
                 if in_file.contains(&(kind, key.as_str()))
-                    || store.id_by_key(kind, key).await?.is_some()
+                    || in_target.contains(&(kind, key.clone()))
                 {
                     continue;
                 }
@@ -481,92 +498,150 @@ impl Run<'_> {
         self.all(servers).await
     }
 
+    /// Applies a list in batches of [`BATCH_ROWS`]: one query reads the stored versions,
+    /// multi-row statements write the batch; cancellation is asked before each batch.
     async fn all<E: Entity>(&mut self, list: Vec<E>) -> Result<(), ImportError> {
-        for entity in list {
+        // A renamed entity never takes a key the file gives another entity of its type.
+        let mut taken: HashSet<String> = list.iter().map(|e| e.key().to_owned()).collect();
+        let mut list = list.into_iter();
+        loop {
+            let batch: Vec<E> = list.by_ref().take(BATCH_ROWS).collect();
+            if batch.is_empty() {
+                return Ok(());
+            }
             if self.observer.is_some_and(|o| o.cancelled()) {
                 return Err(ImportError::Cancelled);
             }
-            self.one(entity).await?;
-            if let (Some(observer), Some(result)) = (self.observer, self.results.last()) {
-                observer.applied(result);
+            let first = self.results.len();
+            self.batch(batch, &mut taken).await?;
+            if let Some(observer) = self.observer {
+                self.results[first..]
+                    .iter()
+                    .for_each(|r| observer.applied(r));
             }
         }
+    }
+
+    async fn batch<E: Entity>(
+        &mut self,
+        batch: Vec<E>,
+        taken: &mut HashSet<String>,
+    ) -> Result<(), ImportError> {
+        let keys: Vec<&str> = batch.iter().map(|e| e.key()).collect();
+        let mut stored = self.tx.entities_by_keys::<E>(&keys).await?;
+        let (mut inserts, mut updates, mut renames) = (Vec::new(), Vec::new(), Vec::new());
+        for mut entity in batch {
+            let key = entity.key().to_owned();
+            let Some(existing) = stored.remove(&key) else {
+                stamp_new(&mut entity);
+                inserts.push(entity);
+                self.record::<E>(key, Action::Created, Vec::new());
+                continue;
+            };
+            keep_equal_credential(&mut entity, &existing, self.target);
+            let changes = changes(&entity, &existing);
+            let changed: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
+            let action = match (changed.is_empty(), self.strategy) {
+                (true, _) => Action::Unchanged,
+                (false, ConflictStrategy::Skip) => Action::Skipped,
+                (false, ConflictStrategy::Fail) => {
+                    return Err(ImportError::Conflict(format!(
+                        "{} `{key}` already exists and differs in {}",
+                        E::KIND.singular(),
+                        changed.join(", ")
+                    )));
+                }
+                (false, ConflictStrategy::Update) => {
+                    let (created, _) = existing.timestamps();
+                    let now = app::entities::Timestamp(crate::store::now());
+                    entity.set_timestamps(created.unwrap_or(now), now);
+                    entity.set_id(existing.id());
+                    updates.push(entity);
+                    Action::Updated
+                }
+                (false, ConflictStrategy::Rename) => {
+                    stamp_new(&mut entity);
+                    renames.push((self.results.len(), inserts.len()));
+                    inserts.push(entity);
+                    Action::Renamed
+                }
+            };
+            self.last_changes = changes;
+            self.record::<E>(key, action, changed);
+        }
+        if !renames.is_empty() {
+            let keys: Vec<String> = renames
+                .iter()
+                .map(|(result, _)| self.results[*result].name.clone())
+                .collect();
+            let new_keys = self.free_keys(E::KIND, &keys, taken).await?;
+            for ((result, insert), new_key) in renames.into_iter().zip(new_keys) {
+                rename(&mut inserts[insert], &new_key);
+                let old_key = self.results[result].name.clone();
+                self.renamed.insert((E::KIND, old_key), new_key.clone());
+                self.results[result].new_name = Some(new_key);
+            }
+        }
+        self.tx.write_entities(&inserts, false).await?;
+        self.tx.write_entities(&updates, true).await?;
         Ok(())
     }
 
-    async fn one<E: Entity>(&mut self, mut entity: E) -> Result<(), ImportError> {
-        let key = entity.key().to_owned();
-        let Some(existing) = self.tx.entity_by_key::<E>(&key).await? else {
-            self.tx.insert_entity(&mut entity).await?;
-            return self.record::<E>(key, Action::Created, None, Vec::new());
-        };
-        keep_equal_credential(&mut entity, &existing, self.target);
-        let changes = changes(&entity, &existing);
-        let changed: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
-        self.last_changes = changes;
-        if changed.is_empty() {
-            return self.record::<E>(key, Action::Unchanged, None, changed);
-        }
-        match self.strategy {
-            ConflictStrategy::Skip => self.record::<E>(key, Action::Skipped, None, changed),
-            ConflictStrategy::Fail => Err(ImportError::Conflict(format!(
-                "{} `{key}` already exists and differs in {}",
-                E::KIND.singular(),
-                changed.join(", ")
-            ))),
-            ConflictStrategy::Update => {
-                let (created, _) = existing.timestamps();
-                let (_, updated) = entity.timestamps();
-                entity.set_timestamps(
-                    created.unwrap_or_else(|| app::entities::Timestamp(crate::store::now())),
-                    updated.unwrap_or_else(|| app::entities::Timestamp(crate::store::now())),
-                );
-                let id = existing.id().expect("stored entities have ids");
-                self.tx.update_entity(id, &mut entity).await?;
-                self.record::<E>(key, Action::Updated, None, changed)
-            }
-            ConflictStrategy::Rename => {
-                let new_key = self.free_key(E::KIND, &key).await?;
-                rename(&mut entity, &new_key);
-                self.tx.insert_entity(&mut entity).await?;
-                self.renamed.insert((E::KIND, key.clone()), new_key.clone());
-                self.record::<E>(key, Action::Renamed, Some(new_key), changed)
-            }
-        }
-    }
-
-    async fn free_key(&mut self, kind: EntityKind, key: &str) -> Result<String, ImportError> {
-        for n in 1.. {
-            let candidate = if n == 1 {
-                format!("{key}-imported")
-            } else {
-                format!("{key}-imported-{n}")
-            };
-            if !self.tx.key_exists(kind, &candidate).await? {
-                return Ok(candidate);
-            }
-        }
-        unreachable!("some suffix is always free")
-    }
-
-    fn record<E: Entity>(
+    /// For each key, the first of `KEY-imported`, `KEY-imported-2`, … that neither the
+    /// target nor `taken` holds (and adds it to `taken`): one query per round of suffixes.
+    async fn free_keys(
         &mut self,
-        name: String,
-        action: Action,
-        new_name: Option<String>,
-        changed_fields: Vec<String>,
-    ) -> Result<(), ImportError> {
+        kind: EntityKind,
+        keys: &[String],
+        taken: &mut HashSet<String>,
+    ) -> Result<Vec<String>, ImportError> {
+        let candidate = |key: &str, n: usize| match n {
+            1 => format!("{key}-imported"),
+            n => format!("{key}-imported-{n}"),
+        };
+        let mut free: Vec<Option<String>> = vec![None; keys.len()];
+        let mut suffix = vec![1; keys.len()];
+        loop {
+            let open: Vec<usize> = (0..keys.len()).filter(|i| free[*i].is_none()).collect();
+            if open.is_empty() {
+                return Ok(free.into_iter().flatten().collect());
+            }
+            let candidates: Vec<String> = open
+                .iter()
+                .map(|i| candidate(&keys[*i], suffix[*i]))
+                .collect();
+            let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
+            let stored = self.tx.ids_by_keys(kind, &refs).await?;
+            for (i, name) in open.into_iter().zip(candidates) {
+                if stored.contains_key(&name) || taken.contains(&name) {
+                    suffix[i] += 1;
+                } else {
+                    taken.insert(name.clone());
+                    free[i] = Some(name);
+                }
+            }
+        }
+    }
+
+    fn record<E: Entity>(&mut self, name: String, action: Action, changed_fields: Vec<String>) {
         let changes = std::mem::take(&mut self.last_changes);
         self.results.push(EntityResult {
             kind: E::KIND,
             name,
             action,
-            new_name,
+            new_name: None,
             changed_fields,
             changes,
         });
-        Ok(())
     }
+}
+
+/// A new row's id, and its timestamps unless the record has them.
+fn stamp_new<E: Entity>(entity: &mut E) {
+    let now = app::entities::Timestamp(crate::store::now());
+    let (created, updated) = entity.timestamps();
+    entity.set_timestamps(created.unwrap_or(now), updated.unwrap_or(now));
+    entity.set_id(Some(uuid::Uuid::new_v4()));
 }
 
 /// When the imported credential decrypts to the stored one, keep the stored blob (a

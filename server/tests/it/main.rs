@@ -8,6 +8,7 @@ mod cli;
 mod entities_rest;
 mod export;
 mod import;
+mod import_batches;
 mod login;
 mod route_table;
 mod store_story;

@@ -1,0 +1,339 @@
+//! `mcpgateway bench [--entities 1000,10000]`: how long import, re-import, dry run and
+//! export take for N generated entities, beside a floor: the typed parse of the same
+//! file plus the same rows inserted with multi-row `VALUES` in one transaction.
+//!
+//! The file is generated here; each N is then measured in a fresh child process of this
+//! binary (peak RSS is per process), on its own temporary SQLite files, or with
+//! `--database-url postgres://…` on databases it creates on that server and drops
+//! afterwards. The user's database is never opened.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::Context;
+use app::{entities::Entity, transfer::ExportFile};
+use clap::Args;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::{
+    crypto::Cipher,
+    entities::seed,
+    store::Store,
+    transfer::{
+        export::{ExportOptions, FORMAT_VERSION, export},
+        import::{Action, ConflictStrategy, ImportOptions, import},
+    },
+};
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// Entity counts to measure (repeatable, or a comma-separated list).
+    #[arg(long = "entities", value_name = "N", value_delimiter = ',', default_values_t = [1000, 10000])]
+    pub entities: Vec<usize>,
+    /// Measure one N on this generated file in this process and print its rows as JSON
+    /// lines (used by the parent run).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub child: Option<PathBuf>,
+}
+
+/// The throw-away key of the generated credentials.
+const SECRET: &str = "mcpgateway-bench-throwaway-secret";
+
+/// One measured operation.
+#[derive(Debug, Serialize, Deserialize)]
+struct Row {
+    operation: String,
+    n: usize,
+    seconds: f64,
+    peak_rss_kib: u64,
+}
+
+pub async fn run(opts: Opts, database_url: Option<String>) -> anyhow::Result<()> {
+    if let Some(url) = &database_url {
+        anyhow::ensure!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "bench uses temporary SQLite files, or databases it creates on a PostgreSQL server (--database-url postgres://…)"
+        );
+    }
+    if let Some(file) = opts.child {
+        let [n] = opts.entities[..] else {
+            anyhow::bail!("--child measures exactly one N");
+        };
+        for row in measure(n, &file, database_url.as_deref()).await? {
+            println!("{}", serde_json::to_string(&row)?);
+        }
+        return Ok(());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let backend = if database_url.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    println!(
+        "backend: {backend}, {cores} CPU cores; peak RSS is the process's high-water mark during the operation"
+    );
+    println!(
+        "{:<10} {:>8} {:>9} {:>11} {:>13} {:>8}",
+        "operation", "N", "seconds", "entities/s", "peak RSS MiB", "× floor"
+    );
+    let dir = temp_dir()?;
+    let cipher = Cipher::new(&SecretString::from(SECRET));
+    for n in opts.entities {
+        let file = dir.join(format!("export-{n}.json"));
+        std::fs::write(&file, generate(&cipher, n)?)?;
+        let rows = in_child(n, &file, database_url.as_deref());
+        let _ = std::fs::remove_file(&file);
+        let rows = rows?;
+        let floor = rows
+            .iter()
+            .find(|r| r.operation == "floor")
+            .map_or(f64::NAN, |r| r.seconds);
+        for r in rows {
+            println!(
+                "{:<10} {:>8} {:>9.3} {:>11.0} {:>13.1} {:>8.2}",
+                r.operation,
+                r.n,
+                r.seconds,
+                r.n as f64 / r.seconds,
+                r.peak_rss_kib as f64 / 1024.0,
+                r.seconds / floor
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn temp_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("mcpgateway-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Runs `bench --child FILE --entities N` and reads its rows.
+fn in_child(n: usize, file: &Path, database_url: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["bench", "--entities", &n.to_string(), "--child"]);
+    command.arg(file);
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    let mut child = command.stdout(Stdio::piped()).spawn()?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let rows = BufReader::new(stdout)
+        .lines()
+        .map(|line| Ok(serde_json::from_str(&line?)?))
+        .collect::<anyhow::Result<Vec<Row>>>();
+    anyhow::ensure!(child.wait()?.success(), "the run for N = {n} failed");
+    rows
+}
+
+/// Times every operation on the generated `file` of N entities.
+async fn measure(n: usize, file: &Path, postgres: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    let dir = temp_dir()?;
+    let mut databases = Databases::new(&dir, postgres);
+    let result = async {
+        let bytes = std::fs::read(file)?;
+        let (store, floor_store) = (databases.open().await?, databases.open().await?);
+        let cipher = Cipher::new(&SecretString::from(SECRET));
+        let rows = operations(n, &bytes, &store, &floor_store, &cipher, &dir).await;
+        store.close().await;
+        floor_store.close().await;
+        rows
+    }
+    .await;
+    databases.drop_all().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The export file of N generated entities (credentials sealed with `cipher`).
+fn generate(cipher: &Cipher, n: usize) -> anyhow::Result<Vec<u8>> {
+    let entities = seed::scale_set(cipher, n).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let file = ExportFile {
+        version: FORMAT_VERSION.into(),
+        exported_at: chrono::Utc::now().to_rfc3339(),
+        exported_by: "bench".into(),
+        source_gateway: "bench".into(),
+        encryption_method: "AES-256-GCM".into(),
+        entities,
+        metadata: serde_json::json!({}),
+    };
+    Ok(serde_json::to_vec_pretty(&file)?)
+}
+
+async fn operations(
+    n: usize,
+    bytes: &[u8],
+    store: &Store,
+    floor_store: &Store,
+    cipher: &Cipher,
+    dir: &Path,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let options = |dry_run| ImportOptions {
+        strategy: ConflictStrategy::Update,
+        dry_run,
+        ..Default::default()
+    };
+    let expect = |report: &crate::transfer::import::ImportReport, action: Action| {
+        let all = report.results.iter().all(|r| r.action == action);
+        anyhow::ensure!(
+            all && report.results.len() == n,
+            "expected {n} × {action:?}"
+        );
+        Ok(())
+    };
+
+    let started = start();
+    let file: ExportFile = serde_json::from_slice(bytes)?;
+    floor(floor_store, file).await?;
+    rows.push(row("floor", n, started));
+
+    let started = start();
+    let report = import(store, cipher, bytes, &options(true), "bench").await?;
+    expect(&report, Action::Created)?;
+    rows.push(row("dry-run", n, started));
+
+    let started = start();
+    let report = import(store, cipher, bytes, &options(false), "bench").await?;
+    expect(&report, Action::Created)?;
+    rows.push(row("import", n, started));
+
+    let started = start();
+    let report = import(store, cipher, bytes, &options(false), "bench").await?;
+    expect(&report, Action::Unchanged)?;
+    rows.push(row("re-import", n, started));
+
+    let started = start();
+    let options = ExportOptions {
+        include_dependencies: true,
+        ..Default::default()
+    };
+    let file = export(store, &options, "bench", "bench").await?;
+    std::fs::write(dir.join("export.json"), serde_json::to_vec_pretty(&file)?)?;
+    anyhow::ensure!(file.entities.total() == n, "exported {n} entities");
+    rows.push(row("export", n, started));
+    Ok(rows)
+}
+
+/// The least an import must do: parse the file into the entity types (above), then
+/// insert its rows and links with multi-row `VALUES` in one transaction.
+async fn floor(store: &Store, file: ExportFile) -> anyhow::Result<()> {
+    fn ids<E: Entity>(list: &mut [E]) {
+        list.iter_mut()
+            .for_each(|e| e.set_id(Some(uuid::Uuid::new_v4())));
+    }
+    let mut set = file.entities;
+    let mut tx = store.begin().await?;
+    ids(&mut set.tools);
+    tx.write_entities(&set.tools, false).await?;
+    ids(&mut set.gateways);
+    tx.write_entities(&set.gateways, false).await?;
+    ids(&mut set.roots);
+    tx.write_entities(&set.roots, false).await?;
+    ids(&mut set.prompts);
+    tx.write_entities(&set.prompts, false).await?;
+    ids(&mut set.resources);
+    tx.write_entities(&set.resources, false).await?;
+    ids(&mut set.servers);
+    tx.write_entities(&set.servers, false).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Resets the peak RSS to the current RSS (Linux ≥ 4.0) and starts the clock.
+fn start() -> Instant {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    Instant::now()
+}
+
+fn row(operation: &str, n: usize, started: Instant) -> Row {
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0);
+    Row {
+        operation: operation.into(),
+        n,
+        seconds,
+        peak_rss_kib,
+    }
+}
+
+/// `url` with its database replaced by `name` (query parameters kept).
+fn database_url(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority..].find('/') {
+        Some(slash) => &base[..authority + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// The run's databases: SQLite files in the temporary directory, or new databases on
+/// the PostgreSQL server, dropped at the end.
+struct Databases {
+    dir: PathBuf,
+    postgres: Option<String>,
+    created: Vec<String>,
+}
+
+impl Databases {
+    fn new(dir: &Path, postgres: Option<&str>) -> Databases {
+        Databases {
+            dir: dir.to_owned(),
+            postgres: postgres.map(str::to_owned),
+            created: Vec::new(),
+        }
+    }
+
+    async fn open(&mut self) -> anyhow::Result<Store> {
+        let name = format!("mcpgw_bench_{}", uuid::Uuid::new_v4().simple());
+        let url = match &self.postgres {
+            None => format!("sqlite://{}", self.dir.join(format!("{name}.db")).display()),
+            Some(server) => {
+                let mut conn = PgConnection::connect(server).await?;
+                conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .context("bench creates its own databases (CREATEDB needed)")?;
+                conn.close().await?;
+                self.created.push(name.clone());
+                database_url(server, &name)
+            }
+        };
+        Store::connect(&url).await
+    }
+
+    async fn drop_all(&mut self) {
+        let Some(server) = &self.postgres else {
+            return;
+        };
+        let Ok(mut conn) = PgConnection::connect(server).await else {
+            return;
+        };
+        for name in self.created.drain(..) {
+            let sql = format!("DROP DATABASE IF EXISTS {name}");
+            let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
+        }
+        let _ = conn.close().await;
+    }
+}
