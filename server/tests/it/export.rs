@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use server::{
     crypto::Cipher,
-    entities::{Entities, seed},
+    entities::seed,
     store::Store,
     transfer::{
         export::{ExportOptions, export},
@@ -17,13 +17,7 @@ use server::{
 
 async fn seeded(db: &TestDb) -> Store {
     let store = db.store().await;
-    let cipher = Cipher::new(&SecretString::from(SECRET));
-    let service = Entities {
-        store: &store,
-        cipher: &cipher,
-        actor: "test",
-    };
-    seed::seed(&service).await.unwrap();
+    crate::common::seed_store(&store).await;
     store
 }
 

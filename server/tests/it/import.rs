@@ -7,7 +7,6 @@ use secrecy::SecretString;
 use serde_json::Value;
 use server::{
     crypto::Cipher,
-    entities::{Entities, seed},
     store::Store,
     transfer::{
         export::{ExportOptions, export},
@@ -24,14 +23,7 @@ fn cipher(secret: &str) -> Cipher {
 
 async fn seeded(db: &TestDb) -> Store {
     let store = db.store().await;
-    let c = cipher(SECRET);
-    seed::seed(&Entities {
-        store: &store,
-        cipher: &c,
-        actor: "test",
-    })
-    .await
-    .unwrap();
+    crate::common::seed_store(&store).await;
     store
 }
 

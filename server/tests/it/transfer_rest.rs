@@ -7,23 +7,13 @@ use std::time::{Duration, Instant};
 use app::jobs::{JobState, JobStatus};
 use futures_util::StreamExt;
 use reqwest::multipart::{Form, Part};
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use server::{
-    crypto::Cipher,
-    entities::{Entities, seed},
-};
+use server::entities::seed;
 
 use crate::common::{SECRET, TestApp, TestDb, on_each_backend};
 
 async fn seed_app(app: &TestApp) {
-    let cipher = Cipher::new(&SecretString::from(SECRET));
-    let service = Entities {
-        store: &app.store,
-        cipher: &cipher,
-        actor: "test",
-    };
-    seed::seed(&service).await.unwrap();
+    crate::common::seed_store(&app.store).await;
 }
 
 /// An authenticated client for `app`.

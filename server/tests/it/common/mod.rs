@@ -77,6 +77,19 @@ impl TestDb {
     }
 }
 
+/// Fills `store` with the 49-entity seed data set, credentials under [`SECRET`].
+pub async fn seed_store(store: &Store) {
+    let cipher = server::crypto::Cipher::new(&SecretString::from(SECRET));
+    let service = server::entities::Entities {
+        store,
+        cipher: &cipher,
+        actor: "test",
+    };
+    server::entities::seed::seed(&service)
+        .await
+        .expect("seed data set");
+}
+
 /// Runs `story` once on SQLite and once on PostgreSQL (when configured).
 pub async fn on_each_backend<F, Fut>(story: F)
 where
