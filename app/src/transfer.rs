@@ -444,9 +444,20 @@ impl OutlineRow {
 
     /// True when `pointer` points into this entity.
     pub fn owns(&self, pointer: &str) -> bool {
-        let base = self.pointer();
-        pointer == base || pointer.starts_with(&format!("{base}/"))
+        entity_at(pointer) == Some((self.kind, self.index))
     }
+}
+
+/// The entity a pointer points into: `/entities/tools/3/url` → (tool, 3).
+pub fn entity_at(pointer: &str) -> Option<(EntityKind, usize)> {
+    let mut parts = pointer.split('/').skip(1);
+    if parts.next() != Some("entities") {
+        return None;
+    }
+    let plural = parts.next()?;
+    let kind = EntityKind::ALL.into_iter().find(|k| k.plural() == plural)?;
+    let index = parts.next()?.parse().ok()?;
+    Some((kind, index))
 }
 
 /// The file as a JSON document and its entities as rows, even when some entities are
@@ -499,7 +510,7 @@ pub fn keep_entities(
             *list = items
                 .into_iter()
                 .enumerate()
-                .filter(|(i, _)| kept.contains(i))
+                .filter(|(i, _)| keep(kind, *i))
                 .map(|(_, v)| v)
                 .collect();
             positions.insert(kind, kept);

@@ -3,7 +3,10 @@
 //! dependencies; entities can be left out; the import runs as a job whose progress
 //! streams in (SSE) until a summary per type and per entity.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use leptos::{prelude::*, task::spawn_local};
 use leptos_meta::Title;
@@ -11,14 +14,14 @@ use serde_json::Value;
 
 use crate::{
     client::{self, ClientError, Upload, human_bytes},
+    jobs::Action,
     jobs::{ConflictStrategy, ImportPreview, JobCreated, JobState, JobStatus},
     model::EntityKind,
-    transfer::{OutlineRow, keep_entities, original_pointer, outline_file, parse_file},
+    transfer::{OutlineRow, entity_at, keep_entities, original_pointer, outline_file, parse_file},
     validation::FieldError,
 };
 
-/// A file that was read and checked in the browser.
-#[derive(Clone)]
+/// A file that was read and checked in the browser (shared, never copied: it may be large).
 struct Loaded {
     name: String,
     size: u64,
@@ -26,8 +29,19 @@ struct Loaded {
     rows: Vec<OutlineRow>,
     /// Every problem [`parse_file`] found (pointers into the original file).
     errors: Vec<FieldError>,
+    /// The same errors by the entity they are in.
+    errors_by_row: HashMap<(EntityKind, usize), Vec<String>>,
     warnings: Vec<FieldError>,
 }
+
+/// The server's answer to the preview, with each entity's outcome at hand.
+struct PreviewView {
+    preview: ImportPreview,
+    actions: HashMap<(EntityKind, String), Action>,
+}
+
+/// Rows listed at first; the rest (and every row with a problem) on demand.
+const ROWS_SHOWN: usize = 300;
 
 impl Loaded {
     fn check(name: String, bytes: &[u8]) -> Loaded {
@@ -39,12 +53,19 @@ impl Loaded {
             Some((d, r)) => (Some(d), r),
             None => (None, Vec::new()),
         };
+        let mut errors_by_row: HashMap<_, Vec<String>> = HashMap::new();
+        for e in &errors {
+            if let Some(at) = entity_at(&e.pointer) {
+                errors_by_row.entry(at).or_default().push(e.message.clone());
+            }
+        }
         Loaded {
             name,
             size: bytes.len() as u64,
             document,
             rows,
             errors,
+            errors_by_row,
             warnings,
         }
     }
@@ -53,8 +74,15 @@ impl Loaded {
     fn file_errors<'a>(&'a self, errors: &'a [FieldError]) -> Vec<&'a FieldError> {
         errors
             .iter()
-            .filter(|e| !self.rows.iter().any(|r| r.owns(&e.pointer)))
+            .filter(|e| {
+                entity_at(&e.pointer)
+                    .is_none_or(|at| !self.errors_by_row.contains_key(&at) && !self.has_row(at))
+            })
             .collect()
+    }
+
+    fn has_row(&self, (kind, index): (EntityKind, usize)) -> bool {
+        self.rows.iter().any(|r| r.kind == kind && r.index == index)
     }
 }
 
@@ -62,12 +90,14 @@ impl Loaded {
 #[derive(Clone, Copy)]
 struct Wizard {
     status: RwSignal<Option<String>>,
-    loaded: RwSignal<Option<Loaded>>,
+    loaded: RwSignal<Option<Arc<Loaded>>>,
     /// Rows the user left out, by type and position.
     excluded: RwSignal<HashSet<(EntityKind, usize)>>,
     strategy: RwSignal<ConflictStrategy>,
     source_secret: RwSignal<String>,
-    preview: RwSignal<Option<Result<ImportPreview, ClientError>>>,
+    preview: RwSignal<Option<Result<Arc<PreviewView>, ClientError>>>,
+    /// How many rows the table lists before "Show all".
+    shown: RwSignal<usize>,
     job: RwSignal<Option<JobStatus>>,
     job_error: RwSignal<Option<String>>,
 }
@@ -81,13 +111,25 @@ impl Wizard {
             strategy: RwSignal::new(ConflictStrategy::Update),
             source_secret: RwSignal::new(String::new()),
             preview: RwSignal::new(None),
+            shown: RwSignal::new(ROWS_SHOWN),
             job: RwSignal::new(None),
             job_error: RwSignal::new(None),
         }
     }
 
-    fn included(&self, row: &OutlineRow) -> bool {
-        self.excluded.with(|e| !e.contains(&(row.kind, row.index)))
+    /// The problems of one entity, found here or by the server.
+    fn row_errors(&self, at: (EntityKind, usize)) -> Vec<String> {
+        let mut errors = self
+            .loaded
+            .with(|l| l.as_ref().and_then(|l| l.errors_by_row.get(&at).cloned()))
+            .unwrap_or_default();
+        errors.extend(
+            self.server_errors()
+                .into_iter()
+                .filter(|e| entity_at(&e.pointer) == Some(at))
+                .map(|e| e.message),
+        );
+        errors
     }
 
     /// The server's refusal of the preview, with pointers mapped back to the file.
@@ -105,19 +147,17 @@ impl Wizard {
         };
         let mut all = loaded.errors.clone();
         all.extend(self.server_errors());
+        let excluded = self.excluded.get();
         all.into_iter()
-            .filter(|e| {
-                let owner = loaded.rows.iter().find(|r| r.owns(&e.pointer));
-                owner.is_none_or(|r| self.included(r))
-            })
+            .filter(|e| entity_at(&e.pointer).is_none_or(|at| !excluded.contains(&at)))
             .collect()
     }
 
     fn can_import(&self) -> bool {
-        let chosen = self.loaded.with(|l| {
-            l.as_ref()
-                .is_some_and(|l| l.rows.iter().any(|r| self.included(r)))
-        });
+        let left_out = self.excluded.with(HashSet::len);
+        let chosen = self
+            .loaded
+            .with(|l| l.as_ref().is_some_and(|l| l.rows.len() > left_out));
         let running = self
             .job
             .with(|j| j.as_ref().is_some_and(|j| !j.status.is_final()));
@@ -143,7 +183,7 @@ impl Wizard {
         }
         Some((
             Upload {
-                file_name: loaded.name,
+                file_name: loaded.name.clone(),
                 bytes,
                 fields,
             },
@@ -160,12 +200,9 @@ impl Wizard {
         let excluded = self.excluded.get_untracked();
         let locally_valid = self.loaded.with_untracked(|l| {
             l.as_ref().is_some_and(|l| {
-                l.errors.iter().all(|e| {
-                    l.rows
-                        .iter()
-                        .find(|r| r.owns(&e.pointer))
-                        .is_some_and(|r| excluded.contains(&(r.kind, r.index)))
-                })
+                l.errors
+                    .iter()
+                    .all(|e| entity_at(&e.pointer).is_some_and(|at| excluded.contains(&at)))
             })
         });
         if !locally_valid || upload.bytes.is_empty() {
@@ -175,12 +212,21 @@ impl Wizard {
         self.preview.set(None);
         spawn_local(async move {
             let result = client::post_file::<ImportPreview>("/admin/import/preview", upload).await;
-            let result = result.map_err(|mut e| {
-                for d in &mut e.details {
-                    d.pointer = original_pointer(&d.pointer, &positions);
-                }
-                e
-            });
+            let result = result
+                .map(|preview| {
+                    let actions = preview
+                        .results
+                        .iter()
+                        .map(|r| ((r.kind, r.name.clone()), r.action))
+                        .collect();
+                    Arc::new(PreviewView { preview, actions })
+                })
+                .map_err(|mut e| {
+                    for d in &mut e.details {
+                        d.pointer = original_pointer(&d.pointer, &positions);
+                    }
+                    e
+                });
             self.preview.set(Some(result));
         });
     }
@@ -234,7 +280,8 @@ impl Wizard {
             // Let the browser paint the status before the (synchronous) validation.
             set_timeout(
                 move || {
-                    self.loaded.set(Some(Loaded::check(name, &bytes)));
+                    self.loaded.set(Some(Arc::new(Loaded::check(name, &bytes))));
+                    self.shown.set(ROWS_SHOWN);
                     self.status.set(None);
                     self.refresh_preview();
                 },
@@ -299,6 +346,18 @@ fn DropZone(wizard: Wizard) -> impl IntoView {
 #[component]
 fn Review(wizard: Wizard) -> impl IntoView {
     let loaded = move || wizard.loaded.get().expect("shown when loaded");
+    let header = move || {
+        wizard.loaded.with(|l| {
+            l.as_ref().map(|l| {
+                format!(
+                    "{} · {} · {} entities",
+                    l.name,
+                    human_bytes(l.size),
+                    l.rows.len()
+                )
+            })
+        })
+    };
     let file_errors = move || {
         let l = loaded();
         let mut errors = l.errors.clone();
@@ -310,7 +369,7 @@ fn Review(wizard: Wizard) -> impl IntoView {
     };
     view! {
         <section class="review">
-            <h2>{move || { let l = loaded(); format!("{} · {} · {} entities", l.name, human_bytes(l.size), l.rows.len()) }}</h2>
+            <h2>{header}</h2>
             <ErrorList wizard/>
             <Show when=move || !file_errors().is_empty()>
                 <p class="error">"The file itself is not an export file; fix it and choose it again."</p>
@@ -338,11 +397,17 @@ fn Review(wizard: Wizard) -> impl IntoView {
 #[component]
 fn ErrorList(wizard: Wizard) -> impl IntoView {
     let errors = move || {
-        let mut all = wizard.loaded.get().map(|l| l.errors).unwrap_or_default();
+        let mut all = wizard
+            .loaded
+            .with(|l| l.as_ref().map(|l| l.errors.clone()).unwrap_or_default());
         all.extend(wizard.server_errors());
         all
     };
-    let warnings = move || wizard.loaded.get().map(|l| l.warnings).unwrap_or_default();
+    let warnings = move || {
+        wizard
+            .loaded
+            .with(|l| l.as_ref().map(|l| l.warnings.clone()).unwrap_or_default())
+    };
     view! {
         <Show when=move || !warnings().is_empty()>
             <details class="validation-warnings">
@@ -372,18 +437,21 @@ fn ErrorList(wizard: Wizard) -> impl IntoView {
 #[component]
 fn Summary(wizard: Wizard) -> impl IntoView {
     let counts = move || {
-        let rows = wizard.loaded.get().map(|l| l.rows).unwrap_or_default();
-        EntityKind::ALL
-            .into_iter()
-            .map(|k| {
-                let n = rows
-                    .iter()
-                    .filter(|r| r.kind == k && wizard.included(r))
-                    .count();
-                (k, n)
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect::<Vec<_>>()
+        let excluded = wizard.excluded.get();
+        wizard.loaded.with(|l| {
+            let rows = l.as_ref().map(|l| l.rows.as_slice()).unwrap_or_default();
+            EntityKind::ALL
+                .into_iter()
+                .map(|k| {
+                    let n = rows
+                        .iter()
+                        .filter(|r| r.kind == k && !excluded.contains(&(r.kind, r.index)))
+                        .count();
+                    (k, n)
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect::<Vec<_>>()
+        })
     };
     let preview = move || wizard.preview.get().and_then(Result::ok);
     view! {
@@ -392,7 +460,7 @@ fn Summary(wizard: Wizard) -> impl IntoView {
                 <thead><tr><th scope="col">"Type"</th><th scope="col">"In the file"</th><th scope="col">"New"</th><th scope="col">"Existing"</th></tr></thead>
                 <tbody>
                     {move || counts().into_iter().map(|(kind, n)| {
-                        let c = preview().and_then(|p| p.counts.get(kind.plural()).copied()).unwrap_or_default();
+                        let c = preview().and_then(|p| p.preview.counts.get(kind.plural()).copied()).unwrap_or_default();
                         let existing = c.updated + c.unchanged + c.skipped + c.renamed;
                         view! {
                             <tr data-kind=kind.plural()>
@@ -406,8 +474,8 @@ fn Summary(wizard: Wizard) -> impl IntoView {
                 </tbody>
             </table>
             {move || preview().map(|p| view! {
-                <p class="conflict-count">{format!("{} conflict(s) with existing names", p.conflicts.len())}</p>
-                <p class="dependency-count">{format!("{} dependenc(ies) will be created", p.dependencies.len())}</p>
+                <p class="conflict-count">{format!("{} conflict(s) with existing names", p.preview.conflicts.len())}</p>
+                <p class="dependency-count">{format!("{} dependenc(ies) will be created", p.preview.dependencies.len())}</p>
             })}
         </div>
     }
@@ -446,8 +514,38 @@ fn Options(wizard: Wizard) -> impl IntoView {
 
 #[component]
 fn EntityRows(wizard: Wizard) -> impl IntoView {
-    let rows = move || wizard.loaded.get().map(|l| l.rows).unwrap_or_default();
+    // Every row with a problem, and the first `shown` rows.
+    let rows = move || {
+        let shown = wizard.shown.get();
+        wizard.loaded.with(|l| {
+            l.as_ref()
+                .map(|l| {
+                    l.rows
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, r)| {
+                            *i < shown || l.errors_by_row.contains_key(&(r.kind, r.index))
+                        })
+                        .map(|(_, r)| r.clone())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let total = move || {
+        wizard
+            .loaded
+            .with(|l| l.as_ref().map_or(0, |l| l.rows.len()))
+    };
     view! {
+        <Show when=move || { total() > wizard.shown.get() }>
+            <p class="muted">
+                {move || format!("Listing the first {} of {} entities (and every one with a problem). ", wizard.shown.get(), total())}
+                <button type="button" class="link show-all" on:click=move |_| wizard.shown.set(usize::MAX)>
+                    {move || format!("Show all {}", total())}
+                </button>
+            </p>
+        </Show>
         <table class="import-rows">
             <thead><tr><th scope="col">"Import"</th><th scope="col">"Type"</th><th scope="col">"Name"</th><th scope="col">"Status"</th></tr></thead>
             <tbody>
@@ -461,26 +559,15 @@ fn EntityRows(wizard: Wizard) -> impl IntoView {
 #[component]
 fn EntityRow(wizard: Wizard, row: OutlineRow) -> impl IntoView {
     let at = (row.kind, row.index);
-    let owner = row.clone();
-    let errors = move || {
-        let mut all = wizard.loaded.get().map(|l| l.errors).unwrap_or_default();
-        all.extend(wizard.server_errors());
-        all.into_iter()
-            .filter(|e| owner.owns(&e.pointer))
-            .map(|e| e.message)
-            .collect::<Vec<_>>()
-    };
-    let invalid = {
-        let errors = errors.clone();
-        move || !errors().is_empty()
-    };
+    let errors = move || wizard.row_errors(at);
+    let invalid = move || !errors().is_empty();
     let key = row.key.clone();
     let outcome = move || {
-        wizard.preview.get().and_then(Result::ok).and_then(|p| {
-            p.results
-                .iter()
-                .find(|r| r.kind == at.0 && r.name == key)
-                .map(|r| format!("{:?}", r.action).to_lowercase())
+        wizard.preview.with(|p| {
+            p.as_ref()
+                .and_then(|p| p.as_ref().ok())
+                .and_then(|v| v.actions.get(&(at.0, key.clone())))
+                .map(|a| format!("{a:?}").to_lowercase())
         })
     };
     let toggle = move |_| {
@@ -492,7 +579,7 @@ fn EntityRow(wizard: Wizard, row: OutlineRow) -> impl IntoView {
         wizard.refresh_preview();
     };
     view! {
-        <tr class="import-row" class:invalid=invalid.clone() data-kind=row.kind.plural() data-key=row.key.clone()
+        <tr class="import-row" class:invalid=invalid data-kind=row.kind.plural() data-key=row.key.clone()
             aria-invalid=move || invalid().to_string()>
             <td><input type="checkbox" class="row-include" aria-label=format!("Import {}", row.key)
                 prop:checked=move || wizard.excluded.with(|e| !e.contains(&at)) on:change=toggle/></td>
