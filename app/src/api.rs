@@ -18,7 +18,7 @@ pub async fn current_user() -> Result<SessionUser, ServerFnError> {
 /// Version, database and counts for the dashboard.
 #[server]
 pub async fn fetch_gateway_status() -> Result<GatewayStatus, ServerFnError> {
-    backend()
+    crate::backend::current()
         .status()
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
@@ -30,7 +30,7 @@ pub async fn list_entities(
     kind: EntityKind,
     filter: ListFilter,
 ) -> Result<Vec<EntityRow>, ServerFnError> {
-    backend()
+    crate::backend::current()
         .list(kind, filter)
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
@@ -42,13 +42,8 @@ pub async fn fetch_entity_detail(
     kind: EntityKind,
     id: Uuid,
 ) -> Result<Option<EntityDetail>, ServerFnError> {
-    backend()
+    crate::backend::current()
         .detail(kind, id)
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
-}
-
-#[cfg(feature = "ssr")]
-fn backend() -> crate::backend::SharedBackend {
-    expect_context::<crate::backend::SharedBackend>()
 }

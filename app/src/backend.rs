@@ -33,3 +33,8 @@ pub trait UiBackend: Send + Sync + 'static {
 
 /// The handle server functions take from context.
 pub type SharedBackend = Arc<dyn UiBackend>;
+
+/// The backend the server put in context, for server functions.
+pub fn current() -> SharedBackend {
+    leptos::prelude::expect_context::<SharedBackend>()
+}

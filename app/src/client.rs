@@ -4,9 +4,6 @@
 //! Only the hydrated app calls these (from event handlers); the server build compiles
 //! the same signatures, answering [`ClientError::browser_only`].
 
-#[cfg(not(feature = "hydrate"))]
-use serde::{Serialize, de::DeserializeOwned};
-
 use crate::validation::FieldError;
 
 /// Why a call failed, in words a user can act on, with every field error the server named.
@@ -17,7 +14,7 @@ pub struct ClientError {
 }
 
 impl ClientError {
-    fn new(message: impl Into<String>) -> ClientError {
+    pub(crate) fn new(message: impl Into<String>) -> ClientError {
         ClientError {
             message: message.into(),
             details: Vec::new(),
@@ -25,7 +22,7 @@ impl ClientError {
     }
 
     #[allow(dead_code)]
-    fn browser_only() -> ClientError {
+    pub(crate) fn browser_only() -> ClientError {
         ClientError::new("only available in the browser")
     }
 }
@@ -49,233 +46,12 @@ pub struct Download {
     pub bytes: Vec<u8>,
 }
 
-#[cfg(feature = "hydrate")]
-mod browser {
-    use gloo_net::http::{Request, Response};
-    use js_sys::{Reflect, Uint8Array};
-    use serde::{Serialize, de::DeserializeOwned};
-    use wasm_bindgen::{JsCast, JsValue};
-    use wasm_bindgen_futures::JsFuture;
-    use web_sys::{Blob, BlobPropertyBag, FormData, HtmlAnchorElement, Url};
+// One implementation per build, with the same public functions.
+#[cfg_attr(feature = "hydrate", path = "client/browser.rs")]
+#[cfg_attr(not(feature = "hydrate"), path = "client/server.rs")]
+mod imp;
 
-    use super::{ClientError, Download, Upload};
-    use crate::validation::FieldError;
-
-    fn js_error(e: impl std::fmt::Debug) -> ClientError {
-        ClientError::new(format!("the browser refused: {e:?}"))
-    }
-
-    /// The server's error envelope, or the status line.
-    async fn refusal(response: Response) -> ClientError {
-        #[derive(serde::Deserialize)]
-        struct Envelope {
-            error: Body,
-        }
-        #[derive(serde::Deserialize)]
-        struct Body {
-            message: String,
-            #[serde(default)]
-            details: Vec<FieldError>,
-        }
-        match response.json::<Envelope>().await {
-            Ok(e) => ClientError {
-                message: e.error.message,
-                details: e.error.details,
-            },
-            Err(_) => ClientError::new(format!(
-                "the gateway answered {} {}",
-                response.status(),
-                response.status_text()
-            )),
-        }
-    }
-
-    async fn answer<T: DeserializeOwned>(response: Response) -> Result<T, ClientError> {
-        if !response.ok() {
-            return Err(refusal(response).await);
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| ClientError::new(format!("unreadable answer: {e}")))
-    }
-
-    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
-        url: &str,
-        body: &B,
-    ) -> Result<T, ClientError> {
-        let request = Request::post(url).json(body).map_err(js_error)?;
-        answer(request.send().await.map_err(js_error)?).await
-    }
-
-    pub async fn post_empty<T: DeserializeOwned>(url: &str) -> Result<T, ClientError> {
-        answer(Request::post(url).send().await.map_err(js_error)?).await
-    }
-
-    pub async fn post_file<T: DeserializeOwned>(
-        url: &str,
-        upload: Upload,
-    ) -> Result<T, ClientError> {
-        let form = FormData::new().map_err(js_error)?;
-        let blob = blob(&upload.bytes, "application/json")?;
-        form.append_with_blob_and_filename("file", &blob, &upload.file_name)
-            .map_err(js_error)?;
-        for (name, value) in &upload.fields {
-            form.append_with_str(name, value).map_err(js_error)?;
-        }
-        let request = Request::post(url).body(form).map_err(js_error)?;
-        answer(request.send().await.map_err(js_error)?).await
-    }
-
-    /// GET (no body) or POST (JSON body) a file, telling `progress` the bytes received.
-    pub async fn download(
-        url: &str,
-        body: Option<&serde_json::Value>,
-        progress: impl Fn(u64),
-    ) -> Result<Download, ClientError> {
-        let response = match body {
-            None => Request::get(url).send().await,
-            Some(b) => Request::post(url).json(b).map_err(js_error)?.send().await,
-        }
-        .map_err(js_error)?;
-        if !response.ok() {
-            return Err(refusal(response).await);
-        }
-        let file_name = response
-            .headers()
-            .get("content-disposition")
-            .and_then(|d| {
-                d.split("filename=\"")
-                    .nth(1)
-                    .map(|s| s.trim_end_matches('"').to_owned())
-            })
-            .unwrap_or_else(|| "export.json".into());
-        let stream = response
-            .body()
-            .ok_or_else(|| ClientError::new("empty answer"))?;
-        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
-        let mut bytes = Vec::new();
-        loop {
-            let chunk = JsFuture::from(reader.read()).await.map_err(js_error)?;
-            let done = Reflect::get(&chunk, &JsValue::from_str("done"))
-                .map(|d| d.is_truthy())
-                .unwrap_or(true);
-            if done {
-                break;
-            }
-            let value = Reflect::get(&chunk, &JsValue::from_str("value")).map_err(js_error)?;
-            bytes.extend(Uint8Array::new(&value).to_vec());
-            progress(bytes.len() as u64);
-        }
-        Ok(Download { file_name, bytes })
-    }
-
-    fn blob(bytes: &[u8], mime: &str) -> Result<Blob, ClientError> {
-        let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
-        let options = BlobPropertyBag::new();
-        options.set_type(mime);
-        Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(js_error)
-    }
-
-    /// The content of a file the user chose or dropped.
-    pub async fn read_file(file: web_sys::File) -> Result<Vec<u8>, ClientError> {
-        gloo_file::futures::read_as_bytes(&gloo_file::File::from(file))
-            .await
-            .map_err(|e| ClientError::new(format!("the file cannot be read: {e}")))
-    }
-
-    /// Follows a job's Server-Sent Events, telling `on_status` each; the final status.
-    pub async fn follow_job(
-        events_url: &str,
-        on_status: impl Fn(crate::jobs::JobStatus),
-    ) -> Result<crate::jobs::JobStatus, ClientError> {
-        use futures_util::StreamExt;
-        use gloo_net::eventsource::futures::EventSource;
-        let mut source = EventSource::new(events_url).map_err(js_error)?;
-        let progress = source.subscribe("progress").map_err(js_error)?;
-        let done = source.subscribe("done").map_err(js_error)?;
-        let mut events = futures_util::stream::select(progress, done);
-        while let Some(Ok((kind, message))) = events.next().await {
-            let data = message.data().as_string().unwrap_or_default();
-            let Ok(status) = serde_json::from_str::<crate::jobs::JobStatus>(&data) else {
-                continue;
-            };
-            on_status(status.clone());
-            if kind == "done" {
-                source.close();
-                return Ok(status);
-            }
-        }
-        source.close();
-        Err(ClientError::new(
-            "the progress stream ended early; reload to see the job's status",
-        ))
-    }
-
-    /// Hands `bytes` to the browser as a downloaded file named `file_name`.
-    pub fn save(download: &Download) -> Result<(), ClientError> {
-        let blob = blob(&download.bytes, "application/json")?;
-        let url = Url::create_object_url_with_blob(&blob).map_err(js_error)?;
-        let document = leptos::prelude::document();
-        let anchor: HtmlAnchorElement = document
-            .create_element("a")
-            .map_err(js_error)?
-            .unchecked_into();
-        anchor.set_href(&url);
-        anchor.set_download(&download.file_name);
-        anchor.click();
-        Url::revoke_object_url(&url).map_err(js_error)?;
-        Ok(())
-    }
-}
-
-#[cfg(feature = "hydrate")]
-pub use browser::{download, follow_job, post_empty, post_file, post_json, read_file, save};
-
-#[cfg(not(feature = "hydrate"))]
-pub async fn post_json<B: Serialize, T: DeserializeOwned>(
-    _url: &str,
-    _body: &B,
-) -> Result<T, ClientError> {
-    Err(ClientError::browser_only())
-}
-
-#[cfg(not(feature = "hydrate"))]
-pub async fn post_empty<T: DeserializeOwned>(_url: &str) -> Result<T, ClientError> {
-    Err(ClientError::browser_only())
-}
-
-#[cfg(not(feature = "hydrate"))]
-pub async fn post_file<T: DeserializeOwned>(_url: &str, _upload: Upload) -> Result<T, ClientError> {
-    Err(ClientError::browser_only())
-}
-
-#[cfg(not(feature = "hydrate"))]
-pub async fn download(
-    _url: &str,
-    _body: Option<&serde_json::Value>,
-    _progress: impl Fn(u64),
-) -> Result<Download, ClientError> {
-    Err(ClientError::browser_only())
-}
-
-#[cfg(not(feature = "hydrate"))]
-pub async fn follow_job(
-    _events_url: &str,
-    _on_status: impl Fn(crate::jobs::JobStatus),
-) -> Result<crate::jobs::JobStatus, ClientError> {
-    Err(ClientError::browser_only())
-}
-
-#[cfg(not(feature = "hydrate"))]
-pub async fn read_file(_file: web_sys::File) -> Result<Vec<u8>, ClientError> {
-    Err(ClientError::browser_only())
-}
-
-#[cfg(not(feature = "hydrate"))]
-pub fn save(_download: &Download) -> Result<(), ClientError> {
-    Err(ClientError::browser_only())
-}
+pub use imp::{download, follow_job, post_empty, post_file, post_json, read_file, save};
 
 /// "1.2 MB", "34 KB", "512 B".
 pub fn human_bytes(n: u64) -> String {
