@@ -42,7 +42,6 @@ use crate::{
     store::audit::{AuditEntry, AuditQuery},
     transfer::{
         export::{ExportOptions, export, preview as export_preview},
-        import::{ImportError, ImportOptions, preview as import_preview},
         jobs::{JobRequest, SubmitError},
         selection::{Include, parse_types},
     },
@@ -336,10 +335,7 @@ pub async fn start_import(
         .jobs
         .submit(upload, &who.email)
         .await
-        .map_err(|e| match e {
-            SubmitError::Invalid(errors) => Error::Validation(errors),
-            SubmitError::Database(e) => Error::Database(e),
-        })?;
+        .map_err(refused)?;
     let location = HeaderValue::from_str(&created.status_url).map_err(anyhow::Error::from)?;
     Ok((
         StatusCode::ACCEPTED,
@@ -362,27 +358,13 @@ pub async fn preview_import(
     request: Request,
 ) -> Result<Json<ImportPreview>> {
     let upload = read_upload(&state, request).await?;
-    let include = upload
-        .include
-        .as_deref()
-        .map(Include::parse)
-        .transpose()
-        .map_err(|e| Error::Parameters(vec![bad("include", e)]))?;
-    let source = upload.source_secret.as_ref().map(Cipher::new);
-    let options = ImportOptions {
-        strategy: upload.strategy,
-        dry_run: true,
-        include,
-        picked: upload.selected.map(|s| s.into_iter().collect()),
-        source: source.as_ref(),
-        observer: None,
-    };
-    match import_preview(&state.store, &state.cipher, &upload.bytes, &options).await {
-        Ok(preview) => Ok(Json(preview)),
-        Err(ImportError::Invalid(errors)) => Err(Error::Validation(errors)),
-        Err(ImportError::Conflict(message)) => Err(Error::Conflict(message)),
-        Err(ImportError::Database(e)) => Err(Error::Database(e)),
-        Err(e) => Err(Error::Internal(anyhow::anyhow!("{e}"))),
+    Ok(Json(state.jobs.preview(upload).await.map_err(refused)?))
+}
+
+fn refused(e: SubmitError) -> Error {
+    match e {
+        SubmitError::Invalid(errors) => Error::Validation(errors),
+        SubmitError::Database(e) => Error::Database(e),
     }
 }
 

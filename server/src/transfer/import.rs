@@ -280,8 +280,13 @@ pub async fn preview(
     bytes: &[u8],
     options: &ImportOptions<'_>,
 ) -> Result<ImportPreview, ImportError> {
+    // With `fail`, the preview lists every conflict instead of stopping at the first.
+    let strategy = match options.strategy {
+        ConflictStrategy::Fail => ConflictStrategy::Skip,
+        other => other,
+    };
     let dry = ImportOptions {
-        strategy: options.strategy,
+        strategy,
         dry_run: true,
         include: options.include.clone(),
         picked: options.picked.clone(),

@@ -27,7 +27,10 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use super::{
-    import::{EntityResult, ImportError, ImportOptions, ImportReport, Observer, check, import},
+    import::{
+        EntityResult, ImportError, ImportOptions, ImportPreview, ImportReport, Observer, check,
+        import, preview,
+    },
     selection::Include,
 };
 use crate::{
@@ -56,6 +59,20 @@ pub struct JobRequest {
     pub source_secret: Option<SecretString>,
 }
 
+impl JobRequest {
+    /// The import options the request asks for (`source` decrypts its credentials).
+    fn options<'a>(&self, source: Option<&'a Cipher>) -> Result<ImportOptions<'a>, SubmitError> {
+        Ok(ImportOptions {
+            strategy: self.strategy,
+            dry_run: self.dry_run,
+            include: parse_include(self.include.as_deref())?,
+            picked: self.selected.clone().map(|s| s.into_iter().collect()),
+            source,
+            observer: None,
+        })
+    }
+}
+
 /// The options a job keeps in its row (never the secret itself).
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredOptions {
@@ -74,6 +91,26 @@ pub enum SubmitError {
     Invalid(Vec<FieldError>),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+impl From<ImportError> for SubmitError {
+    /// Every refusal of a file is a list of problems; only the database is something else.
+    fn from(e: ImportError) -> SubmitError {
+        match e {
+            ImportError::Invalid(errors) => SubmitError::Invalid(errors),
+            ImportError::Database(e) => SubmitError::Database(e),
+            ImportError::Store(e) => SubmitError::Invalid(vec![refusal("refused", e.to_string())]),
+            other => SubmitError::Invalid(vec![refusal(other_code(&other), other.to_string())]),
+        }
+    }
+}
+
+fn other_code(e: &ImportError) -> &'static str {
+    match e {
+        ImportError::Conflict(_) => "conflict",
+        ImportError::Cancelled => "cancelled",
+        _ => "refused",
+    }
 }
 
 /// Progress of a job running in this process.
@@ -167,28 +204,12 @@ impl Jobs {
         request: JobRequest,
         actor: &str,
     ) -> Result<JobCreated, SubmitError> {
-        let include = parse_include(request.include.as_deref())?;
         let source = request.source_secret.as_ref().map(Cipher::new);
-        let options = ImportOptions {
-            strategy: request.strategy,
-            dry_run: request.dry_run,
-            include,
-            picked: request.selected.clone().map(|s| s.into_iter().collect()),
-            source: source.as_ref(),
-            observer: None,
-        };
+        let options = request.options(source.as_ref())?;
         let store = &self.inner.store;
         let warnings = check(store, &self.inner.cipher, &request.bytes, &options)
             .await
-            .map_err(|e| match e {
-                ImportError::Invalid(errors) => SubmitError::Invalid(errors),
-                ImportError::Database(e) => SubmitError::Database(e),
-                other => SubmitError::Invalid(vec![FieldError {
-                    pointer: String::new(),
-                    code: "refused".into(),
-                    message: other.to_string(),
-                }]),
-            })?;
+            .map_err(SubmitError::from)?;
         let sealed = request.source_secret.as_ref().map(|s| {
             use secrecy::ExposeSecret;
             let mut plain = Plaintext::default();
@@ -226,6 +247,14 @@ impl Jobs {
             status_url: format!("/admin/import/status/{id}"),
             events_url: format!("/admin/import/status/{id}/events"),
         })
+    }
+
+    /// What the import of `request` would do, without queuing it (the wizard's preview).
+    pub async fn preview(&self, request: JobRequest) -> Result<ImportPreview, SubmitError> {
+        let source = request.source_secret.as_ref().map(Cipher::new);
+        let options = request.options(source.as_ref())?;
+        let store = &self.inner.store;
+        Ok(preview(store, &self.inner.cipher, &request.bytes, &options).await?)
     }
 
     /// The job as stored, with this process's live progress when it runs here.
