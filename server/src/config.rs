@@ -50,6 +50,10 @@ pub struct Settings {
     pub max_upload_mb: u64,
     /// Import jobs this process runs at a time: 1, or 0 to leave them to other replicas.
     pub import_workers: u8,
+    /// Sign-in attempts per minute from one client IP (0: no limit); the 429 says when to retry.
+    pub login_attempts_per_ip: u32,
+    /// Sign-in attempts per minute for one account, from anywhere (0: no limit).
+    pub login_attempts_per_account: u32,
 }
 
 impl Default for Settings {
@@ -70,6 +74,8 @@ impl Default for Settings {
             output_name: "mcpgateway".into(),
             max_upload_mb: 100,
             import_workers: 1,
+            login_attempts_per_ip: 5,
+            login_attempts_per_account: 5,
         }
     }
 }
@@ -200,6 +206,8 @@ impl fmt::Debug for Settings {
             .field("admin_email", &self.admin_email)
             .field("log_format", &self.log_format)
             .field("site_root", &self.site_root)
+            .field("login_attempts_per_ip", &self.login_attempts_per_ip)
+            .field("login_attempts_per_account", &self.login_attempts_per_account)
             .finish_non_exhaustive()
     }
 }
@@ -254,6 +262,24 @@ mod tests {
             assert_eq!(s.host, "127.0.0.2", "flag beats file");
             assert_eq!(s.log_level, "warn", "prefixed env beats file");
             assert_eq!(s.output_name, "mcpgateway", "default stays");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn login_limits_default_to_five_and_come_from_file_then_env() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(defaults.login_attempts_per_ip, 5);
+            assert_eq!(defaults.login_attempts_per_account, 5);
+            jail.create_file(
+                "mcpgateway.toml",
+                "login_attempts_per_ip = 20\nlogin_attempts_per_account = 3",
+            )?;
+            jail.set_env("MCPGATEWAY_LOGIN_ATTEMPTS_PER_ACCOUNT", "0");
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(s.login_attempts_per_ip, 20, "file beats default");
+            assert_eq!(s.login_attempts_per_account, 0, "env beats file");
             Ok(())
         });
     }

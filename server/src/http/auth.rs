@@ -5,7 +5,7 @@
 use app::model::SessionUser;
 use axum::{
     Extension, Form, Json, Router,
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, Method, header},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
@@ -14,6 +14,7 @@ use axum::{
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use serde_json::json;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::AppState;
 use crate::{
@@ -148,6 +149,7 @@ struct LoginForm {
 #[tracing::instrument(skip_all, fields(user.email = %form.email))]
 async fn login(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
@@ -155,6 +157,8 @@ async fn login(
     if headers.contains_key(header::ORIGIN) && !same_origin(&headers, &state) {
         return Err(Error::Forbidden("cross-origin login refused"));
     }
+    let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+    check_rate(&state, ip, &form.email)?;
     let ttl = chrono::Duration::hours(i64::from(state.settings.session_ttl_hours));
     let Some((principal, cookie)) =
         auth::login(&state.store, &form.email, &form.password, ttl).await?
@@ -181,6 +185,31 @@ async fn login(
         .path("/")
         .max_age(time_duration(ttl));
     Ok((jar.add(cookie), Redirect::to("/ui")).into_response())
+}
+
+/// Refuses a sign-in over the per-IP or per-account limit (before the password is checked).
+fn check_rate(state: &AppState, ip: IpAddr, email: &str) -> Result<()> {
+    let Err(refusal) = state.login_limits.attempt(ip, email) else {
+        return Ok(());
+    };
+    // Whole seconds, rounded up: retrying after `Retry-After` never meets the limit again.
+    let secs = refusal.retry_after.as_secs() + u64::from(refusal.retry_after.subsec_nanos() > 0);
+    tracing::warn!(
+        client.ip = %ip,
+        user.email = %email,
+        limit.key = refusal.limit,
+        limit.retry_after_secs = secs,
+        "sign-in refused: too many attempts"
+    );
+    let per = if refusal.limit == "ip" {
+        "from this address"
+    } else {
+        "for this account"
+    };
+    Err(Error::TooManyRequests {
+        message: format!("too many sign-in attempts {per}; try again in {secs} seconds"),
+        retry_after_secs: secs.max(1),
+    })
 }
 
 fn time_duration(d: chrono::Duration) -> cookie::time::Duration {

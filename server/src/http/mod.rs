@@ -8,12 +8,13 @@ mod auth;
 mod entities;
 mod extract;
 mod health;
+pub mod limit;
 mod openapi;
 mod trace;
 mod transfer;
 mod ui;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use axum::{Router, extract::FromRef, middleware, routing::get};
 use leptos::config::LeptosOptions;
@@ -35,6 +36,8 @@ pub struct AppState {
     /// Import jobs: submitted here, run by this process's worker or another replica's.
     pub jobs: Jobs,
     pub leptos: LeptosOptions,
+    /// Sign-in attempts per client IP and per account.
+    pub login_limits: Arc<limit::LoginLimits>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -51,7 +54,12 @@ impl AppState {
             .site_pkg_dir(settings.site_pkg_dir.clone())
             .build();
         let cipher = Arc::new(Cipher::new(&encryption_secret));
+        let login_limits = Arc::new(limit::LoginLimits::new(
+            settings.login_attempts_per_ip,
+            settings.login_attempts_per_account,
+        ));
         AppState {
+            login_limits,
             jobs: Jobs::new(store.clone(), cipher.clone()),
             store,
             settings: Arc::new(settings),
@@ -90,7 +98,9 @@ pub async fn launch_with_listener(
 ) -> std::io::Result<()> {
     let store = state.store.clone();
     let worker = (state.settings.import_workers > 0).then(|| state.jobs.spawn_worker());
-    axum::serve(listener, app(state))
+    // The peer address is the client IP of the sign-in rate limit.
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
     if let Some(worker) = worker {

@@ -10,6 +10,7 @@ mod export;
 mod import;
 mod import_batches;
 mod login;
+mod login_limits;
 mod route_table;
 mod store_story;
 mod transfer_rest;

@@ -76,6 +76,30 @@ async fn every_protected_route_answers_401_without_credentials() {
 }
 
 #[tokio::test]
+async fn every_protected_route_answers_401_to_a_wrong_token_or_a_forged_cookie() {
+    let app = TestApp::spawn(TestDb::sqlite()).await;
+    let client = app.client();
+    let forged = format!("{}=mcpgw_forged-session-value", server::http::SESSION_COOKIE);
+    for (method, path) in protected_routes() {
+        let with_token = client
+            .request(method.clone(), app.url(&path))
+            .bearer_auth("mcpg_not-a-real-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with_token.status(), 401, "token: {method} {path}");
+        let with_cookie = client
+            .request(method.clone(), app.url(&path))
+            .header("cookie", &forged)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with_cookie.status(), 401, "cookie: {method} {path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_wrong_or_malformed_token_is_401_and_a_valid_one_is_let_in() {
     let app = TestApp::spawn(TestDb::sqlite()).await;
     let client = app.client();
