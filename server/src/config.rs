@@ -74,7 +74,7 @@ impl Default for Settings {
             output_name: "mcpgateway".into(),
             max_upload_mb: 100,
             import_workers: 1,
-            login_attempts_per_ip: 5,
+            login_attempts_per_ip: 10,
             login_attempts_per_account: 5,
         }
     }
@@ -207,7 +207,10 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("site_root", &self.site_root)
             .field("login_attempts_per_ip", &self.login_attempts_per_ip)
-            .field("login_attempts_per_account", &self.login_attempts_per_account)
+            .field(
+                "login_attempts_per_account",
+                &self.login_attempts_per_account,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -267,10 +270,10 @@ mod tests {
     }
 
     #[test]
-    fn login_limits_default_to_five_and_come_from_file_then_env() {
+    fn login_limits_have_defaults_and_come_from_file_then_env() {
         Jail::expect_with(|jail| {
             let defaults = Settings::load(None, &Overrides::default()).expect("valid");
-            assert_eq!(defaults.login_attempts_per_ip, 5);
+            assert_eq!(defaults.login_attempts_per_ip, 10);
             assert_eq!(defaults.login_attempts_per_account, 5);
             jail.create_file(
                 "mcpgateway.toml",

@@ -37,7 +37,10 @@ pub enum Error {
     UnsupportedMediaType(String),
     /// Too many attempts (429 with `Retry-After`, in whole seconds).
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after_secs: u64 },
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
     #[error("internal error")]

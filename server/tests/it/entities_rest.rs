@@ -351,6 +351,8 @@ async fn no_response_carries_a_seeded_secret() {
             .chain(["seed-gw-alpha", "seed-gw-gamma"].map(seed::seed_gateway_secret))
             .collect();
         let mut bodies = Vec::new();
+        // One sign-in: sign-in attempts are rate-limited per IP and per account.
+        let cookie = format!("mcpgw_session={}", api.app.session_cookie().await);
         for plural in TYPES {
             let (_, list) = api
                 .call(
@@ -376,10 +378,7 @@ async fn no_response_carries_a_seeded_secret() {
                         api.app
                             .url(&format!("/ui/{plural}/{}", item["id"].as_str().unwrap())),
                     )
-                    .header(
-                        "cookie",
-                        format!("mcpgw_session={}", api.app.session_cookie().await),
-                    )
+                    .header("cookie", &cookie)
                     .send()
                     .await
                     .unwrap();

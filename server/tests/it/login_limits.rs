@@ -31,7 +31,10 @@ async fn login(app: &TestApp, ip: &str, email: &str, password: &str) -> reqwest:
 /// Answers the sign-in form gives: 303 to /ui (in), 303 back to /login (refused), or 429.
 async fn outcome(app: &TestApp, ip: &str, email: &str, password: &str) -> &'static str {
     let response = login(app, ip, email, password).await;
-    match (response.status().as_u16(), response.headers().get("location")) {
+    match (
+        response.status().as_u16(),
+        response.headers().get("location"),
+    ) {
         (303, Some(l)) if l == "/ui" => "in",
         (303, Some(l)) if l == "/login?error=invalid" => "refused",
         (429, _) => "limited",
@@ -43,13 +46,12 @@ async fn outcome(app: &TestApp, ip: &str, email: &str, password: &str) -> &'stat
 async fn the_sixth_wrong_password_is_429_with_retry_after_and_others_still_sign_in() {
     on_each_backend(|db| async move {
         let app = TestApp::spawn(db).await;
-        let hash = server::auth::password::hash(OTHER_PASSWORD).await.unwrap();
-        app.store
-            .insert_user(OTHER_EMAIL, &hash, false)
-            .await
-            .unwrap();
+        for (email, password) in [(OTHER_EMAIL, OTHER_PASSWORD), (THIRD_EMAIL, THIRD_PASSWORD)] {
+            let hash = server::auth::password::hash(password).await.unwrap();
+            app.store.insert_user(email, &hash, false).await.unwrap();
+        }
 
-        // One IP guessing the admin's password: five refusals, then 429.
+        // Guessing the admin's password: five refusals, then 429 (the account's limit).
         for attempt in 1..=5 {
             let got = outcome(&app, "127.0.0.1", ADMIN_EMAIL, "wrong-guess").await;
             assert_eq!(got, "refused", "attempt {attempt}");
@@ -66,57 +68,62 @@ async fn the_sixth_wrong_password_is_429_with_retry_after_and_others_still_sign_
         let body: serde_json::Value = sixth.json().await.unwrap();
         assert_eq!(body["error"]["code"], "too_many_requests");
         let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains("too many sign-in attempts"), "{message}");
-        assert!(!message.contains("wrong-guess"));
-        // Blocked before the password is checked: the right one is refused as well.
-        assert_eq!(
-            outcome(&app, "127.0.0.1", ADMIN_EMAIL, ADMIN_PASSWORD).await,
-            "limited"
+        assert!(
+            message.contains("too many sign-in attempts for this account"),
+            "{message}"
         );
+        assert!(!message.contains("wrong-guess"));
+        // Refused before the password is checked: the right one is refused too, from anywhere.
+        for ip in ["127.0.0.1", "127.0.0.3"] {
+            assert_eq!(
+                outcome(&app, ip, ADMIN_EMAIL, ADMIN_PASSWORD).await,
+                "limited"
+            );
+        }
 
-        // Another IP and another account: not blocked by that limit.
+        // Another account, from the same IP and from another: not blocked by that limit.
         assert_eq!(
-            outcome(&app, "127.0.0.2", OTHER_EMAIL, OTHER_PASSWORD).await,
+            outcome(&app, "127.0.0.1", OTHER_EMAIL, OTHER_PASSWORD).await,
+            "in"
+        );
+        assert_eq!(
+            outcome(&app, "127.0.0.2", THIRD_EMAIL, THIRD_PASSWORD).await,
             "in"
         );
 
-        // One account guessed at from many IPs: the account limit stops the sixth attempt
-        // (its sign-in above was the first: every attempt counts, right or wrong).
-        for i in 0..4 {
-            let ip = format!("127.0.1.{}", i + 1);
+        // One IP guessing at many accounts: its limit (10 attempts a minute) stops it.
+        for i in 0..10 {
+            let email = format!("user{i}@example.com");
             assert_eq!(
-                outcome(&app, &ip, OTHER_EMAIL, "wrong-guess").await,
+                outcome(&app, "127.0.1.1", &email, "wrong-guess").await,
                 "refused"
             );
         }
-        let spread = login(&app, "127.0.1.9", OTHER_EMAIL, "wrong-guess").await;
-        assert_eq!(spread.status(), 429, "per-account limit");
-        assert!(spread.headers().contains_key("retry-after"));
-
-        // The admin's five attempts were spent by the guesses: limited from anywhere.
-        assert_eq!(
-            outcome(&app, "127.0.0.3", ADMIN_EMAIL, ADMIN_PASSWORD).await,
-            "limited"
+        let eleventh = login(&app, "127.0.1.1", "user10@example.com", "wrong-guess").await;
+        assert_eq!(eleventh.status(), 429);
+        assert!(eleventh.headers().contains_key("retry-after"));
+        let body: serde_json::Value = eleventh.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("from this address"),
+            "{body}"
         );
-        // A third account from a fresh IP is untouched by all of the above.
-        let hash = server::auth::password::hash(THIRD_PASSWORD).await.unwrap();
-        app.store
-            .insert_user(THIRD_EMAIL, &hash, false)
-            .await
-            .unwrap();
+        // …while the accounts it did not reach and other IPs sign in as before.
         assert_eq!(
-            outcome(&app, "127.0.0.4", THIRD_EMAIL, THIRD_PASSWORD).await,
+            outcome(&app, "127.0.1.2", OTHER_EMAIL, OTHER_PASSWORD).await,
             "in"
         );
         let audit = app.store.audit_entries(Some("login"), 10).await.unwrap();
-        assert_eq!(audit.len(), 2, "only the real sign-ins are audited");
+        assert_eq!(audit.len(), 3, "only the real sign-ins are audited");
         app.stop().await;
     })
     .await;
 }
 
 #[tokio::test]
-async fn successful_sign_ins_of_others_are_not_limited_and_zero_disables_the_limit() {
+async fn a_limit_of_zero_lets_every_attempt_through() {
     let db = crate::common::TestDb::sqlite();
     let app = TestApp::spawn_with(db, |s| {
         s.login_attempts_per_ip = 0;

@@ -79,7 +79,10 @@ async fn every_protected_route_answers_401_without_credentials() {
 async fn every_protected_route_answers_401_to_a_wrong_token_or_a_forged_cookie() {
     let app = TestApp::spawn(TestDb::sqlite()).await;
     let client = app.client();
-    let forged = format!("{}=mcpgw_forged-session-value", server::http::SESSION_COOKIE);
+    let forged = format!(
+        "{}=mcpgw_forged-session-value",
+        server::http::SESSION_COOKIE
+    );
     for (method, path) in protected_routes() {
         let with_token = client
             .request(method.clone(), app.url(&path))
