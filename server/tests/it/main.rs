@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod entities_rest;
 mod export;
+mod hostile;
 mod import;
 mod import_batches;
 mod login;

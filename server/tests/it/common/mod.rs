@@ -2,6 +2,8 @@
 //! `TEST_DATABASE_URL` is set), and a real server on a loopback port.
 #![allow(dead_code)]
 
+pub mod harness;
+
 use std::{future::Future, time::Duration};
 
 use secrecy::SecretString;

@@ -1,0 +1,120 @@
+//! Shared by the reliability stories (hostile input, secrets, load, crashes): the CLI
+//! binary on a test database, an authenticated REST client, and row counts.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use app::{jobs::JobStatus, model::EntityKind};
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use server::store::Store;
+
+use super::{SECRET, TestApp, TestDb};
+
+/// `mcpgateway` on `db`, with a clean environment, in a fresh working directory.
+pub fn cli(db: &TestDb) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpgateway"));
+    let dir = tempfile::tempdir().unwrap().keep();
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("AUTH_ENCRYPTION_SECRET", SECRET);
+    cmd
+}
+
+/// Rows of the six entity tables, in [`EntityKind::ALL`] order.
+pub async fn entity_counts(store: &Store) -> [i64; 6] {
+    let mut counts = [0; 6];
+    for (i, kind) in EntityKind::ALL.into_iter().enumerate() {
+        counts[i] = store.count_entities(kind).await.unwrap();
+    }
+    counts
+}
+
+/// A bearer-token client of one running gateway.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub async fn new(app: &TestApp) -> Api {
+        Api {
+            base: app.base.clone(),
+            token: app.admin_token().await,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// Status and body; a body that is not JSON comes back as a string.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    /// `POST path` with `file` as the multipart field `file`.
+    pub async fn upload(&self, path: &str, file: Vec<u8>) -> (u16, Value) {
+        let part = Part::bytes(file)
+            .file_name("upload.json")
+            .mime_str("application/json")
+            .unwrap();
+        self.send(self.post(path).multipart(Form::new().part("file", part)))
+            .await
+    }
+
+    pub async fn status(&self, id: &str) -> JobStatus {
+        let (code, body) = self
+            .send(self.get(&format!("/admin/import/status/{id}")))
+            .await;
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// Polls the job until it has ended.
+    pub async fn finished(&self, id: &str) -> JobStatus {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let status = self.status(id).await;
+            if status.status.is_final() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} still {:?}",
+                status.status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many import jobs the gateway has recorded.
+    pub async fn job_count(&self) -> usize {
+        let (code, body) = self.send(self.get("/admin/import/jobs?limit=500")).await;
+        assert_eq!(code, 200, "{body}");
+        body["jobs"].as_array().unwrap().len()
+    }
+}
