@@ -194,15 +194,59 @@ macro_rules! with_tx {
 }
 
 impl Store {
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`,
+    /// waiting up to the busy timeout): a deferred one that reads first cannot write
+    /// after another connection has committed (`SQLITE_BUSY_SNAPSHOT`, no waiting).
     pub async fn begin(&self) -> sqlx::Result<StoreTx> {
         Ok(match self {
-            Store::Sqlite(pool) => StoreTx::Sqlite(pool.begin().await?),
+            Store::Sqlite(pool) => StoreTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Store::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
         })
     }
 }
 
+impl Store {
+    /// A read-only transaction that sees one snapshot of every table (PostgreSQL:
+    /// REPEATABLE READ; SQLite in WAL mode: the snapshot of its first read), so that
+    /// reads of several tables never straddle another transaction's commit.
+    pub async fn begin_snapshot(&self) -> sqlx::Result<StoreTx> {
+        Ok(match self {
+            Store::Sqlite(pool) => StoreTx::Sqlite(pool.begin().await?),
+            Store::Postgres(pool) => StoreTx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?,
+            ),
+        })
+    }
+}
+
 impl StoreTx {
+    /// Every stored entity of one type (inactive ones too when asked), ordered by key,
+    /// read on this transaction.
+    pub async fn all_entities<E: Entity>(
+        &mut self,
+        include_inactive: bool,
+    ) -> sqlx::Result<Vec<E>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT id, doc FROM {} WHERE ($1 OR is_active) ORDER BY key",
+            E::KIND.plural()
+        ));
+        let (rows, links) = with_tx!(self, |conn| async {
+            let rows: Vec<DocRow<E>> = sqlx::query_as(sql)
+                .bind(include_inactive)
+                .fetch_all(&mut *conn)
+                .await?;
+            let ids: Vec<Uuid> = match E::KIND {
+                EntityKind::Server => rows.iter().map(|r| r.id).collect(),
+                _ => Vec::new(),
+            };
+            let links = fetch_links!(&mut *conn, ids);
+            Ok::<_, sqlx::Error>((rows, links))
+        }
+        .await)?;
+        Ok(hydrate_all(rows, links))
+    }
+
     pub async fn commit(self) -> sqlx::Result<()> {
         match self {
             StoreTx::Sqlite(t) => t.commit().await,

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 pub use app::jobs::{ExportPreview, PreviewItem};
 
 use super::selection::Include;
-use crate::store::{Store, audit::NewAuditEntry, entities::ListQuery};
+use crate::store::{Store, audit::NewAuditEntry};
 
 /// The file's `version`: the MCP protocol revision our format follows, as ContextForge writes it.
 pub const FORMAT_VERSION: &str = "2025-03-26";
@@ -35,25 +35,22 @@ pub struct ExportOptions {
     pub picked: Option<HashSet<(EntityKind, String)>>,
 }
 
-async fn all<E: Entity>(store: &Store, include_inactive: bool) -> sqlx::Result<Vec<E>> {
-    let query = ListQuery {
-        include_inactive,
-        ..Default::default()
-    };
-    Ok(store.list_entities::<E>(&query).await?.0)
-}
-
 /// Every stored entity the options may consider (ids still set, for picking by id).
+/// All six types are read in one snapshot: an import committing meanwhile is in the
+/// export entirely or not at all (never its servers without their tools).
 async fn everything(store: &Store, options: &ExportOptions) -> sqlx::Result<EntitySet> {
     let inactive = options.include_inactive;
-    Ok(EntitySet {
-        tools: all(store, inactive).await?,
-        gateways: all(store, inactive).await?,
-        servers: all(store, inactive).await?,
-        prompts: all(store, inactive).await?,
-        resources: all(store, inactive).await?,
-        roots: all(store, inactive).await?,
-    })
+    let mut tx = store.begin_snapshot().await?;
+    let set = EntitySet {
+        tools: tx.all_entities(inactive).await?,
+        gateways: tx.all_entities(inactive).await?,
+        servers: tx.all_entities(inactive).await?,
+        prompts: tx.all_entities(inactive).await?,
+        resources: tx.all_entities(inactive).await?,
+        roots: tx.all_entities(inactive).await?,
+    };
+    tx.rollback().await?;
+    Ok(set)
 }
 
 /// What [`export`] would write, and why each entity is in it.
