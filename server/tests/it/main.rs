@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod crash;
 mod entities_rest;
 mod export;
 mod hostile;
