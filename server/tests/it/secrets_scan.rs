@@ -5,7 +5,8 @@
 //! `source_secret`), the audit endpoint, and the CLI's export, import, diff, validate
 //! and rekey at debug level. Every response body, file, log line, audit row and the
 //! database file itself is scanned for the marker, the encryption secret and the API
-//! token: 0 hits. (`entities_rest::no_response_carries_a_seeded_secret` covers the seed
+//! token: 0 hits. Wrong passwords run into the sign-in limit on the way (the 429 is
+//! logged, never the password). (`entities_rest::no_response_carries_a_seeded_secret` covers the seed
 //! over REST on both backends; this is the whole-system sweep, SQLite.)
 
 use std::{
@@ -289,8 +290,6 @@ async fn no_secret_appears_in_any_response_file_log_audit_row_or_the_database() 
             .await;
         seen.add(format!("POST /{plural}"), created);
     }
-    let wrong = sign_in(&server.url, &format!("wrong-{marker}")).await;
-    assert_eq!(wrong.status(), 303);
     let signed_in = sign_in(&server.url, &admin_password).await;
     let cookie = signed_in.headers()["set-cookie"]
         .to_str()
@@ -299,6 +298,13 @@ async fn no_secret_appears_in_any_response_file_log_audit_row_or_the_database() 
         .next()
         .unwrap()
         .to_owned();
+    // Wrong passwords until the account's limit answers 429 (logged, never the password).
+    for attempt in 1..=5 {
+        let wrong = sign_in(&server.url, &format!("wrong-{marker}")).await;
+        let expected = if attempt < 5 { 303 } else { 429 };
+        assert_eq!(wrong.status(), expected, "attempt {attempt}");
+        seen.add("refused sign-in", wrong.text().await.unwrap());
+    }
     let mut pages: Vec<String> = server::http::ui_paths()
         .into_iter()
         .filter(|p| !p.contains(':') && !p.contains('{') && p.starts_with("/ui"))
@@ -437,6 +443,10 @@ async fn no_secret_appears_in_any_response_file_log_audit_row_or_the_database() 
     assert!(
         log.contains("http.request") && log.contains("DEBUG"),
         "debug logs were captured"
+    );
+    assert!(
+        log.contains("sign-in refused: too many attempts"),
+        "the 429 is logged"
     );
     seen.add("server log", log);
     let store = db.store().await;
