@@ -9,7 +9,7 @@ use super::remote::{Remote, RemoteError};
 use crate::{
     config::Settings,
     transfer::{
-        export::{ExportOptions, export},
+        export::{ExportOptions, export_to},
         selection::{Include, parse_kind},
     },
 };
@@ -47,18 +47,23 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         picked: None,
     };
     let source = format!("http://{}:{}", settings.host, settings.port);
-    let file = export(&store, &options, &super::cli_actor(), &source).await?;
-    store.close().await;
     let out = out_path(opts.out);
-    let json = serde_json::to_vec_pretty(&file)?;
-    if out.as_os_str() == "-" {
-        std::io::stdout().write_all(&json)?;
-        std::io::stdout().write_all(b"\n")?;
+    let written = if out.as_os_str() == "-" {
+        use tokio::io::AsyncWriteExt;
+        let mut stdout = tokio::io::stdout();
+        let written = export_to(&store, &options, &super::cli_actor(), &source, &mut stdout).await;
+        stdout.write_all(b"\n").await?;
+        stdout.flush().await?;
+        written
     } else {
-        std::fs::write(&out, &json)
+        let file = tokio::fs::File::create(&out)
+            .await
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
-    }
-    print_summary(&file.entities.counts(), &out);
+        let mut file = tokio::io::BufWriter::new(file);
+        export_to(&store, &options, &super::cli_actor(), &source, &mut file).await
+    };
+    store.close().await;
+    print_summary(&written?.counts, &out);
     Ok(())
 }
 

@@ -663,6 +663,35 @@ impl Store {
         Ok((hydrate_all(rows, links), total))
     }
 
+    /// Up to `limit` entities ordered by key, those after `after` only: the pages an
+    /// export streams (keyset pagination: each page is one indexed range scan).
+    pub async fn entities_after<E: Entity>(
+        &self,
+        include_inactive: bool,
+        after: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<E>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT id, doc FROM {} WHERE ($1 OR is_active) AND ($2 IS NULL OR key > $2) ORDER BY key LIMIT $3",
+            E::KIND.plural()
+        ));
+        let rows: Vec<DocRow<E>> = with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(include_inactive)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        let ids: Vec<Uuid> = match E::KIND {
+            EntityKind::Server => rows.iter().map(|r| r.id).collect(),
+            _ => Vec::new(),
+        };
+        let links = with_pool!(self, |pool| async {
+            Ok::<_, sqlx::Error>(fetch_links!(pool, ids))
+        }
+        .await)?;
+        Ok(hydrate_all(rows, links))
+    }
+
     /// Replaces a stored entity in its own transaction; see [`StoreTx::update_entity`].
     pub async fn update_entity<E: Entity>(
         &self,
