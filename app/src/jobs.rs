@@ -243,6 +243,12 @@ pub struct JobStatus {
     pub warnings: Vec<FieldError>,
     /// One line: "Imported: 3 tools, 1 server".
     pub summary: Option<String>,
+    /// Entities of the file left out by `include` or the selection.
+    #[serde(default)]
+    pub skipped_by_selection: u64,
+    /// True when credentials were re-encrypted from the source secret's key.
+    #[serde(default)]
+    pub rekeyed: bool,
     pub file: JobFile,
     pub created_by: String,
     pub created_at: String,

@@ -7,12 +7,12 @@ use uuid::Uuid;
 use super::{
     Entity,
     auth::AuthInput,
-    check_credentials,
+    auth_value_blob, check_credentials,
     common::{
         AuthType, JsonObject, Tag, Timestamp, Visibility, check_name, check_tags, check_url,
         default_true, required,
     },
-    entity_common, entity_credentials, entity_key,
+    entity_common, entity_credentials, entity_key, looks_like_blob,
 };
 use crate::{
     model::EntityKind,
@@ -102,6 +102,16 @@ impl Entity for Gateway {
     entity_common!();
     entity_credentials!();
 
+    fn blobs_mut(&mut self) -> Vec<(String, &mut String)> {
+        let mut blobs = auth_value_blob(&mut self.auth_value);
+        for (param, value) in self.auth_query_params.iter_mut().flatten() {
+            if let Value::String(blob) = value {
+                blobs.push((join("/auth_query_params", param), blob));
+            }
+        }
+        blobs
+    }
+
     entity_key!(name);
     fn summary(&self) -> String {
         let transport = if self.transport == Transport::Sse {
@@ -155,6 +165,15 @@ impl Entity for Gateway {
             }
         }
         check_tags(&mut self.tags, &join(base, "tags"), errors);
+        for (param, value) in self.auth_query_params.iter().flatten() {
+            if !value.as_str().is_some_and(looks_like_blob) {
+                errors.add(
+                    join(&join(base, "auth_query_params"), param),
+                    "invalid_ciphertext",
+                    "must be an encrypted value (URL-safe base64 of nonce, ciphertext and tag)",
+                );
+            }
+        }
         check_credentials(
             self.auth_type,
             self.auth_value.as_deref(),

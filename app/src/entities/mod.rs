@@ -57,6 +57,12 @@ pub trait Entity:
     }
     /// Replaces the credential (or clears it with `None`).
     fn set_credential(&mut self, _credential: Option<(AuthType, String)>) {}
+    /// Every encrypted value the entity carries, with its pointer below the entity:
+    /// `/auth_value`, and ContextForge's `/auth_query_params/{param}` and
+    /// `/headers/{name}` envelopes. Import re-encrypts them all.
+    fn blobs_mut(&mut self) -> Vec<(String, &mut String)> {
+        Vec::new()
+    }
     /// Plaintext credentials sent with a request, to be encrypted by the server.
     fn take_auth_input(&mut self) -> Option<auth::AuthInput> {
         None
@@ -199,8 +205,18 @@ pub(crate) fn check_credentials(
     }
 }
 
+/// `/auth_value` when it holds a value.
+pub(crate) fn auth_value_blob(auth_value: &mut Option<String>) -> Vec<(String, &mut String)> {
+    auth_value
+        .as_mut()
+        .filter(|v| !v.is_empty())
+        .map(|v| ("/auth_value".to_owned(), v))
+        .into_iter()
+        .collect()
+}
+
 /// URL-safe or standard base64 of at least 28 bytes (nonce + tag).
-fn looks_like_blob(v: &str) -> bool {
+pub(crate) fn looks_like_blob(v: &str) -> bool {
     let body = v.trim_end_matches('=');
     body.len() >= 38
         && body

@@ -7,12 +7,12 @@ use uuid::Uuid;
 use super::{
     Entity,
     auth::AuthInput,
-    check_credentials,
+    auth_value_blob, check_credentials,
     common::{
         AuthType, JsonObject, Tag, Timestamp, Visibility, check_schema, check_tags,
         check_tool_name, check_url, default_object_schema, default_true, required,
     },
-    entity_common, entity_credentials, entity_key,
+    entity_common, entity_credentials, entity_key, looks_like_blob,
 };
 use crate::{
     model::EntityKind,
@@ -58,6 +58,10 @@ pub enum RequestType {
 
 /// The value ContextForge puts in place of a header it will not show.
 pub const MASK: &str = "*****";
+
+/// ContextForge's envelope for a sensitive header value:
+/// `{"_mcpgateway_encrypted_header_value_v1": "<blob of {\"data\": value}>"}`.
+pub const HEADER_ENVELOPE: &str = "_mcpgateway_encrypted_header_value_v1";
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tool {
@@ -114,6 +118,16 @@ impl Entity for Tool {
     entity_common!();
     entity_credentials!();
 
+    fn blobs_mut(&mut self) -> Vec<(String, &mut String)> {
+        let mut blobs = auth_value_blob(&mut self.auth_value);
+        for (name, value) in self.headers.iter_mut() {
+            if let Some(Value::String(blob)) = value.get_mut(HEADER_ENVELOPE) {
+                blobs.push((join("/headers", name), blob));
+            }
+        }
+        blobs
+    }
+
     entity_key!(name);
     fn summary(&self) -> String {
         format!(
@@ -163,6 +177,16 @@ impl Entity for Tool {
     }
 }
 
+/// `{"_mcpgateway_encrypted_header_value_v1": "<blob>"}` and nothing else.
+fn is_envelope(value: &Value) -> bool {
+    value.as_object().is_some_and(|m| {
+        m.len() == 1
+            && m.get(HEADER_ENVELOPE)
+                .and_then(Value::as_str)
+                .is_some_and(looks_like_blob)
+    })
+}
+
 impl Tool {
     /// Plain headers: string values; ContextForge's `*****` masks mean "no value given"
     /// and are dropped with a warning rather than stored.
@@ -182,8 +206,12 @@ impl Tool {
             );
         }
         for (name, value) in &self.headers {
-            if !value.is_string() {
-                errors.add(join(pointer, name), "invalid_type", "must be a string");
+            if !value.is_string() && !is_envelope(value) {
+                errors.add(
+                    join(pointer, name),
+                    "invalid_type",
+                    format!("must be a string, or an encrypted envelope {{\"{HEADER_ENVELOPE}\": \"<blob>\"}}"),
+                );
             }
             if !name
                 .chars()

@@ -26,7 +26,7 @@ use crate::{
     entities::seed,
     store::Store,
     transfer::{
-        export::{ExportOptions, FORMAT_VERSION, export},
+        export::{ExportOptions, FORMAT_VERSION, export_to},
         import::{Action, ConflictStrategy, ImportOptions, import},
     },
 };
@@ -217,9 +217,10 @@ async fn operations(
         include_dependencies: true,
         ..Default::default()
     };
-    let file = export(store, &options, "bench", "bench").await?;
-    std::fs::write(dir.join("export.json"), serde_json::to_vec_pretty(&file)?)?;
-    anyhow::ensure!(file.entities.total() == n, "exported {n} entities");
+    let out = tokio::fs::File::create(dir.join("export.json")).await?;
+    let mut out = tokio::io::BufWriter::new(out);
+    let written = export_to(store, &options, "bench", "bench", &mut out).await?;
+    anyhow::ensure!(written.total() == n, "exported {n} entities");
     rows.push(row("export", n, started));
     Ok(rows)
 }

@@ -5,6 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Args;
 use secrecy::SecretString;
 
+use super::remote::{ImportFields, Remote};
 use crate::{
     auth::bootstrap,
     config::Settings,
@@ -43,11 +44,12 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     )?);
     let source = opts
         .source_secret
+        .clone()
         .map(|s| Cipher::new(&SecretString::from(s)));
     let options = ImportOptions {
         strategy: ConflictStrategy::Update,
         dry_run: true,
-        include: opts.include,
+        include: opts.include.clone(),
         picked: None,
         source: source.as_ref(),
         observer: None,
@@ -55,10 +57,31 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
     store.close().await;
     let report = super::import::explain(result, &opts.file)?;
+    show(&report, &opts)
+}
+
+/// The same plan from a remote gateway: `POST /admin/import/preview`.
+pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ExitCode> {
+    let fields = ImportFields {
+        conflict_strategy: ConflictStrategy::Update.as_str().into(),
+        dry_run: true,
+        include: opts.include.as_ref().map(|i| i.describe().join(",")),
+        source_secret: opts.source_secret.clone(),
+        rekey_secret: None,
+    };
+    let preview = remote
+        .preview(&opts.file, &fields)
+        .await
+        .map_err(|e| super::import::refused(e, &opts.file))?;
+    show(&super::remote::report_of_preview(preview), &opts)
+}
+
+/// Prints the plan (or its JSON) and answers the exit code `--exit-code` asks for.
+fn show(report: &ImportReport, opts: &Opts) -> anyhow::Result<ExitCode> {
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_plan(&report);
+        print_plan(report);
     }
     let drift = report
         .results

@@ -2,12 +2,14 @@
 
 use std::{io::Write, path::PathBuf};
 
+use app::model::EntityKind;
 use clap::Args;
 
+use super::remote::{Remote, RemoteError};
 use crate::{
     config::Settings,
     transfer::{
-        export::{ExportOptions, export},
+        export::{ExportOptions, export_to},
         selection::{Include, parse_kind},
     },
 };
@@ -19,7 +21,7 @@ pub struct Opts {
     pub out: Option<PathBuf>,
     /// Only these types, e.g. `tool,server` (singular or plural).
     #[arg(long = "type", value_name = "TYPES", value_delimiter = ',', value_parser = parse_kind)]
-    pub types: Vec<app::model::EntityKind>,
+    pub types: Vec<EntityKind>,
     /// Entities with any of these tags (plus the servers using them and their dependencies).
     #[arg(long, value_name = "TAGS", value_delimiter = ',')]
     pub tags: Vec<String>,
@@ -38,50 +40,129 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     let store = super::open_store(settings).await?;
     let options = ExportOptions {
         types: dedup(opts.types),
-        tags: opts
-            .tags
-            .into_iter()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .collect(),
+        tags: tags(opts.tags),
         include: opts.include,
         include_inactive: opts.include_inactive,
         include_dependencies: !opts.no_dependencies,
         picked: None,
     };
     let source = format!("http://{}:{}", settings.host, settings.port);
-    let file = export(&store, &options, &super::cli_actor(), &source).await?;
-    store.close().await;
-    let out = opts.out.unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "config-{}.json",
-            chrono::Utc::now().format("%Y%m%d")
-        ))
-    });
-    let json = serde_json::to_vec_pretty(&file)?;
-    if out.as_os_str() == "-" {
-        std::io::stdout().write_all(&json)?;
-        std::io::stdout().write_all(b"\n")?;
+    let out = out_path(opts.out);
+    let written = if out.as_os_str() == "-" {
+        use tokio::io::AsyncWriteExt;
+        let mut stdout = tokio::io::stdout();
+        let written = export_to(&store, &options, &super::cli_actor(), &source, &mut stdout).await;
+        stdout.write_all(b"\n").await?;
+        stdout.flush().await?;
+        written
     } else {
-        std::fs::write(&out, &json)
+        let file = tokio::fs::File::create(&out)
+            .await
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+        let mut file = tokio::io::BufWriter::new(file);
+        export_to(&store, &options, &super::cli_actor(), &source, &mut file).await
+    };
+    store.close().await;
+    print_summary(&written?.counts, &out);
+    Ok(())
+}
+
+/// The same export from a remote gateway: `GET /admin/export`, streamed to the file.
+pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
+    let mut query = vec![
+        ("include_inactive", opts.include_inactive.to_string()),
+        ("include_dependencies", (!opts.no_dependencies).to_string()),
+    ];
+    let types = dedup(opts.types);
+    if !types.is_empty() {
+        let names: Vec<&str> = types.iter().map(|k| k.plural()).collect();
+        query.push(("types", names.join(",")));
     }
-    let counts = file.entities.counts();
+    let tags = tags(opts.tags);
+    if !tags.is_empty() {
+        query.push(("tags", tags.join(",")));
+    }
+    if let Some(include) = &opts.include {
+        query.push(("include", include.describe().join(",")));
+    }
+    let out = out_path(opts.out);
+    let bytes = if out.as_os_str() == "-" {
+        let mut buffer = Vec::new();
+        remote.export(&query, &mut buffer).await.map_err(refused)?;
+        std::io::stdout().write_all(&buffer)?;
+        buffer
+    } else {
+        let mut file = tokio::fs::File::create(&out)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+        remote.export(&query, &mut file).await.map_err(refused)?;
+        std::fs::read(&out)?
+    };
+    print_summary(&counts_of(&bytes)?, &out);
+    Ok(())
+}
+
+/// A refused remote request: each problem as `pointer: message`.
+fn refused(e: RemoteError) -> anyhow::Error {
+    match e {
+        RemoteError::Refused(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::anyhow!(
+                "the gateway refused the export: {} problem(s)",
+                errors.len()
+            )
+        }
+        RemoteError::Other(e) => e,
+    }
+}
+
+/// Entities per type in an export file, read without building them.
+fn counts_of(bytes: &[u8]) -> anyhow::Result<Vec<(EntityKind, usize)>> {
+    #[derive(serde::Deserialize)]
+    struct Outline {
+        #[serde(default)]
+        entities: std::collections::HashMap<String, Vec<serde::de::IgnoredAny>>,
+    }
+    let outline: Outline = serde_json::from_slice(bytes)
+        .map_err(|e| anyhow::anyhow!("the gateway sent a file that is not an export: {e}"))?;
+    Ok(EntityKind::ALL
+        .into_iter()
+        .map(|k| (k, outline.entities.get(k.plural()).map_or(0, Vec::len)))
+        .collect())
+}
+
+/// "Exported 49 total items across 6 categories", the counts per type, and where.
+fn print_summary(counts: &[(EntityKind, usize)], out: &std::path::Path) {
+    let total: usize = counts.iter().map(|(_, n)| n).sum();
     let categories = counts.iter().filter(|(_, n)| *n > 0).count();
-    eprintln!(
-        "Exported {} total items across {categories} categories",
-        file.entities.total()
-    );
+    eprintln!("Exported {total} total items across {categories} categories");
     for (kind, n) in counts.iter().filter(|(_, n)| *n > 0) {
         eprintln!("  {}: {n}", kind.plural());
     }
     if out.as_os_str() != "-" {
         eprintln!("Wrote {}", out.display());
     }
-    Ok(())
 }
 
-fn dedup(kinds: Vec<app::model::EntityKind>) -> Vec<app::model::EntityKind> {
+fn out_path(out: Option<PathBuf>) -> PathBuf {
+    out.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "config-{}.json",
+            chrono::Utc::now().format("%Y%m%d")
+        ))
+    })
+}
+
+fn tags(tags: Vec<String>) -> Vec<String> {
+    tags.into_iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn dedup(kinds: Vec<EntityKind>) -> Vec<EntityKind> {
     let mut out = Vec::new();
     for k in kinds {
         if !out.contains(&k) {

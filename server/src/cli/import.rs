@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+use app::validation::FieldError;
 use clap::{Args, ValueEnum, builder::TypedValueParser};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::remote::{self, ImportFields, Remote, RemoteError};
 use crate::{
     auth::bootstrap,
     config::Settings,
@@ -91,8 +93,44 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     }
     store.close().await;
     let report = explain(result, &opts.file)?;
-    match opts.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    print(&report, opts.output)
+}
+
+/// The same import on a remote gateway: `POST /admin/import`, then the job followed to its end.
+pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
+    let fields = ImportFields {
+        conflict_strategy: opts.conflict_strategy.as_str().into(),
+        dry_run: opts.dry_run,
+        include: opts.include.map(|i| i.describe().join(",")),
+        source_secret: opts.source_secret,
+        rekey_secret: opts.rekey_secret,
+    };
+    let job = remote
+        .submit(&opts.file, &fields)
+        .await
+        .map_err(|e| refused(e, &opts.file))?;
+    let bar = ProgressBar::on_terminal();
+    let status = remote
+        .wait(&job, |processed, total| {
+            if let Some(bar) = &bar {
+                bar.0.set_length(total);
+                bar.0.set_position(processed);
+            }
+        })
+        .await;
+    if let Some(bar) = bar {
+        bar.0.finish_and_clear();
+    }
+    let report = status
+        .and_then(remote::report_of)
+        .map_err(|e| refused(e, &opts.file))?;
+    print(&report, opts.output)
+}
+
+/// The report as JSON, or the plan lines, renames and the summary line.
+fn print(report: &ImportReport, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(report)?),
         Output::Text => {
             for w in &report.warnings {
                 eprintln!("warning: {w}");
@@ -151,16 +189,27 @@ pub(crate) fn explain(
 ) -> anyhow::Result<ImportReport> {
     match result {
         Ok(report) => Ok(report),
-        Err(ImportError::Invalid(errors)) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            anyhow::bail!(
-                "{}: {} problem(s); nothing was imported",
-                file.display(),
-                errors.len()
-            )
-        }
+        Err(ImportError::Invalid(errors)) => Err(problems(&errors, file)),
         Err(e) => anyhow::bail!("{e}"),
     }
+}
+
+/// A remote refusal, in the words of a local one.
+pub(crate) fn refused(e: RemoteError, file: &std::path::Path) -> anyhow::Error {
+    match e {
+        RemoteError::Refused(errors) => problems(&errors, file),
+        RemoteError::Other(e) => e,
+    }
+}
+
+/// Every problem printed as `pointer: message`; the error says nothing was written.
+fn problems(errors: &[FieldError], file: &std::path::Path) -> anyhow::Error {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    anyhow::anyhow!(
+        "{}: {} problem(s); nothing was imported",
+        file.display(),
+        errors.len()
+    )
 }

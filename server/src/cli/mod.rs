@@ -5,6 +5,7 @@ mod diff;
 mod export;
 mod import;
 mod rekey;
+mod remote;
 mod schema;
 mod seed;
 mod serve;
@@ -31,6 +32,10 @@ pub struct Cli {
     /// Database URL: sqlite://FILE (default sqlite://mcpgateway.db) or postgres://…
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Drive a remote gateway through its REST API (export, import, diff) instead of a
+    /// database; the API token comes from MCPGATEWAY_BEARER_TOKEN.
+    #[arg(long, global = true, value_name = "URL", env = "MCPGATEWAY_URL")]
+    pub url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -101,6 +106,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
+    // `serve` is not a client: it ignores MCPGATEWAY_URL.
+    let url = cli
+        .url
+        .clone()
+        .filter(|_| !matches!(cli.command, Command::Serve(_)));
+    if let Some(url) = url {
+        return run_remote(cli.command, &url).await;
+    }
     let settings = Settings::load(cli.config.clone(), &overrides)?;
     // One-shot commands speak through their own output; their logs start at warnings.
     let quiet = !matches!(cli.command, Command::Serve(_)) && settings.log_level == "info";
@@ -120,6 +133,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// `export`, `import` and `diff` against a remote gateway; the commands that work on a
+/// database only say so.
+async fn run_remote(command: Command, url: &str) -> anyhow::Result<ExitCode> {
+    let remote = || remote::Remote::from_env(url);
+    match command {
+        Command::Export(opts) => export::run_remote(opts, &remote()?).await?,
+        Command::Import(opts) => import::run_remote(opts, &remote()?).await?,
+        Command::Diff(opts) => return diff::run_remote(opts, &remote()?).await,
+        _ => anyhow::bail!(
+            "only export, import and diff drive a remote gateway: drop --url (or unset MCPGATEWAY_URL)"
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens the configured database, creating and migrating it when needed.

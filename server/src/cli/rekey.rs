@@ -3,7 +3,11 @@
 
 use std::path::PathBuf;
 
-use app::{transfer::parse_file, validation::FieldError};
+use app::{
+    entities::tool::HEADER_ENVELOPE,
+    transfer::parse_file,
+    validation::{FieldError, join},
+};
 use clap::Args;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -68,7 +72,8 @@ fn report(errors: &[FieldError]) {
     }
 }
 
-/// Re-encrypts every `auth_value` and `auth_query_params` value of tools and gateways.
+/// Re-encrypts every `auth_value`, `auth_query_params` value and header envelope of
+/// tools and gateways.
 fn rekey_file(file: &mut Value, from: &Cipher, to: &Cipher) -> (usize, Vec<FieldError>) {
     let mut count = 0;
     let mut errors = Vec::new();
@@ -90,7 +95,14 @@ fn rekey_file(file: &mut Value, from: &Cipher, to: &Cipher) -> (usize, Vec<Field
                         }
                         ("auth_query_params", Value::Object(params)) => {
                             for (p, v) in params.iter_mut().filter(|(_, v)| v.is_string()) {
-                                blobs.push((format!("{base}/auth_query_params/{p}"), v));
+                                blobs.push((join(&format!("{base}/auth_query_params"), p), v));
+                            }
+                        }
+                        ("headers", Value::Object(headers)) => {
+                            for (h, v) in headers.iter_mut() {
+                                if let Some(blob @ Value::String(_)) = v.get_mut(HEADER_ENVELOPE) {
+                                    blobs.push((join(&format!("{base}/headers"), h), blob));
+                                }
                             }
                         }
                         _ => {}

@@ -47,7 +47,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
 }
 
 /// The whole file, or standard input for `-`, with a clear message when unreadable.
-pub(crate) fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
     if path.as_os_str() == "-" {
         let mut bytes = Vec::new();

@@ -11,7 +11,6 @@ use std::{collections::HashSet, convert::Infallible, time::Duration};
 use app::{
     jobs::{ConflictStrategy, ExportPreview, ImportPreview, JobCreated, JobStatus},
     model::EntityKind,
-    transfer::ExportFile,
     validation::FieldError,
 };
 use axum::{
@@ -41,7 +40,7 @@ use crate::{
     error::{Error, Result},
     store::audit::{AuditEntry, AuditQuery},
     transfer::{
-        export::{ExportOptions, export, preview as export_preview},
+        export::{ExportOptions, Plan, preview as export_preview},
         jobs::{JobRequest, SubmitError},
         selection::{Include, parse_types},
     },
@@ -132,14 +131,28 @@ pub async fn preview_export_selected(
     Ok(Json(export_preview(&state.store, &options).await?))
 }
 
+/// The export streamed as it is written: the selection is settled first (its errors are
+/// proper answers), then a task writes the file into a bounded pipe the body reads from.
 async fn download(state: &AppState, who: &Principal, options: &ExportOptions) -> Result<Response> {
     let source = state
         .settings
         .public_origin
         .clone()
         .unwrap_or_else(|| format!("http://{}:{}", state.settings.host, state.settings.port));
-    let file: ExportFile = export(&state.store, options, &who.email, &source).await?;
-    let json = serde_json::to_vec_pretty(&file).map_err(anyhow::Error::from)?;
+    let plan = Plan::new(&state.store, options).await?;
+    let (mut writer, reader) = tokio::io::duplex(EXPORT_PIPE_BYTES);
+    let (store, actor) = (state.store.clone(), who.email.clone());
+    tokio::spawn(async move {
+        match plan.write(&store, &actor, &source, &mut writer).await {
+            Ok(written) => tracing::info!(
+                export.entities = written.total(),
+                export.bytes = written.bytes,
+                "export sent"
+            ),
+            // The body ends early: the client sees a cut-off file, never a wrong one.
+            Err(e) => tracing::warn!(error.detail = %e, "export stopped"),
+        }
+    });
     let name = format!("export-{}.json", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .map_err(anyhow::Error::from)?;
@@ -151,10 +164,13 @@ async fn download(state: &AppState, who: &Principal, options: &ExportOptions) ->
             ),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from(json),
+        Body::from_stream(tokio_util::io::ReaderStream::new(reader)),
     )
         .into_response())
 }
+
+/// How far the export's writer may run ahead of the client.
+const EXPORT_PIPE_BYTES: usize = 256 * 1024;
 
 fn bad(name: &str, message: impl Into<String>) -> FieldError {
     FieldError {

@@ -247,6 +247,37 @@ impl StoreTx {
         Ok(hydrate_all(rows, links))
     }
 
+    /// Up to `limit` entities ordered by key, those after `after` only: the pages an
+    /// export streams (keyset pagination: each page is one indexed range scan), all read
+    /// on this transaction (one snapshot, see [`Store::begin_snapshot`]).
+    pub async fn entities_after<E: Entity>(
+        &mut self,
+        include_inactive: bool,
+        after: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<E>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT id, doc FROM {} WHERE ($1 OR is_active) AND ($2 IS NULL OR key > $2) ORDER BY key LIMIT $3",
+            E::KIND.plural()
+        ));
+        let (rows, links) = with_tx!(self, |conn| async {
+            let rows: Vec<DocRow<E>> = sqlx::query_as(sql)
+                .bind(include_inactive)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+            let ids: Vec<Uuid> = match E::KIND {
+                EntityKind::Server => rows.iter().map(|r| r.id).collect(),
+                _ => Vec::new(),
+            };
+            let links = fetch_links!(&mut *conn, ids);
+            Ok::<_, sqlx::Error>((rows, links))
+        }
+        .await)?;
+        Ok(hydrate_all(rows, links))
+    }
+
     pub async fn commit(self) -> sqlx::Result<()> {
         match self {
             StoreTx::Sqlite(t) => t.commit().await,

@@ -385,20 +385,17 @@ fn rekey_list<E: Entity>(
 ) {
     let same_key = source.fingerprint() == target.fingerprint();
     for (i, entity) in list.iter_mut().enumerate() {
-        let Some((auth_type, blob)) = entity.credential() else {
-            continue;
-        };
-        match source.decrypt(blob) {
-            Ok(_) if same_key => {}
-            Ok(plain) => {
-                let sealed = target.encrypt(&plain);
-                entity.set_credential(Some((auth_type, sealed)));
+        let (kind, key) = (E::KIND.singular(), entity.key().to_owned());
+        for (pointer, blob) in entity.blobs_mut() {
+            match source.decrypt(blob) {
+                Ok(_) if same_key => {}
+                Ok(plain) => *blob = target.encrypt(&plain),
+                Err(e) => errors.push(FieldError {
+                    pointer: format!("/entities/{}/{i}{pointer}", E::KIND.plural()),
+                    code: "undecryptable".into(),
+                    message: format!("the credential of {kind} `{key}` {e}; pass the exporting gateway's secret with --source-secret"),
+                }),
             }
-            Err(e) => errors.push(FieldError {
-                pointer: format!("/entities/{}/{i}/auth_value", E::KIND.plural()),
-                code: "undecryptable".into(),
-                message: format!("the credential of {} `{}` {e}; pass the exporting gateway's secret with --source-secret", E::KIND.singular(), entity.key()),
-            }),
         }
     }
 }
@@ -543,7 +540,7 @@ impl Run<'_> {
                 self.record::<E>(key, Action::Created, Vec::new());
                 continue;
             };
-            keep_equal_credential(&mut entity, &existing, self.target);
+            keep_equal_credentials(&mut entity, &existing, self.target);
             let changes = changes(&entity, &existing);
             let changed: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
             let action = match (changed.is_empty(), self.strategy) {
@@ -649,18 +646,24 @@ fn stamp_new<E: Entity>(entity: &mut E) {
     entity.set_id(Some(uuid::Uuid::new_v4()));
 }
 
-/// When the imported credential decrypts to the stored one, keep the stored blob (a
+/// When an imported credential decrypts to the stored one, keep the stored blob (a
 /// re-encryption alone is no change).
-fn keep_equal_credential<E: Entity>(entity: &mut E, existing: &E, target: &Cipher) {
-    let (Some((t1, new)), Some((t2, old))) = (entity.credential(), existing.credential()) else {
+fn keep_equal_credentials<E: Entity>(entity: &mut E, existing: &E, target: &Cipher) {
+    let mut entity_blobs = entity.blobs_mut();
+    if entity_blobs.is_empty() {
         return;
-    };
-    if t1 == t2
-        && new != old
-        && matches!((target.decrypt(new), target.decrypt(old)), (Ok(a), Ok(b)) if a == b)
-    {
-        let old = old.to_owned();
-        entity.set_credential(Some((t2, old)));
+    }
+    let mut existing = existing.clone();
+    let stored: HashMap<String, &mut String> = existing.blobs_mut().into_iter().collect();
+    for (pointer, blob) in &mut entity_blobs {
+        let Some(old) = stored.get(pointer.as_str()) else {
+            continue;
+        };
+        if **blob != **old
+            && matches!((target.decrypt(blob), target.decrypt(old)), (Ok(a), Ok(b)) if a == b)
+        {
+            **blob = (**old).clone();
+        }
     }
 }
 
@@ -684,12 +687,13 @@ fn changes<E: Entity>(new: &E, old: &E) -> Vec<FieldChange> {
         .into_iter()
         .filter(|f| after.get(*f) != before.get(*f))
         .map(|f| {
-            let shown = |v: Option<&Value>| match (f.as_str(), v) {
-                ("auth_value", Some(_)) => Value::String("<secret>".into()),
-                (_, v) => v.cloned().unwrap_or(Value::Null),
+            let secret = matches!(f.as_str(), "auth_value" | "auth_query_params");
+            let shown = |v: Option<&Value>| match v {
+                Some(_) if secret => Value::String("<secret>".into()),
+                v => v.cloned().unwrap_or(Value::Null),
             };
             let mut after_value = shown(after.get(f));
-            if f == "auth_value" && after.contains_key(f) {
+            if secret && after.contains_key(f) {
                 after_value = Value::String("<changed>".into());
             }
             FieldChange {

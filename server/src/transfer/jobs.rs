@@ -573,6 +573,14 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
             .get("summary")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        skipped_by_selection: report
+            .get("skipped_by_selection")
+            .and_then(Value::as_u64)
+            .unwrap_or_default(),
+        rekeyed: report
+            .get("rekeyed")
+            .and_then(Value::as_bool)
+            .unwrap_or_default(),
         file: JobFile {
             name: row.file_name,
             sha256: row.file_sha256,

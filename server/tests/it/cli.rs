@@ -668,3 +668,132 @@ fn schema_describes_the_export_file_from_the_rust_types() {
         "plaintext input is not part of the file"
     );
 }
+
+/// Runs the binary without blocking the in-process gateway it talks to.
+async fn run(mut cmd: Command) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::from(std::mem::replace(&mut cmd, Command::new("true")))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn remote_mode_drives_a_gateway_over_rest_with_the_local_output() {
+    let source = TestApp::spawn(TestDb::sqlite()).await;
+    crate::common::seed_store(&source.store).await;
+    let target = TestApp::spawn(TestDb::sqlite()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("remote.json");
+    let path = file.to_str().unwrap();
+    let remote = |app: &TestApp, token: &str, args: &[&str]| {
+        // An empty database: anything written must have gone through the gateway.
+        let mut cmd = mcpgateway(&TestDb::sqlite());
+        cmd.env("MCPGATEWAY_URL", &app.base)
+            .env("MCPGATEWAY_BEARER_TOKEN", token)
+            .args(args);
+        cmd
+    };
+    let source_token = source.admin_token().await;
+    let (code, _, stderr) = run(remote(&source, &source_token, &["export", "--out", path])).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Exported 49 total items across 6 categories")
+            && stderr.contains("tools: 15"),
+        "{stderr}"
+    );
+    let (_, _, filtered) = run(remote(
+        &source,
+        &source_token,
+        &[
+            "export",
+            "--out",
+            "-",
+            "--type",
+            "tool",
+            "--tags",
+            "production",
+            "--no-dependencies",
+        ],
+    ))
+    .await;
+    assert!(
+        filtered.contains("Exported 5 total items across 1 categories"),
+        "{filtered}"
+    );
+
+    // The same import locally and remotely prints the same lines.
+    let local_db = TestDb::sqlite();
+    let local = mcpgateway(&local_db)
+        .args(["import", path])
+        .output()
+        .unwrap();
+    let local_out = String::from_utf8(local.stdout).unwrap();
+    let token = target.admin_token().await;
+    let (code, dry, stderr) = run(remote(&target, &token, &["import", path, "--dry-run"])).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(dry.contains("Would create 15 new tools"), "{dry}");
+    let (code, imported, stderr) = run(remote(&target, &token, &["import", path])).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(imported, local_out);
+    assert!(
+        imported.contains(
+            "Imported: 15 tools, 3 gateways, 5 servers, 12 prompts, 8 resources, 6 roots"
+        ),
+        "{imported}"
+    );
+    let (_, again, _) = run(remote(&target, &token, &["import", path, "-o", "json"])).await;
+    let report: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(report["results"][0]["action"], "unchanged");
+    let (code, plan, _) = run(remote(&target, &token, &["diff", path, "--exit-code"])).await;
+    assert_eq!((code, plan.trim()), (Some(0), "= 49 unchanged"));
+
+    let (_, selective, _) = run(remote(
+        &target,
+        &token,
+        &["import", path, "--include", "server:seed-server-1"],
+    ))
+    .await;
+    assert_eq!(
+        selective.lines().last(),
+        Some("Imported 3 tools, 1 server, 2 prompts, 1 resource (42 items skipped)"),
+        "{selective}"
+    );
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "new-one", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    let (code, _, stderr) = run(remote(&target, &token, &["import", bad.to_str().unwrap()])).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("/entities/tools/1/url: scheme `gopher` is not allowed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    let tools: serde_json::Value = target
+        .client()
+        .get(target.url("/tools"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!tools.to_string().contains("new-one"), "no row written");
+
+    let (code, _, stderr) = run(remote(&target, "", &["export", "--out", "-"])).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("MCPGATEWAY_BEARER_TOKEN"), "{stderr}");
+    let (code, _, stderr) = run(remote(&target, "mcpg_wrong", &["export", "--out", "-"])).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("401"), "{stderr}");
+    let (code, _, stderr) = run(remote(&target, &token, &["seed"])).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("only export, import and diff"), "{stderr}");
+    source.stop().await;
+    target.stop().await;
+}

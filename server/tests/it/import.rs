@@ -390,3 +390,67 @@ async fn futures_counts(store: &Store) -> Vec<i64> {
     }
     out
 }
+
+#[tokio::test]
+async fn contextforge_query_params_and_header_envelopes_are_re_encrypted_too() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let (key_a, key_b) = (cipher(OTHER_SECRET), cipher(SECRET));
+        let seal = |name: &str, value: &str| {
+            let plain = serde_json::json!({ name: value });
+            key_a.encrypt(&server::crypto::Plaintext(plain.as_object().unwrap().clone()))
+        };
+        let file = serde_json::json!({"version": "2025-03-26", "exported_at": "2026-01-01T00:00:00Z", "entities": {
+            "gateways": [{"name": "qp", "url": "https://peer.example.com/mcp", "auth_type": "query_param",
+                "auth_query_params": {"api_key": seal("api_key", "qp-secret-1")}}],
+            "tools": [{"name": "hdr", "url": "https://api.example.com/x", "headers": {
+                "Accept": "application/json",
+                "X-API-Key": {"_mcpgateway_encrypted_header_value_v1": seal("data", "hdr-secret-2")}}}]
+        }});
+        let bytes = serde_json::to_vec(&file).unwrap();
+
+        let refused = import(&store, &key_b, &bytes, &options(ConflictStrategy::Update), "x")
+            .await
+            .unwrap_err();
+        let ImportError::Invalid(errors) = refused else {
+            panic!("{refused}")
+        };
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/entities/tools/0/headers/X-API-Key",
+                "/entities/gateways/0/auth_query_params/api_key"
+            ]
+        );
+        assert_eq!(store.count_entities(EntityKind::Tool).await.unwrap(), 0);
+
+        let with_source = ImportOptions {
+            source: Some(&key_a),
+            ..options(ConflictStrategy::Update)
+        };
+        assert!(run(&store, &key_b, &bytes, &with_source).await.rekeyed);
+        let exported: Value = serde_json::from_slice(&export_bytes(&store).await).unwrap();
+        let text = exported.to_string();
+        assert!(!text.contains("qp-secret-1") && !text.contains("hdr-secret-2"));
+        let query = &exported["entities"]["gateways"][0]["auth_query_params"]["api_key"];
+        assert_eq!(
+            key_b.decrypt(query.as_str().unwrap()).unwrap().0["api_key"],
+            "qp-secret-1"
+        );
+        let header = &exported["entities"]["tools"][0]["headers"]["X-API-Key"]
+            ["_mcpgateway_encrypted_header_value_v1"];
+        assert_eq!(
+            key_b.decrypt(header.as_str().unwrap()).unwrap().0["data"],
+            "hdr-secret-2"
+        );
+
+        let again = run(&store, &key_b, &bytes, &with_source).await;
+        assert!(
+            again.results.iter().all(|r| r.action == Action::Unchanged),
+            "re-encrypted but equal is no change: {:?}",
+            again.results
+        );
+    })
+    .await;
+}

@@ -16,9 +16,12 @@ use server::{
     crypto::Cipher,
     entities::seed,
     store::Store,
-    transfer::import::{
-        Action, ConflictStrategy, EntityResult, ImportError, ImportOptions, ImportReport, Observer,
-        import,
+    transfer::{
+        export::{ExportOptions, export_to},
+        import::{
+            Action, ConflictStrategy, EntityResult, ImportError, ImportOptions, ImportReport,
+            Observer, import,
+        },
     },
 };
 
@@ -106,6 +109,26 @@ async fn thousands_of_generated_entities_import_with_exact_counts_and_links() {
         let again = run(&store, &bytes, &options(ConflictStrategy::Update)).await;
         assert_eq!(again.results.len(), 3000);
         assert!(again.results.iter().all(|r| r.action == Action::Unchanged));
+
+        // The export streams pages of 1,000: the pieces join into serde_json's pretty file.
+        let mut streamed = Vec::new();
+        let all = ExportOptions {
+            include_dependencies: true,
+            ..Default::default()
+        };
+        let written = export_to(&store, &all, "t", "t", &mut streamed)
+            .await
+            .unwrap();
+        assert_eq!(written.total(), 3000);
+        let value: Value = serde_json::from_slice(&streamed).unwrap();
+        assert_eq!(
+            serde_json::to_vec_pretty(&value).unwrap(),
+            streamed,
+            "byte for byte the pretty JSON of the file"
+        );
+        let exported: ExportFile = serde_json::from_value(value).unwrap();
+        assert_eq!(exported.entities.counts(), expected);
+        assert_eq!(links_by_server(&exported.entities.servers), wanted);
     })
     .await;
 }

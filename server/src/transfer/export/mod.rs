@@ -4,16 +4,20 @@
 use std::collections::HashSet;
 
 use app::{
-    entities::{Entity, Server},
+    entities::Entity,
     model::EntityKind,
     transfer::{EntitySet, ExportFile},
 };
 use serde_json::{Map, Value, json};
 
 pub use app::jobs::{ExportPreview, PreviewItem};
+use tokio::io::AsyncWrite;
+pub use writer::Written;
+
+mod writer;
 
 use super::selection::Include;
-use crate::store::{Store, audit::NewAuditEntry};
+use crate::store::{Store, audit::NewAuditEntry, entities::StoreTx};
 
 /// The file's `version`: the MCP protocol revision our format follows, as ContextForge writes it.
 pub const FORMAT_VERSION: &str = "2025-03-26";
@@ -35,27 +39,25 @@ pub struct ExportOptions {
     pub picked: Option<HashSet<(EntityKind, String)>>,
 }
 
-/// Every stored entity the options may consider (ids still set, for picking by id).
-/// All six types are read in one snapshot: an import committing meanwhile is in the
-/// export entirely or not at all (never its servers without their tools).
-async fn everything(store: &Store, options: &ExportOptions) -> sqlx::Result<EntitySet> {
+/// Every stored entity the options may consider (ids still set, for picking by id), read
+/// on `snapshot`.
+async fn everything(snapshot: &mut StoreTx, options: &ExportOptions) -> sqlx::Result<EntitySet> {
     let inactive = options.include_inactive;
-    let mut tx = store.begin_snapshot().await?;
-    let set = EntitySet {
-        tools: tx.all_entities(inactive).await?,
-        gateways: tx.all_entities(inactive).await?,
-        servers: tx.all_entities(inactive).await?,
-        prompts: tx.all_entities(inactive).await?,
-        resources: tx.all_entities(inactive).await?,
-        roots: tx.all_entities(inactive).await?,
-    };
-    tx.rollback().await?;
-    Ok(set)
+    Ok(EntitySet {
+        tools: snapshot.all_entities(inactive).await?,
+        gateways: snapshot.all_entities(inactive).await?,
+        servers: snapshot.all_entities(inactive).await?,
+        prompts: snapshot.all_entities(inactive).await?,
+        resources: snapshot.all_entities(inactive).await?,
+        roots: snapshot.all_entities(inactive).await?,
+    })
 }
 
 /// What [`export`] would write, and why each entity is in it.
 pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<ExportPreview> {
-    let everything = everything(store, options).await?;
+    let mut snapshot = store.begin_snapshot().await?;
+    let everything = everything(&mut snapshot, options).await?;
+    snapshot.rollback().await?;
     let direct = select(
         &everything,
         &ExportOptions {
@@ -101,35 +103,99 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
     })
 }
 
-/// Builds the export and records it in the audit log.
+/// Builds the export in memory and records it in the audit log: the streamed file, read
+/// back (for tests and callers that want the typed file).
 pub async fn export(
     store: &Store,
     options: &ExportOptions,
     exported_by: &str,
     source_gateway: &str,
 ) -> anyhow::Result<ExportFile> {
-    let everything = everything(store, options).await?;
-    let chosen = select(&everything, options);
-    let mut entities = everything.retain_keys(&chosen);
-    entities.clear_ids();
-    let metadata = metadata(&entities, options);
-    let file = ExportFile {
-        version: FORMAT_VERSION.into(),
-        exported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        exported_by: exported_by.into(),
-        source_gateway: source_gateway.into(),
-        encryption_method: "AES-256-GCM".into(),
-        entities,
-        metadata,
-    };
-    let entry = NewAuditEntry {
-        actor: exported_by,
-        action: "export",
-        details: json!({ "entity_counts": file.metadata["entity_counts"], "export_options": file.metadata["export_options"] }),
-        ..Default::default()
-    };
-    store.record_audit(entry).await?;
-    Ok(file)
+    let mut bytes = Vec::new();
+    export_to(store, options, exported_by, source_gateway, &mut bytes).await?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Writes the export into `out` as it reads the store, and records it in the audit log.
+pub async fn export_to<W: AsyncWrite + Unpin>(
+    store: &Store,
+    options: &ExportOptions,
+    exported_by: &str,
+    source_gateway: &str,
+    out: &mut W,
+) -> anyhow::Result<Written> {
+    let plan = Plan::new(store, options).await?;
+    plan.write(store, exported_by, source_gateway, out).await
+}
+
+/// An export whose selection is settled: what can fail before the first byte is sent.
+pub struct Plan {
+    options: ExportOptions,
+    /// The keys to take; `None` takes every entity of the asked types.
+    chosen: Option<Chosen>,
+    /// One snapshot for the selection and every page: an import committing meanwhile is
+    /// in the file entirely or not at all (never its servers without their tools). It
+    /// holds one pooled connection until the file is written.
+    snapshot: StoreTx,
+}
+
+impl Plan {
+    /// Settles the selection: tags, names and picks need the dependency graph, read once
+    /// and dropped before the file is written; a plain export needs nothing.
+    pub async fn new(store: &Store, options: &ExportOptions) -> sqlx::Result<Plan> {
+        let mut snapshot = store.begin_snapshot().await?;
+        let filtered =
+            !options.tags.is_empty() || options.include.is_some() || options.picked.is_some();
+        let chosen = match filtered {
+            true => Some(select(&everything(&mut snapshot, options).await?, options)),
+            false => None,
+        };
+        Ok(Plan {
+            options: options.clone(),
+            chosen,
+            snapshot,
+        })
+    }
+
+    /// Writes the file page by page, then the audit row.
+    pub async fn write<W: AsyncWrite + Unpin>(
+        mut self,
+        store: &Store,
+        exported_by: &str,
+        source_gateway: &str,
+        out: &mut W,
+    ) -> anyhow::Result<Written> {
+        let header = writer::Header {
+            exported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            exported_by,
+            source_gateway,
+        };
+        let mut file = writer::FileWriter::new(out);
+        file.head(&header).await?;
+        writer::all_lists(
+            &mut file,
+            &mut self.snapshot,
+            &self.options,
+            self.chosen.as_ref(),
+        )
+        .await?;
+        self.snapshot.rollback().await?;
+        let written = file.finish(&self.options).await?;
+        let counts: Map<String, Value> = written
+            .counts
+            .iter()
+            .filter(|(kind, n)| *n > 0 || self.options.types.contains(kind))
+            .map(|(kind, n)| (kind.plural().to_owned(), json!(n)))
+            .collect();
+        let entry = NewAuditEntry {
+            actor: exported_by,
+            action: "export",
+            details: json!({ "entity_counts": counts, "export_options": export_options(&self.options) }),
+            ..Default::default()
+        };
+        store.record_audit(entry).await?;
+        Ok(written)
+    }
 }
 
 type Chosen = HashSet<(EntityKind, String)>;
@@ -232,24 +298,8 @@ fn counts(entities: &EntitySet, options: &ExportOptions) -> Map<String, Value> {
     counts
 }
 
-fn metadata(entities: &EntitySet, options: &ExportOptions) -> Value {
-    let counts = counts(entities, options);
-    let dependencies = if options.include_dependencies {
-        let map = |f: fn(&Server) -> &Vec<String>| -> Map<String, Value> {
-            entities
-                .servers
-                .iter()
-                .map(|s| (s.key().to_owned(), json!(f(s))))
-                .collect()
-        };
-        json!({
-            "servers_to_tools": map(|s| &s.tool_ids),
-            "servers_to_prompts": map(|s| &s.prompt_ids),
-            "servers_to_resources": map(|s| &s.resource_ids),
-        })
-    } else {
-        json!({})
-    };
+/// The options as the file's metadata records them.
+fn export_options(options: &ExportOptions) -> Value {
     let types: Vec<&str> = if options.types.is_empty() {
         EntityKind::ALL.to_vec()
     } else {
@@ -259,14 +309,10 @@ fn metadata(entities: &EntitySet, options: &ExportOptions) -> Value {
     .map(EntityKind::plural)
     .collect();
     json!({
-        "entity_counts": counts,
-        "dependencies": dependencies,
-        "export_options": {
-            "include_inactive": options.include_inactive,
-            "include_dependencies": options.include_dependencies,
-            "selected_types": types,
-            "filter_tags": options.tags,
-            "include": options.include.as_ref().map(Include::describe).unwrap_or_default(),
-        },
+        "include_inactive": options.include_inactive,
+        "include_dependencies": options.include_dependencies,
+        "selected_types": types,
+        "filter_tags": options.tags,
+        "include": options.include.as_ref().map(Include::describe).unwrap_or_default(),
     })
 }
