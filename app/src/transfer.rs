@@ -164,6 +164,7 @@ fn error(pointer: impl Into<String>, code: &str, message: impl Into<String>) -> 
 
 /// Reads and validates an export file; on refusal, every problem found.
 pub fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Vec<FieldError>> {
+    let bytes = without_bom(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(vec![error("", "empty", "the file is empty")]);
     }
@@ -208,9 +209,24 @@ pub fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Vec<FieldError>> {
     })
 }
 
+/// RFC 8259 lets a parser ignore a byte-order mark; Windows editors write one.
+fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 fn syntax_or_shape(e: &serde_json::Error) -> FieldError {
     use serde_json::error::Category;
+    let message = e.to_string();
+    let duplicate = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field.to_owned());
     match e.classify() {
+        Category::Data if duplicate.is_some() => error(
+            join("", duplicate.as_deref().unwrap_or_default()),
+            "duplicate_key",
+            format!("given twice (line {}); keep one", e.line()),
+        ),
         Category::Data => error(
             "",
             "invalid_type",
@@ -463,7 +479,7 @@ pub fn entity_at(pointer: &str) -> Option<(EntityKind, usize)> {
 /// The file as a JSON document and its entities as rows, even when some entities are
 /// invalid ([`parse_file`] says which); `None` when it is not an object of entity lists.
 pub fn outline_file(bytes: &[u8]) -> Option<(Value, Vec<OutlineRow>)> {
-    let document: Value = serde_json::from_slice(bytes).ok()?;
+    let document: Value = serde_json::from_slice(without_bom(bytes)).ok()?;
     let entities = document.get("entities")?.as_object()?;
     let mut rows = Vec::new();
     for kind in EntityKind::ALL {
@@ -681,6 +697,13 @@ mod tests {
         let empty_object: Vec<String> = refused(b"{}").into_iter().map(|(p, _)| p).collect();
         assert_eq!(empty_object, ["/version", "/exported_at", "/entities"]);
         assert_eq!(refused(&[0xff, 0xfe, b'{'])[0].1, "invalid_utf8");
+        let with_bom =
+            b"\xEF\xBB\xBF{\"version\": \"1\", \"exported_at\": \"x\", \"entities\": {}}";
+        assert!(parse_file(with_bom).is_ok(), "a byte-order mark is ignored");
+        assert_eq!(
+            refused(br#"{"version": "1", "version": "2", "exported_at": "x", "entities": {}}"#),
+            [("/version".into(), "duplicate_key".into())]
+        );
         assert_eq!(
             refused(br#"{"version": "1", "exported_at": "x", "entities": []}"#),
             [("/entities".into(), "invalid_type".into())]
