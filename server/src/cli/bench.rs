@@ -222,7 +222,80 @@ async fn operations(
     let written = export_to(store, &options, "bench", "bench", &mut out).await?;
     anyhow::ensure!(written.total() == n, "exported {n} entities");
     rows.push(row("export", n, started));
+
+    let gateway = Gateway::start(store).await?;
+    let started = start();
+    let path = dir.join("export-rest.json");
+    gateway.export(&path).await?;
+    rows.push(row("export-rest", n, started));
+    gateway.stop().await;
+    #[derive(Deserialize)]
+    struct Counted {
+        metadata: Counts,
+    }
+    #[derive(Deserialize)]
+    struct Counts {
+        entity_counts: std::collections::HashMap<String, usize>,
+    }
+    let counted: Counted = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let total: usize = counted.metadata.entity_counts.values().sum();
+    anyhow::ensure!(total == n, "REST exported {total} of {n} entities");
     Ok(rows)
+}
+
+/// The gateway serving `store` on a loopback port, for `GET /admin/export`.
+struct Gateway {
+    base: String,
+    token: String,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Gateway {
+    async fn start(store: &Store) -> anyhow::Result<Gateway> {
+        let secret = SecretString::from(SECRET);
+        let settings = crate::config::Settings {
+            admin_password: Some(SecretString::from(format!("bench-{}", uuid::Uuid::new_v4()))),
+            auth_encryption_secret: Some(secret.clone()),
+            import_workers: 0,
+            ..Default::default()
+        };
+        crate::auth::bootstrap::ensure_admin(store, &settings).await?;
+        let (_, token) =
+            crate::auth::create_api_token(store, &settings.admin_email, "bench", None).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let state = crate::http::AppState::new(store.clone(), settings, secret);
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(crate::http::launch_with_listener(state, listener, async {
+            let _ = stop.await;
+        }));
+        Ok(Gateway { base, token, shutdown, task })
+    }
+
+    /// Downloads the export into `path`, chunk by chunk; the bytes received.
+    async fn export(&self, path: &Path) -> anyhow::Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let mut response = reqwest::Client::new()
+            .get(format!("{}/admin/export?include_dependencies=true", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?;
+        let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(path).await?);
+        let mut bytes = 0;
+        while let Some(chunk) = response.chunk().await? {
+            out.write_all(&chunk).await?;
+            bytes += chunk.len() as u64;
+        }
+        out.flush().await?;
+        Ok(bytes)
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
 }
 
 /// The least an import must do: parse the file into the entity types (above), then
