@@ -255,7 +255,10 @@ impl Gateway {
     async fn start(store: &Store) -> anyhow::Result<Gateway> {
         let secret = SecretString::from(SECRET);
         let settings = crate::config::Settings {
-            admin_password: Some(SecretString::from(format!("bench-{}", uuid::Uuid::new_v4()))),
+            admin_password: Some(SecretString::from(format!(
+                "bench-{}",
+                uuid::Uuid::new_v4()
+            ))),
             auth_encryption_secret: Some(secret.clone()),
             import_workers: 0,
             ..Default::default()
@@ -270,14 +273,22 @@ impl Gateway {
         let task = tokio::spawn(crate::http::launch_with_listener(state, listener, async {
             let _ = stop.await;
         }));
-        Ok(Gateway { base, token, shutdown, task })
+        Ok(Gateway {
+            base,
+            token,
+            shutdown,
+            task,
+        })
     }
 
     /// Downloads the export into `path`, chunk by chunk; the bytes received.
     async fn export(&self, path: &Path) -> anyhow::Result<u64> {
         use tokio::io::AsyncWriteExt;
         let mut response = reqwest::Client::new()
-            .get(format!("{}/admin/export?include_dependencies=true", self.base))
+            .get(format!(
+                "{}/admin/export?include_dependencies=true",
+                self.base
+            ))
             .bearer_auth(&self.token)
             .send()
             .await?
