@@ -221,30 +221,44 @@ impl Store {
 }
 
 impl StoreTx {
-    /// Every stored entity of one type (inactive ones too when asked), ordered by key,
-    /// read on this transaction.
-    pub async fn all_entities<E: Entity>(
+    /// What selection needs of every stored entity of `kind` (inactive ones too when
+    /// asked), ordered by key, read on this transaction: no record is parsed.
+    pub async fn outlines(
         &mut self,
+        kind: EntityKind,
         include_inactive: bool,
-    ) -> sqlx::Result<Vec<E>> {
+    ) -> sqlx::Result<Vec<Outline>> {
         let sql = AssertSqlSafe(format!(
-            "SELECT id, doc FROM {} WHERE ($1 OR is_active) ORDER BY key",
-            E::KIND.plural()
+            "SELECT id, key, name, tag_index FROM {} WHERE ($1 OR is_active) ORDER BY key",
+            kind.plural()
         ));
-        let (rows, links) = with_tx!(self, |conn| async {
-            let rows: Vec<DocRow<E>> = sqlx::query_as(sql)
+        let (rows, mut links) = with_tx!(self, |conn| async {
+            let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(sql)
                 .bind(include_inactive)
                 .fetch_all(&mut *conn)
                 .await?;
-            let ids: Vec<Uuid> = match E::KIND {
-                EntityKind::Server => rows.iter().map(|r| r.id).collect(),
+            let ids: Vec<Uuid> = match kind {
+                EntityKind::Server => rows.iter().map(|r| r.0).collect(),
                 _ => Vec::new(),
             };
             let links = fetch_links!(&mut *conn, ids);
             Ok::<_, sqlx::Error>((rows, links))
         }
         .await)?;
-        Ok(hydrate_all(rows, links))
+        Ok(rows
+            .into_iter()
+            .map(|(id, key, name, tag_index)| Outline {
+                links: links.remove(&id).unwrap_or_default(),
+                tags: tag_index
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                id,
+                key,
+                name,
+            })
+            .collect())
     }
 
     /// Up to `limit` entities ordered by key, those after `after` only: the pages an
@@ -600,6 +614,16 @@ fn links_query(kind: EntityKind) -> String {
         "SELECT t.key FROM {table} l JOIN {} t ON t.id = l.{column} WHERE l.server_id = $1 ORDER BY l.position",
         kind.plural()
     )
+}
+
+/// An entity as selection sees it: its id, key, name, tag ids and (servers) links.
+#[derive(Debug)]
+pub struct Outline {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub links: Vec<(EntityKind, String)>,
 }
 
 #[derive(sqlx::FromRow)]

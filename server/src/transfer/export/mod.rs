@@ -3,11 +3,7 @@
 
 use std::collections::HashSet;
 
-use app::{
-    entities::Entity,
-    model::EntityKind,
-    transfer::{EntitySet, ExportFile},
-};
+use app::{model::EntityKind, transfer::ExportFile};
 use serde_json::{Map, Value, json};
 
 pub use app::jobs::{ExportPreview, PreviewItem};
@@ -17,7 +13,11 @@ pub use writer::Written;
 mod writer;
 
 use super::selection::Include;
-use crate::store::{Store, audit::NewAuditEntry, entities::StoreTx};
+use crate::store::{
+    Store,
+    audit::NewAuditEntry,
+    entities::{Outline, StoreTx},
+};
 
 /// The file's `version`: the MCP protocol revision our format follows, as ContextForge writes it.
 pub const FORMAT_VERSION: &str = "2025-03-26";
@@ -39,65 +39,78 @@ pub struct ExportOptions {
     pub picked: Option<HashSet<(EntityKind, String)>>,
 }
 
-/// Every stored entity the options may consider (ids still set, for picking by id), read
-/// on `snapshot`.
-async fn everything(snapshot: &mut StoreTx, options: &ExportOptions) -> sqlx::Result<EntitySet> {
-    let inactive = options.include_inactive;
-    Ok(EntitySet {
-        tools: snapshot.all_entities(inactive).await?,
-        gateways: snapshot.all_entities(inactive).await?,
-        servers: snapshot.all_entities(inactive).await?,
-        prompts: snapshot.all_entities(inactive).await?,
-        resources: snapshot.all_entities(inactive).await?,
-        roots: snapshot.all_entities(inactive).await?,
-    })
+/// Every stored entity the options may consider, as outlines (ids kept, for picking by
+/// id), per type in file order, read on `snapshot`.
+async fn graph(snapshot: &mut StoreTx, options: &ExportOptions) -> sqlx::Result<Graph> {
+    let mut graph = Graph::new();
+    for kind in EntityKind::ALL {
+        graph.push((
+            kind,
+            snapshot.outlines(kind, options.include_inactive).await?,
+        ));
+    }
+    Ok(graph)
+}
+
+/// The outlines of every type, in file order.
+type Graph = Vec<(EntityKind, Vec<Outline>)>;
+
+fn servers(graph: &Graph) -> &[Outline] {
+    graph
+        .iter()
+        .find(|(kind, _)| *kind == EntityKind::Server)
+        .map_or(&[], |(_, list)| list.as_slice())
 }
 
 /// What [`export`] would write, and why each entity is in it.
 pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<ExportPreview> {
     let mut snapshot = store.begin_snapshot().await?;
-    let everything = everything(&mut snapshot, options).await?;
+    let graph = graph(&mut snapshot, options).await?;
     snapshot.rollback().await?;
     let direct = select(
-        &everything,
+        &graph,
         &ExportOptions {
             include_dependencies: false,
             ..options.clone()
         },
     );
-    let chosen = select(&everything, options);
-    let entities = everything.retain_keys(&chosen);
-    let mut selected = Vec::new();
-    let mut dependencies = Vec::new();
-    for (kind, key) in entities.keys() {
-        let required_by: Vec<String> = entities
-            .servers
+    let chosen = select(&graph, options);
+    let chosen_servers: Vec<&Outline> = servers(&graph)
+        .iter()
+        .filter(|s| direct.contains(&(EntityKind::Server, s.key.clone())))
+        .filter(|s| chosen.contains(&(EntityKind::Server, s.key.clone())))
+        .collect();
+    let (mut selected, mut dependencies) = (Vec::new(), Vec::new());
+    let mut counts = Map::new();
+    for (kind, list) in &graph {
+        let taken: Vec<&Outline> = list
             .iter()
-            .filter(|s| direct.contains(&(EntityKind::Server, s.key().to_owned())))
-            .filter(|s| {
-                s.links()
-                    .iter()
-                    .any(|(k, keys)| *k == kind && keys.contains(&key))
-            })
-            .map(|s| s.key().to_owned())
+            .filter(|e| chosen.contains(&(*kind, e.key.clone())))
             .collect();
-        if direct.contains(&(kind, key.clone())) {
-            selected.push(PreviewItem {
-                kind,
-                name: key,
-                required_by: Vec::new(),
-            });
-        } else {
-            dependencies.push(PreviewItem {
-                kind,
-                name: key,
+        if !taken.is_empty() || options.types.contains(kind) {
+            counts.insert(kind.plural().into(), json!(taken.len()));
+        }
+        for entity in taken {
+            let item = |required_by| PreviewItem {
+                kind: *kind,
+                name: entity.key.clone(),
                 required_by,
-            });
+            };
+            if direct.contains(&(*kind, entity.key.clone())) {
+                selected.push(item(Vec::new()));
+                continue;
+            }
+            let required_by = chosen_servers
+                .iter()
+                .filter(|s| s.links.contains(&(*kind, entity.key.clone())))
+                .map(|s| s.key.clone())
+                .collect();
+            dependencies.push(item(required_by));
         }
     }
     Ok(ExportPreview {
-        counts: counts(&entities, options),
-        total: entities.total(),
+        counts,
+        total: selected.len() + dependencies.len(),
         selected,
         dependencies,
     })
@@ -147,7 +160,7 @@ impl Plan {
         let filtered =
             !options.tags.is_empty() || options.include.is_some() || options.picked.is_some();
         let chosen = match filtered {
-            true => Some(select(&everything(&mut snapshot, options).await?, options)),
+            true => Some(select(&graph(&mut snapshot, options).await?, options)),
             false => None,
         };
         Ok(Plan {
@@ -201,7 +214,7 @@ impl Plan {
 type Chosen = HashSet<(EntityKind, String)>;
 
 /// The keys the export takes, by the rules of [`ExportOptions`].
-fn select(all: &EntitySet, options: &ExportOptions) -> Chosen {
+fn select(graph: &Graph, options: &ExportOptions) -> Chosen {
     let mut chosen = Chosen::new();
     let wanted = |kind: EntityKind| options.types.is_empty() || options.types.contains(&kind);
     let tags: HashSet<String> = options
@@ -209,93 +222,51 @@ fn select(all: &EntitySet, options: &ExportOptions) -> Chosen {
         .iter()
         .map(|t| app::entities::Tag::new(t).id)
         .collect();
-    let picked = |kind: EntityKind, key: &str, id: Option<uuid::Uuid>| {
+    let picked = |kind: EntityKind, entity: &Outline| {
         options.picked.as_ref().is_none_or(|p| {
-            p.contains(&(kind, key.to_owned()))
-                || id.is_some_and(|id| p.contains(&(kind, id.to_string())))
+            p.contains(&(kind, entity.key.clone())) || p.contains(&(kind, entity.id.to_string()))
         })
     };
-    let mut consider = |kind: EntityKind, entity: Candidate<'_>| {
-        let (key, name) = (entity.key, entity.name);
-        let by_include = options
-            .include
-            .as_ref()
-            .is_none_or(|i| i.matches(kind, key, name));
+    for (kind, list) in graph {
+        let kind = *kind;
         let by_type = options
             .include
             .as_ref()
             .map_or(wanted(kind), |i| i.mentions(kind) && wanted(kind));
-        let by_tag = tags.is_empty() || entity.tags.iter().any(|t| tags.contains(&t.id));
-        if by_type && by_include && by_tag && picked(kind, key, entity.id) {
-            chosen.insert((kind, key.to_owned()));
+        for entity in list.iter().filter(|_| by_type) {
+            let by_include = options
+                .include
+                .as_ref()
+                .is_none_or(|i| i.matches(kind, &entity.key, &entity.name));
+            let by_tag = tags.is_empty() || entity.tags.iter().any(|t| tags.contains(t));
+            if by_include && by_tag && picked(kind, entity) {
+                chosen.insert((kind, entity.key.clone()));
+            }
         }
-    };
-    visit(&all.tools, &mut consider);
-    visit(&all.gateways, &mut consider);
-    visit(&all.servers, &mut consider);
-    visit(&all.prompts, &mut consider);
-    visit(&all.resources, &mut consider);
-    visit(&all.roots, &mut consider);
+    }
     if options.include_dependencies {
-        add_dependencies(all, &mut chosen, !tags.is_empty());
+        add_dependencies(servers(graph), &mut chosen, !tags.is_empty());
         // A type filter holds for dependencies too: the file has only the asked types.
         chosen.retain(|(kind, _)| wanted(*kind));
     }
     chosen
 }
 
-/// What selection looks at in an entity.
-struct Candidate<'a> {
-    key: &'a str,
-    name: &'a str,
-    id: Option<uuid::Uuid>,
-    tags: &'a [app::entities::Tag],
-}
-
-fn visit<E: Entity>(list: &[E], consider: &mut impl FnMut(EntityKind, Candidate<'_>)) {
-    for e in list {
-        let candidate = Candidate {
-            key: e.key(),
-            name: e.name(),
-            id: e.id(),
-            tags: e.tags(),
-        };
-        consider(E::KIND, candidate);
-    }
-}
-
 /// Adds, with `dependents`, the servers that use a chosen tool, prompt or resource; then
 /// every chosen server's tools, prompts and resources.
-fn add_dependencies(all: &EntitySet, chosen: &mut Chosen, dependents: bool) {
+fn add_dependencies(servers: &[Outline], chosen: &mut Chosen, dependents: bool) {
     if dependents {
-        for server in &all.servers {
-            let uses_chosen = server
-                .links()
-                .iter()
-                .any(|(kind, keys)| keys.iter().any(|k| chosen.contains(&(*kind, k.clone()))));
-            if uses_chosen {
-                chosen.insert((EntityKind::Server, server.key().to_owned()));
+        for server in servers {
+            if server.links.iter().any(|link| chosen.contains(link)) {
+                chosen.insert((EntityKind::Server, server.key.clone()));
             }
         }
     }
-    for server in &all.servers {
-        if chosen.contains(&(EntityKind::Server, server.key().to_owned())) {
-            for (kind, keys) in server.links() {
-                chosen.extend(keys.iter().map(|k| (kind, k.clone())));
-            }
+    for server in servers {
+        if chosen.contains(&(EntityKind::Server, server.key.clone())) {
+            chosen.extend(server.links.iter().cloned());
         }
     }
-}
-
-/// Per type present (or asked for), how many entities.
-fn counts(entities: &EntitySet, options: &ExportOptions) -> Map<String, Value> {
-    let mut counts = Map::new();
-    for (kind, n) in entities.counts() {
-        if n > 0 || options.types.contains(&kind) {
-            counts.insert(kind.plural().into(), json!(n));
-        }
-    }
-    counts
 }
 
 /// The options as the file's metadata records them.
