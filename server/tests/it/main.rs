@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod crypto_props;
 mod entities_rest;
 mod export;
 mod import;
