@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use app::{
+    entities::Timestamp,
     model::EntityKind,
     transfer::{
         EntitySet, ExportFile, ParsedFile, entity_at, keep_entities, original_pointer,
@@ -43,6 +44,12 @@ fn check_problems(problems: &[FieldError], document: Option<&Value>) -> Result<(
             );
         }
         prop_assert!(seen.insert((&e.pointer, &e.code, &e.message)), "listed twice: {e:?}");
+        // An external reference points at the key it quotes.
+        if let (Some(doc), "external_reference") = (document, e.code.as_str()) {
+            let quoted = e.message.split('`').nth(1);
+            let at = doc.pointer(&e.pointer).and_then(Value::as_str);
+            prop_assert!(at.is_none() || at == quoted, "{e:?} points at {at:?}");
+        }
     }
     Ok(())
 }
@@ -115,7 +122,7 @@ fn display_name() -> impl Strategy<Value = String> {
 }
 
 fn http_url() -> impl Strategy<Value = String> {
-    "(http|https)://[a-z]{1,8}(\\.example\\.com)?(:[0-9]{2,4})?(/[a-z0-9_.-]{0,8}){0,3}"
+    "(http|https)://[a-z]{1,8}(\\.example\\.com)?(:[0-9]{2,4})?(/[a-z0-9_-][a-z0-9_.-]{0,7}){0,3}"
 }
 
 fn tags() -> impl Strategy<Value = Vec<Value>> {
@@ -424,12 +431,12 @@ fn apply(doc: &mut Value, m: &Mutation) {
     locations(doc, String::new(), &mut at);
     match m {
         Mutation::Replace(i, v) => {
-            if let Some(target) = doc.pointer_mut(i.get(&at)) {
+            if let Some(target) = doc.pointer_mut(i.get::<String>(&at)) {
                 *target = v.clone();
             }
         }
         Mutation::Remove(i) => {
-            let p = i.get(&at).clone();
+            let p = i.get::<String>(&at).clone();
             let (parent_at, last) = (parent(&p), &p[p.rfind('/').map_or(0, |i| i + 1)..]);
             let last = last.replace("~1", "/").replace("~0", "~");
             match doc.pointer_mut(parent_at) {
@@ -447,7 +454,7 @@ fn apply(doc: &mut Value, m: &Mutation) {
             }
         }
         Mutation::Insert(i, k, v) => {
-            if let Some(Value::Object(m)) = doc.pointer_mut(i.get(&at)) {
+            if let Some(Value::Object(m)) = doc.pointer_mut(i.get::<String>(&at)) {
                 m.insert(k.clone(), v.clone());
             }
         }
@@ -514,4 +521,83 @@ proptest! {
             }
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// A timestamp the import accepts is written by the export in a form it reads again.
+    #[test]
+    fn accepted_timestamps_read_again_once_written(
+        year in -20i32..10_020,
+        (month, day, hour) in (1u32..=12, 1u32..=28, 0u32..24),
+        tail in prop::sample::select(vec!["", "Z", ".5", "+00:00", "-05:00", "+14:00", ".123456789-23:59"]),
+    ) {
+        let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:00:00{tail}");
+        if let Ok(t) = serde_json::from_value::<Timestamp>(Value::String(text.clone())) {
+            let written = serde_json::to_value(t).unwrap();
+            let again = serde_json::from_value::<Timestamp>(written.clone());
+            prop_assert!(again.is_ok(), "{} written as {} is refused", text, written);
+            prop_assert_eq!(again.unwrap(), t);
+        }
+    }
+}
+
+// ---- Inputs found by fuzzing (fixtures/fuzz-regressions) -------------------------------
+
+fn regression(name: &str) -> Vec<u8> {
+    let path = format!("{}/../fixtures/fuzz-regressions/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn pointers(problems: &[FieldError]) -> Vec<&str> {
+    problems.iter().map(|e| e.pointer.as_str()).collect()
+}
+
+#[test]
+fn every_fuzz_regression_holds_the_properties() {
+    let dir = format!("{}/../fixtures/fuzz-regressions", env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("fixtures/fuzz-regressions") {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        if let Err(e) = check_any_input(&bytes) {
+            panic!("{}: {e}", path.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 3, "{n} files in {dir}");
+}
+
+#[test]
+fn an_external_reference_names_the_servers_position_in_the_file() {
+    // Servers 0 and 1 are identical (merged): the reference is server 2's, not 1's.
+    let file = parse_file(&regression("external-reference-after-merged-duplicate.json")).unwrap();
+    let codes: Vec<&str> = file.warnings.iter().map(|w| w.code.as_str()).collect();
+    assert_eq!(codes, ["duplicate_merged", "external_reference"]);
+    assert_eq!(
+        pointers(&file.warnings),
+        ["/entities/servers/1", "/entities/servers/2/tool_ids/0"]
+    );
+}
+
+#[test]
+fn type_errors_after_a_bad_array_element_keep_their_positions() {
+    let errors = parse_file(&regression("errors-after-removed-array-element.json")).unwrap_err();
+    assert_eq!(
+        pointers(&errors),
+        ["/entities/tools/0/tags/1", "/entities/tools/0/tags/2"]
+    );
+}
+
+#[test]
+fn timestamps_outside_four_digit_years_are_refused() {
+    let errors = parse_file(&regression("timestamp-year-outside-rfc3339.json")).unwrap_err();
+    assert_eq!(
+        pointers(&errors),
+        ["/entities/roots/0/created_at", "/entities/roots/1/updated_at"]
+    );
 }

@@ -107,6 +107,47 @@ pub fn has_repeated_keys(bytes: &[u8]) -> bool {
     ok && found.get()
 }
 
+/// True when the `entities` object names a type twice, read as `parse_file` reads it
+/// (borrowed raw members, so also when the document is not valid as a `Value`).
+pub fn repeated_entity_types(bytes: &[u8]) -> bool {
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    use serde_json::value::RawValue;
+    struct Names(bool);
+    impl<'de> serde::Deserialize<'de> for Names {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Names;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Names, A::Error> {
+                    let mut seen = HashSet::new();
+                    let mut repeated = false;
+                    while let Some((k, _)) = map.next_entry::<String, &'de RawValue>()? {
+                        repeated |= !seen.insert(k);
+                    }
+                    Ok(Names(repeated))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow)]
+        entities: Option<&'a RawValue>,
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    serde_json::from_str::<Top>(text)
+        .ok()
+        .and_then(|t| t.entities)
+        .and_then(|raw| serde_json::from_str::<Names>(raw.get()).ok())
+        .is_some_and(|n| n.0)
+}
+
 /// Each entity serialised, by type, leaving out those that came with plaintext `auth`
 /// (never serialised: the server encrypts it into `auth_value` on import).
 fn serialised(set: &EntitySet) -> Value {
@@ -129,6 +170,26 @@ fn serialised(set: &EntitySet) -> Value {
     })
 }
 
+/// The value at `pointer`, also under the alias a server's references may be written
+/// with (`associated_tools` for `tool_ids`): `external_reference` warnings always name
+/// `tool_ids`, `prompt_ids` or `resource_ids` (known, see fuzz/README.md).
+fn lookup<'a>(doc: &'a Value, pointer: &str) -> Option<&'a Value> {
+    doc.pointer(pointer).or_else(|| {
+        let (i, kind) = ["tool", "prompt", "resource"]
+            .iter()
+            .find_map(|k| pointer.find(&format!("/{k}_ids")).map(|i| (i, *k)))?;
+        if !pointer.starts_with("/entities/servers/") {
+            return None;
+        }
+        let alias = format!(
+            "{}/associated_{kind}s{}",
+            &pointer[..i],
+            &pointer[i + kind.len() + 5..]
+        );
+        doc.pointer(&alias)
+    })
+}
+
 /// Every error or warning has a pointer of valid syntax; when the document is JSON
 /// without repeated keys, the pointer or its parent (a missing required field) resolves.
 fn check_pointers(what: &str, list: &[FieldError], document: Option<&Value>) {
@@ -136,7 +197,7 @@ fn check_pointers(what: &str, list: &[FieldError], document: Option<&Value>) {
         assert!(is_pointer(&e.pointer), "{what}: bad pointer syntax {e:?}");
         if let Some(doc) = document {
             assert!(
-                doc.pointer(&e.pointer).is_some() || doc.pointer(parent(&e.pointer)).is_some(),
+                lookup(doc, &e.pointer).is_some() || lookup(doc, parent(&e.pointer)).is_some(),
                 "{what}: pointer resolves neither itself nor its parent: {e:?}"
             );
         }
@@ -148,13 +209,17 @@ fn check_pointers(what: &str, list: &[FieldError], document: Option<&Value>) {
 /// re-serialise into a file that parses back to the same entities.
 pub fn check_parse_file(bytes: &[u8]) {
     let result = parse_file(bytes);
-    let document: Option<Value> = serde_json::from_slice(bytes)
-        .ok()
-        .filter(|_| !has_repeated_keys(bytes));
+    // A repeated key (`"tools": [..], "tools": [..]`) is read twice by `parse_file` and
+    // once (last wins) as a `Value`: known, see fuzz/README.md.
+    let repeated = has_repeated_keys(bytes) || repeated_entity_types(bytes);
+    let document: Option<Value> = serde_json::from_slice(bytes).ok().filter(|_| !repeated);
     match result {
         Err(errors) => {
             assert!(!errors.is_empty(), "a refusal names at least one problem");
             check_pointers("error", &errors, document.as_ref());
+            if repeated {
+                return;
+            }
             let mut seen = HashSet::new();
             for e in &errors {
                 assert!(
@@ -164,7 +229,6 @@ pub fn check_parse_file(bytes: &[u8]) {
             }
         }
         Ok(file) => {
-            let document = document.filter(|_| !has_repeated_keys(bytes));
             check_pointers("warning", &file.warnings, document.as_ref());
             if let Some(doc) = &document {
                 check_warning_targets(&file, doc);
@@ -180,7 +244,7 @@ fn check_warning_targets(file: &ParsedFile, doc: &Value) {
         if w.code == "external_reference" {
             let quoted = w.message.split('`').nth(1).unwrap_or_default();
             assert_eq!(
-                doc.pointer(&w.pointer).and_then(Value::as_str),
+                lookup(doc, &w.pointer).and_then(Value::as_str),
                 Some(quoted),
                 "an external_reference warning points at another value: {w:?}"
             );
@@ -255,7 +319,7 @@ pub fn check_outline_keep(bytes: &[u8]) {
     }
     let row_set: HashSet<(EntityKind, usize)> = rows.iter().map(|r| (r.kind, r.index)).collect();
     assert_eq!(row_set.len(), rows.len(), "rows are distinct");
-    if has_repeated_keys(bytes) {
+    if has_repeated_keys(bytes) || repeated_entity_types(bytes) {
         return;
     }
     let problems: Vec<FieldError> = match &parsed {
@@ -365,8 +429,7 @@ fn check_kept(
         if let Some((kind, i)) = entity_at(&mapped) {
             assert!(keep(kind, i), "{e:?} maps to {mapped}, an entity left out");
             assert!(
-                document.pointer(&mapped).is_some()
-                    || document.pointer(parent(&mapped)).is_some(),
+                lookup(document, &mapped).is_some() || lookup(document, parent(&mapped)).is_some(),
                 "{e:?} maps to {mapped}, not in the original"
             );
         } else {
