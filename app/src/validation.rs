@@ -248,15 +248,13 @@ mod tests {
     fn errors_after_a_removed_array_element_keep_their_positions() {
         // Found by fuzzing (fuzz/ parse_file): each bad element used to be removed and the
         // next one reported at the shifted index, i.e. `/tags/1` twice and `/tags/2` never.
-        let errors = parse_all::<Sample>(
-            json!({"tags": ["a", 7, 8, "b", null], "port": "x"}),
-            "/t",
-        )
-        .unwrap_err();
+        let errors =
+            parse_all::<Sample>(json!({"tags": ["a", 7, 8, "b", null], "port": "x"}), "/t")
+                .unwrap_err();
         let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(pointers, ["/t/tags/1", "/t/tags/2", "/t/tags/4", "/t/port"]);
-        let nested = parse_all::<Vec<Vec<String>>>(json!([[1, "a", 2], [3], ["b", 4]]), "")
-            .unwrap_err();
+        let nested =
+            parse_all::<Vec<Vec<String>>>(json!([[1, "a", 2], [3], ["b", 4]]), "").unwrap_err();
         let pointers: Vec<&str> = nested.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(pointers, ["/0/0", "/0/2", "/1/0", "/2/1"]);
     }

@@ -43,7 +43,10 @@ fn check_problems(problems: &[FieldError], document: Option<&Value>) -> Result<(
                 "pointer outside the document: {e:?}"
             );
         }
-        prop_assert!(seen.insert((&e.pointer, &e.code, &e.message)), "listed twice: {e:?}");
+        prop_assert!(
+            seen.insert((&e.pointer, &e.code, &e.message)),
+            "listed twice: {e:?}"
+        );
         // An external reference points at the key it quotes.
         if let (Some(doc), "external_reference") = (document, e.code.as_str()) {
             let quoted = e.message.split('`').nth(1);
@@ -213,28 +216,30 @@ fn tool() -> impl Strategy<Value = Value> {
         prop::option::of(0u32..10_000),
         common(),
     )
-        .prop_map(|(name, url, method, display, headers, auth, rate, common)| {
-            let (auth_type, auth_value) = auth.unzip();
-            common_fields(
-                object(vec![
-                    ("name", name.into()),
-                    ("displayName", display.into()),
-                    ("url", url.into()),
-                    ("integration_type", "REST".into()),
-                    ("request_type", method.into()),
-                    ("headers", json!(headers)),
-                    (
-                        "input_schema",
-                        json!({"type": "object", "properties": {"q": {"type": "string"}}}),
-                    ),
-                    ("annotations", json!({"title": "t", "readOnlyHint": true})),
-                    ("rate_limit", rate.into()),
-                    ("auth_type", auth_type.into()),
-                    ("auth_value", auth_value.into()),
-                ]),
-                common,
-            )
-        })
+        .prop_map(
+            |(name, url, method, display, headers, auth, rate, common)| {
+                let (auth_type, auth_value) = auth.unzip();
+                common_fields(
+                    object(vec![
+                        ("name", name.into()),
+                        ("displayName", display.into()),
+                        ("url", url.into()),
+                        ("integration_type", "REST".into()),
+                        ("request_type", method.into()),
+                        ("headers", json!(headers)),
+                        (
+                            "input_schema",
+                            json!({"type": "object", "properties": {"q": {"type": "string"}}}),
+                        ),
+                        ("annotations", json!({"title": "t", "readOnlyHint": true})),
+                        ("rate_limit", rate.into()),
+                        ("auth_type", auth_type.into()),
+                        ("auth_value", auth_value.into()),
+                    ]),
+                    common,
+                )
+            },
+        )
 }
 
 fn gateway() -> impl Strategy<Value = Value> {
@@ -417,8 +422,20 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (
             any::<Index>(),
             prop::sample::select(vec![
-                "name", "url", "uri", "tags", "headers", "auth_type", "auth_value", "auth",
-                "tool_ids", "widgets", "a/b~c", "created_at", "input_schema", "timeout",
+                "name",
+                "url",
+                "uri",
+                "tags",
+                "headers",
+                "auth_type",
+                "auth_value",
+                "auth",
+                "tool_ids",
+                "widgets",
+                "a/b~c",
+                "created_at",
+                "input_schema",
+                "timeout",
             ]),
             odd_value()
         )
@@ -546,7 +563,10 @@ proptest! {
 // ---- Inputs found by fuzzing (fixtures/fuzz-regressions) -------------------------------
 
 fn regression(name: &str) -> Vec<u8> {
-    let path = format!("{}/../fixtures/fuzz-regressions/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../fixtures/fuzz-regressions/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -556,7 +576,10 @@ fn pointers(problems: &[FieldError]) -> Vec<&str> {
 
 #[test]
 fn every_fuzz_regression_holds_the_properties() {
-    let dir = format!("{}/../fixtures/fuzz-regressions", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!(
+        "{}/../fixtures/fuzz-regressions",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("fixtures/fuzz-regressions") {
         let path = entry.unwrap().path();
@@ -575,7 +598,10 @@ fn every_fuzz_regression_holds_the_properties() {
 #[test]
 fn an_external_reference_names_the_servers_position_in_the_file() {
     // Servers 0 and 1 are identical (merged): the reference is server 2's, not 1's.
-    let file = parse_file(&regression("external-reference-after-merged-duplicate.json")).unwrap();
+    let file = parse_file(&regression(
+        "external-reference-after-merged-duplicate.json",
+    ))
+    .unwrap();
     let codes: Vec<&str> = file.warnings.iter().map(|w| w.code.as_str()).collect();
     assert_eq!(codes, ["duplicate_merged", "external_reference"]);
     assert_eq!(
@@ -598,6 +624,9 @@ fn timestamps_outside_four_digit_years_are_refused() {
     let errors = parse_file(&regression("timestamp-year-outside-rfc3339.json")).unwrap_err();
     assert_eq!(
         pointers(&errors),
-        ["/entities/roots/0/created_at", "/entities/roots/1/updated_at"]
+        [
+            "/entities/roots/0/created_at",
+            "/entities/roots/1/updated_at"
+        ]
     );
 }

@@ -10,8 +10,7 @@ use app::{
     entities::Entity,
     model::EntityKind,
     transfer::{
-        EntitySet, ParsedFile, entity_at, keep_entities, original_pointer, outline_file,
-        parse_file,
+        EntitySet, ParsedFile, entity_at, keep_entities, original_pointer, outline_file, parse_file,
     },
     validation::FieldError,
 };
@@ -291,11 +290,9 @@ pub fn round_trip(file: &ParsedFile) {
 
 /// A deterministic choice of entities to keep, from the input.
 fn chosen(bytes: &[u8]) -> impl Fn(EntityKind, usize) -> bool {
-    let seed = bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let seed = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
     move |kind, i| {
         let h = (seed ^ (kind as u64) << 40 ^ i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         (h >> 61) % 3 != 0
@@ -484,7 +481,10 @@ pub mod decrypt {
     /// Any bytes as a blob: refused unless it is a real encryption (never, by chance).
     pub fn any_blob(bytes: &[u8]) {
         let text = URL_SAFE_NO_PAD.encode(bytes);
-        assert_eq!(decode_lenient(&text).ok().as_deref(), (bytes.len() >= 28).then_some(bytes));
+        assert_eq!(
+            decode_lenient(&text).ok().as_deref(),
+            (bytes.len() >= 28).then_some(bytes)
+        );
         match CIPHER.decrypt(&text) {
             Err(CryptoError::TooShort(n)) => assert!(n == bytes.len() && n < 28),
             Err(CryptoError::WrongKey) => assert!(bytes.len() >= 28),
@@ -535,7 +535,11 @@ pub mod decrypt {
         let cut = &bytes[..bytes.len() - 1 - at % bytes.len().min(8)];
         let mut longer = bytes.clone();
         longer.push(mask);
-        for (what, changed) in [("flipped", &flipped[..]), ("cut", cut), ("extended", &longer)] {
+        for (what, changed) in [
+            ("flipped", &flipped[..]),
+            ("cut", cut),
+            ("extended", &longer),
+        ] {
             match CIPHER.decrypt(&URL_SAFE_NO_PAD.encode(changed)) {
                 Err(CryptoError::WrongKey) => {}
                 Err(CryptoError::TooShort(_)) if changed.len() < 28 => {}

@@ -167,7 +167,9 @@ impl<'de> Deserialize<'de> for Timestamp {
             .or_else(|_| {
                 NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
             })
-            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not an ISO 8601 timestamp")))?;
+            .map_err(|_| {
+                serde::de::Error::custom(format!("`{text}` is not an ISO 8601 timestamp"))
+            })?;
         // Written back as RFC 3339, which has four-digit years only: a year outside
         // 0000-9999 in UTC (`-0001-…`, or `9999-12-31T23:00:00-05:00`) would not read again.
         if !(0..=9999).contains(&time.year()) {
@@ -389,11 +391,19 @@ mod tests {
     fn timestamps_that_would_not_read_again_once_written_are_refused() {
         // Found by fuzzing (fuzz/ parse_file round trip): accepted, then written as
         // `+10000-01-01T04:00:00Z` or `-0001-01-01T00:00:00Z`, which no longer parse.
-        for text in ["9999-12-31T23:00:00-05:00", "-0001-01-01T00:00:00", "+10000-01-01T00:00:00Z"] {
+        for text in [
+            "9999-12-31T23:00:00-05:00",
+            "-0001-01-01T00:00:00",
+            "+10000-01-01T00:00:00Z",
+        ] {
             let read = serde_json::from_value::<Timestamp>(Value::String(text.into()));
             assert!(read.is_err(), "{text}: {read:?}");
         }
-        for text in ["0000-01-01T00:00:00", "9999-12-31T23:59:59.999999Z", "0000-01-01T05:00:00+05:00"] {
+        for text in [
+            "0000-01-01T00:00:00",
+            "9999-12-31T23:59:59.999999Z",
+            "0000-01-01T05:00:00+05:00",
+        ] {
             let t: Timestamp = serde_json::from_value(Value::String(text.into())).unwrap();
             let again: Timestamp = serde_json::from_value(serde_json::to_value(t).unwrap())
                 .unwrap_or_else(|e| panic!("{text} written as {:?}: {e}", serde_json::to_value(t)));

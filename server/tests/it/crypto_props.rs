@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 use server::crypto::{Cipher, CryptoError, Plaintext, decode_lenient};
 
 fn cipher() -> Cipher {
-    Cipher::new(&SecretString::from("proptest-secret-0123456789abcdefghijkl"))
+    Cipher::new(&SecretString::from(
+        "proptest-secret-0123456789abcdefghijkl",
+    ))
 }
 
 fn credentials() -> impl Strategy<Value = Plaintext> {
