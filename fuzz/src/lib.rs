@@ -241,7 +241,11 @@ pub fn check_parse_file(bytes: &[u8]) {
 fn check_warning_targets(file: &ParsedFile, doc: &Value) {
     for w in &file.warnings {
         if w.code == "external_reference" {
-            let quoted = w.message.split('`').nth(1).unwrap_or_default();
+            let quoted = w
+                .message
+                .strip_prefix('`')
+                .and_then(|m| m.strip_suffix("` is not in the file: it must exist in the target"))
+                .unwrap_or_default();
             assert_eq!(
                 lookup(doc, &w.pointer).and_then(Value::as_str),
                 Some(quoted),
