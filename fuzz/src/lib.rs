@@ -299,7 +299,7 @@ fn chosen(bytes: &[u8]) -> impl Fn(EntityKind, usize) -> bool {
     });
     move |kind, i| {
         let h = (seed ^ (kind as u64) << 40 ^ i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (h >> 61) % 3 != 0
+        !(h >> 61).is_multiple_of(3)
     }
 }
 
