@@ -392,7 +392,15 @@ fn check_references(set: &EntitySet, warnings: &mut Vec<FieldError>) {
     let prompts: std::collections::HashSet<&str> = set.prompts.iter().map(|p| p.key()).collect();
     let resources: std::collections::HashSet<&str> =
         set.resources.iter().map(|r| r.key()).collect();
-    for (i, server) in set.servers.iter().enumerate() {
+    // Pointers name the server's position in the file: merged duplicates are not in `set`.
+    let merged: std::collections::HashSet<usize> = warnings
+        .iter()
+        .filter(|w| w.code == "duplicate_merged")
+        .filter_map(|w| entity_at(&w.pointer))
+        .filter_map(|(kind, i)| (kind == EntityKind::Server).then_some(i))
+        .collect();
+    let in_file = (0..).filter(|i| !merged.contains(i));
+    for (i, server) in in_file.zip(&set.servers) {
         for (field, keys, known) in [
             ("tool_ids", &server.tool_ids, &tools),
             ("prompt_ids", &server.prompt_ids, &prompts),

@@ -88,23 +88,61 @@ pub fn parse_partial<T: DeserializeOwned>(
     base: &str,
 ) -> (Option<T>, Vec<FieldError>) {
     let mut errors = Vec::new();
+    // Array elements removed so far, by array (original positions): later pointers into
+    // the same array are shifted back to the positions the document gives.
+    let mut removed: Vec<(Vec<String>, usize)> = Vec::new();
     for _ in 0..64 {
         match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(parsed) => return (Some(parsed), errors),
             Err(e) => {
                 let tokens = path_tokens(e.path());
+                let original = original_tokens(&tokens, &removed);
                 errors.push(FieldError {
-                    pointer: tokens.iter().fold(base.to_owned(), |p, t| join(&p, t)),
+                    pointer: original.iter().fold(base.to_owned(), |p, t| join(&p, t)),
                     code: "invalid_type".into(),
                     message: tidy_message(&e.inner().to_string()),
                 });
-                if tokens.is_empty() || !remove_at(&mut value, &tokens) {
-                    return (None, errors);
+                match remove_at(&mut value, &tokens) {
+                    Removed::Nothing => return (None, errors),
+                    Removed::Field => {}
+                    Removed::Element => {
+                        if let Some((index, array)) = original.split_last()
+                            && let Ok(index) = index.parse()
+                        {
+                            removed.push((array.to_vec(), index));
+                        }
+                    }
                 }
             }
         }
     }
     (None, errors)
+}
+
+/// The path in the document as given, for a path into it after `removed` elements went.
+fn original_tokens(tokens: &[String], removed: &[(Vec<String>, usize)]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let mut gone: Vec<usize> = removed
+            .iter()
+            .filter(|(array, _)| *array == out)
+            .map(|(_, i)| *i)
+            .collect();
+        let token = match token.parse::<usize>() {
+            Ok(mut index) if !gone.is_empty() => {
+                gone.sort_unstable();
+                for g in gone {
+                    if g <= index {
+                        index += 1;
+                    }
+                }
+                index.to_string()
+            }
+            _ => token.clone(),
+        };
+        out.push(token);
+    }
+    out
 }
 
 fn path_tokens(path: &serde_path_to_error::Path) -> Vec<String> {
@@ -118,35 +156,45 @@ fn path_tokens(path: &serde_path_to_error::Path) -> Vec<String> {
         .collect()
 }
 
-/// Replaces the value at `tokens` with null (inside arrays) or removes it (in objects).
-fn remove_at(value: &mut Value, tokens: &[String]) -> bool {
+/// What [`remove_at`] took out.
+enum Removed {
+    Nothing,
+    Field,
+    Element,
+}
+
+/// Removes the value at `tokens` (a field of an object, or an element of an array).
+fn remove_at(value: &mut Value, tokens: &[String]) -> Removed {
     let Some((last, parents)) = tokens.split_last() else {
-        return false;
+        return Removed::Nothing;
     };
     let mut current = value;
     for t in parents {
         current = match current {
             Value::Object(m) => match m.get_mut(t) {
                 Some(v) => v,
-                None => return false,
+                None => return Removed::Nothing,
             },
             Value::Array(a) => match t.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
                 Some(v) => v,
-                None => return false,
+                None => return Removed::Nothing,
             },
-            _ => return false,
+            _ => return Removed::Nothing,
         };
     }
     match current {
-        Value::Object(m) => m.shift_remove(last).is_some(),
+        Value::Object(m) => match m.shift_remove(last) {
+            Some(_) => Removed::Field,
+            None => Removed::Nothing,
+        },
         Value::Array(a) => match last.parse::<usize>().ok().filter(|i| *i < a.len()) {
             Some(i) => {
                 a.remove(i);
-                true
+                Removed::Element
             }
-            None => false,
+            None => Removed::Nothing,
         },
-        _ => false,
+        _ => Removed::Nothing,
     }
 }
 
@@ -194,6 +242,21 @@ mod tests {
             "{}",
             errors[0].message
         );
+    }
+
+    #[test]
+    fn errors_after_a_removed_array_element_keep_their_positions() {
+        // Found by fuzzing (fuzz/ parse_file): each bad element used to be removed and the
+        // next one reported at the shifted index, i.e. `/tags/1` twice and `/tags/2` never.
+        let errors =
+            parse_all::<Sample>(json!({"tags": ["a", 7, 8, "b", null], "port": "x"}), "/t")
+                .unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/t/tags/1", "/t/tags/2", "/t/tags/4", "/t/port"]);
+        let nested =
+            parse_all::<Vec<Vec<String>>>(json!([[1, "a", 2], [3], ["b", 4]]), "").unwrap_err();
+        let pointers: Vec<&str> = nested.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/0/0", "/0/2", "/1/0", "/2/1"]);
     }
 
     #[test]

@@ -160,13 +160,24 @@ impl schemars::JsonSchema for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        use chrono::Datelike;
         let text = String::deserialize(d)?;
-        if let Ok(t) = DateTime::parse_from_rfc3339(&text) {
-            return Ok(Timestamp(t.with_timezone(&Utc)));
+        let time = DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|_| {
+                NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
+            })
+            .map_err(|_| {
+                serde::de::Error::custom(format!("`{text}` is not an ISO 8601 timestamp"))
+            })?;
+        // Written back as RFC 3339, which has four-digit years only: a year outside
+        // 0000-9999 in UTC (`-0001-…`, or `9999-12-31T23:00:00-05:00`) would not read again.
+        if !(0..=9999).contains(&time.year()) {
+            return Err(serde::de::Error::custom(format!(
+                "`{text}` is out of range: the year in UTC must be 0000 to 9999"
+            )));
         }
-        NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
-            .map(|t| Timestamp(t.and_utc()))
-            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not an ISO 8601 timestamp")))
+        Ok(Timestamp(time))
     }
 }
 
@@ -374,5 +385,29 @@ mod tests {
         let b: Timestamp = serde_json::from_str(r#""2026-11-25T14:02:57.432106+00:00""#).unwrap();
         assert_eq!(a, b);
         assert!(serde_json::from_str::<Timestamp>(r#""yesterday""#).is_err());
+    }
+
+    #[test]
+    fn timestamps_that_would_not_read_again_once_written_are_refused() {
+        // Found by fuzzing (fuzz/ parse_file round trip): accepted, then written as
+        // `+10000-01-01T04:00:00Z` or `-0001-01-01T00:00:00Z`, which no longer parse.
+        for text in [
+            "9999-12-31T23:00:00-05:00",
+            "-0001-01-01T00:00:00",
+            "+10000-01-01T00:00:00Z",
+        ] {
+            let read = serde_json::from_value::<Timestamp>(Value::String(text.into()));
+            assert!(read.is_err(), "{text}: {read:?}");
+        }
+        for text in [
+            "0000-01-01T00:00:00",
+            "9999-12-31T23:59:59.999999Z",
+            "0000-01-01T05:00:00+05:00",
+        ] {
+            let t: Timestamp = serde_json::from_value(Value::String(text.into())).unwrap();
+            let again: Timestamp = serde_json::from_value(serde_json::to_value(t).unwrap())
+                .unwrap_or_else(|e| panic!("{text} written as {:?}: {e}", serde_json::to_value(t)));
+            assert_eq!(again, t);
+        }
     }
 }

@@ -6,6 +6,7 @@ mod common;
 
 mod cli;
 mod crash;
+mod crypto_props;
 mod entities_rest;
 mod export;
 mod hostile;
