@@ -283,12 +283,22 @@ fn read_entities(
         return EntitySet::default();
     };
     let mut set = EntitySet::default();
+    let mut seen = Vec::new();
     for (name, list) in pairs.0 {
         let base = join("/entities", &name);
         let Some(kind) = EntityKind::ALL.into_iter().find(|k| k.plural() == name) else {
             errors.push(error(base, "unknown_type", format!("unknown entity type `{name}`; expected one of tools, gateways, servers, prompts, resources, roots")));
             continue;
         };
+        if seen.contains(&kind) {
+            errors.push(error(
+                base,
+                "duplicate_key",
+                "given twice; put every entity of a type in one list",
+            ));
+            continue;
+        }
+        seen.push(kind);
         let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(list.get()) else {
             errors.push(error(base, "invalid_type", "must be a list"));
             continue;
@@ -487,7 +497,17 @@ pub fn entity_at(pointer: &str) -> Option<(EntityKind, usize)> {
 /// The file as a JSON document and its entities as rows, even when some entities are
 /// invalid ([`parse_file`] says which); `None` when it is not an object of entity lists.
 pub fn outline_file(bytes: &[u8]) -> Option<(Value, Vec<OutlineRow>)> {
-    let document: Value = serde_json::from_slice(without_bom(bytes)).ok()?;
+    let text = std::str::from_utf8(without_bom(bytes)).ok()?;
+    let members = serde_json::from_str::<members::Pairs>(text).ok()?;
+    // A member the import does not read (metadata holding a number beyond f64, a lone
+    // surrogate escape, …) may not fit a `Value`: it is left out, as the import ignores it.
+    let document = Value::Object(
+        members
+            .0
+            .into_iter()
+            .filter_map(|(name, raw)| Some((name, serde_json::from_str(raw.get()).ok()?)))
+            .collect(),
+    );
     let entities = document.get("entities")?.as_object()?;
     let mut rows = Vec::new();
     for kind in EntityKind::ALL {
@@ -708,6 +728,12 @@ mod tests {
         let with_bom =
             b"\xEF\xBB\xBF{\"version\": \"1\", \"exported_at\": \"x\", \"entities\": {}}";
         assert!(parse_file(with_bom).is_ok(), "a byte-order mark is ignored");
+        assert_eq!(
+            refused(
+                br#"{"version": "1", "exported_at": "x", "entities": {"roots": [], "roots": []}}"#
+            ),
+            [("/entities/roots".into(), "duplicate_key".into())]
+        );
         assert_eq!(
             refused(br#"{"version": "1", "version": "2", "exported_at": "x", "entities": {}}"#),
             [("/version".into(), "duplicate_key".into())]
