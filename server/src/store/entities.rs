@@ -110,6 +110,14 @@ macro_rules! fetch_links {
     }};
 }
 
+/// The ids of `rows` when they are servers (whose links are read next); none otherwise.
+fn server_ids<E: Entity>(rows: &[DocRow<E>]) -> Vec<Uuid> {
+    match E::KIND {
+        EntityKind::Server => rows.iter().map(|r| r.id).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Stored records with their ids and (for servers) their links filled in.
 fn hydrate_all<E: Entity>(
     rows: Vec<DocRow<E>>,
@@ -281,10 +289,7 @@ impl StoreTx {
                 .bind(limit)
                 .fetch_all(&mut *conn)
                 .await?;
-            let ids: Vec<Uuid> = match E::KIND {
-                EntityKind::Server => rows.iter().map(|r| r.id).collect(),
-                _ => Vec::new(),
-            };
+            let ids = server_ids(&rows);
             let links = fetch_links!(&mut *conn, ids);
             Ok::<_, sqlx::Error>((rows, links))
         }
@@ -427,10 +432,7 @@ impl StoreTx {
                     query = query.bind(*key);
                 }
                 let rows: Vec<DocRow<E>> = query.fetch_all(&mut *conn).await?;
-                let ids: Vec<Uuid> = match E::KIND {
-                    EntityKind::Server => rows.iter().map(|r| r.id).collect(),
-                    _ => Vec::new(),
-                };
+                let ids = server_ids(&rows);
                 let links = fetch_links!(&mut *conn, ids);
                 Ok::<_, sqlx::Error>((rows, links))
             }
@@ -751,10 +753,7 @@ impl Store {
             Ok::<_, sqlx::Error>((rows, total))
         }
         .await)?;
-        let ids: Vec<Uuid> = match E::KIND {
-            EntityKind::Server => rows.iter().map(|r| r.id).collect(),
-            _ => Vec::new(),
-        };
+        let ids = server_ids(&rows);
         let links = with_pool!(self, |pool| async {
             Ok::<_, sqlx::Error>(fetch_links!(pool, ids))
         }

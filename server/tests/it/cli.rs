@@ -10,14 +10,7 @@ use std::{
 use crate::common::{ADMIN_EMAIL, SECRET, TestApp, TestDb};
 
 fn mcpgateway(db: &TestDb) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpgateway"));
-    let dir = tempfile::tempdir().unwrap().keep();
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &db.url)
-        .env("AUTH_ENCRYPTION_SECRET", SECRET);
-    cmd
+    crate::common::harness::cli(db)
 }
 
 #[test]

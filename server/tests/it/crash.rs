@@ -214,12 +214,7 @@ fn serve(db: &TestDb) -> (Child, String) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        if let Some(rest) = line.split("open ").nth(1) {
-            break rest.trim_end_matches("/login").to_owned();
-        }
-    };
+    let url = crate::common::harness::address(&mut lines);
     (child, url)
 }
 

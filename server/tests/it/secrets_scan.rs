@@ -63,12 +63,7 @@ fn serve(db: &TestDb, admin_password: &str) -> Served {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        if let Some(rest) = line.split("open ").nth(1) {
-            break rest.trim_end_matches("/login").to_owned();
-        }
-    };
+    let url = crate::common::harness::address(&mut lines);
     let log = Arc::new(Mutex::new(String::new()));
     let mut stderr = child.stderr.take().unwrap();
     let sink = log.clone();

@@ -2,7 +2,7 @@
 //! backend: the seed's curl sequence, durable jobs (restart, a second replica), SSE,
 //! cancel, previews, audit, OpenAPI, and every refusal (400/401/413/415/422).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use app::jobs::{JobState, JobStatus};
 use futures_util::StreamExt;
@@ -10,94 +10,10 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use server::entities::seed;
 
-use crate::common::{SECRET, TestApp, TestDb, on_each_backend};
+use crate::common::{SECRET, TestApp, TestDb, harness::Api, on_each_backend};
 
 async fn seed_app(app: &TestApp) {
     crate::common::seed_store(&app.store).await;
-}
-
-/// An authenticated client for `app`.
-struct Api<'a> {
-    app: &'a TestApp,
-    token: String,
-    client: reqwest::Client,
-}
-
-impl Api<'_> {
-    async fn new(app: &TestApp) -> Api<'_> {
-        Api {
-            token: app.admin_token().await,
-            client: app.client(),
-            app,
-        }
-    }
-
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(self.app.url(path)).bearer_auth(&self.token)
-    }
-
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .post(self.app.url(path))
-            .bearer_auth(&self.token)
-    }
-
-    async fn json(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    async fn export(&self, query: &str) -> Vec<u8> {
-        let response = self
-            .get(&format!("/admin/export{query}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.bytes().await.unwrap().to_vec()
-    }
-
-    /// `POST /admin/import` with the file as multipart form data.
-    async fn start_import(&self, file: Vec<u8>, fields: &[(&str, &str)]) -> (u16, Value) {
-        let mut form = Form::new().part(
-            "file",
-            Part::bytes(file)
-                .file_name("export.json")
-                .mime_str("application/json")
-                .unwrap(),
-        );
-        for (name, value) in fields {
-            form = form.text(name.to_string(), value.to_string());
-        }
-        self.json(self.post("/admin/import").multipart(form)).await
-    }
-
-    async fn status(&self, id: &str) -> JobStatus {
-        let (code, body) = self
-            .json(self.get(&format!("/admin/import/status/{id}")))
-            .await;
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_value(body).unwrap()
-    }
-
-    /// Polls until the job has ended.
-    async fn finished(&self, id: &str) -> JobStatus {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let status = self.status(id).await;
-            if status.status.is_final() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "job {id} still {:?}",
-                status.status
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
 
 fn counts(file: &[u8]) -> Vec<(String, usize)> {
@@ -214,11 +130,11 @@ async fn the_curl_sequence_exports_then_imports_as_a_job() {
         assert_eq!(again.counts["tools"].unchanged, 15);
         assert_eq!(again.counts["tools"].created, 0);
 
-        let (code, jobs) = api_b.json(api_b.get("/admin/import/jobs")).await;
+        let (code, jobs) = api_b.send(api_b.get("/admin/import/jobs")).await;
         assert_eq!(code, 200);
         assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2);
 
-        let (code, audit) = api_b.json(api_b.get("/admin/audit?action=import")).await;
+        let (code, audit) = api_b.send(api_b.get("/admin/audit?action=import")).await;
         assert_eq!(code, 200);
         let entries = audit["entries"].as_array().unwrap();
         assert_eq!(entries.len(), 2);
@@ -368,16 +284,16 @@ async fn cancel_stops_a_queued_job_and_rolls_back_a_running_one() {
         let (_, created) = api.start_import(bulk_tools(5), &[]).await;
         let id = created["job_id"].as_str().unwrap().to_owned();
         let (code, cancelled) = api
-            .json(api.post(&format!("/admin/import/{id}/cancel")))
+            .send(api.post(&format!("/admin/import/{id}/cancel")))
             .await;
         assert_eq!(code, 200);
         assert_eq!(cancelled["status"], "cancelled");
         let (code, again) = api
-            .json(api.post(&format!("/admin/import/{id}/cancel")))
+            .send(api.post(&format!("/admin/import/{id}/cancel")))
             .await;
         assert_eq!(code, 409, "{again}");
         let (code, _) = api
-            .json(api.post(&format!("/admin/import/{}/cancel", uuid::Uuid::new_v4())))
+            .send(api.post(&format!("/admin/import/{}/cancel", uuid::Uuid::new_v4())))
             .await;
         assert_eq!(code, 404);
         drop(api);
@@ -400,7 +316,7 @@ async fn cancel_stops_a_queued_job_and_rolls_back_a_running_one() {
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
         let (code, body) = api
-            .json(api.post(&format!("/admin/import/{id}/cancel")))
+            .send(api.post(&format!("/admin/import/{id}/cancel")))
             .await;
         assert_eq!(code, 200, "{body}");
         let end = api.finished(&id).await;
@@ -427,7 +343,7 @@ async fn previews_show_dependencies_conflicts_and_write_nothing() {
         let api = Api::new(&app).await;
 
         let (code, preview) = api
-            .json(
+            .send(
                 api.post("/admin/export/preview")
                     .json(&json!({"servers": ["seed-server-1"]})),
             )
@@ -446,7 +362,7 @@ async fn previews_show_dependencies_conflicts_and_write_nothing() {
         assert_eq!(preview["total"], 7);
 
         // Export Selected: two tools by id, one server by name, plus the server's needs.
-        let (_, tools) = api.json(api.get("/tools?limit=2")).await;
+        let (_, tools) = api.send(api.get("/tools?limit=2")).await;
         let ids: Vec<&str> = tools["items"]
             .as_array()
             .unwrap()
@@ -478,7 +394,7 @@ async fn previews_show_dependencies_conflicts_and_write_nothing() {
         // Import preview, ContextForge's JSON shape: everything exists already.
         let export: Value = serde_json::from_slice(&api.export("").await).unwrap();
         let (code, plan) = api
-            .json(
+            .send(
                 api.post("/admin/import/preview")
                     .json(&json!({"import_data": export, "conflict_strategy": "SKIP"})),
             )
@@ -492,7 +408,7 @@ async fn previews_show_dependencies_conflicts_and_write_nothing() {
         let empty = TestApp::spawn(app.db.another().await).await;
         let api_e = Api::new(&empty).await;
         let (code, plan) = api_e
-            .json(
+            .send(
                 api_e
                     .post("/admin/import/preview")
                     .json(&json!({"import_data": export})),
@@ -527,7 +443,7 @@ async fn bad_requests_are_refused_with_every_reason_and_queue_nothing() {
     let api = Api::new(&app).await;
 
     let (code, body) = api
-        .json(api.get("/admin/export?types=tools,widgets&format=xml&colour=red"))
+        .send(api.get("/admin/export?types=tools,widgets&format=xml&colour=red"))
         .await;
     assert_eq!(code, 400);
     let pointers: Vec<&str> = body["error"]["details"]
@@ -539,7 +455,7 @@ async fn bad_requests_are_refused_with_every_reason_and_queue_nothing() {
     assert_eq!(pointers, ["/types", "/format", "/colour"]);
 
     let (code, body) = api
-        .json(
+        .send(
             api.post("/admin/export/selective")
                 .json(&json!({"widgets": ["x"], "tools": "x"})),
         )
@@ -598,7 +514,7 @@ async fn bad_requests_are_refused_with_every_reason_and_queue_nothing() {
         "{body}"
     );
     let (code, body) = api
-        .json(
+        .send(
             api.post("/admin/import")
                 .header("content-type", "text/plain")
                 .body("hello"),
@@ -606,7 +522,7 @@ async fn bad_requests_are_refused_with_every_reason_and_queue_nothing() {
         .await;
     assert_eq!(code, 415, "{body}");
 
-    let (code, jobs) = api.json(api.get("/admin/import/jobs")).await;
+    let (code, jobs) = api.send(api.get("/admin/import/jobs")).await;
     assert_eq!(code, 200);
     assert!(
         jobs["jobs"].as_array().unwrap().is_empty(),
@@ -620,9 +536,9 @@ async fn bad_requests_are_refused_with_every_reason_and_queue_nothing() {
         0
     );
 
-    let (code, _) = api.json(api.get("/admin/import/status/not-a-uuid")).await;
+    let (code, _) = api.send(api.get("/admin/import/status/not-a-uuid")).await;
     assert_eq!(code, 404);
-    let (code, body) = api.json(api.get("/admin/audit?since=yesterday")).await;
+    let (code, body) = api.send(api.get("/admin/audit?since=yesterday")).await;
     assert_eq!(code, 400);
     assert_eq!(body["error"]["details"][0]["pointer"], "/since");
     app.stop().await;

@@ -13,6 +13,16 @@ use server::store::Store;
 
 use super::{SECRET, TestApp, TestDb};
 
+/// Reads `serve`'s standard output up to the line with its address: the base URL.
+pub fn address(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
+    loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(rest) = line.split("open ").nth(1) {
+            return rest.trim_end_matches("/login").to_owned();
+        }
+    }
+}
+
 /// `mcpgateway` on `db`, with a clean environment, in a fresh working directory.
 pub fn cli(db: &TestDb) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpgateway"));
@@ -84,6 +94,32 @@ impl Api {
             .unwrap();
         self.send(self.post(path).multipart(Form::new().part("file", part)))
             .await
+    }
+
+    /// `GET /admin/export{query}`: the file's bytes (asserts 200).
+    pub async fn export(&self, query: &str) -> Vec<u8> {
+        let response = self
+            .get(&format!("/admin/export{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    /// `POST /admin/import` with the file and these form fields.
+    pub async fn start_import(&self, file: Vec<u8>, fields: &[(&str, &str)]) -> (u16, Value) {
+        let mut form = Form::new().part(
+            "file",
+            Part::bytes(file)
+                .file_name("export.json")
+                .mime_str("application/json")
+                .unwrap(),
+        );
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        self.send(self.post("/admin/import").multipart(form)).await
     }
 
     pub async fn status(&self, id: &str) -> JobStatus {
