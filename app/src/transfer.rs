@@ -666,6 +666,18 @@ mod tests {
     }
 
     #[test]
+    fn floats_read_back_exactly() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/fuzz-regressions/float-one-ulp-after-keep.json"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let once: Value = serde_json::from_slice(&bytes).unwrap();
+        let again: Value = serde_json::from_str(&once.to_string()).unwrap();
+        assert_eq!(once, again, "a float written and read again is the same float");
+    }
+
+    #[test]
     fn every_problem_of_a_file_is_listed_at_once() {
         let file = br#"{"version": "", "exported_at": "x", "entities": {
             "tools": [{"name": "a", "url": "ftp://x"}, {"url": "https://ok.example.com"}, 7],

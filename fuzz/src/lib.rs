@@ -349,7 +349,18 @@ pub fn check_outline_keep(bytes: &[u8]) {
     let (all, positions) = keep_entities(&document, &|_, _| true);
     match (parse_file(&all), &parsed) {
         (Ok(again), Ok(file)) => assert_eq!(again.warnings, file.warnings, "keep all: warnings"),
-        (Err(again), Err(errors)) => assert_eq!(&again, errors, "keep all: errors"),
+        // (pointer, code): a float quoted in a message may be one ulp off (known).
+        (Err(again), Err(errors)) => assert_eq!(
+            again
+                .iter()
+                .map(|e| (&e.pointer, &e.code))
+                .collect::<Vec<_>>(),
+            errors
+                .iter()
+                .map(|e| (&e.pointer, &e.code))
+                .collect::<Vec<_>>(),
+            "keep all: errors"
+        ),
         (again, _) => panic!("keeping every entity changes the verdict: {again:?}"),
     }
     for (kind, kept) in &positions {
@@ -418,9 +429,15 @@ fn check_kept(
             Some(list.len())
         );
         for (new, old) in list.iter().enumerate() {
+            // Compared once written: without serde_json's `float_roundtrip`, a float may
+            // read back one ulp off (known, fuzz/README.md).
+            let original = &document["entities"][kind.plural()][*old];
+            let written: Value =
+                serde_json::from_slice(&serde_json::to_vec(original).expect("serialises"))
+                    .expect("reads back");
             assert_eq!(
                 kept_doc["entities"][kind.plural()][new],
-                document["entities"][kind.plural()][*old],
+                written,
                 "{kind:?} {new} is the original's {old}"
             );
         }

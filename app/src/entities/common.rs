@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn timestamps_that_would_not_read_again_once_written_are_refused() {
-        // Found by fuzzing (fuzz/ parse_file round trip): accepted, then written as
+        // Found with the fuzz targets' round-trip property: accepted, then written as
         // `+10000-01-01T04:00:00Z` or `-0001-01-01T00:00:00Z`, which no longer parse.
         for text in [
             "9999-12-31T23:00:00-05:00",
