@@ -674,7 +674,10 @@ mod tests {
         let bytes = std::fs::read(path).unwrap();
         let once: Value = serde_json::from_slice(&bytes).unwrap();
         let again: Value = serde_json::from_str(&once.to_string()).unwrap();
-        assert_eq!(once, again, "a float written and read again is the same float");
+        assert_eq!(
+            once, again,
+            "a float written and read again is the same float"
+        );
     }
 
     #[test]
