@@ -766,16 +766,8 @@ async fn remote_mode_drives_a_gateway_over_rest_with_the_local_output() {
         "{stderr}"
     );
     assert!(stderr.contains("nothing was imported"), "{stderr}");
-    let tools: serde_json::Value = target
-        .client()
-        .get(target.url("/tools"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = crate::common::harness::Api::new(&target).await;
+    let (_, tools) = api.send(api.get("/tools")).await;
     assert!(!tools.to_string().contains("new-one"), "no row written");
 
     let (code, _, stderr) = run(remote(&target, "", &["export", "--out", "-"])).await;
