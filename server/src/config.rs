@@ -50,6 +50,9 @@ pub struct Settings {
     pub max_upload_mb: u64,
     /// Import jobs this process runs at a time: 1, or 0 to leave them to other replicas.
     pub import_workers: u8,
+    /// Exports streamed at a time by this process; each holds a database connection while
+    /// it streams, so the rest of the pool stays free for everything else. More wait.
+    pub concurrent_exports: u16,
     /// Sign-in attempts per minute from one client IP (0: no limit); the 429 says when to retry.
     pub login_attempts_per_ip: u32,
     /// Sign-in attempts per minute for one account, from anywhere (0: no limit).
@@ -74,6 +77,7 @@ impl Default for Settings {
             output_name: "mcpgateway".into(),
             max_upload_mb: 100,
             import_workers: 1,
+            concurrent_exports: 4,
             login_attempts_per_ip: 10,
             login_attempts_per_account: 5,
         }
@@ -176,6 +180,9 @@ impl Settings {
         }
         if self.max_upload_mb == 0 {
             errors.push("MCPGATEWAY_MAX_UPLOAD_MB: must be at least 1".into());
+        }
+        if self.concurrent_exports == 0 {
+            errors.push("MCPGATEWAY_CONCURRENT_EXPORTS: must be at least 1".into());
         }
         if self.import_workers > 1 {
             errors.push("MCPGATEWAY_IMPORT_WORKERS: must be 0 or 1 (imports are one transaction each; run more replicas to run more at once)".into());
@@ -309,8 +316,13 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "mysql://x");
             jail.set_env("MCPGATEWAY_ADMIN_EMAIL", "nobody");
+            jail.set_env("MCPGATEWAY_CONCURRENT_EXPORTS", "0");
             let err = Settings::load(None, &Overrides::default()).unwrap_err();
-            assert_eq!(err.0.len(), 2, "{err}");
+            assert_eq!(err.0.len(), 3, "{err}");
+            assert!(
+                err.to_string()
+                    .contains("MCPGATEWAY_CONCURRENT_EXPORTS: must be at least 1")
+            );
             Ok(())
         });
     }

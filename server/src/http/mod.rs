@@ -38,6 +38,8 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     /// Sign-in attempts per client IP and per account.
     pub login_limits: Arc<limit::LoginLimits>,
+    /// Permits for streamed exports (`concurrent_exports`); a request waits for one.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -60,6 +62,9 @@ impl AppState {
         ));
         AppState {
             login_limits,
+            exports: Arc::new(tokio::sync::Semaphore::new(usize::from(
+                settings.concurrent_exports.max(1),
+            ))),
             jobs: Jobs::new(store.clone(), cipher.clone()),
             store,
             settings: Arc::new(settings),

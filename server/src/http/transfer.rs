@@ -139,10 +139,18 @@ async fn download(state: &AppState, who: &Principal, options: &ExportOptions) ->
         .public_origin
         .clone()
         .unwrap_or_else(|| format!("http://{}:{}", state.settings.host, state.settings.port));
+    // The plan opens the snapshot: a permit first, so exports never take the whole pool.
+    let permit = state
+        .exports
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(anyhow::Error::from)?;
     let plan = Plan::new(&state.store, options).await?;
     let (mut writer, reader) = tokio::io::duplex(EXPORT_PIPE_BYTES);
     let (store, actor) = (state.store.clone(), who.email.clone());
     tokio::spawn(async move {
+        let _permit = permit;
         match plan.write(&store, &actor, &source, &mut writer).await {
             Ok(written) => tracing::info!(
                 export.entities = written.total(),
