@@ -40,7 +40,8 @@ fn all() -> ExportOptions {
     }
 }
 
-fn counts(file: &Value) -> Vec<(String, usize)> {
+/// Entities per type in an export file.
+pub(crate) fn counts(file: &Value) -> Vec<(String, usize)> {
     file["entities"]
         .as_object()
         .unwrap()

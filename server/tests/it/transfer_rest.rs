@@ -16,16 +16,6 @@ async fn seed_app(app: &TestApp) {
     crate::common::seed_store(&app.store).await;
 }
 
-fn counts(file: &[u8]) -> Vec<(String, usize)> {
-    let file: Value = serde_json::from_slice(file).unwrap();
-    file["entities"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_array().unwrap().len()))
-        .collect()
-}
-
 /// An export file of `n` tools named `bulk-tool-00000`….
 fn bulk_tools(n: usize) -> Vec<u8> {
     let tools: Vec<Value> = (0..n)
@@ -80,7 +70,7 @@ async fn the_curl_sequence_exports_then_imports_as_a_job() {
         );
         let typed = response.bytes().await.unwrap();
         assert_eq!(
-            counts(&typed),
+            crate::export::counts(&serde_json::from_slice(&typed).unwrap()),
             [("tools".into(), 15), ("servers".into(), 5)]
         );
 
