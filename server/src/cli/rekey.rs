@@ -31,7 +31,7 @@ pub struct Opts {
 
 pub fn run(opts: Opts) -> anyhow::Result<()> {
     let bytes = super::validate::read_input(&opts.input)?;
-    if let Err(errors) = parse_file(&bytes) {
+    if let Err(errors) = parse_file(bytes.bytes()) {
         report(&errors);
         anyhow::bail!(
             "{} is not a valid export file: {} problem(s)",
@@ -39,7 +39,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
             errors.len()
         );
     }
-    let mut file: Value = serde_json::from_slice(&bytes)?;
+    let mut file: Value = serde_json::from_slice(bytes.bytes())?;
     let from = Cipher::new(&SecretString::from(opts.from));
     let to = Cipher::new(&SecretString::from(opts.to));
     let (count, errors) = rekey_file(&mut file, &from, &to);

@@ -200,7 +200,7 @@ async fn upload(file: &Path, fields: &ImportFields) -> anyhow::Result<multipart:
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "stdin.json".into());
     let part = if file.as_os_str() == "-" {
-        multipart::Part::bytes(super::validate::read_input(file)?)
+        multipart::Part::bytes(super::validate::read_input(file)?.bytes().to_vec())
     } else {
         let opened = tokio::fs::File::open(file)
             .await

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use app::transfer::parse_file;
 use clap::Args;
 
+use crate::transfer::input::Input;
+
 #[derive(Debug, Args)]
 pub struct Opts {
     /// The export file to check (`-` for standard input).
@@ -14,7 +16,7 @@ pub struct Opts {
 /// Prints every problem as `pointer: message` and fails, or a summary with warnings.
 pub fn run(opts: Opts) -> anyhow::Result<()> {
     let bytes = read_input(&opts.file)?;
-    match parse_file(&bytes) {
+    match parse_file(bytes.bytes()) {
         Ok(file) => {
             for warning in &file.warnings {
                 eprintln!("warning: {warning}");
@@ -46,13 +48,14 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
     }
 }
 
-/// The whole file, or standard input for `-`, with a clear message when unreadable.
-pub(crate) fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+/// The file mapped into memory, or standard input for `-` (read whole), with a clear
+/// message when unreadable.
+pub(crate) fn read_input(path: &std::path::Path) -> anyhow::Result<Input> {
     use std::io::Read;
     if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::stdin().read_to_end(&mut bytes)?;
-        return Ok(bytes);
+        return Ok(Input::from(bytes));
     }
-    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+    Input::open(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
 }

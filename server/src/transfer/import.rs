@@ -14,7 +14,7 @@ use app::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::selection::Include;
+use super::{input::Input, selection::Include};
 use crate::{
     crypto::Cipher,
     store::{
@@ -219,20 +219,25 @@ async fn prepare(
 pub async fn check(
     store: &Store,
     target: &Cipher,
-    bytes: &[u8],
+    input: impl Into<Input>,
     options: &ImportOptions<'_>,
 ) -> Result<Vec<FieldError>, ImportError> {
-    Ok(prepare(store, target, bytes, options).await?.warnings)
+    let input = input.into();
+    Ok(prepare(store, target, input.bytes(), options)
+        .await?
+        .warnings)
 }
 
 /// Validates `bytes` and imports them; on any problem nothing is written.
 pub async fn import(
     store: &Store,
     target: &Cipher,
-    bytes: &[u8],
+    input: impl Into<Input>,
     options: &ImportOptions<'_>,
     actor: &str,
 ) -> Result<ImportReport, ImportError> {
+    let input = input.into();
+    let bytes = input.bytes();
     let prepared = prepare(store, target, bytes, options).await?;
     if let Some(observer) = options.observer {
         observer.started(prepared.set.total());
@@ -277,9 +282,11 @@ pub async fn import(
 pub async fn preview(
     store: &Store,
     target: &Cipher,
-    bytes: &[u8],
+    input: impl Into<Input>,
     options: &ImportOptions<'_>,
 ) -> Result<ImportPreview, ImportError> {
+    let input = input.into();
+    let bytes = input.bytes();
     // With `fail`, the preview lists every conflict instead of stopping at the first.
     let strategy = match options.strategy {
         ConflictStrategy::Fail => ConflictStrategy::Skip,
@@ -293,7 +300,7 @@ pub async fn preview(
         source: options.source,
         observer: None,
     };
-    let report = import(store, target, bytes, &dry, "").await?;
+    let report = import(store, target, &input, &dry, "").await?;
     let servers = parse_file(bytes)
         .map(|f| f.entities.servers)
         .unwrap_or_default();

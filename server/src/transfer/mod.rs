@@ -2,5 +2,6 @@
 
 pub mod export;
 pub mod import;
+pub mod input;
 pub mod jobs;
 pub mod selection;
