@@ -8,12 +8,19 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, value::RawValue};
+use serde_json::Value;
+
+mod read;
+mod skim;
+mod walk;
+
+pub use read::{Head, Sink, read_file, without_bom};
+pub use skim::{KindSkim, Skim, SkimEntry, skim};
 
 use crate::{
-    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool, parse_entity},
+    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
     model::EntityKind,
-    validation::{Errors, FieldError, join},
+    validation::FieldError,
 };
 
 /// The whole export file, as written (and, for `schema`, as described).
@@ -72,6 +79,19 @@ impl EntitySet {
 
     pub fn total(&self) -> usize {
         self.counts().iter().map(|(_, n)| n).sum()
+    }
+
+    /// The list of `E`s.
+    pub fn list_mut<E: Entity>(&mut self) -> &mut Vec<E> {
+        let list: &mut dyn std::any::Any = match E::KIND {
+            EntityKind::Tool => &mut self.tools,
+            EntityKind::Gateway => &mut self.gateways,
+            EntityKind::Server => &mut self.servers,
+            EntityKind::Prompt => &mut self.prompts,
+            EntityKind::Resource => &mut self.resources,
+            EntityKind::Root => &mut self.roots,
+        };
+        list.downcast_mut().expect("E::KIND names the list of E")
     }
 
     /// Every entity's type, key and display name, in file order by type.
@@ -144,288 +164,29 @@ pub struct ParsedFile {
     pub warnings: Vec<FieldError>,
 }
 
-#[derive(Deserialize)]
-struct RawEnvelope<'a> {
-    version: Option<Value>,
-    exported_at: Option<Value>,
-    exported_by: Option<Value>,
-    source_gateway: Option<Value>,
-    #[serde(borrow)]
-    entities: Option<&'a RawValue>,
-}
-
-fn error(pointer: impl Into<String>, code: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        pointer: pointer.into(),
-        code: code.into(),
-        message: message.into(),
-    }
-}
-
-/// Reads and validates an export file; on refusal, every problem found.
+/// Reads and validates an export file; on refusal, every problem found. The entities
+/// are collected: for files too large to hold, [`read_file`] hands them over one by one.
 pub fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Vec<FieldError>> {
-    let bytes = without_bom(bytes);
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(vec![error("", "empty", "the file is empty")]);
-    }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        vec![error(
-            "",
-            "invalid_utf8",
-            format!("the file is not UTF-8 text (byte {})", e.valid_up_to()),
-        )]
-    })?;
-    let envelope: RawEnvelope =
-        serde_json::from_str(text).map_err(|e| vec![syntax_or_shape(&e)])?;
-    let mut errors = Vec::new();
-    let version = text_field(&envelope.version, "/version", true, &mut errors);
-    let exported_at = text_field(&envelope.exported_at, "/exported_at", true, &mut errors);
-    let exported_by = text_field(&envelope.exported_by, "/exported_by", false, &mut errors);
-    let source_gateway = text_field(
-        &envelope.source_gateway,
-        "/source_gateway",
-        false,
-        &mut errors,
-    );
-    let mut warnings = Vec::new();
-    let entities = match envelope.entities {
-        None => {
-            errors.push(error("/entities", "required", "required"));
-            EntitySet::default()
-        }
-        Some(raw) => read_entities(raw, &mut errors, &mut warnings),
-    };
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    check_references(&entities, &mut warnings);
+    let skim = skim(bytes, &mut |_| {});
+    let mut entities = Collect::default();
+    let head = read_file(bytes, &skim, &[&EntityKind::ALL], &mut entities)?;
     Ok(ParsedFile {
-        version: version.unwrap_or_default(),
-        exported_at,
-        exported_by,
-        source_gateway,
-        entities,
-        warnings,
+        version: head.version,
+        exported_at: head.exported_at,
+        exported_by: head.exported_by,
+        source_gateway: head.source_gateway,
+        entities: entities.0,
+        warnings: head.warnings,
     })
 }
 
-/// RFC 8259 lets a parser ignore a byte-order mark; Windows editors write one.
-fn without_bom(bytes: &[u8]) -> &[u8] {
-    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
-}
+/// A [`Sink`] that keeps every entity.
+#[derive(Default)]
+struct Collect(EntitySet);
 
-fn syntax_or_shape(e: &serde_json::Error) -> FieldError {
-    use serde_json::error::Category;
-    let message = e.to_string();
-    let duplicate = message
-        .strip_prefix("duplicate field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(field, _)| field.to_owned());
-    match e.classify() {
-        Category::Data if duplicate.is_some() => error(
-            join("", duplicate.as_deref().unwrap_or_default()),
-            "duplicate_key",
-            format!("given twice (line {}); keep one", e.line()),
-        ),
-        Category::Data => error(
-            "",
-            "invalid_type",
-            "the file must be a JSON object with version, exported_at and entities",
-        ),
-        Category::Eof => error(
-            "",
-            "truncated",
-            format!(
-                "the JSON ends too early (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        ),
-        _ => error("", "invalid_json", format!("invalid JSON: {e}")),
-    }
-}
-
-fn text_field(
-    value: &Option<Value>,
-    pointer: &str,
-    required: bool,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    match value {
-        None | Some(Value::Null) if required => {
-            errors.push(error(pointer, "required", "required"));
-            None
-        }
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if required && s.trim().is_empty() => {
-            errors.push(error(pointer, "required", "must not be empty"));
-            None
-        }
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            errors.push(error(pointer, "invalid_type", "must be a string"));
-            None
-        }
-    }
-}
-
-fn read_entities(
-    raw: &RawValue,
-    errors: &mut Vec<FieldError>,
-    warnings: &mut Vec<FieldError>,
-) -> EntitySet {
-    let Ok(pairs) = serde_json::from_str::<members::Pairs>(raw.get()) else {
-        errors.push(error(
-            "/entities",
-            "invalid_type",
-            "must be an object of entity lists",
-        ));
-        return EntitySet::default();
-    };
-    let mut set = EntitySet::default();
-    let mut seen = Vec::new();
-    for (name, list) in pairs.0 {
-        let base = join("/entities", &name);
-        let Some(kind) = EntityKind::ALL.into_iter().find(|k| k.plural() == name) else {
-            errors.push(error(base, "unknown_type", format!("unknown entity type `{name}`; expected one of tools, gateways, servers, prompts, resources, roots")));
-            continue;
-        };
-        if seen.contains(&kind) {
-            errors.push(error(
-                base,
-                "duplicate_key",
-                "given twice; put every entity of a type in one list",
-            ));
-            continue;
-        }
-        seen.push(kind);
-        let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(list.get()) else {
-            errors.push(error(base, "invalid_type", "must be a list"));
-            continue;
-        };
-        match kind {
-            EntityKind::Tool => set.tools = read_list(&items, &base, errors, warnings),
-            EntityKind::Gateway => set.gateways = read_list(&items, &base, errors, warnings),
-            EntityKind::Server => set.servers = read_list(&items, &base, errors, warnings),
-            EntityKind::Prompt => set.prompts = read_list(&items, &base, errors, warnings),
-            EntityKind::Resource => set.resources = read_list(&items, &base, errors, warnings),
-            EntityKind::Root => set.roots = read_list(&items, &base, errors, warnings),
-        }
-    }
-    set
-}
-
-/// Parses and validates each entity; identical duplicates merge with a warning,
-/// differing ones are an error.
-fn read_list<E: Entity>(
-    items: &[&RawValue],
-    base: &str,
-    errors: &mut Vec<FieldError>,
-    warnings: &mut Vec<FieldError>,
-) -> Vec<E> {
-    let mut out: Vec<E> = Vec::with_capacity(items.len());
-    // Key → (index in the file, index in `out`); entities are compared only on a key clash.
-    let mut seen: HashMap<String, (usize, usize)> = HashMap::with_capacity(items.len());
-    for (i, raw) in items.iter().enumerate() {
-        let pointer = join(base, &i.to_string());
-        let entity = match read_one::<E>(raw, &pointer) {
-            Ok((entity, w)) => {
-                warnings.extend(w);
-                entity
-            }
-            Err(e) => {
-                errors.extend(e);
-                continue;
-            }
-        };
-        match seen.get(entity.key()) {
-            Some((first, kept)) if same(&out[*kept], &entity) => {
-                warnings.push(error(
-                    &pointer,
-                    "duplicate_merged",
-                    format!("same as {base}/{first}: imported once"),
-                ));
-            }
-            Some((first, _)) => {
-                let field = if matches!(E::KIND, EntityKind::Resource | EntityKind::Root) {
-                    "uri"
-                } else {
-                    "name"
-                };
-                errors.push(error(
-                    join(&pointer, field),
-                    "duplicate",
-                    format!(
-                        "`{}` is also {base}/{first}, with different fields",
-                        entity.key()
-                    ),
-                ));
-            }
-            None => {
-                seen.insert(entity.key().to_owned(), (i, out.len()));
-                out.push(entity);
-            }
-        }
-    }
-    out
-}
-
-/// Two parsed entities serialise identically.
-fn same<E: Entity>(a: &E, b: &E) -> bool {
-    serde_json::to_string(a).ok() == serde_json::to_string(b).ok()
-}
-
-/// The typed parse first; only an entity that fails it is read again as a `Value`, to
-/// list all of its errors.
-fn read_one<E: Entity>(
-    raw: &RawValue,
-    pointer: &str,
-) -> Result<(E, Vec<FieldError>), Vec<FieldError>> {
-    if !raw.get().trim_start().starts_with('{') {
-        return Err(vec![error(pointer, "invalid_type", "must be an object")]);
-    }
-    if let Ok(mut entity) = serde_json::from_str::<E>(raw.get()) {
-        let mut errors = Errors::default();
-        entity.validate(pointer, &mut errors);
-        let warnings = std::mem::take(&mut errors.warnings);
-        return errors.into_result((entity, warnings));
-    }
-    let value: Value = serde_json::from_str(raw.get())
-        .map_err(|e| vec![error(pointer, "invalid_json", e.to_string())])?;
-    parse_entity::<E>(value, pointer)
-}
-
-/// Server references to tools, prompts and resources the file does not hold: the
-/// target must already have them.
-fn check_references(set: &EntitySet, warnings: &mut Vec<FieldError>) {
-    let tools: std::collections::HashSet<&str> = set.tools.iter().map(|t| t.key()).collect();
-    let prompts: std::collections::HashSet<&str> = set.prompts.iter().map(|p| p.key()).collect();
-    let resources: std::collections::HashSet<&str> =
-        set.resources.iter().map(|r| r.key()).collect();
-    // Pointers name the server's position in the file: merged duplicates are not in `set`.
-    let merged: std::collections::HashSet<usize> = warnings
-        .iter()
-        .filter(|w| w.code == "duplicate_merged")
-        .filter_map(|w| entity_at(&w.pointer))
-        .filter_map(|(kind, i)| (kind == EntityKind::Server).then_some(i))
-        .collect();
-    let in_file = (0..).filter(|i| !merged.contains(i));
-    for (i, server) in in_file.zip(&set.servers) {
-        for (field, keys, known) in [
-            ("tool_ids", &server.tool_ids, &tools),
-            ("prompt_ids", &server.prompt_ids, &prompts),
-            ("resource_ids", &server.resource_ids, &resources),
-        ] {
-            for (j, key) in keys.iter().enumerate() {
-                if !known.contains(key.as_str()) {
-                    warnings.push(error(
-                        format!("/entities/servers/{i}/{field}/{j}"),
-                        "external_reference",
-                        format!("`{key}` is not in the file: it must exist in the target"),
-                    ));
-                }
-            }
-        }
+impl Sink for Collect {
+    fn entity<E: Entity>(&mut self, _index: usize, entity: E) {
+        self.0.list_mut::<E>().push(entity);
     }
 }
 

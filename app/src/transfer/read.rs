@@ -1,0 +1,397 @@
+//! The validating pass: every entity parsed and checked one at a time and handed to a
+//! [`Sink`], every problem of the file collected and reported in file order.
+//!
+//! The file is walked once per group of types (an import reads servers after what they
+//! link to); only keys the [`Skim`] saw twice are remembered, to merge identical
+//! duplicates. Nothing else of the file is kept here.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value, value::RawValue};
+
+use super::{
+    skim::{REPORT_EVERY, Skim},
+    walk::{List, Walker, offset_after, problem, walk},
+};
+use crate::{
+    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool, parse_entity},
+    model::EntityKind,
+    validation::{Errors, FieldError, join},
+};
+
+/// Takes the entities of a file as they are read.
+pub trait Sink {
+    /// A valid entity, at `index` in its type's list (an identical duplicate comes once).
+    /// Once the file has a problem no more entities are handed over.
+    fn entity<E: Entity>(&mut self, index: usize, entity: E);
+    /// The file has been read up to this byte offset (told about every MiB per walk).
+    fn read_to(&mut self, _offset: usize) {}
+}
+
+/// The envelope of a file that passed validation, and its warnings.
+#[derive(Clone, Debug, Default)]
+pub struct Head {
+    pub version: String,
+    pub exported_at: Option<String>,
+    pub exported_by: Option<String>,
+    pub source_gateway: Option<String>,
+    /// Masked values left out, duplicates merged, references the target must satisfy.
+    pub warnings: Vec<FieldError>,
+}
+
+/// Reads and validates `bytes` in one walk per group of `passes`; each valid entity goes
+/// to `sink`. On refusal, every problem of the file.
+pub fn read_file<S: Sink>(
+    bytes: &[u8],
+    skim: &Skim,
+    passes: &[&[EntityKind]],
+    sink: &mut S,
+) -> Result<Head, Vec<FieldError>> {
+    let bytes = without_bom(bytes);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(vec![problem("", "empty", "the file is empty")]);
+    }
+    check_utf8(bytes, sink)?;
+    let mut reader = Reader {
+        skim,
+        first: true,
+        envelope: Vec::new(),
+        entities_problems: Vec::new(),
+        lists: BTreeMap::new(),
+        references: Vec::new(),
+        twice: HashMap::new(),
+        failed: false,
+    };
+    for kinds in passes {
+        let mut pass = Pass {
+            reader: &mut reader,
+            sink: &mut *sink,
+            kinds,
+            bytes,
+            reported: 0,
+        };
+        walk(bytes, &mut pass).map_err(|e| vec![syntax_or_shape(&e)])?;
+        reader.first = false;
+    }
+    reader.finish()
+}
+
+/// RFC 8259 lets a parser ignore a byte-order mark; Windows editors write one.
+pub fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+/// The whole file must be UTF-8; checked a MiB at a time (a mapped file lets go behind).
+fn check_utf8<S: Sink>(bytes: &[u8], sink: &mut S) -> Result<(), Vec<FieldError>> {
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = (start + REPORT_EVERY).min(bytes.len());
+        match std::str::from_utf8(&bytes[start..end]) {
+            Ok(_) => start = end,
+            // A character cut by the chunk's end: the next chunk starts at its first byte.
+            Err(e) if e.error_len().is_none() && end < bytes.len() && e.valid_up_to() > 0 => {
+                start += e.valid_up_to();
+            }
+            Err(e) => return Err(invalid_utf8(start + e.valid_up_to())),
+        }
+        sink.read_to(start);
+    }
+    Ok(())
+}
+
+fn invalid_utf8(at: usize) -> Vec<FieldError> {
+    vec![problem(
+        "",
+        "invalid_utf8",
+        format!("the file is not UTF-8 text (byte {at})"),
+    )]
+}
+
+pub(crate) fn syntax_or_shape(e: &serde_json::Error) -> FieldError {
+    use serde_json::error::Category;
+    let message = e.to_string();
+    let duplicate = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field.to_owned());
+    match e.classify() {
+        Category::Data if duplicate.is_some() => problem(
+            join("", duplicate.as_deref().unwrap_or_default()),
+            "duplicate_key",
+            format!("given twice (line {}); keep one", e.line()),
+        ),
+        Category::Data => problem(
+            "",
+            "invalid_type",
+            "the file must be a JSON object with version, exported_at and entities",
+        ),
+        Category::Eof => problem(
+            "",
+            "truncated",
+            format!(
+                "the JSON ends too early (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        ),
+        _ => problem("", "invalid_json", format!("invalid JSON: {e}")),
+    }
+}
+
+/// What the passes of one read have found so far.
+struct Reader<'k> {
+    skim: &'k Skim,
+    /// The first pass reports the envelope and the structure; later ones only their lists.
+    first: bool,
+    envelope: Vec<(String, Value)>,
+    entities_problems: Vec<FieldError>,
+    /// Errors and warnings by list position, so that the file order survives the passes.
+    lists: BTreeMap<usize, Found>,
+    /// Server references to entities the file lacks (warnings, reported last).
+    references: Vec<FieldError>,
+    /// For keys the skim saw twice: the first position and the entity serialised.
+    twice: HashMap<(EntityKind, String), (usize, String)>,
+    failed: bool,
+}
+
+#[derive(Default)]
+struct Found {
+    errors: Vec<FieldError>,
+    warnings: Vec<FieldError>,
+}
+
+impl Reader<'_> {
+    fn found(&mut self, position: usize) -> &mut Found {
+        self.lists.entry(position).or_default()
+    }
+
+    fn error(&mut self, position: usize, error: FieldError) {
+        self.failed = true;
+        self.found(position).errors.push(error);
+    }
+
+    /// Validates one element; the entity when it is valid and not a merged duplicate.
+    fn entity<E: Entity>(&mut self, list: List, index: usize, raw: &RawValue) -> Option<E> {
+        let base = join("/entities", E::KIND.plural());
+        let pointer = join(&base, &index.to_string());
+        let entity = match read_one::<E>(raw, &pointer) {
+            Ok((entity, warnings)) => {
+                self.found(list.position).warnings.extend(warnings);
+                entity
+            }
+            Err(errors) => {
+                self.failed = true;
+                self.found(list.position).errors.extend(errors);
+                return None;
+            }
+        };
+        if self.skim.count(E::KIND, entity.key()) > 1 && !self.first_of_twice(list, index, &entity)
+        {
+            return None;
+        }
+        if E::KIND == EntityKind::Server {
+            self.check_references(index, &entity);
+        }
+        Some(entity)
+    }
+
+    /// True for the first entity with its key; a later identical one is merged (a
+    /// warning), a later different one is an error.
+    fn first_of_twice<E: Entity>(&mut self, list: List, index: usize, entity: &E) -> bool {
+        let base = join("/entities", E::KIND.plural());
+        let text = serde_json::to_string(entity).unwrap_or_default();
+        let slot = (E::KIND, entity.key().to_owned());
+        let Some((first, kept)) = self.twice.get(&slot) else {
+            self.twice.insert(slot, (index, text));
+            return true;
+        };
+        let (first, same) = (*first, *kept == text);
+        let pointer = join(&base, &index.to_string());
+        if same {
+            let warning = problem(
+                &pointer,
+                "duplicate_merged",
+                format!("same as {base}/{first}: imported once"),
+            );
+            self.found(list.position).warnings.push(warning);
+        } else {
+            let field = if matches!(E::KIND, EntityKind::Resource | EntityKind::Root) {
+                "uri"
+            } else {
+                "name"
+            };
+            let message = format!(
+                "`{}` is also {base}/{first}, with different fields",
+                entity.key()
+            );
+            self.error(
+                list.position,
+                problem(join(&pointer, field), "duplicate", message),
+            );
+        }
+        false
+    }
+
+    /// A server's references to tools, prompts and resources the file does not hold:
+    /// the target must already have them.
+    fn check_references<E: Entity>(&mut self, index: usize, server: &E) {
+        for (kind, keys) in server.links() {
+            let field = match kind {
+                EntityKind::Tool => "tool_ids",
+                EntityKind::Prompt => "prompt_ids",
+                _ => "resource_ids",
+            };
+            for (j, key) in keys.iter().enumerate() {
+                if !self.skim.contains(kind, key) {
+                    self.references.push(problem(
+                        format!("/entities/servers/{index}/{field}/{j}"),
+                        "external_reference",
+                        format!("`{key}` is not in the file: it must exist in the target"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The envelope's problems first, then each list's in file order; else the head.
+    fn finish(self) -> Result<Head, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let field = |name: &str, required: bool, errors: &mut Vec<FieldError>| {
+            let value = self
+                .envelope
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v);
+            text_field(value, &join("", name), required, errors)
+        };
+        let version = field("version", true, &mut errors);
+        let exported_at = field("exported_at", true, &mut errors);
+        let exported_by = field("exported_by", false, &mut errors);
+        let source_gateway = field("source_gateway", false, &mut errors);
+        errors.extend(self.entities_problems);
+        let mut warnings = Vec::new();
+        for found in self.lists.into_values() {
+            errors.extend(found.errors);
+            warnings.extend(found.warnings);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        warnings.extend(self.references);
+        Ok(Head {
+            version: version.unwrap_or_default(),
+            exported_at,
+            exported_by,
+            source_gateway,
+            warnings,
+        })
+    }
+}
+
+fn text_field(
+    value: Option<&Value>,
+    pointer: &str,
+    required: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match value {
+        None | Some(Value::Null) if required => {
+            errors.push(problem(pointer, "required", "required"));
+            None
+        }
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if required && s.trim().is_empty() => {
+            errors.push(problem(pointer, "required", "must not be empty"));
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errors.push(problem(pointer, "invalid_type", "must be a string"));
+            None
+        }
+    }
+}
+
+/// The typed parse first; only an entity that fails it is read again as a `Value`, to
+/// list all of its errors.
+fn read_one<E: Entity>(
+    raw: &RawValue,
+    pointer: &str,
+) -> Result<(E, Vec<FieldError>), Vec<FieldError>> {
+    if !raw.get().trim_start().starts_with('{') {
+        return Err(vec![problem(pointer, "invalid_type", "must be an object")]);
+    }
+    if let Ok(mut entity) = serde_json::from_str::<E>(raw.get()) {
+        let mut errors = Errors::default();
+        entity.validate(pointer, &mut errors);
+        let warnings = std::mem::take(&mut errors.warnings);
+        return errors.into_result((entity, warnings));
+    }
+    let value: Value = serde_json::from_str(raw.get())
+        .map_err(|e| vec![problem(pointer, "invalid_json", e.to_string())])?;
+    parse_entity::<E>(value, pointer)
+}
+
+/// One walk of a read: the reader's state, the sink, and the types this walk reads.
+struct Pass<'a, 'k, S> {
+    reader: &'a mut Reader<'k>,
+    sink: &'a mut S,
+    kinds: &'a [EntityKind],
+    bytes: &'a [u8],
+    reported: usize,
+}
+
+impl<S: Sink> Pass<'_, '_, S> {
+    fn deliver<E: Entity>(&mut self, list: List, index: usize, raw: &RawValue) {
+        if let Some(entity) = self.reader.entity::<E>(list, index, raw)
+            && !self.reader.failed
+        {
+            self.sink.entity(index, entity);
+        }
+    }
+}
+
+impl<'de, S: Sink> Walker<'de> for Pass<'_, '_, S> {
+    fn envelope(&mut self, name: &str, value: Value) {
+        if self.reader.first {
+            self.reader.envelope.push((name.to_owned(), value));
+        }
+    }
+
+    fn entities_problem(&mut self, error: FieldError) {
+        if self.reader.first {
+            self.reader.failed = true;
+            self.reader.entities_problems.push(error);
+        }
+    }
+
+    fn type_problem(&mut self, position: usize, error: FieldError) {
+        if self.reader.first {
+            self.reader.error(position, error);
+        }
+    }
+
+    fn wants(&self, kind: EntityKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+
+    fn list_problem(&mut self, list: List, error: FieldError) {
+        self.reader.error(list.position, error);
+    }
+
+    fn item(&mut self, list: List, index: usize, raw: &'de RawValue) {
+        match list.kind {
+            EntityKind::Tool => self.deliver::<Tool>(list, index, raw),
+            EntityKind::Gateway => self.deliver::<Gateway>(list, index, raw),
+            EntityKind::Server => self.deliver::<Server>(list, index, raw),
+            EntityKind::Prompt => self.deliver::<Prompt>(list, index, raw),
+            EntityKind::Resource => self.deliver::<Resource>(list, index, raw),
+            EntityKind::Root => self.deliver::<Root>(list, index, raw),
+        }
+        let offset = offset_after(self.bytes, raw);
+        if offset >= self.reported + REPORT_EVERY {
+            self.reported = offset;
+            self.sink.read_to(offset);
+        }
+    }
+}
