@@ -416,11 +416,12 @@ async fn contextforge_query_params_and_header_envelopes_are_re_encrypted_too() {
             panic!("{refused}")
         };
         let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        // In file order, as every problem of a file.
         assert_eq!(
             pointers,
             [
-                "/entities/tools/0/headers/X-API-Key",
-                "/entities/gateways/0/auth_query_params/api_key"
+                "/entities/gateways/0/auth_query_params/api_key",
+                "/entities/tools/0/headers/X-API-Key"
             ]
         );
         assert_eq!(store.count_entities(EntityKind::Tool).await.unwrap(), 0);

@@ -1,0 +1,338 @@
+//! The writing half of an import: batches from the parsing half applied inside the
+//! import's one transaction — one query reads the stored versions of a batch, multi-row
+//! statements write it.
+
+use std::collections::{HashMap, HashSet};
+
+use app::{
+    entities::Entity,
+    jobs::{Action, ConflictStrategy, EntityResult, FieldChange},
+    model::EntityKind,
+    transfer::EntitySet,
+    validation::FieldError,
+};
+use serde_json::Value;
+
+use super::{ImportError, Observer, parse::Selected};
+use crate::{crypto::Cipher, store::entities::StoreTx};
+
+pub struct Run<'t> {
+    /// `None` checks only: batches are not written.
+    tx: Option<&'t mut StoreTx>,
+    pub target: &'t Cipher,
+    pub strategy: ConflictStrategy,
+    pub observer: Option<&'t dyn Observer>,
+    pub selected: &'t Selected,
+    /// Keys the servers name that the file lacks, found in the target.
+    pub in_target: &'t HashSet<(EntityKind, String)>,
+    pub results: Vec<EntityResult>,
+    /// Problems found while applying: references that name nothing.
+    pub errors: Vec<FieldError>,
+    /// Keys given a new name by the rename strategy, so servers follow them.
+    renamed: HashMap<(EntityKind, String), String>,
+    /// New keys chosen by the rename strategy so far.
+    taken: HashSet<(EntityKind, String)>,
+    /// The field changes of the entity being recorded.
+    last_changes: Vec<FieldChange>,
+}
+
+impl<'t> Run<'t> {
+    pub fn new(
+        tx: Option<&'t mut StoreTx>,
+        target: &'t Cipher,
+        strategy: ConflictStrategy,
+        observer: Option<&'t dyn Observer>,
+        selected: &'t Selected,
+        in_target: &'t HashSet<(EntityKind, String)>,
+    ) -> Run<'t> {
+        Run {
+            tx,
+            target,
+            strategy,
+            observer,
+            selected,
+            in_target,
+            results: Vec::new(),
+            errors: Vec::new(),
+            renamed: HashMap::new(),
+            taken: HashSet::new(),
+            last_changes: Vec::new(),
+        }
+    }
+
+    /// One batch from the parsing half (entities of one type, with their positions in
+    /// the file); cancellation is asked before it.
+    pub async fn apply(
+        &mut self,
+        set: EntitySet,
+        positions: Vec<usize>,
+    ) -> Result<(), ImportError> {
+        if self.observer.is_some_and(|o| o.cancelled()) {
+            return Err(ImportError::Cancelled);
+        }
+        let first = self.results.len();
+        self.batch(set.tools).await?;
+        self.batch(set.gateways).await?;
+        self.batch(set.roots).await?;
+        self.batch(set.prompts).await?;
+        self.batch(set.resources).await?;
+        if !set.servers.is_empty() {
+            let servers = self.linked(set.servers, &positions);
+            if !self.errors.is_empty() {
+                return Ok(());
+            }
+            self.batch(servers).await?;
+        }
+        if let Some(observer) = self.observer {
+            self.results[first..]
+                .iter()
+                .for_each(|r| observer.applied(r));
+        }
+        Ok(())
+    }
+
+    /// The servers with their links following renamed keys; a link naming neither an
+    /// entity of the file nor one of the target is an error.
+    fn linked(
+        &mut self,
+        mut servers: Vec<app::entities::Server>,
+        positions: &[usize],
+    ) -> Vec<app::entities::Server> {
+        for (server, index) in servers.iter_mut().zip(positions) {
+            for (kind, keys) in server.take_links() {
+                self.check_links(kind, &keys, *index);
+                let keys = keys
+                    .into_iter()
+                    .map(|k| self.renamed.get(&(kind, k.clone())).cloned().unwrap_or(k))
+                    .collect();
+                server.set_links(kind, keys);
+            }
+        }
+        servers
+    }
+
+    fn tx(&mut self) -> &mut StoreTx {
+        self.tx
+            .as_deref_mut()
+            .expect("only a run with a transaction writes")
+    }
+
+    fn check_links(&mut self, kind: EntityKind, keys: &[String], index: usize) {
+        let field = match kind {
+            EntityKind::Tool => "tool_ids",
+            EntityKind::Prompt => "prompt_ids",
+            _ => "resource_ids",
+        };
+        for (j, key) in keys.iter().enumerate() {
+            if self.selected.skim.contains(kind, key)
+                || self.in_target.contains(&(kind, key.clone()))
+            {
+                continue;
+            }
+            self.errors.push(FieldError {
+                pointer: format!("/entities/servers/{index}/{field}/{j}"),
+                code: "unknown_reference".into(),
+                message: format!(
+                    "no {} `{key}` in the file or in this gateway",
+                    kind.singular()
+                ),
+            });
+        }
+    }
+
+    async fn batch<E: Entity>(&mut self, batch: Vec<E>) -> Result<(), ImportError> {
+        if batch.is_empty() || self.tx.is_none() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = batch.iter().map(|e| e.key()).collect();
+        let mut stored = self.tx().entities_by_keys::<E>(&keys).await?;
+        let (mut inserts, mut updates, mut renames) = (Vec::new(), Vec::new(), Vec::new());
+        for mut entity in batch {
+            let key = entity.key().to_owned();
+            let Some(existing) = stored.remove(&key) else {
+                stamp_new(&mut entity);
+                inserts.push(entity);
+                self.record::<E>(key, Action::Created, Vec::new());
+                continue;
+            };
+            keep_equal_credentials(&mut entity, &existing, self.target);
+            let changes = changes(&entity, &existing);
+            let changed: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
+            let action = match (changed.is_empty(), self.strategy) {
+                (true, _) => Action::Unchanged,
+                (false, ConflictStrategy::Skip) => Action::Skipped,
+                (false, ConflictStrategy::Fail) => {
+                    return Err(ImportError::Conflict(format!(
+                        "{} `{key}` already exists and differs in {}",
+                        E::KIND.singular(),
+                        changed.join(", ")
+                    )));
+                }
+                (false, ConflictStrategy::Update) => {
+                    let (created, _) = existing.timestamps();
+                    let now = app::entities::Timestamp(crate::store::now());
+                    entity.set_timestamps(created.unwrap_or(now), now);
+                    entity.set_id(existing.id());
+                    updates.push(entity);
+                    Action::Updated
+                }
+                (false, ConflictStrategy::Rename) => {
+                    stamp_new(&mut entity);
+                    renames.push((self.results.len(), inserts.len()));
+                    inserts.push(entity);
+                    Action::Renamed
+                }
+            };
+            self.last_changes = changes;
+            self.record::<E>(key, action, changed);
+        }
+        if !renames.is_empty() {
+            let keys: Vec<String> = renames
+                .iter()
+                .map(|(result, _)| self.results[*result].name.clone())
+                .collect();
+            let new_keys = self.free_keys(E::KIND, &keys).await?;
+            for ((result, insert), new_key) in renames.into_iter().zip(new_keys) {
+                rename(&mut inserts[insert], &new_key);
+                let old_key = self.results[result].name.clone();
+                self.renamed.insert((E::KIND, old_key), new_key.clone());
+                self.results[result].new_name = Some(new_key);
+            }
+        }
+        self.tx().write_entities(&inserts, false).await?;
+        self.tx().write_entities(&updates, true).await?;
+        Ok(())
+    }
+
+    /// For each key, the first of `KEY-imported`, `KEY-imported-2`, … that neither the
+    /// target, nor the file, nor an earlier rename holds: one query per round of suffixes.
+    async fn free_keys(
+        &mut self,
+        kind: EntityKind,
+        keys: &[String],
+    ) -> Result<Vec<String>, ImportError> {
+        let candidate = |key: &str, n: usize| match n {
+            1 => format!("{key}-imported"),
+            n => format!("{key}-imported-{n}"),
+        };
+        let mut free: Vec<Option<String>> = vec![None; keys.len()];
+        let mut suffix = vec![1; keys.len()];
+        loop {
+            let open: Vec<usize> = (0..keys.len()).filter(|i| free[*i].is_none()).collect();
+            if open.is_empty() {
+                return Ok(free.into_iter().flatten().collect());
+            }
+            let candidates: Vec<String> = open
+                .iter()
+                .map(|i| candidate(&keys[*i], suffix[*i]))
+                .collect();
+            let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
+            let stored = self.tx().ids_by_keys(kind, &refs).await?;
+            for (i, name) in open.into_iter().zip(candidates) {
+                let in_file = self.selected.skim.contains(kind, &name);
+                if stored.contains_key(&name)
+                    || in_file
+                    || self.taken.contains(&(kind, name.clone()))
+                {
+                    suffix[i] += 1;
+                } else {
+                    self.taken.insert((kind, name.clone()));
+                    free[i] = Some(name);
+                }
+            }
+        }
+    }
+
+    fn record<E: Entity>(&mut self, name: String, action: Action, changed_fields: Vec<String>) {
+        let changes = std::mem::take(&mut self.last_changes);
+        self.results.push(EntityResult {
+            kind: E::KIND,
+            name,
+            action,
+            new_name: None,
+            changed_fields,
+            changes,
+        });
+    }
+}
+
+/// A new row's id, and its timestamps unless the record has them.
+fn stamp_new<E: Entity>(entity: &mut E) {
+    let now = app::entities::Timestamp(crate::store::now());
+    let (created, updated) = entity.timestamps();
+    entity.set_timestamps(created.unwrap_or(now), updated.unwrap_or(now));
+    entity.set_id(Some(uuid::Uuid::new_v4()));
+}
+
+/// When an imported credential decrypts to the stored one, keep the stored blob (a
+/// re-encryption alone is no change).
+fn keep_equal_credentials<E: Entity>(entity: &mut E, existing: &E, target: &Cipher) {
+    let mut entity_blobs = entity.blobs_mut();
+    if entity_blobs.is_empty() {
+        return;
+    }
+    let mut existing = existing.clone();
+    let stored: HashMap<String, &mut String> = existing.blobs_mut().into_iter().collect();
+    for (pointer, blob) in &mut entity_blobs {
+        let Some(old) = stored.get(pointer.as_str()) else {
+            continue;
+        };
+        if **blob != **old
+            && matches!((target.decrypt(blob), target.decrypt(old)), (Ok(a), Ok(b)) if a == b)
+        {
+            **blob = (**old).clone();
+        }
+    }
+}
+
+/// The top-level fields that differ, ignoring ids and timestamps; credentials are
+/// never shown, only said to have changed.
+fn changes<E: Entity>(new: &E, old: &E) -> Vec<FieldChange> {
+    let comparable = |e: &E| match serde_json::to_value(e) {
+        Ok(Value::Object(mut m)) => {
+            for k in ["id", "created_at", "updated_at"] {
+                m.remove(k);
+            }
+            m
+        }
+        _ => serde_json::Map::new(),
+    };
+    let (after, before) = (comparable(new), comparable(old));
+    let mut fields: Vec<&String> = after.keys().chain(before.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    fields
+        .into_iter()
+        .filter(|f| after.get(*f) != before.get(*f))
+        .map(|f| {
+            let secret = matches!(f.as_str(), "auth_value" | "auth_query_params");
+            let shown = |v: Option<&Value>| match v {
+                Some(_) if secret => Value::String("<secret>".into()),
+                v => v.cloned().unwrap_or(Value::Null),
+            };
+            let mut after_value = shown(after.get(f));
+            if secret && after.contains_key(f) {
+                after_value = Value::String("<changed>".into());
+            }
+            FieldChange {
+                field: f.clone(),
+                before: shown(before.get(f)),
+                after: after_value,
+            }
+        })
+        .collect()
+}
+
+/// Gives an entity a new key (its name, or its URI for resources and roots).
+fn rename<E: Entity>(entity: &mut E, new_key: &str) {
+    let field = if matches!(E::KIND, EntityKind::Resource | EntityKind::Root) {
+        "uri"
+    } else {
+        "name"
+    };
+    let mut value = serde_json::to_value(&*entity).unwrap_or(Value::Null);
+    value[field] = Value::String(new_key.to_owned());
+    if let Ok(renamed) = serde_json::from_value::<E>(value) {
+        *entity = renamed;
+    }
+}

@@ -1,0 +1,521 @@
+//! Import: every entity validated and applied in dependency order inside one
+//! transaction — all of it or none of it. A dry run is the same import, rolled back.
+//!
+//! Two halves run at once: [`parse`] reads the file (mapped, never held whole) on a
+//! thread of its own and sends valid entities in batches; [`apply`] writes each batch
+//! while the next is parsed. A file with any problem is rolled back whole, with every
+//! problem listed.
+
+mod apply;
+mod parse;
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, atomic::AtomicBool},
+};
+
+pub use app::jobs::{Action, ConflictStrategy, EntityResult, FieldChange, ImportPreview};
+use app::jobs::{PreviewItem, count_results};
+use app::{model::EntityKind, transfer::Head, validation::FieldError};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{input::Input, selection::Include};
+use crate::{
+    crypto::Cipher,
+    store::{Store, audit::NewAuditEntry, entities::EntityError},
+};
+use parse::{Message, Plan, Selected};
+
+#[derive(Default)]
+pub struct ImportOptions<'a> {
+    pub strategy: ConflictStrategy,
+    pub dry_run: bool,
+    pub include: Option<Include>,
+    /// Only these entities (type and key) of the file, plus what the chosen servers need.
+    pub picked: Option<HashSet<(EntityKind, String)>>,
+    /// Decrypts the file's credentials; `None` means the file was written under the target's key.
+    pub source: Option<&'a Cipher>,
+    /// Told of progress, asked about cancellation (a job's progress bar and Cancel button).
+    pub observer: Option<&'a dyn Observer>,
+}
+
+/// Watches an import as it runs.
+pub trait Observer: Send + Sync {
+    /// The file is valid; this many entities will be applied.
+    fn started(&self, _total: usize) {}
+    /// One entity was applied (inside the still open transaction).
+    fn applied(&self, _result: &EntityResult) {}
+    /// Asked between entities: true rolls the whole import back.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub strategy: ConflictStrategy,
+    pub results: Vec<EntityResult>,
+    /// Entities of the file left out by `--include`.
+    pub skipped_by_selection: usize,
+    pub warnings: Vec<FieldError>,
+    /// True when credentials were re-encrypted from another key.
+    pub rekeyed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the file has {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("conflict: {0} (strategy fail: nothing was imported)")]
+    Conflict(String),
+    #[error("cancelled: nothing was imported")]
+    Cancelled,
+    #[error(transparent)]
+    Store(#[from] EntityError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl ImportReport {
+    pub fn count(&self, kind: EntityKind, action: Action) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.kind == kind && r.action == action)
+            .count()
+    }
+
+    /// "Imported: 15 tools, …" (whole file) or "Imported 1 tool, 1 server (2 items skipped)".
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        let mut skipped = self.skipped_by_selection;
+        for kind in EntityKind::ALL {
+            let n = self
+                .results
+                .iter()
+                .filter(|r| r.kind == kind && r.action != Action::Skipped)
+                .count();
+            skipped += self.count(kind, Action::Skipped);
+            if n > 0
+                || (self.skipped_by_selection == 0 && self.results.iter().any(|r| r.kind == kind))
+            {
+                parts.push(plural(n, kind));
+            }
+        }
+        let verb = if self.dry_run {
+            "Would import"
+        } else {
+            "Imported"
+        };
+        if self.skipped_by_selection == 0 && skipped == 0 {
+            format!("{verb}: {}", parts.join(", "))
+        } else {
+            format!(
+                "{verb} {} ({skipped} items skipped)",
+                if parts.is_empty() {
+                    "nothing".into()
+                } else {
+                    parts.join(", ")
+                }
+            )
+        }
+    }
+
+    /// Per type: "Would update 3 existing tools, create 12 new tools" and the other outcomes.
+    pub fn plan_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for kind in EntityKind::ALL {
+            let phrases: Vec<String> = [
+                (Action::Updated, "update", " existing"),
+                (Action::Created, "create", " new"),
+                (Action::Renamed, "rename", ""),
+                (Action::Skipped, "skip", " existing"),
+                (Action::Unchanged, "leave", " unchanged"),
+            ]
+            .iter()
+            .filter_map(|(action, verb, adjective)| {
+                let n = self.count(kind, *action);
+                (n > 0).then(|| {
+                    format!(
+                        "{verb} {n}{adjective} {}",
+                        if n == 1 {
+                            kind.singular()
+                        } else {
+                            kind.plural()
+                        }
+                    )
+                })
+            })
+            .collect();
+            if !phrases.is_empty() {
+                let lead = if self.dry_run { "Would " } else { "" };
+                let mut line = format!("{lead}{}", phrases.join(", "));
+                if !self.dry_run {
+                    line = capitalise(
+                        &line
+                            .replace("update ", "updated ")
+                            .replace("create ", "created ")
+                            .replace("rename ", "renamed ")
+                            .replace("skip ", "skipped ")
+                            .replace("leave ", "left "),
+                    );
+                }
+                lines.push(line);
+            }
+        }
+        lines
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn plural(n: usize, kind: EntityKind) -> String {
+    format!(
+        "{n} {}",
+        if n == 1 {
+            kind.singular()
+        } else {
+            kind.plural()
+        }
+    )
+}
+
+/// What an accepted run of the pipeline gives.
+struct Applied {
+    results: Vec<EntityResult>,
+    selected: Arc<Selected>,
+    head: Head,
+}
+
+/// Whether the pipeline writes, and whether it keeps what it wrote.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Every check, no transaction.
+    Check,
+    /// Applied, then rolled back.
+    DryRun,
+    Commit,
+}
+
+/// Batches in flight between the halves (each up to `BATCH_ROWS` entities).
+const IN_FLIGHT: usize = 4;
+
+/// Runs both halves of an import (see the module documentation).
+async fn pipeline(
+    store: &Store,
+    target: &Cipher,
+    input: &Input,
+    options: &ImportOptions<'_>,
+    mode: Mode,
+) -> Result<Applied, ImportError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let plan = Plan {
+        input: input.clone(),
+        include: options.include.clone(),
+        picked: options.picked.clone(),
+        source: options.source.unwrap_or(target).clone(),
+        target: target.clone(),
+        stop: stop.clone(),
+    };
+    let (sender, mut receiver) = mpsc::channel(IN_FLIGHT);
+    let parser = tokio::task::spawn_blocking(move || parse::parse(plan, sender));
+    let selected = match receiver.recv().await {
+        Some(Message::Skimmed(selected)) => selected,
+        _ => {
+            return Err(join(parser)
+                .await
+                .err()
+                .map_or(ImportError::Cancelled, ImportError::Invalid));
+        }
+    };
+    let in_target = external_in_target(store, &selected).await?;
+    let mut tx = match mode {
+        Mode::Check => None,
+        _ => Some(store.begin().await?),
+    };
+    if mode != Mode::Check
+        && let Some(observer) = options.observer
+    {
+        observer.started(selected.total);
+    }
+    let mut run = apply::Run::new(
+        tx.as_mut(),
+        target,
+        options.strategy,
+        options.observer,
+        &selected,
+        &in_target,
+    );
+    let mut failure = None;
+    while let Some(message) = receiver.recv().await {
+        let Message::Batch(set, positions) = message else {
+            continue;
+        };
+        if failure.is_some() || !run.errors.is_empty() {
+            continue;
+        }
+        if let Err(e) = run.apply(set, positions).await {
+            failure = Some(e);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let (mut results, link_errors) = (
+        std::mem::take(&mut run.results),
+        std::mem::take(&mut run.errors),
+    );
+    drop(run);
+    let parsed = join(parser).await;
+    let outcome = match (parsed, link_errors, failure) {
+        (Err(errors), _, _) => Err(ImportError::Invalid(errors)),
+        (Ok(_), errors, _) if !errors.is_empty() => Err(ImportError::Invalid(errors)),
+        (Ok(_), _, Some(e)) => Err(e),
+        (Ok(head), _, None) => Ok(head),
+    };
+    match (tx, &outcome) {
+        (Some(tx), Ok(_)) if mode == Mode::Commit => tx.commit().await?,
+        (Some(tx), _) => tx.rollback().await?,
+        (None, _) => {}
+    }
+    // Dependency order, as the batches were written per pass: what servers link to first.
+    results.sort_by_key(|r| parse::PASSES.concat().iter().position(|k| *k == r.kind));
+    Ok(Applied {
+        results,
+        selected,
+        head: outcome?,
+    })
+}
+
+/// The parsing half's result; a panic there is a bug, raised here.
+async fn join(parser: tokio::task::JoinHandle<parse::Parsed>) -> parse::Parsed {
+    match parser.await {
+        Ok(parsed) => parsed,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Of the keys the chosen servers name that the file lacks, those the target has:
+/// one query per type and chunk of keys, before the transaction starts.
+async fn external_in_target(
+    store: &Store,
+    selected: &Selected,
+) -> Result<HashSet<(EntityKind, String)>, ImportError> {
+    let skim = &selected.skim;
+    let servers = skim.of(EntityKind::Server).entries.iter().filter(|s| {
+        let key = s.key.clone().unwrap_or_default();
+        selected
+            .wanted
+            .as_ref()
+            .is_none_or(|w| w.contains(&(EntityKind::Server, key)))
+    });
+    let mut outside: HashSet<(EntityKind, &str)> = HashSet::new();
+    for server in servers {
+        for (kind, keys) in &server.links {
+            let missing = keys.iter().filter(|k| !skim.contains(*kind, k));
+            outside.extend(missing.map(|k| (*kind, k.as_str())));
+        }
+    }
+    let mut found = HashSet::new();
+    for kind in [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource] {
+        let keys: Vec<&str> = outside
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, key)| *key)
+            .collect();
+        if !keys.is_empty() {
+            let existing = store.existing_keys(kind, &keys).await?;
+            found.extend(existing.into_iter().map(|key| (kind, key)));
+        }
+    }
+    Ok(found)
+}
+
+/// Accepted warnings, less the references the target has been found to satisfy.
+fn kept_warnings(head: Head) -> Vec<FieldError> {
+    let mut warnings = head.warnings;
+    warnings.retain(|w| w.code != "external_reference");
+    warnings
+}
+
+/// Runs every check of [`import`] without opening a transaction; the warnings if the
+/// file would be accepted.
+pub async fn check(
+    store: &Store,
+    target: &Cipher,
+    input: impl Into<Input>,
+    options: &ImportOptions<'_>,
+) -> Result<Vec<FieldError>, ImportError> {
+    let applied = pipeline(store, target, &input.into(), options, Mode::Check).await?;
+    Ok(kept_warnings(applied.head))
+}
+
+/// Validates the file and imports it; on any problem nothing is written.
+pub async fn import(
+    store: &Store,
+    target: &Cipher,
+    input: impl Into<Input>,
+    options: &ImportOptions<'_>,
+    actor: &str,
+) -> Result<ImportReport, ImportError> {
+    let input = input.into();
+    let mode = if options.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Commit
+    };
+    // The audit names the file by its digest, taken beside the import.
+    let digest = (mode == Mode::Commit).then(|| {
+        let input = input.clone();
+        tokio::task::spawn_blocking(move || digest(&input))
+    });
+    let applied = pipeline(store, target, &input, options, mode).await?;
+    let source = options.source.unwrap_or(target);
+    let report = ImportReport {
+        dry_run: options.dry_run,
+        strategy: options.strategy,
+        results: applied.results,
+        skipped_by_selection: applied.selected.skipped,
+        warnings: kept_warnings(applied.head),
+        rekeyed: source.fingerprint() != target.fingerprint(),
+    };
+    if let Some(digest) = digest {
+        let digest = digest.await.unwrap_or_default();
+        audit(store, &report, &digest, source, target, actor).await?;
+    }
+    Ok(report)
+}
+
+/// The file's SHA-256, read a MiB at a time (a mapped file lets go behind).
+fn digest(input: &Input) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for (i, chunk) in input.bytes().chunks(1 << 20).enumerate() {
+        hasher.update(chunk);
+        input.release_before((i + 1) << 20);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// What [`import`] would do: the import itself, rolled back, plus the conflicts and
+/// the dependencies it would create.
+pub async fn preview(
+    store: &Store,
+    target: &Cipher,
+    input: impl Into<Input>,
+    options: &ImportOptions<'_>,
+) -> Result<ImportPreview, ImportError> {
+    // With `fail`, the preview lists every conflict instead of stopping at the first.
+    let strategy = match options.strategy {
+        ConflictStrategy::Fail => ConflictStrategy::Skip,
+        other => other,
+    };
+    let dry = ImportOptions {
+        strategy,
+        dry_run: true,
+        include: options.include.clone(),
+        picked: options.picked.clone(),
+        source: options.source,
+        observer: None,
+    };
+    let applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun).await?;
+    let servers = &applied.selected.skim.of(EntityKind::Server).entries;
+    let results = applied.results;
+    let dependencies = results
+        .iter()
+        .filter(|r| r.action == Action::Created)
+        .filter_map(|r| {
+            let required_by: Vec<String> = servers
+                .iter()
+                .filter(|s| {
+                    s.links
+                        .iter()
+                        .any(|(k, keys)| *k == r.kind && keys.contains(&r.name))
+                })
+                .filter_map(|s| s.key.clone())
+                .collect();
+            (!required_by.is_empty()).then(|| PreviewItem {
+                kind: r.kind,
+                name: r.name.clone(),
+                required_by,
+            })
+        })
+        .collect();
+    Ok(ImportPreview {
+        conflict_strategy: options.strategy,
+        total: results.len(),
+        counts: count_results(&results),
+        conflicts: results
+            .iter()
+            .filter(|r| r.action != Action::Created)
+            .cloned()
+            .collect(),
+        dependencies,
+        warnings: kept_warnings(applied.head),
+        results,
+    })
+}
+async fn audit(
+    store: &Store,
+    report: &ImportReport,
+    digest: &str,
+    source: &Cipher,
+    target: &Cipher,
+    actor: &str,
+) -> sqlx::Result<()> {
+    let mut counts = serde_json::Map::new();
+    for kind in EntityKind::ALL {
+        let by_action: serde_json::Map<String, Value> = [
+            Action::Created,
+            Action::Updated,
+            Action::Unchanged,
+            Action::Skipped,
+            Action::Renamed,
+        ]
+        .iter()
+        .map(|a| {
+            (
+                serde_json::to_value(a)
+                    .unwrap()
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                json!(report.count(kind, *a)),
+            )
+        })
+        .collect();
+        counts.insert(kind.plural().into(), Value::Object(by_action));
+    }
+    let details = json!({
+        "file_sha256": digest,
+        "strategy": report.strategy,
+        "counts": counts,
+        "skipped_by_selection": report.skipped_by_selection,
+        "source_key": source.fingerprint(),
+        "target_key": target.fingerprint(),
+    });
+    store
+        .record_audit(NewAuditEntry {
+            actor,
+            action: "import",
+            details: details.clone(),
+            ..Default::default()
+        })
+        .await?;
+    if report.rekeyed {
+        store
+            .record_audit(NewAuditEntry {
+                actor,
+                action: "rekey",
+                details,
+                ..Default::default()
+            })
+            .await?;
+    }
+    Ok(())
+}

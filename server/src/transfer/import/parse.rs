@@ -1,0 +1,216 @@
+//! The parsing half of an import, on a thread of its own: skim the file, settle the
+//! selection, then read and validate it entity by entity, re-encrypt credentials, and
+//! send the entities on in batches while the other half writes the ones before.
+//!
+//! Memory stays flat: the file is mapped and let go behind the reader; what is held is
+//! the skim (keys and links) and the batches in flight.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, atomic::AtomicBool},
+};
+
+use app::{
+    entities::Entity,
+    model::EntityKind,
+    transfer::{EntitySet, Head, Sink, Skim, read_file, skim},
+    validation::FieldError,
+};
+use tokio::sync::mpsc;
+
+use super::super::{input::Input, selection::Include};
+use crate::{crypto::Cipher, store::entities::BATCH_ROWS};
+
+/// Servers are read after what they link to: the writes follow dependency order.
+pub const PASSES: [&[EntityKind]; 2] = [
+    &[
+        EntityKind::Tool,
+        EntityKind::Gateway,
+        EntityKind::Root,
+        EntityKind::Prompt,
+        EntityKind::Resource,
+    ],
+    &[EntityKind::Server],
+];
+
+/// What the parsing half needs (all owned: it runs on another thread).
+pub struct Plan {
+    pub input: Input,
+    pub include: Option<Include>,
+    pub picked: Option<HashSet<(EntityKind, String)>>,
+    pub source: Cipher,
+    pub target: Cipher,
+    /// Set by the writing half when it stops early: no more batches are wanted.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What the parsing half tells the writing half, in this order.
+pub enum Message {
+    /// The file has been skimmed: what it holds, and what the selection keeps.
+    Skimmed(Arc<Selected>),
+    /// Valid, selected entities of one type with their positions in the file.
+    Batch(EntitySet, Vec<usize>),
+}
+
+/// The skim and the selection settled on it.
+pub struct Selected {
+    pub skim: Skim,
+    /// The (type, key) pairs the selection keeps; `None` keeps all.
+    pub wanted: Option<HashSet<(EntityKind, String)>>,
+    /// The entities that will be applied.
+    pub total: usize,
+    /// Entities of the file left out by the selection.
+    pub skipped: usize,
+}
+
+/// How the read ended: the file's head, or every problem of the file.
+pub type Parsed = Result<Head, Vec<FieldError>>;
+
+/// Runs the parsing half; messages go to `out` until the writing half hangs up.
+pub fn parse(plan: Plan, out: mpsc::Sender<Message>) -> Parsed {
+    let input = &plan.input;
+    let bytes = input.bytes();
+    let skimmed = skim(bytes, &mut |offset| input.release_before(offset));
+    let selected = Arc::new(select(skimmed, &plan));
+    let _ = out.blocking_send(Message::Skimmed(selected.clone()));
+    let mut batcher = Batcher {
+        plan: &plan,
+        selected: &selected,
+        out,
+        pending: EntitySet::default(),
+        positions: Vec::new(),
+        kind: None,
+        errors: Vec::new(),
+    };
+    let head = read_file(bytes, &selected.skim, &PASSES, &mut batcher);
+    batcher.flush();
+    match head {
+        Err(errors) => Err(errors),
+        Ok(_) if !batcher.errors.is_empty() => Err(batcher.errors),
+        Ok(head) => Ok(head),
+    }
+}
+
+/// Keeps what `--include` or the picked entities name, plus what the chosen servers need.
+fn select(skim: Skim, plan: &Plan) -> Selected {
+    let total = skim.total();
+    let (include, picked) = (plan.include.as_ref(), plan.picked.as_ref());
+    if include.is_none() && picked.is_none() {
+        return Selected {
+            skim,
+            wanted: None,
+            total,
+            skipped: 0,
+        };
+    }
+    let mut wanted: HashSet<(EntityKind, String)> = HashSet::new();
+    for kind in EntityKind::ALL {
+        for entry in &skim.of(kind).entries {
+            let Some(key) = &entry.key else { continue };
+            let chosen = include.is_none_or(|i| i.matches(kind, key, entry.name()))
+                && picked.is_none_or(|p| p.contains(&(kind, key.clone())));
+            if chosen {
+                wanted.insert((kind, key.clone()));
+            }
+        }
+    }
+    let needed: Vec<(EntityKind, String)> = skim
+        .of(EntityKind::Server)
+        .entries
+        .iter()
+        .filter(|s| {
+            s.key
+                .as_ref()
+                .is_some_and(|k| wanted.contains(&(EntityKind::Server, k.clone())))
+        })
+        .flat_map(|s| s.links.iter())
+        .flat_map(|(kind, keys)| keys.iter().map(|k| (*kind, k.clone())))
+        .filter(|(kind, key)| skim.contains(*kind, key))
+        .collect();
+    wanted.extend(needed);
+    let kept = wanted.len();
+    Selected {
+        skim,
+        wanted: Some(wanted),
+        total: kept,
+        skipped: total - kept,
+    }
+}
+
+/// The [`Sink`] of an import: selection, re-encryption, batches.
+struct Batcher<'a> {
+    plan: &'a Plan,
+    selected: &'a Selected,
+    out: mpsc::Sender<Message>,
+    pending: EntitySet,
+    positions: Vec<usize>,
+    kind: Option<EntityKind>,
+    /// Credentials the source key cannot open.
+    errors: Vec<FieldError>,
+}
+
+impl Batcher<'_> {
+    fn flush(&mut self) {
+        if self.positions.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let positions = std::mem::take(&mut self.positions);
+        let stopped = self.plan.stop.load(std::sync::atomic::Ordering::Relaxed);
+        if stopped
+            || self
+                .out
+                .blocking_send(Message::Batch(batch, positions))
+                .is_err()
+        {
+            self.plan
+                .stop
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn sending(&self) -> bool {
+        self.errors.is_empty() && !self.plan.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Sink for Batcher<'_> {
+    fn entity<E: Entity>(&mut self, index: usize, mut entity: E) {
+        let wanted = self.selected.wanted.as_ref();
+        if wanted.is_some_and(|w| !w.contains(&(E::KIND, entity.key().to_owned()))) {
+            return;
+        }
+        rekey(&mut entity, index, self.plan, &mut self.errors);
+        if !self.sending() {
+            return;
+        }
+        if self.kind != Some(E::KIND) || self.positions.len() >= BATCH_ROWS {
+            self.flush();
+            self.kind = Some(E::KIND);
+        }
+        self.pending.list_mut::<E>().push(entity);
+        self.positions.push(index);
+    }
+
+    fn read_to(&mut self, offset: usize) {
+        self.plan.input.release_before(offset);
+    }
+}
+
+/// Re-encrypts every credential from the source key to the target key; a blob the
+/// source key cannot open is an error naming its entity.
+fn rekey<E: Entity>(entity: &mut E, index: usize, plan: &Plan, errors: &mut Vec<FieldError>) {
+    let same_key = plan.source.fingerprint() == plan.target.fingerprint();
+    let (kind, key) = (E::KIND.singular(), entity.key().to_owned());
+    for (pointer, blob) in entity.blobs_mut() {
+        match plan.source.decrypt(blob) {
+            Ok(_) if same_key => {}
+            Ok(plain) => *blob = plan.target.encrypt(&plain),
+            Err(e) => errors.push(FieldError {
+                pointer: format!("/entities/{}/{index}{pointer}", E::KIND.plural()),
+                code: "undecryptable".into(),
+                message: format!("the credential of {kind} `{key}` {e}; pass the exporting gateway's secret with --source-secret"),
+            }),
+        }
+    }
+}
