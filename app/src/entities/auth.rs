@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::common::AuthType;
 use crate::validation::{Errors, join};
 
-#[derive(Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthInput {
     Basic {

@@ -59,7 +59,7 @@ fn default_retries() -> u32 {
     3
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Gateway {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,

@@ -33,7 +33,7 @@ use crate::{
 
 /// What every entity type offers to the generic store, REST and UI code.
 pub trait Entity:
-    Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + std::fmt::Debug + 'static
+    Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + Unpin + std::fmt::Debug + 'static
 {
     const KIND: EntityKind;
 
@@ -46,6 +46,8 @@ pub trait Entity:
     fn is_active(&self) -> bool;
     fn timestamps(&self) -> (Option<Timestamp>, Option<Timestamp>);
     fn set_timestamps(&mut self, created: Timestamp, updated: Timestamp);
+    /// The id and the timestamps, to set aside (see [`same_record`]).
+    fn meta_mut(&mut self) -> Meta<'_>;
     /// One line for lists: the fields that tell entities of this type apart.
     fn summary(&self) -> String;
     /// Checks every rule (all problems reported, pointers under `base`) and normalises.
@@ -77,6 +79,29 @@ pub trait Entity:
     }
     /// Puts references read from the links back.
     fn set_links(&mut self, _kind: EntityKind, _keys: Vec<String>) {}
+}
+
+/// An entity's id, `created_at` and `updated_at`.
+pub type Meta<'a> = (
+    &'a mut Option<Uuid>,
+    &'a mut Option<Timestamp>,
+    &'a mut Option<Timestamp>,
+);
+
+/// True when `a` and `b` are equal but for their ids and timestamps (both are left as
+/// they were).
+pub fn same_record<E: Entity>(a: &mut E, b: &mut E) -> bool {
+    fn set_aside(meta: Meta<'_>) -> (Option<Uuid>, Option<Timestamp>, Option<Timestamp>) {
+        (meta.0.take(), meta.1.take(), meta.2.take())
+    }
+    fn put_back(meta: Meta<'_>, saved: (Option<Uuid>, Option<Timestamp>, Option<Timestamp>)) {
+        (*meta.0, *meta.1, *meta.2) = saved;
+    }
+    let (saved_a, saved_b) = (set_aside(a.meta_mut()), set_aside(b.meta_mut()));
+    let same = a == b;
+    put_back(a.meta_mut(), saved_a);
+    put_back(b.meta_mut(), saved_b);
+    same
 }
 
 /// Parses and validates one entity from JSON; every error at once, under `base`.
@@ -135,6 +160,9 @@ macro_rules! entity_common {
         ) {
             self.created_at = Some(created);
             self.updated_at = Some(updated);
+        }
+        fn meta_mut(&mut self) -> $crate::entities::Meta<'_> {
+            (&mut self.id, &mut self.created_at, &mut self.updated_at)
         }
     };
 }

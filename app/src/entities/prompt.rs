@@ -19,7 +19,7 @@ use crate::{
 /// The longest template accepted (64 KiB).
 pub const MAX_TEMPLATE: usize = 65_536;
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Prompt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,

@@ -63,7 +63,7 @@ pub const MASK: &str = "*****";
 /// `{"_mcpgateway_encrypted_header_value_v1": "<blob of {\"data\": value}>"}`.
 pub const HEADER_ENVELOPE: &str = "_mcpgateway_encrypted_header_value_v1";
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tool {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,

@@ -371,16 +371,15 @@ impl<'de, S: Sink> Walker<'de> for Pass<'_, '_, S> {
         }
     }
 
-    fn wants(&self, kind: EntityKind) -> bool {
-        self.kinds.contains(&kind)
-    }
-
     fn list_problem(&mut self, list: List, error: FieldError) {
-        self.reader.error(list.position, error);
+        if self.kinds.contains(&list.kind) {
+            self.reader.error(list.position, error);
+        }
     }
 
     fn item(&mut self, list: List, index: usize, raw: &'de RawValue) {
         match list.kind {
+            kind if !self.kinds.contains(&kind) => {}
             EntityKind::Tool => self.deliver::<Tool>(list, index, raw),
             EntityKind::Gateway => self.deliver::<Gateway>(list, index, raw),
             EntityKind::Server => self.deliver::<Server>(list, index, raw),

@@ -108,10 +108,6 @@ struct Skimmer<'a> {
 pub(crate) const REPORT_EVERY: usize = 1 << 20;
 
 impl<'de> Walker<'de> for Skimmer<'_> {
-    fn wants(&self, _kind: EntityKind) -> bool {
-        true
-    }
-
     fn item(&mut self, list: List, _index: usize, raw: &'de RawValue) {
         // A member given twice fails the derive; as a `Value` the last one counts, as
         // it does for the validating parse of such an entity.

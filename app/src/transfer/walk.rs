@@ -28,11 +28,10 @@ pub trait Walker<'de> {
     fn entities_problem(&mut self, _error: FieldError) {}
     /// A member of `entities` that is no type, or a type given twice.
     fn type_problem(&mut self, _position: usize, _error: FieldError) {}
-    /// The lists this walk reads; the others are only checked for syntax.
-    fn wants(&self, kind: EntityKind) -> bool;
-    /// A wanted list that is not a list.
+    /// A list that is not a list.
     fn list_problem(&mut self, _list: List, _error: FieldError) {}
-    /// One element of a wanted list.
+    /// One element of a list (every list is walked element by element, so that a
+    /// walker that skips some still knows how far it has read).
     fn item(&mut self, list: List, index: usize, raw: &'de RawValue);
 }
 
@@ -232,18 +231,14 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Entities<'_, W> {
                 continue;
             }
             seen.push(kind);
-            if self.walker.wants(kind) {
-                let list = List {
-                    kind,
-                    position: here,
-                };
-                map.next_value_seed(Items {
-                    walker: &mut *self.walker,
-                    list,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+            let list = List {
+                kind,
+                position: here,
+            };
+            map.next_value_seed(Items {
+                walker: &mut *self.walker,
+                list,
+            })?;
         }
         Ok(())
     }

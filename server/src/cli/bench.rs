@@ -2,13 +2,13 @@
 //! export take for N generated entities, beside a floor: the typed parse of the same
 //! file plus the same rows inserted with multi-row `VALUES` in one transaction.
 //!
-//! The file is generated here; each N is then measured in a fresh child process of this
-//! binary (peak RSS is per process), on its own temporary SQLite files, or with
-//! `--database-url postgres://…` on databases it creates on that server and drops
-//! afterwards. The user's database is never opened.
+//! The file is generated here; each operation is then measured in a fresh child process
+//! of this binary (so that its peak RSS is its own, not what earlier ones left with the
+//! allocator), on temporary SQLite files, or with `--database-url postgres://…` on
+//! databases it creates on that server and drops afterwards. The user's database is
+//! never opened.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Instant,
@@ -28,6 +28,7 @@ use crate::{
     transfer::{
         export::{ExportOptions, FORMAT_VERSION, export_to},
         import::{Action, ConflictStrategy, ImportOptions, import},
+        input::Input,
     },
 };
 
@@ -36,10 +37,46 @@ pub struct Opts {
     /// Entity counts to measure (repeatable, or a comma-separated list).
     #[arg(long = "entities", value_name = "N", value_delimiter = ',', default_values_t = [1000, 10000])]
     pub entities: Vec<usize>,
-    /// Measure one N on this generated file in this process and print its rows as JSON
-    /// lines (used by the parent run).
-    #[arg(long, hide = true, value_name = "FILE")]
+    /// Measure one operation on this generated file in this process, on the database
+    /// `--database-url`, and print its row as a JSON line (used by the parent run).
+    #[arg(long, hide = true, value_name = "FILE", requires = "op")]
     pub child: Option<PathBuf>,
+    /// The operation a child measures.
+    #[arg(long, hide = true, value_enum)]
+    pub op: Option<Operation>,
+}
+
+/// The measured operations, in the order they run (each on what the one before left).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Operation {
+    Floor,
+    DryRun,
+    Import,
+    ReImport,
+    Export,
+    ExportRest,
+}
+
+impl Operation {
+    const ALL: [Operation; 6] = [
+        Operation::Floor,
+        Operation::DryRun,
+        Operation::Import,
+        Operation::ReImport,
+        Operation::Export,
+        Operation::ExportRest,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Floor => "floor",
+            Operation::DryRun => "dry-run",
+            Operation::Import => "import",
+            Operation::ReImport => "re-import",
+            Operation::Export => "export",
+            Operation::ExportRest => "export-rest",
+        }
+    }
 }
 
 /// The throw-away key of the generated credentials.
@@ -55,20 +92,20 @@ struct Row {
 }
 
 pub async fn run(opts: Opts, database_url: Option<String>) -> anyhow::Result<()> {
+    if let (Some(file), Some(op)) = (&opts.child, opts.op) {
+        let [n] = opts.entities[..] else {
+            anyhow::bail!("--child measures exactly one N");
+        };
+        let url = database_url.context("--child needs --database-url")?;
+        let row = measure(op, n, file, &url).await?;
+        println!("{}", serde_json::to_string(&row)?);
+        return Ok(());
+    }
     if let Some(url) = &database_url {
         anyhow::ensure!(
             url.starts_with("postgres://") || url.starts_with("postgresql://"),
             "bench uses temporary SQLite files, or databases it creates on a PostgreSQL server (--database-url postgres://…)"
         );
-    }
-    if let Some(file) = opts.child {
-        let [n] = opts.entities[..] else {
-            anyhow::bail!("--child measures exactly one N");
-        };
-        for row in measure(n, &file, database_url.as_deref()).await? {
-            println!("{}", serde_json::to_string(&row)?);
-        }
-        return Ok(());
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let backend = if database_url.is_some() {
@@ -77,38 +114,49 @@ pub async fn run(opts: Opts, database_url: Option<String>) -> anyhow::Result<()>
         "sqlite"
     };
     println!(
-        "backend: {backend}, {cores} CPU cores; peak RSS is the process's high-water mark during the operation"
+        "backend: {backend}, {cores} CPU cores; each operation runs in a process of its own, peak RSS is its high-water mark"
     );
     println!(
-        "{:<10} {:>8} {:>9} {:>11} {:>13} {:>8}",
+        "{:<11} {:>8} {:>9} {:>11} {:>13} {:>8}",
         "operation", "N", "seconds", "entities/s", "peak RSS MiB", "× floor"
     );
     let dir = temp_dir()?;
     let cipher = Cipher::new(&SecretString::from(SECRET));
-    for n in opts.entities {
-        let file = dir.join(format!("export-{n}.json"));
-        std::fs::write(&file, generate(&cipher, n)?)?;
-        let rows = in_child(n, &file, database_url.as_deref());
-        let _ = std::fs::remove_file(&file);
-        let rows = rows?;
-        let floor = rows
-            .iter()
-            .find(|r| r.operation == "floor")
-            .map_or(f64::NAN, |r| r.seconds);
-        for r in rows {
-            println!(
-                "{:<10} {:>8} {:>9.3} {:>11.0} {:>13.1} {:>8.2}",
-                r.operation,
-                r.n,
-                r.seconds,
-                r.n as f64 / r.seconds,
-                r.peak_rss_kib as f64 / 1024.0,
-                r.seconds / floor
-            );
+    let mut databases = Databases::new(&dir, database_url.as_deref());
+    let result = async {
+        for n in opts.entities.iter().copied() {
+            let file = dir.join(format!("export-{n}.json"));
+            std::fs::write(&file, generate(&cipher, n)?)?;
+            let (floor_db, db) = (databases.create().await?, databases.create().await?);
+            let mut floor = f64::NAN;
+            for op in Operation::ALL {
+                let url = if op == Operation::Floor {
+                    &floor_db
+                } else {
+                    &db
+                };
+                let r = in_child(op, n, &file, url)?;
+                if op == Operation::Floor {
+                    floor = r.seconds;
+                }
+                println!(
+                    "{:<11} {:>8} {:>9.3} {:>11.0} {:>13.1} {:>8.2}",
+                    r.operation,
+                    r.n,
+                    r.seconds,
+                    r.n as f64 / r.seconds,
+                    r.peak_rss_kib as f64 / 1024.0,
+                    r.seconds / floor
+                );
+            }
+            let _ = std::fs::remove_file(&file);
         }
+        anyhow::Ok(())
     }
+    .await;
+    databases.drop_all().await;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    result
 }
 
 fn temp_dir() -> anyhow::Result<PathBuf> {
@@ -117,41 +165,36 @@ fn temp_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Runs `bench --child FILE --entities N` and reads its rows.
-fn in_child(n: usize, file: &Path, database_url: Option<&str>) -> anyhow::Result<Vec<Row>> {
-    let mut command = Command::new(std::env::current_exe()?);
-    command.args(["bench", "--entities", &n.to_string(), "--child"]);
-    command.arg(file);
-    if let Some(url) = database_url {
-        command.args(["--database-url", url]);
-    }
-    let mut child = command.stdout(Stdio::piped()).spawn()?;
-    let stdout = child.stdout.take().context("child stdout")?;
-    let rows = BufReader::new(stdout)
-        .lines()
-        .map(|line| Ok(serde_json::from_str(&line?)?))
-        .collect::<anyhow::Result<Vec<Row>>>();
-    anyhow::ensure!(child.wait()?.success(), "the run for N = {n} failed");
-    rows
+/// Runs `bench --child FILE --op OP --entities N --database-url URL` and reads its row.
+fn in_child(op: Operation, n: usize, file: &Path, url: &str) -> anyhow::Result<Row> {
+    // clap's names for the operations are the kebab-case ones `name` gives.
+    let output = Command::new(std::env::current_exe()?)
+        .args([
+            "bench",
+            "--entities",
+            &n.to_string(),
+            "--op",
+            op.name(),
+            "--child",
+        ])
+        .arg(file)
+        .args(["--database-url", url])
+        .stderr(Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(output.status.success(), "{} of N = {n} failed", op.name());
+    let line = String::from_utf8(output.stdout)?;
+    Ok(serde_json::from_str(line.trim())?)
 }
 
-/// Times every operation on the generated `file` of N entities.
-async fn measure(n: usize, file: &Path, postgres: Option<&str>) -> anyhow::Result<Vec<Row>> {
-    let dir = temp_dir()?;
-    let mut databases = Databases::new(&dir, postgres);
-    let result = async {
-        let bytes = std::fs::read(file)?;
-        let (store, floor_store) = (databases.open().await?, databases.open().await?);
-        let cipher = Cipher::new(&SecretString::from(SECRET));
-        let rows = operations(n, &bytes, &store, &floor_store, &cipher, &dir).await;
-        store.close().await;
-        floor_store.close().await;
-        rows
-    }
-    .await;
-    databases.drop_all().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+/// Times one operation on the generated `file` of N entities, on the database `url`.
+async fn measure(op: Operation, n: usize, file: &Path, url: &str) -> anyhow::Result<Row> {
+    let store = Store::connect(url).await?;
+    let cipher = Cipher::new(&SecretString::from(SECRET));
+    let started = start();
+    let result = operation(op, n, file, &store, &cipher).await;
+    let row = row(op.name(), n, started);
+    store.close().await;
+    result.map(|()| row)
 }
 
 /// The export file of N generated entities (credentials sealed with `cipher`).
@@ -169,15 +212,14 @@ fn generate(cipher: &Cipher, n: usize) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec_pretty(&file)?)
 }
 
-async fn operations(
+/// One operation, checked: every entity created, unchanged or exported as expected.
+async fn operation(
+    op: Operation,
     n: usize,
-    bytes: &[u8],
+    file: &Path,
     store: &Store,
-    floor_store: &Store,
     cipher: &Cipher,
-    dir: &Path,
-) -> anyhow::Result<Vec<Row>> {
-    let mut rows = Vec::new();
+) -> anyhow::Result<()> {
     let options = |dry_run| ImportOptions {
         strategy: ConflictStrategy::Update,
         dry_run,
@@ -191,44 +233,51 @@ async fn operations(
         );
         Ok(())
     };
+    let dir = file.parent().context("the file's directory")?;
+    match op {
+        Operation::Floor => floor(store, serde_json::from_slice(&std::fs::read(file)?)?).await,
+        Operation::DryRun | Operation::Import | Operation::ReImport => {
+            let input = Input::open(file)?;
+            let report = import(
+                store,
+                cipher,
+                &input,
+                &options(op == Operation::DryRun),
+                "bench",
+            )
+            .await?;
+            let action = if op == Operation::ReImport {
+                Action::Unchanged
+            } else {
+                Action::Created
+            };
+            expect(&report, action)
+        }
+        Operation::Export => {
+            let options = ExportOptions {
+                include_dependencies: true,
+                ..Default::default()
+            };
+            let out = tokio::fs::File::create(dir.join("export.json")).await?;
+            let mut out = tokio::io::BufWriter::new(out);
+            let written = export_to(store, &options, "bench", "bench", &mut out).await?;
+            anyhow::ensure!(written.total() == n, "exported {n} entities");
+            Ok(())
+        }
+        Operation::ExportRest => {
+            let gateway = Gateway::start(store).await?;
+            let path = dir.join("export-rest.json");
+            gateway.export(&path).await?;
+            gateway.stop().await;
+            let total = exported_count(&path)?;
+            anyhow::ensure!(total == n, "REST exported {total} of {n} entities");
+            Ok(())
+        }
+    }
+}
 
-    let started = start();
-    let file: ExportFile = serde_json::from_slice(bytes)?;
-    floor(floor_store, file).await?;
-    rows.push(row("floor", n, started));
-
-    let started = start();
-    let report = import(store, cipher, bytes, &options(true), "bench").await?;
-    expect(&report, Action::Created)?;
-    rows.push(row("dry-run", n, started));
-
-    let started = start();
-    let report = import(store, cipher, bytes, &options(false), "bench").await?;
-    expect(&report, Action::Created)?;
-    rows.push(row("import", n, started));
-
-    let started = start();
-    let report = import(store, cipher, bytes, &options(false), "bench").await?;
-    expect(&report, Action::Unchanged)?;
-    rows.push(row("re-import", n, started));
-
-    let started = start();
-    let options = ExportOptions {
-        include_dependencies: true,
-        ..Default::default()
-    };
-    let out = tokio::fs::File::create(dir.join("export.json")).await?;
-    let mut out = tokio::io::BufWriter::new(out);
-    let written = export_to(store, &options, "bench", "bench", &mut out).await?;
-    anyhow::ensure!(written.total() == n, "exported {n} entities");
-    rows.push(row("export", n, started));
-
-    let gateway = Gateway::start(store).await?;
-    let started = start();
-    let path = dir.join("export-rest.json");
-    gateway.export(&path).await?;
-    rows.push(row("export-rest", n, started));
-    gateway.stop().await;
+/// The entities an export file says it holds (its `metadata.entity_counts`).
+fn exported_count(path: &Path) -> anyhow::Result<usize> {
     #[derive(Deserialize)]
     struct Counted {
         metadata: Counts,
@@ -237,10 +286,9 @@ async fn operations(
     struct Counts {
         entity_counts: std::collections::HashMap<String, usize>,
     }
-    let counted: Counted = serde_json::from_slice(&std::fs::read(&path)?)?;
-    let total: usize = counted.metadata.entity_counts.values().sum();
-    anyhow::ensure!(total == n, "REST exported {total} of {n} entities");
-    Ok(rows)
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let counted: Counted = serde_json::from_reader(file)?;
+    Ok(counted.metadata.entity_counts.values().sum())
 }
 
 /// The gateway serving `store` on a loopback port, for `GET /admin/export`.
@@ -314,22 +362,22 @@ impl Gateway {
 async fn floor(store: &Store, file: ExportFile) -> anyhow::Result<()> {
     fn ids<E: Entity>(list: &mut [E]) {
         list.iter_mut()
-            .for_each(|e| e.set_id(Some(uuid::Uuid::new_v4())));
+            .for_each(|e| e.set_id(Some(crate::store::entities::new_entity_id())));
     }
     let mut set = file.entities;
     let mut tx = store.begin().await?;
     ids(&mut set.tools);
-    tx.write_entities(&set.tools, false).await?;
+    tx.write_entities(set.tools, false).await?;
     ids(&mut set.gateways);
-    tx.write_entities(&set.gateways, false).await?;
+    tx.write_entities(set.gateways, false).await?;
     ids(&mut set.roots);
-    tx.write_entities(&set.roots, false).await?;
+    tx.write_entities(set.roots, false).await?;
     ids(&mut set.prompts);
-    tx.write_entities(&set.prompts, false).await?;
+    tx.write_entities(set.prompts, false).await?;
     ids(&mut set.resources);
-    tx.write_entities(&set.resources, false).await?;
+    tx.write_entities(set.resources, false).await?;
     ids(&mut set.servers);
-    tx.write_entities(&set.servers, false).await?;
+    tx.write_entities(set.servers, false).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -391,9 +439,10 @@ impl Databases {
         }
     }
 
-    async fn open(&mut self) -> anyhow::Result<Store> {
+    /// A new, empty database: its URL.
+    async fn create(&mut self) -> anyhow::Result<String> {
         let name = format!("mcpgw_bench_{}", uuid::Uuid::new_v4().simple());
-        let url = match &self.postgres {
+        Ok(match &self.postgres {
             None => format!("sqlite://{}", self.dir.join(format!("{name}.db")).display()),
             Some(server) => {
                 let mut conn = PgConnection::connect(server).await?;
@@ -404,8 +453,7 @@ impl Databases {
                 self.created.push(name.clone());
                 database_url(server, &name)
             }
-        };
-        Store::connect(&url).await
+        })
     }
 
     async fn drop_all(&mut self) {

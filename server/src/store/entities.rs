@@ -65,6 +65,12 @@ const LINK_ROWS: usize = 2000;
 /// Values per `IN (…)` list.
 const IN_CHUNK: usize = 1000;
 
+/// The id of a new entity: time-ordered (UUIDv7), so that a large import appends to the
+/// id index instead of writing all over it.
+pub fn new_entity_id() -> Uuid {
+    Uuid::now_v7()
+}
+
 /// `($1, $2, …, $n)`.
 fn in_list(n: usize) -> String {
     let mut list = String::from("(");
@@ -313,7 +319,7 @@ impl StoreTx {
 
     /// Inserts a validated entity; sets its id and timestamps (kept when the record has them).
     pub async fn insert_entity<E: Entity>(&mut self, entity: &mut E) -> Result<Uuid, EntityError> {
-        let id = Uuid::new_v4();
+        let id = new_entity_id();
         let at = Timestamp(now());
         let (created, updated) = entity.timestamps();
         entity.set_timestamps(created.unwrap_or(at), updated.unwrap_or(at));
@@ -474,14 +480,17 @@ impl StoreTx {
     /// skipped (callers check them beforehand).
     pub async fn write_entities<E: Entity>(
         &mut self,
-        entities: &[E],
+        entities: Vec<E>,
         replace: bool,
     ) -> Result<(), EntityError> {
+        // The record as stored: no id, no links (those have columns and tables of their own).
         let stored: Vec<(Uuid, E, Links)> = entities
-            .iter()
-            .map(|e| {
-                let (doc, links) = stored_doc(e);
-                (e.id().expect("ids are set before writing"), doc, links)
+            .into_iter()
+            .map(|mut doc| {
+                let id = doc.id().expect("ids are set before writing");
+                doc.set_id(None);
+                let links = doc.take_links();
+                (id, doc, links)
             })
             .collect();
         let head = format!(
@@ -501,14 +510,14 @@ impl StoreTx {
                 insert.push_values(chunk, |mut row, (id, doc, _)| {
                     let (created, updated) = doc.timestamps();
                     row.push_bind(*id)
-                        .push_bind(doc.key().to_owned())
-                        .push_bind(doc.name().to_owned())
+                        .push_bind(doc.key())
+                        .push_bind(doc.name())
                         .push_bind(doc.is_active())
                         .push_bind(tag_index(doc))
-                        .push_bind(doc.credential().map(|c| c.0.as_str().to_owned()))
+                        .push_bind(doc.credential().map(|c| c.0.as_str()))
                         .push_bind(created.map(|t| t.0))
                         .push_bind(updated.map(|t| t.0))
-                        .push_bind(Json(doc.clone()));
+                        .push_bind(Json(doc));
                 });
                 insert.push(tail);
                 insert.build().execute(&mut *conn).await.map(drop)

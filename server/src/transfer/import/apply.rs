@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use app::{
-    entities::Entity,
+    entities::{Entity, same_record},
     jobs::{Action, ConflictStrategy, EntityResult, FieldChange},
     model::EntityKind,
     transfer::EntitySet,
@@ -149,14 +149,19 @@ impl<'t> Run<'t> {
         let (mut inserts, mut updates, mut renames) = (Vec::new(), Vec::new(), Vec::new());
         for mut entity in batch {
             let key = entity.key().to_owned();
-            let Some(existing) = stored.remove(&key) else {
+            let Some(mut existing) = stored.remove(&key) else {
                 stamp_new(&mut entity);
                 inserts.push(entity);
                 self.record::<E>(key, Action::Created, Vec::new());
                 continue;
             };
-            keep_equal_credentials(&mut entity, &existing, self.target);
-            let changes = changes(&entity, &existing);
+            keep_equal_credentials(&mut entity, &mut existing, self.target);
+            // Equal records need no field-by-field comparison (the common re-import).
+            let changes = if same_record(&mut entity, &mut existing) {
+                Vec::new()
+            } else {
+                changes(&entity, &existing)
+            };
             let changed: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
             let action = match (changed.is_empty(), self.strategy) {
                 (true, _) => Action::Unchanged,
@@ -199,8 +204,8 @@ impl<'t> Run<'t> {
                 self.results[result].new_name = Some(new_key);
             }
         }
-        self.tx().write_entities(&inserts, false).await?;
-        self.tx().write_entities(&updates, true).await?;
+        self.tx().write_entities(inserts, false).await?;
+        self.tx().write_entities(updates, true).await?;
         Ok(())
     }
 
@@ -261,17 +266,16 @@ fn stamp_new<E: Entity>(entity: &mut E) {
     let now = app::entities::Timestamp(crate::store::now());
     let (created, updated) = entity.timestamps();
     entity.set_timestamps(created.unwrap_or(now), updated.unwrap_or(now));
-    entity.set_id(Some(uuid::Uuid::new_v4()));
+    entity.set_id(Some(crate::store::entities::new_entity_id()));
 }
 
 /// When an imported credential decrypts to the stored one, keep the stored blob (a
 /// re-encryption alone is no change).
-fn keep_equal_credentials<E: Entity>(entity: &mut E, existing: &E, target: &Cipher) {
+fn keep_equal_credentials<E: Entity>(entity: &mut E, existing: &mut E, target: &Cipher) {
     let mut entity_blobs = entity.blobs_mut();
     if entity_blobs.is_empty() {
         return;
     }
-    let mut existing = existing.clone();
     let stored: HashMap<String, &mut String> = existing.blobs_mut().into_iter().collect();
     for (pointer, blob) in &mut entity_blobs {
         let Some(old) = stored.get(pointer.as_str()) else {
