@@ -957,6 +957,30 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_json_body_is_counted_against_the_limit_as_it_streams() {
+        let pieces = || {
+            futures_util::stream::iter(
+                (0..3).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 512 * 1024]))),
+            )
+        };
+        let request = |body| Request::builder().body(body).unwrap();
+        // No Content-Length: refused once the second MiB starts.
+        let refused = spool_body(request(Body::from_stream(pieces())), 1).await;
+        assert!(matches!(refused, Err(Error::PayloadTooLarge(1))));
+        let taken = spool_body(request(Body::from_stream(pieces())), 2).await;
+        assert_eq!(taken.unwrap().len(), 3 * 512 * 1024);
+        // A declared length above the limit is refused before the body is read.
+        let declared = Request::builder()
+            .header(header::CONTENT_LENGTH, (2u64 << 20).to_string())
+            .body(Body::empty())
+            .unwrap();
+        assert!(matches!(
+            spool_body(declared, 1).await,
+            Err(Error::PayloadTooLarge(1))
+        ));
+    }
+
     #[test]
     fn wrapper_options_of_the_wrong_type_are_field_errors() {
         let body = br#"{"import_data": {}, "dry_run": 3, "colour": "red", "selected_entities": {"tools": ["a"]}}"#;

@@ -596,6 +596,14 @@ async fn bad_requests_are_refused_with_every_reason_and_queue_nothing() {
     let (code, body) = api
         .send(
             api.post("/admin/import")
+                .header("content-type", "application/json")
+                .body(vec![b' '; 2 << 20]),
+        )
+        .await;
+    assert_eq!(code, 413, "a JSON body too: {body}");
+    let (code, body) = api
+        .send(
+            api.post("/admin/import")
                 .header("content-type", "text/plain")
                 .body("hello"),
         )
