@@ -411,7 +411,7 @@ async fn read_upload(state: &AppState, request: Request) -> Result<JobRequest> {
             .map_err(|e| Error::BadRequest(e.body_text()))?;
         read_multipart(multipart, limit).await?
     } else if content_type.starts_with("application/json") {
-        read_json(spool_body(request, limit).await?)
+        read_json(spool_body(request, limit).await?).await?
     } else {
         return Err(Error::UnsupportedMediaType(format!(
             "send the file as multipart/form-data (field `file`) or as application/json, not `{}`",
@@ -604,31 +604,14 @@ async fn read_multipart(mut multipart: Multipart, limit: u64) -> Result<Form> {
 
 /// A JSON body: ContextForge's `{"import_data": {...}, …options}`, or the file itself.
 /// The file is the part of the spool that `import_data` spans: nothing is copied.
-fn read_json(body: Input) -> Form {
+async fn read_json(body: Input) -> Result<Form> {
     let mut form = Form::default();
-    let bytes = body.bytes();
-    // First pass: is this a wrapper? Nothing but `import_data` is kept, so a body that is
-    // the file itself costs no memory to rule out.
-    let data = serde_json::from_slice::<ImportData>(bytes)
-        .ok()
-        .and_then(|d| d.0);
-    let Some(data) = data else {
-        body.release_before(body.len());
+    let Some(wrapped) = scan(&body, |b| parse_wrapper(b.bytes())).await? else {
         form.input = Some(body);
-        return form;
+        return Ok(form);
     };
-    let range = span_of(bytes, data);
-    // Second pass: the options, last value of a repeated name in its first place.
-    let mut options = Map::new();
-    if let Ok(Options(members)) = serde_json::from_slice::<Options>(bytes) {
-        for (name, raw) in members {
-            options.insert(name, serde_json::from_str(raw.get()).unwrap_or(Value::Null));
-        }
-    }
-    // The passes read every page: let them go before the import reads the file again.
-    body.release_before(body.len());
-    form.input = Some(body.slice(range));
-    for (name, value) in options {
+    form.input = Some(body.slice(wrapped.data));
+    for (name, value) in wrapped.options {
         match value {
             Value::Null => {}
             Value::String(s) => form.set(&name, s),
@@ -639,7 +622,54 @@ fn read_json(body: Input) -> Form {
                 .push(bad(&name, "must be a string or a boolean")),
         }
     }
-    form
+    Ok(form)
+}
+
+/// Runs `parse` over `body` on a blocking thread while the body's pages are let go every
+/// few milliseconds, so a scan of a large body keeps little of it resident (a dropped page
+/// the parser still needs is read again from the file: the bytes never change).
+async fn scan<T: Send + 'static>(
+    body: &Input,
+    parse: impl FnOnce(&Input) -> T + Send + 'static,
+) -> Result<T> {
+    let task = {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || parse(&body))
+    };
+    tokio::pin!(task);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let done = loop {
+        tokio::select! {
+            done = &mut task => break done,
+            _ = tick.tick() => body.release_before(body.len()),
+        }
+    };
+    body.release_before(body.len());
+    done.map_err(|e| Error::Internal(anyhow::Error::new(e).context("scanning the upload")))
+}
+
+/// A wrapper body taken apart: where the file is, and the other members as JSON.
+#[derive(Debug)]
+struct Wrapped {
+    data: std::ops::Range<usize>,
+    /// In order; a repeated name keeps its first place and its last value.
+    options: Map<String, Value>,
+}
+
+/// `bytes` as ContextForge's wrapper, or `None` when it is not one (the body is the file).
+fn parse_wrapper(bytes: &[u8]) -> Option<Wrapped> {
+    // First pass: nothing but `import_data` is kept, so a body that is the file itself
+    // costs no memory to rule out.
+    let data = serde_json::from_slice::<ImportData>(bytes).ok()?.0?;
+    let data = span_of(bytes, data);
+    // Second pass (a wrapper): the options.
+    let mut options = Map::new();
+    if let Ok(Options(members)) = serde_json::from_slice::<Options>(bytes) {
+        for (name, raw) in members {
+            options.insert(name, serde_json::from_str(raw.get()).unwrap_or(Value::Null));
+        }
+    }
+    Some(Wrapped { data, options })
 }
 
 /// Where `raw` (borrowed from `bytes`) lies in `bytes`.
@@ -912,14 +942,14 @@ mod tests {
         Input::map(&file).unwrap()
     }
 
-    #[test]
-    fn a_wrapper_hands_over_the_exact_bytes_of_import_data() {
+    #[tokio::test]
+    async fn a_wrapper_hands_over_the_exact_bytes_of_import_data() {
         let data = r#"{ "entities" : {"tools": [{"name": "a\"b", "url": "https://x"}]}, "k": [1, 2.5e3] }"#;
         let body = format!(
             "{{\"conflict_strategy\": \"skip\",\n \"import_data\"  :\t{data} ,\"dry_run\": true, \"rekey_secret\": null}}"
         );
         for input in [mapped(body.as_bytes()), Input::from(body.as_bytes())] {
-            let form = read_json(input.clone());
+            let form = read_json(input.clone()).await.unwrap();
             let file = form.input.expect("the file");
             assert_eq!(file.bytes(), data.as_bytes());
             let start = body.find(data).unwrap();
@@ -937,21 +967,23 @@ mod tests {
     #[test]
     fn a_scalar_or_a_repeated_import_data_is_still_its_value() {
         let body = br#"{"import_data": 1, "import_data": [ 7 ]}"#;
-        let form = read_json(mapped(body));
-        assert_eq!(form.input.unwrap().bytes(), b"[ 7 ]");
-        let form = read_json(mapped(br#"{"import_data":-12.5}"#));
-        assert_eq!(form.input.unwrap().bytes(), b"-12.5");
+        let data = parse_wrapper(body).unwrap().data;
+        assert_eq!(&body[data], b"[ 7 ]");
+        let body = br#"{"import_data":-12.5}"#;
+        let data = parse_wrapper(body).unwrap().data;
+        assert_eq!(&body[data], b"-12.5");
     }
 
-    #[test]
-    fn a_body_that_is_not_a_wrapper_is_the_file_itself() {
+    #[tokio::test]
+    async fn a_body_that_is_not_a_wrapper_is_the_file_itself() {
         for body in [
             &br#"{"version": "2025-03-26", "entities": {"tools": []}}"#[..],
             br#"[{"import_data": {}}]"#,
             br#"{"import_data": {}, "broken": "#,
             b"",
         ] {
-            let form = read_json(mapped(body));
+            assert!(parse_wrapper(body).is_none());
+            let form = read_json(mapped(body)).await.unwrap();
             assert_eq!(form.input.unwrap().bytes(), body);
             assert!(form.errors.is_empty());
         }
@@ -981,13 +1013,21 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn wrapper_options_of_the_wrong_type_are_field_errors() {
+    #[tokio::test]
+    async fn wrapper_options_of_the_wrong_type_are_field_errors() {
         let body = br#"{"import_data": {}, "dry_run": 3, "colour": "red", "selected_entities": {"tools": ["a"]}}"#;
-        let form = read_json(mapped(body));
+        let form = read_json(mapped(body)).await.unwrap();
         let pointers: Vec<&str> = form.errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(pointers, ["/dry_run", "/colour"]);
         assert_eq!(form.selected, Some(serde_json::json!({"tools": ["a"]})));
         assert_eq!(form.input.unwrap().bytes(), b"{}");
+        let body =
+            br#"{"conflict_strategy": "skip", "import_data": {}, "conflict_strategy": "fail"}"#;
+        let options = parse_wrapper(body).unwrap().options;
+        // As the whole body parsed into a map (what the wrapper used to be), less the file.
+        let mut before: Map<String, Value> = serde_json::from_slice(body).unwrap();
+        before.shift_remove("import_data");
+        assert_eq!(options, before);
+        assert_eq!(options["conflict_strategy"], "fail", "the last value");
     }
 }
