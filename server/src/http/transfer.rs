@@ -24,9 +24,9 @@ use axum::{
     },
     routing::{get, post},
 };
-use futures_util::Stream;
+use futures_util::{Stream, TryStreamExt};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, de};
 use serde_json::{Map, Value, value::RawValue};
 use uuid::Uuid;
 
@@ -41,12 +41,16 @@ use crate::{
     store::audit::{AuditEntry, AuditQuery},
     transfer::{
         export::{ExportOptions, Plan, preview as export_preview},
+        input::Input,
         jobs::{JobRequest, SubmitError},
         selection::{Include, parse_types},
+        spool::Spool,
     },
 };
 
 pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
+    // Multipart bodies are limited by this layer as a whole; a JSON body is counted as it
+    // is spooled, against the same number (`upload_limit`).
     let uploads = Router::new()
         .route("/admin/import", post(start_import))
         .route("/admin/import/preview", post(preview_import))
@@ -407,14 +411,7 @@ async fn read_upload(state: &AppState, request: Request) -> Result<JobRequest> {
             .map_err(|e| Error::BadRequest(e.body_text()))?;
         read_multipart(multipart, limit).await?
     } else if content_type.starts_with("application/json") {
-        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge(limit)
-            } else {
-                Error::BadRequest(e.body_text())
-            }
-        })?;
-        read_json(bytes)?
+        read_json(spool_body(request, limit).await?).await?
     } else {
         return Err(Error::UnsupportedMediaType(format!(
             "send the file as multipart/form-data (field `file`) or as application/json, not `{}`",
@@ -429,10 +426,49 @@ async fn read_upload(state: &AppState, request: Request) -> Result<JobRequest> {
     form.finish()
 }
 
+/// The largest upload, in bytes (the limit `routes` is given too).
+fn upload_limit(limit_mb: u64) -> u64 {
+    limit_mb.saturating_mul(1 << 20)
+}
+
+/// Appends a piece of an upload to its spool, refusing it past the limit (413).
+async fn spool_piece(spool: &mut Spool, piece: &[u8], limit_mb: u64) -> Result<()> {
+    if spool.len() + piece.len() as u64 > upload_limit(limit_mb) {
+        return Err(Error::PayloadTooLarge(limit_mb));
+    }
+    spool.write(piece).await.map_err(spool_failed)
+}
+
+fn spool_failed(e: std::io::Error) -> Error {
+    Error::Internal(anyhow::Error::new(e).context("cannot spool the upload"))
+}
+
+/// A JSON body, streamed into a spool file as it arrives and mapped.
+async fn spool_body(request: Request, limit_mb: u64) -> Result<Input> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > upload_limit(limit_mb)) {
+        return Err(Error::PayloadTooLarge(limit_mb));
+    }
+    let mut body = request.into_body().into_data_stream();
+    let mut spool = Spool::new().map_err(spool_failed)?;
+    while let Some(piece) = body
+        .try_next()
+        .await
+        .map_err(|e| Error::BadRequest(format!("the request body cannot be read: {e}")))?
+    {
+        spool_piece(&mut spool, &piece, limit_mb).await?;
+    }
+    spool.finish().await.map_err(spool_failed)
+}
+
 /// Fields of an import request before they are checked.
 #[derive(Default)]
 struct Form {
-    bytes: Option<Vec<u8>>,
+    input: Option<Input>,
     file_name: Option<String>,
     strategy: Option<String>,
     dry_run: Option<String>,
@@ -486,7 +522,7 @@ impl Form {
             .as_deref()
             .is_some_and(|v| parse_bool("dry_run", v, &mut self.errors));
         let selected = self.selected.take().and_then(|v| self.selected_keys(v));
-        if self.bytes.is_none() {
+        if self.input.is_none() {
             self.errors
                 .push(bad("file", "no file: send it in the field `file`"));
         }
@@ -494,7 +530,7 @@ impl Form {
             return Err(Error::Parameters(self.errors));
         }
         Ok(JobRequest {
-            bytes: self.bytes.unwrap_or_default(),
+            input: self.input.unwrap_or_else(|| Input::from(Vec::new())),
             file_name: self.file_name,
             strategy,
             dry_run,
@@ -549,11 +585,15 @@ async fn read_multipart(mut multipart: Multipart, limit: u64) -> Result<Form> {
         }
     };
     let mut form = Form::default();
-    while let Some(field) = multipart.next_field().await.map_err(too_large)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(too_large)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             form.file_name = field.file_name().map(str::to_owned);
-            form.bytes = Some(field.bytes().await.map_err(too_large)?.to_vec());
+            let mut spool = Spool::new().map_err(spool_failed)?;
+            while let Some(piece) = field.chunk().await.map_err(too_large)? {
+                spool_piece(&mut spool, &piece, limit).await?;
+            }
+            form.input = Some(spool.finish().await.map_err(spool_failed)?);
         } else {
             let value = field.text().await.map_err(too_large)?;
             form.set(&name, value);
@@ -563,19 +603,15 @@ async fn read_multipart(mut multipart: Multipart, limit: u64) -> Result<Form> {
 }
 
 /// A JSON body: ContextForge's `{"import_data": {...}, …options}`, or the file itself.
-fn read_json(bytes: Bytes) -> Result<Form> {
+/// The file is the part of the spool that `import_data` spans: nothing is copied.
+async fn read_json(body: Input) -> Result<Form> {
     let mut form = Form::default();
-    let wrapped: Option<Map<String, Value>> = serde_json::from_slice::<Map<String, Value>>(&bytes)
-        .ok()
-        .filter(|m| m.contains_key("import_data"));
-    let Some(mut wrapper) = wrapped else {
-        form.bytes = Some(bytes.to_vec());
+    let Some(wrapped) = scan(&body, |b| parse_wrapper(b.bytes())).await? else {
+        form.input = Some(body);
         return Ok(form);
     };
-    let data = wrapper.remove("import_data").unwrap_or(Value::Null);
-    let raw: Box<RawValue> = serde_json::value::to_raw_value(&data).map_err(anyhow::Error::from)?;
-    form.bytes = Some(raw.get().as_bytes().to_vec());
-    for (name, value) in wrapper {
+    form.input = Some(body.slice(wrapped.data));
+    for (name, value) in wrapped.options {
         match value {
             Value::Null => {}
             Value::String(s) => form.set(&name, s),
@@ -587,6 +623,141 @@ fn read_json(bytes: Bytes) -> Result<Form> {
         }
     }
     Ok(form)
+}
+
+/// Runs `parse` over `body` on a blocking thread while the body's pages are let go every
+/// few milliseconds, so a scan of a large body keeps little of it resident (a dropped page
+/// the parser still needs is read again from the file: the bytes never change).
+async fn scan<T: Send + 'static>(
+    body: &Input,
+    parse: impl FnOnce(&Input) -> T + Send + 'static,
+) -> Result<T> {
+    let task = {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || parse(&body))
+    };
+    tokio::pin!(task);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let done = loop {
+        tokio::select! {
+            done = &mut task => break done,
+            _ = tick.tick() => body.release_before(body.len()),
+        }
+    };
+    body.release_before(body.len());
+    done.map_err(|e| Error::Internal(anyhow::Error::new(e).context("scanning the upload")))
+}
+
+/// A wrapper body taken apart: where the file is, and the other members as JSON.
+#[derive(Debug)]
+struct Wrapped {
+    data: std::ops::Range<usize>,
+    /// In order; a repeated name keeps its first place and its last value.
+    options: Map<String, Value>,
+}
+
+/// `bytes` as ContextForge's wrapper, or `None` when it is not one (the body is the file).
+fn parse_wrapper(bytes: &[u8]) -> Option<Wrapped> {
+    // First pass: nothing but `import_data` is kept, so a body that is the file itself
+    // costs no memory to rule out.
+    let data = serde_json::from_slice::<ImportData>(bytes).ok()?.0?;
+    let data = span_of(bytes, data);
+    // Second pass (a wrapper): the options.
+    let mut options = Map::new();
+    if let Ok(Options(members)) = serde_json::from_slice::<Options>(bytes) {
+        for (name, raw) in members {
+            options.insert(name, serde_json::from_str(raw.get()).unwrap_or(Value::Null));
+        }
+    }
+    Some(Wrapped { data, options })
+}
+
+/// Where `raw` (borrowed from `bytes`) lies in `bytes`.
+fn span_of(bytes: &[u8], raw: &RawValue) -> std::ops::Range<usize> {
+    let start = raw.get().as_ptr() as usize - bytes.as_ptr() as usize;
+    start..start + raw.get().len()
+}
+
+/// A JSON object's `import_data` member, borrowed (the last one when repeated); every
+/// other member is skipped.
+struct ImportData<'a>(Option<&'a RawValue>);
+
+/// A JSON object's members other than `import_data`, in order, values borrowed.
+struct Options<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for ImportData<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor(ImportData(None)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Options<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor(Options(Vec::new())))
+    }
+}
+
+/// Visits a JSON object's members into `T` (one of the two above).
+struct MembersVisitor<T>(T);
+
+impl<'de> de::Visitor<'de> for MembersVisitor<ImportData<'de>> {
+    type Value = ImportData<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
+        while let Some(is_data) = map.next_key_seed(IsImportData)? {
+            if is_data {
+                self.0.0 = Some(map.next_value()?);
+            } else {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+        Ok(self.0)
+    }
+}
+
+impl<'de> de::Visitor<'de> for MembersVisitor<Options<'de>> {
+    type Value = Options<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
+        while let Some(name) = map.next_key::<String>()? {
+            let value: &'de RawValue = map.next_value()?;
+            if name != "import_data" {
+                self.0.0.push((name, value));
+            }
+        }
+        Ok(self.0)
+    }
+}
+
+/// Compares a member name with `import_data` without keeping it.
+struct IsImportData;
+
+impl<'de> de::DeserializeSeed<'de> for IsImportData {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl de::Visitor<'_> for IsImportData {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<bool, E> {
+        Ok(name == "import_data")
+    }
 }
 
 // ---- jobs --------------------------------------------------------------------------
@@ -759,4 +930,104 @@ pub async fn audit(
         })
         .await?;
     Ok(Json(serde_json::json!({ "entries": entries })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapped(body: &[u8]) -> Input {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, body).unwrap();
+        Input::map(&file).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_hands_over_the_exact_bytes_of_import_data() {
+        let data = r#"{ "entities" : {"tools": [{"name": "a\"b", "url": "https://x"}]}, "k": [1, 2.5e3] }"#;
+        let body = format!(
+            "{{\"conflict_strategy\": \"skip\",\n \"import_data\"  :\t{data} ,\"dry_run\": true, \"rekey_secret\": null}}"
+        );
+        for input in [mapped(body.as_bytes()), Input::from(body.as_bytes())] {
+            let form = read_json(input.clone()).await.unwrap();
+            let file = form.input.expect("the file");
+            assert_eq!(file.bytes(), data.as_bytes());
+            let start = body.find(data).unwrap();
+            assert_eq!(
+                file.bytes().as_ptr() as usize - input.bytes().as_ptr() as usize,
+                start,
+                "a slice of the body, not a copy"
+            );
+            assert_eq!(form.strategy.as_deref(), Some("skip"));
+            assert_eq!(form.dry_run.as_deref(), Some("true"));
+            assert!(form.errors.is_empty(), "{:?}", form.errors);
+        }
+    }
+
+    #[test]
+    fn a_scalar_or_a_repeated_import_data_is_still_its_value() {
+        let body = br#"{"import_data": 1, "import_data": [ 7 ]}"#;
+        let data = parse_wrapper(body).unwrap().data;
+        assert_eq!(&body[data], b"[ 7 ]");
+        let body = br#"{"import_data":-12.5}"#;
+        let data = parse_wrapper(body).unwrap().data;
+        assert_eq!(&body[data], b"-12.5");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_a_wrapper_is_the_file_itself() {
+        for body in [
+            &br#"{"version": "2025-03-26", "entities": {"tools": []}}"#[..],
+            br#"[{"import_data": {}}]"#,
+            br#"{"import_data": {}, "broken": "#,
+            b"",
+        ] {
+            assert!(parse_wrapper(body).is_none());
+            let form = read_json(mapped(body)).await.unwrap();
+            assert_eq!(form.input.unwrap().bytes(), body);
+            assert!(form.errors.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_body_is_counted_against_the_limit_as_it_streams() {
+        let pieces = || {
+            futures_util::stream::iter(
+                (0..3).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 512 * 1024]))),
+            )
+        };
+        let request = |body| Request::builder().body(body).unwrap();
+        // No Content-Length: refused once the second MiB starts.
+        let refused = spool_body(request(Body::from_stream(pieces())), 1).await;
+        assert!(matches!(refused, Err(Error::PayloadTooLarge(1))));
+        let taken = spool_body(request(Body::from_stream(pieces())), 2).await;
+        assert_eq!(taken.unwrap().len(), 3 * 512 * 1024);
+        // A declared length above the limit is refused before the body is read.
+        let declared = Request::builder()
+            .header(header::CONTENT_LENGTH, (2u64 << 20).to_string())
+            .body(Body::empty())
+            .unwrap();
+        assert!(matches!(
+            spool_body(declared, 1).await,
+            Err(Error::PayloadTooLarge(1))
+        ));
+    }
+
+    #[tokio::test]
+    async fn wrapper_options_of_the_wrong_type_are_field_errors() {
+        let body = br#"{"import_data": {}, "dry_run": 3, "colour": "red", "selected_entities": {"tools": ["a"]}}"#;
+        let form = read_json(mapped(body)).await.unwrap();
+        let pointers: Vec<&str> = form.errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/dry_run", "/colour"]);
+        assert_eq!(form.selected, Some(serde_json::json!({"tools": ["a"]})));
+        assert_eq!(form.input.unwrap().bytes(), b"{}");
+        let body =
+            br#"{"conflict_strategy": "skip", "import_data": {}, "conflict_strategy": "fail"}"#;
+        let options = parse_wrapper(body).unwrap().options;
+        // As the whole body parsed into a map (what the wrapper used to be), less the file.
+        let mut before: Map<String, Value> = serde_json::from_slice(body).unwrap();
+        before.shift_remove("import_data");
+        assert_eq!(options, before);
+        assert_eq!(options["conflict_strategy"], "fail", "the last value");
+    }
 }

@@ -31,7 +31,9 @@ use super::{
         EntityResult, ImportError, ImportOptions, ImportPreview, ImportReport, Observer, check,
         import, preview,
     },
+    input::Input,
     selection::Include,
+    spool::sha256_hex,
 };
 use crate::{
     crypto::{Cipher, Plaintext},
@@ -48,7 +50,8 @@ const ABANDONED_AFTER: chrono::Duration = chrono::Duration::seconds(30);
 
 /// What a caller asks to import.
 pub struct JobRequest {
-    pub bytes: Vec<u8>,
+    /// The file: usually a mapped spool of the upload (or the part of it that is the file).
+    pub input: Input,
     pub file_name: Option<String>,
     pub strategy: ConflictStrategy,
     pub dry_run: bool,
@@ -207,7 +210,7 @@ impl Jobs {
         let source = request.source_secret.as_ref().map(Cipher::new);
         let options = request.options(source.as_ref())?;
         let store = &self.inner.store;
-        let warnings = check(store, &self.inner.cipher, &request.bytes, &options)
+        let warnings = check(store, &self.inner.cipher, &request.input, &options)
             .await
             .map_err(SubmitError::from)?;
         let sealed = request.source_secret.as_ref().map(|s| {
@@ -227,7 +230,7 @@ impl Jobs {
             selected: request.selected.clone(),
             warnings,
         };
-        let sha256 = crate::crypto::sha256_hex(&request.bytes);
+        let sha256 = digest(&request.input).await?;
         store
             .insert_job(NewJob {
                 id,
@@ -235,11 +238,11 @@ impl Jobs {
                 options: serde_json::to_value(&stored).unwrap_or_default(),
                 file_name: request.file_name.as_deref(),
                 file_sha256: &sha256,
-                payload: &request.bytes,
+                payload: &request.input,
                 sealed_source_secret: sealed,
             })
             .await?;
-        tracing::info!(job.id = %id, job.actor = actor, file.size = request.bytes.len(), "import job queued");
+        tracing::info!(job.id = %id, job.actor = actor, file.size = request.input.len(), "import job queued");
         self.inner.wake.notify_one();
         Ok(JobCreated {
             job_id: id,
@@ -254,7 +257,7 @@ impl Jobs {
         let source = request.source_secret.as_ref().map(Cipher::new);
         let options = request.options(source.as_ref())?;
         let store = &self.inner.store;
-        Ok(preview(store, &self.inner.cipher, &request.bytes, &options).await?)
+        Ok(preview(store, &self.inner.cipher, &request.input, &options).await?)
     }
 
     /// The job as stored, with this process's live progress when it runs here.
@@ -399,6 +402,24 @@ impl Jobs {
     }
 
     async fn execute(&self, job: ClaimedJob, live: &Live) -> Finish<'static> {
+        let input = match self
+            .inner
+            .store
+            .job_payload(job.id, job.legacy_payload)
+            .await
+        {
+            Ok(input) => input,
+            Err(e) => {
+                tracing::error!(job.id = %job.id, error.detail = %e, "cannot read the job's stored file");
+                return failed(
+                    live,
+                    vec![refusal(
+                        "internal",
+                        "the stored file could not be read; nothing was imported".into(),
+                    )],
+                );
+            }
+        };
         let stored: StoredOptions = match serde_json::from_value(job.options.0) {
             Ok(o) => o,
             Err(e) => return failed(live, vec![refusal("bad_job", e.to_string())]),
@@ -426,7 +447,7 @@ impl Jobs {
         let result = import(
             &self.inner.store,
             &self.inner.cipher,
-            &job.payload,
+            &input,
             &options,
             &job.created_by,
         )
@@ -467,6 +488,14 @@ impl Jobs {
             .to_owned();
         Ok(Cipher::new(&SecretString::from(secret)))
     }
+}
+
+/// The file's SHA-256, hashed off the async threads (a window at a time).
+async fn digest(input: &Input) -> Result<String, SubmitError> {
+    let input = input.clone();
+    tokio::task::spawn_blocking(move || sha256_hex(&input))
+        .await
+        .map_err(|e| SubmitError::Database(sqlx::Error::Io(std::io::Error::other(e))))
 }
 
 fn parse_include(spec: Option<&str>) -> Result<Option<Include>, SubmitError> {

@@ -5,3 +5,4 @@ pub mod import;
 pub mod input;
 pub mod jobs;
 pub mod selection;
+pub mod spool;

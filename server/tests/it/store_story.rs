@@ -4,7 +4,13 @@ use crate::common::on_each_backend;
 use chrono::Duration;
 use server::{
     auth::{self, AuthMethod},
-    store::{audit::NewAuditEntry, now},
+    store::{
+        Store,
+        audit::NewAuditEntry,
+        jobs::{CHUNK, Finish, NewJob},
+        now,
+    },
+    transfer::input::Input,
 };
 
 #[tokio::test]
@@ -135,6 +141,116 @@ async fn users_tokens_sessions_and_audit_on_every_backend() {
         assert_eq!(exports.len(), 2, "{backend}");
         assert_eq!(exports[0].details.0["count"], 3);
         assert_eq!(store.audit_entries(None, 10).await.unwrap().len(), 3);
+        store.close().await;
+    })
+    .await;
+}
+
+/// A job with `payload` to queue (`store` hashes nothing: the digest is made up).
+fn new_job(id: uuid::Uuid, payload: &Input) -> NewJob<'_> {
+    NewJob {
+        id,
+        created_by: "ops@example.com",
+        options: serde_json::json!({}),
+        file_name: Some("big.json"),
+        file_sha256: "0",
+        payload,
+        sealed_source_secret: None,
+    }
+}
+
+fn ended() -> Finish<'static> {
+    Finish {
+        status: "completed",
+        processed: 0,
+        total: 0,
+        counts: serde_json::json!({}),
+        report: None,
+        errors: serde_json::json!([]),
+    }
+}
+
+#[tokio::test]
+async fn a_job_file_is_stored_in_chunks_survives_a_restart_and_goes_at_the_end() {
+    on_each_backend(|db| async move {
+        let backend = db.backend;
+        // Not a whole number of chunks; every byte depends on its offset.
+        let bytes: Vec<u8> = (0..(2 * CHUNK + 12_345) as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        let mapped = Input::map(&file).unwrap();
+        let (big, small, legacy) = (
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+        );
+        let store = db.store().await;
+        store.insert_job(new_job(big, &mapped)).await.unwrap();
+        assert_eq!(store.job_chunk_count(big).await.unwrap(), 3, "{backend}");
+        let tiny = Input::from(b"{}".to_vec());
+        store.insert_job(new_job(small, &tiny)).await.unwrap();
+        // A job queued before chunks existed: its file in the `payload` column.
+        let sql = "INSERT INTO import_jobs (id, status, created_by, created_at, file_sha256, \
+                   file_size, payload) VALUES ($1, 'queued', 'old', $2, '0', 3, $3)";
+        match &store {
+            Store::Sqlite(pool) => sqlx::query(sql)
+                .bind(legacy)
+                .bind(now() + Duration::seconds(5))
+                .bind(b"old".as_slice())
+                .execute(pool)
+                .await
+                .map(drop),
+            Store::Postgres(pool) => sqlx::query(sql)
+                .bind(legacy)
+                .bind(now() + Duration::seconds(5))
+                .bind(b"old".as_slice())
+                .execute(pool)
+                .await
+                .map(drop),
+        }
+        .unwrap();
+        store.close().await;
+
+        // Restarted between the POST and the run: the oldest job comes back byte for byte.
+        let store = db.store().await;
+        let job = store.claim_job("runner-a").await.unwrap().expect("queued");
+        assert_eq!(job.id, big);
+        assert!(
+            job.legacy_payload.is_none(),
+            "{backend}: nothing in `payload`"
+        );
+        let input = store.job_payload(job.id, job.legacy_payload).await.unwrap();
+        assert!(
+            input.bytes() == bytes.as_slice(),
+            "{backend}: read back whole"
+        );
+        store.finish_job(big, ended()).await.unwrap();
+        assert_eq!(store.job_chunk_count(big).await.unwrap(), 0, "{backend}");
+
+        // Cancelled while queued: its chunks go at once.
+        assert_eq!(store.job_chunk_count(small).await.unwrap(), 1);
+        let status = store.request_job_cancel(small).await.unwrap();
+        assert_eq!(status.as_deref(), Some("cancelled"));
+        assert_eq!(store.job_chunk_count(small).await.unwrap(), 0, "{backend}");
+
+        // The old job reads its column; a runner that died leaves nothing behind.
+        let job = store.claim_job("runner-a").await.unwrap().expect("queued");
+        assert_eq!(job.id, legacy);
+        let input = store.job_payload(job.id, job.legacy_payload).await.unwrap();
+        assert_eq!(input.bytes(), b"old");
+        let again = uuid::Uuid::new_v4();
+        store.insert_job(new_job(again, &tiny)).await.unwrap();
+        let job = store.claim_job("runner-b").await.unwrap().expect("queued");
+        assert_eq!(job.id, again);
+        let errors = serde_json::json!([]);
+        let failed = store
+            .fail_abandoned_jobs("runner-c", Duration::seconds(-60), &errors)
+            .await
+            .unwrap();
+        assert_eq!(failed, 2, "{backend}: both running jobs");
+        assert_eq!(store.job_chunk_count(again).await.unwrap(), 0, "{backend}");
         store.close().await;
     })
     .await;

@@ -142,6 +142,96 @@ async fn the_curl_sequence_exports_then_imports_as_a_job() {
     .await;
 }
 
+/// An export file of `n` tools, each with a `pad`-byte description (a large file).
+fn padded_tools(n: usize, pad: usize) -> Vec<u8> {
+    let mut file: Value = serde_json::from_slice(&bulk_tools(n)).unwrap();
+    for tool in file["entities"]["tools"].as_array_mut().unwrap() {
+        tool["description"] = json!("d".repeat(pad));
+    }
+    serde_json::to_vec_pretty(&file).unwrap()
+}
+
+#[tokio::test]
+async fn a_large_file_is_stored_in_chunks_read_back_whole_and_forgotten_at_the_end() {
+    use server::store::jobs::CHUNK;
+    on_each_backend(|db| async move {
+        let file = padded_tools(1200, 2000);
+        assert!(file.len() > 2 * CHUNK, "{} bytes", file.len());
+        let chunks = file.len().div_ceil(CHUNK) as i64;
+        let sha256 = server::crypto::sha256_hex(&file);
+
+        // Queued on a replica that runs nothing: the file waits in chunks, not in `payload`.
+        let a = TestApp::spawn_with(db, |s| s.import_workers = 0).await;
+        let api_a = Api::new(&a).await;
+        let (code, created) = api_a.start_import(file.clone(), &[]).await;
+        assert_eq!(code, 202, "{created}");
+        let multipart_id = created["job_id"].as_str().unwrap().to_owned();
+        // ContextForge's wrapper around the very same bytes: the job keeps exactly them.
+        let mut wrapped = b"{\n  \"conflict_strategy\": \"update\",\n  \"import_data\": ".to_vec();
+        wrapped.extend_from_slice(&file);
+        wrapped.extend_from_slice(b"\n}\n");
+        let (code, created) = api_a
+            .send(
+                api_a
+                    .post("/admin/import")
+                    .header("content-type", "application/json")
+                    .body(wrapped),
+            )
+            .await;
+        assert_eq!(code, 202, "{created}");
+        let json_id = created["job_id"].as_str().unwrap().to_owned();
+        for id in [&multipart_id, &json_id] {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(a.store.job_chunk_count(uuid).await.unwrap(), chunks);
+            let queued = api_a.status(id).await;
+            assert_eq!(queued.status, JobState::Queued);
+            assert_eq!(queued.file.size, file.len() as u64);
+            assert_eq!(
+                queued.file.sha256, sha256,
+                "the job holds the file's own bytes"
+            );
+        }
+
+        // Another replica runs them from the chunks.
+        let b = a.replica(|_| {}).await;
+        let api_b = Api::new(&b).await;
+        let first = api_b.finished(&multipart_id).await;
+        assert_eq!(first.status, JobState::Completed, "{:?}", first.errors);
+        assert_eq!(first.counts["tools"].created, 1200);
+        let second = api_b.finished(&json_id).await;
+        assert_eq!(second.status, JobState::Completed, "{:?}", second.errors);
+        assert_eq!(second.counts["tools"].unchanged, 1200);
+        for id in [&multipart_id, &json_id] {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(b.store.job_chunk_count(uuid).await.unwrap(), 0, "forgotten");
+        }
+        b.stop().await;
+        a.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_job_queued_before_a_restart_runs_after_it() {
+    on_each_backend(|db| async move {
+        let idle = TestApp::spawn_with(db, |s| s.import_workers = 0).await;
+        let api = Api::new(&idle).await;
+        let (code, created) = api.start_import(bulk_tools(25), &[]).await;
+        assert_eq!(code, 202, "{created}");
+        let id = created["job_id"].as_str().unwrap().to_owned();
+        drop(api);
+        let db = idle.stop_keeping_db().await;
+
+        let restarted = TestApp::spawn(db).await;
+        let api = Api::new(&restarted).await;
+        let done = api.finished(&id).await;
+        assert_eq!(done.status, JobState::Completed, "{:?}", done.errors);
+        assert_eq!(done.counts["tools"].created, 25);
+        restarted.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_job_answers_the_same_after_a_restart() {
     on_each_backend(|db| async move {
@@ -503,6 +593,14 @@ async fn bad_requests_are_refused_with_every_reason_and_queue_nothing() {
         body["error"]["message"].as_str().unwrap().contains("1 MB"),
         "{body}"
     );
+    let (code, body) = api
+        .send(
+            api.post("/admin/import")
+                .header("content-type", "application/json")
+                .body(vec![b' '; 2 << 20]),
+        )
+        .await;
+    assert_eq!(code, 413, "a JSON body too: {body}");
     let (code, body) = api
         .send(
             api.post("/admin/import")
