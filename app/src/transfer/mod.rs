@@ -15,7 +15,7 @@ mod skim;
 mod walk;
 
 pub use read::{Head, Sink, read_file, without_bom};
-pub use skim::{KindSkim, Skim, SkimEntry, skim};
+pub use skim::{Skim, SkimServer, skim};
 
 use crate::{
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},

@@ -14,34 +14,32 @@ use serde_json::{Value, value::RawValue};
 use super::walk::{List, Walker, offset_after, walk};
 use crate::model::EntityKind;
 
-/// One entity as the skim saw it.
+/// A server as the skim saw it: its key and its references by type.
 #[derive(Clone, Debug, Default)]
-pub struct SkimEntry {
-    /// The name, or the URI for resources and roots; `None` when the file gives none.
-    pub key: Option<String>,
-    /// The display name of a resource or root (for the others the key is the name).
-    pub name: Option<String>,
-    /// A server's references by type (as the file writes them).
+pub struct SkimServer {
+    pub key: Box<str>,
     pub links: Vec<(EntityKind, Vec<String>)>,
 }
 
-/// What the skim learnt of one type's list.
+/// What the skim learnt of one type's list; each key is held once.
 #[derive(Clone, Debug, Default)]
-pub struct KindSkim {
-    /// Every entity of the list, in file order.
-    pub entries: Vec<SkimEntry>,
+struct KindSkim {
     /// How often each key occurs.
-    counts: HashMap<String, u32>,
+    counts: HashMap<Box<str>, u32>,
+    /// A resource's or root's display name, by key.
+    names: HashMap<Box<str>, Box<str>>,
 }
 
 /// What the skim learnt of a file (see the module documentation).
 #[derive(Clone, Debug, Default)]
 pub struct Skim {
     kinds: [KindSkim; 6],
+    /// Every server with a key, in file order.
+    servers: Vec<SkimServer>,
 }
 
 impl Skim {
-    pub fn of(&self, kind: EntityKind) -> &KindSkim {
+    fn of(&self, kind: EntityKind) -> &KindSkim {
         &self.kinds[slot(kind)]
     }
 
@@ -56,22 +54,21 @@ impl Skim {
 
     /// The distinct keys of `kind`.
     pub fn keys(&self, kind: EntityKind) -> impl Iterator<Item = &str> {
-        self.of(kind).counts.keys().map(String::as_str)
+        self.of(kind).counts.keys().map(|k| &**k)
+    }
+
+    /// The name lists and `--include` match: a resource's or root's name, else the key.
+    pub fn name<'a>(&'a self, kind: EntityKind, key: &'a str) -> &'a str {
+        self.of(kind).names.get(key).map_or(key, |n| &**n)
+    }
+
+    pub fn servers(&self) -> &[SkimServer] {
+        &self.servers
     }
 
     /// Distinct keys over all types: the entities an import of the whole file applies.
     pub fn total(&self) -> usize {
         self.kinds.iter().map(|k| k.counts.len()).sum()
-    }
-}
-
-impl SkimEntry {
-    /// The name lists and `--include` match: a resource's or root's name, else the key.
-    pub fn name(&self) -> &str {
-        self.name
-            .as_deref()
-            .or(self.key.as_deref())
-            .unwrap_or_default()
     }
 }
 
@@ -104,6 +101,41 @@ struct Skimmer<'a> {
     reported: usize,
 }
 
+impl Skimmer<'_> {
+    fn add(&mut self, kind: EntityKind, entity: Lenient) {
+        let by_uri = matches!(kind, EntityKind::Resource | EntityKind::Root);
+        let (key, name) = if by_uri {
+            (entity.uri, entity.name)
+        } else {
+            (entity.name, None)
+        };
+        let Some(key) = key.map(String::into_boxed_str) else {
+            return;
+        };
+        let skim = &mut self.skim.kinds[slot(kind)];
+        match skim.counts.get_mut(&key) {
+            Some(n) => *n += 1,
+            None => {
+                skim.counts.insert(key.clone(), 1);
+            }
+        }
+        if let Some(name) = name {
+            skim.names.insert(key.clone(), name.into_boxed_str());
+        }
+        if kind == EntityKind::Server {
+            let links = vec![
+                (EntityKind::Tool, entity.tool_ids.unwrap_or_default()),
+                (EntityKind::Prompt, entity.prompt_ids.unwrap_or_default()),
+                (
+                    EntityKind::Resource,
+                    entity.resource_ids.unwrap_or_default(),
+                ),
+            ];
+            self.skim.servers.push(SkimServer { key, links });
+        }
+    }
+}
+
 /// The offset at which [`Skimmer`] and the reader tell how far they have read.
 pub(crate) const REPORT_EVERY: usize = 1 << 20;
 
@@ -111,15 +143,11 @@ impl<'de> Walker<'de> for Skimmer<'_> {
     fn item(&mut self, list: List, _index: usize, raw: &'de RawValue) {
         // A member given twice fails the derive; as a `Value` the last one counts, as
         // it does for the validating parse of such an entity.
-        let entry = serde_json::from_str::<Lenient>(raw.get())
-            .or_else(|_| serde_json::from_value(serde_json::from_str(raw.get())?))
-            .map(|l| l.entry(list.kind))
-            .unwrap_or_default();
-        let kind = &mut self.skim.kinds[slot(list.kind)];
-        if let Some(key) = &entry.key {
-            *kind.counts.entry(key.clone()).or_default() += 1;
+        let lenient = serde_json::from_str::<Lenient>(raw.get())
+            .or_else(|_| serde_json::from_value(serde_json::from_str(raw.get())?));
+        if let Ok(lenient) = lenient {
+            self.add(list.kind, lenient);
         }
-        kind.entries.push(entry);
         let offset = offset_after(self.bytes, raw);
         if offset >= self.reported + REPORT_EVERY {
             self.reported = offset;
@@ -150,27 +178,6 @@ fn lenient<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
     Ok(serde_json::from_value(value).ok())
 }
 
-impl Lenient {
-    fn entry(self, kind: EntityKind) -> SkimEntry {
-        let by_uri = matches!(kind, EntityKind::Resource | EntityKind::Root);
-        let (key, name) = if by_uri {
-            (self.uri, self.name)
-        } else {
-            (self.name, None)
-        };
-        let links = if kind == EntityKind::Server {
-            vec![
-                (EntityKind::Tool, self.tool_ids.unwrap_or_default()),
-                (EntityKind::Prompt, self.prompt_ids.unwrap_or_default()),
-                (EntityKind::Resource, self.resource_ids.unwrap_or_default()),
-            ]
-        } else {
-            Vec::new()
-        };
-        SkimEntry { key, name, links }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,14 +191,19 @@ mod tests {
         }, "version": "1"}"#;
         let skim = skim(bytes, &mut |_| {});
         assert_eq!(skim.count(EntityKind::Tool, "a"), 2);
-        assert_eq!(skim.of(EntityKind::Tool).entries.len(), 4);
-        let server = &skim.of(EntityKind::Server).entries[0];
+        assert_eq!(
+            skim.keys(EntityKind::Tool).count(),
+            1,
+            "7 and 3 have no key"
+        );
+        let server = &skim.servers()[0];
         assert_eq!(
             server.links[0],
             (EntityKind::Tool, vec!["a".into(), "b".into()])
         );
         assert!(server.links[1].1.is_empty(), "a string is no list: absent");
-        assert_eq!(skim.of(EntityKind::Root).entries[0].name(), "R");
+        assert_eq!(skim.name(EntityKind::Root, "file:///r"), "R");
+        assert_eq!(skim.name(EntityKind::Tool, "a"), "a");
         assert!(skim.contains(EntityKind::Root, "file:///r"));
         assert_eq!(skim.total(), 3);
     }

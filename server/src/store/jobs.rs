@@ -33,7 +33,7 @@ pub struct JobRow {
     pub processed: i64,
     pub total: i64,
     pub counts: Json<Value>,
-    pub report: Option<Json<Value>>,
+    pub report: Option<Json<Box<serde_json::value::RawValue>>>,
     pub errors: Json<Value>,
 }
 
@@ -71,7 +71,7 @@ pub struct Finish<'a> {
     pub processed: i64,
     pub total: i64,
     pub counts: Value,
-    pub report: Option<Value>,
+    pub report: Option<Box<serde_json::value::RawValue>>,
     pub errors: Value,
 }
 

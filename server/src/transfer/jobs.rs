@@ -121,7 +121,8 @@ fn other_code(e: &ImportError) -> &'static str {
 pub struct Live {
     processed: AtomicU64,
     total: AtomicU64,
-    results: Mutex<Vec<EntityResult>>,
+    /// Outcomes so far, per type (the results themselves are the report's, at the end).
+    counts: Mutex<Counts>,
     cancel: AtomicBool,
     changed: Option<watch::Sender<u64>>,
 }
@@ -142,7 +143,7 @@ impl Live {
     }
 
     fn counts(&self) -> Counts {
-        count_results(self.results.lock().expect("results lock").iter())
+        self.counts.lock().expect("counts lock").clone()
     }
 
     fn notify(&self) {
@@ -159,10 +160,12 @@ impl Observer for Live {
     }
 
     fn applied(&self, result: &EntityResult) {
-        self.results
+        self.counts
             .lock()
-            .expect("results lock")
-            .push(result.clone());
+            .expect("counts lock")
+            .entry(result.kind.plural().to_owned())
+            .or_default()
+            .add(result.action);
         self.processed.fetch_add(1, Ordering::Relaxed);
         self.notify();
     }
@@ -266,7 +269,7 @@ impl Jobs {
             return Ok(None);
         };
         let live = self.live(id);
-        Ok(Some(to_status(row, live.as_deref())))
+        Ok(Some(to_status(row, live.as_deref(), Results::Included)))
     }
 
     pub async fn list(&self, limit: i64) -> sqlx::Result<Vec<JobStatus>> {
@@ -275,9 +278,7 @@ impl Jobs {
             .into_iter()
             .map(|row| {
                 let live = self.live(row.id);
-                let mut status = to_status(row, live.as_deref());
-                status.results.clear();
-                status
+                to_status(row, live.as_deref(), Results::Left)
             })
             .collect())
     }
@@ -551,18 +552,52 @@ fn completed(report: ImportReport) -> Finish<'static> {
         processed: n,
         total: n,
         counts: serde_json::to_value(count_results(&report.results)).unwrap_or_default(),
-        report: Some(json!({
-            "results": report.results,
-            "warnings": report.warnings,
-            "summary": report.summary(),
-            "skipped_by_selection": report.skipped_by_selection,
-            "rekeyed": report.rekeyed,
-        })),
+        report: stored_report(&report).ok(),
         errors: json!([]),
     }
 }
 
-fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
+/// The report as the job row keeps it, written straight to text: a `Value` of 100,000
+/// results would cost several times the text.
+fn stored_report(report: &ImportReport) -> serde_json::Result<Box<serde_json::value::RawValue>> {
+    #[derive(Serialize)]
+    struct Stored<'a> {
+        results: &'a [EntityResult],
+        warnings: &'a [FieldError],
+        summary: String,
+        skipped_by_selection: usize,
+        rekeyed: bool,
+    }
+    serde_json::value::to_raw_value(&Stored {
+        results: &report.results,
+        warnings: &report.warnings,
+        summary: report.summary(),
+        skipped_by_selection: report.skipped_by_selection,
+        rekeyed: report.rekeyed,
+    })
+}
+
+/// The report as read back: the results stay text until they are asked for.
+#[derive(Default, Deserialize)]
+struct ReadReport {
+    results: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    warnings: Vec<FieldError>,
+    summary: Option<String>,
+    #[serde(default)]
+    skipped_by_selection: usize,
+    #[serde(default)]
+    rekeyed: bool,
+}
+
+/// Whether a status carries the per-entity results (a list of jobs does not).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Results {
+    Included,
+    Left,
+}
+
+fn to_status(row: JobRow, live: Option<&Live>, with: Results) -> JobStatus {
     let options: StoredOptions = serde_json::from_value(row.options.0).unwrap_or(StoredOptions {
         conflict_strategy: ConflictStrategy::default(),
         dry_run: false,
@@ -570,8 +605,14 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
         selected: None,
         warnings: Vec::new(),
     });
-    let report = row.report.map(|r| r.0).unwrap_or(Value::Null);
-    let from_report = |key: &str| report.get(key).cloned().unwrap_or(json!([]));
+    let report: ReadReport = row
+        .report
+        .and_then(|r| serde_json::from_str(r.0.get()).ok())
+        .unwrap_or_default();
+    let results = match (&report.results, with) {
+        (Some(raw), Results::Included) => serde_json::from_str(raw.get()).unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let (processed, total, counts) = match live {
         Some(live) => {
             let (p, t) = live.progress();
@@ -583,8 +624,7 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
             serde_json::from_value(row.counts.0).unwrap_or_default(),
         ),
     };
-    let mut warnings: Vec<FieldError> =
-        serde_json::from_value(from_report("warnings")).unwrap_or_default();
+    let mut warnings = report.warnings;
     if warnings.is_empty() {
         warnings = options.warnings;
     }
@@ -595,21 +635,12 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
         conflict_strategy: options.conflict_strategy,
         progress: JobProgress::new(processed, total),
         counts,
-        results: serde_json::from_value(from_report("results")).unwrap_or_default(),
+        results,
         errors: serde_json::from_value(row.errors.0).unwrap_or_default(),
         warnings,
-        summary: report
-            .get("summary")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        skipped_by_selection: report
-            .get("skipped_by_selection")
-            .and_then(Value::as_u64)
-            .unwrap_or_default(),
-        rekeyed: report
-            .get("rekeyed")
-            .and_then(Value::as_bool)
-            .unwrap_or_default(),
+        summary: report.summary,
+        skipped_by_selection: report.skipped_by_selection as u64,
+        rekeyed: report.rekeyed,
         file: JobFile {
             name: row.file_name,
             sha256: row.file_sha256,

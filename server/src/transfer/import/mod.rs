@@ -205,7 +205,7 @@ enum Mode {
 }
 
 /// Batches in flight between the halves (each up to `BATCH_ROWS` entities).
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 2;
 
 /// Runs both halves of an import (see the module documentation).
 async fn pipeline(
@@ -307,12 +307,11 @@ async fn external_in_target(
     selected: &Selected,
 ) -> Result<HashSet<(EntityKind, String)>, ImportError> {
     let skim = &selected.skim;
-    let servers = skim.of(EntityKind::Server).entries.iter().filter(|s| {
-        let key = s.key.clone().unwrap_or_default();
+    let servers = skim.servers().iter().filter(|s| {
         selected
             .wanted
             .as_ref()
-            .is_none_or(|w| w.contains(&(EntityKind::Server, key)))
+            .is_none_or(|w| w.contains(&(EntityKind::Server, s.key.to_string())))
     });
     let mut outside: HashSet<(EntityKind, &str)> = HashSet::new();
     for server in servers {
@@ -424,7 +423,7 @@ pub async fn preview(
         observer: None,
     };
     let applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun).await?;
-    let servers = &applied.selected.skim.of(EntityKind::Server).entries;
+    let servers = applied.selected.skim.servers();
     let results = applied.results;
     let dependencies = results
         .iter()
@@ -437,7 +436,7 @@ pub async fn preview(
                         .iter()
                         .any(|(k, keys)| *k == r.kind && keys.contains(&r.name))
                 })
-                .filter_map(|s| s.key.clone())
+                .map(|s| s.key.to_string())
                 .collect();
             (!required_by.is_empty()).then(|| PreviewItem {
                 kind: r.kind,

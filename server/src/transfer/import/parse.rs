@@ -105,24 +105,18 @@ fn select(skim: Skim, plan: &Plan) -> Selected {
     }
     let mut wanted: HashSet<(EntityKind, String)> = HashSet::new();
     for kind in EntityKind::ALL {
-        for entry in &skim.of(kind).entries {
-            let Some(key) = &entry.key else { continue };
-            let chosen = include.is_none_or(|i| i.matches(kind, key, entry.name()))
-                && picked.is_none_or(|p| p.contains(&(kind, key.clone())));
+        for key in skim.keys(kind) {
+            let chosen = include.is_none_or(|i| i.matches(kind, key, skim.name(kind, key)))
+                && picked.is_none_or(|p| p.contains(&(kind, key.to_owned())));
             if chosen {
-                wanted.insert((kind, key.clone()));
+                wanted.insert((kind, key.to_owned()));
             }
         }
     }
     let needed: Vec<(EntityKind, String)> = skim
-        .of(EntityKind::Server)
-        .entries
+        .servers()
         .iter()
-        .filter(|s| {
-            s.key
-                .as_ref()
-                .is_some_and(|k| wanted.contains(&(EntityKind::Server, k.clone())))
-        })
+        .filter(|s| wanted.contains(&(EntityKind::Server, s.key.to_string())))
         .flat_map(|s| s.links.iter())
         .flat_map(|(kind, keys)| keys.iter().map(|k| (*kind, k.clone())))
         .filter(|(kind, key)| skim.contains(*kind, key))
