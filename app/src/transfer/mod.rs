@@ -14,7 +14,7 @@ mod read;
 mod skim;
 mod walk;
 
-pub use read::{Head, Sink, read_file, without_bom};
+pub use read::{Head, Sink, file_text, read_file, without_bom};
 pub use skim::{Skim, SkimServer, skim};
 
 use crate::{
@@ -167,9 +167,10 @@ pub struct ParsedFile {
 /// Reads and validates an export file; on refusal, every problem found. The entities
 /// are collected: for files too large to hold, [`read_file`] hands them over one by one.
 pub fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Vec<FieldError>> {
-    let skim = skim(bytes, &mut |_| {});
+    let text = file_text(bytes, &mut |_| {})?;
+    let skim = skim(text, &mut |_| {});
     let mut entities = Collect::default();
-    let head = read_file(bytes, &skim, &[&EntityKind::ALL], &mut entities)?;
+    let head = read_file(text, &skim, &[&EntityKind::ALL], &mut entities)?;
     Ok(ParsedFile {
         version: head.version,
         exported_at: head.exported_at,

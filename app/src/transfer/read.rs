@@ -5,13 +5,16 @@
 //! link to); only keys the [`Skim`] saw twice are remembered, to merge identical
 //! duplicates. Nothing else of the file is kept here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    ops::Range,
+};
 
 use serde_json::{Value, value::RawValue};
 
 use super::{
     skim::{REPORT_EVERY, Skim},
-    walk::{List, Walker, offset_after, problem, walk},
+    walk::{List, Walker, problem, span, walk, walk_list},
 };
 use crate::{
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool, parse_entity},
@@ -39,50 +42,16 @@ pub struct Head {
     pub warnings: Vec<FieldError>,
 }
 
-/// Reads and validates `bytes` in one walk per group of `passes`; each valid entity goes
-/// to `sink`. On refusal, every problem of the file.
-pub fn read_file<S: Sink>(
-    bytes: &[u8],
-    skim: &Skim,
-    passes: &[&[EntityKind]],
-    sink: &mut S,
-) -> Result<Head, Vec<FieldError>> {
+/// The file as text: without a byte-order mark, not blank, and UTF-8 (checked a MiB at
+/// a time; `read_to` is told how far, so a mapped file can let go behind).
+pub fn file_text<'a>(
+    bytes: &'a [u8],
+    read_to: &mut dyn FnMut(usize),
+) -> Result<&'a str, Vec<FieldError>> {
     let bytes = without_bom(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(vec![problem("", "empty", "the file is empty")]);
     }
-    check_utf8(bytes, sink)?;
-    let mut reader = Reader {
-        skim,
-        first: true,
-        envelope: Vec::new(),
-        entities_problems: Vec::new(),
-        lists: BTreeMap::new(),
-        references: Vec::new(),
-        twice: HashMap::new(),
-        failed: false,
-    };
-    for kinds in passes {
-        let mut pass = Pass {
-            reader: &mut reader,
-            sink: &mut *sink,
-            kinds,
-            bytes,
-            reported: 0,
-        };
-        walk(bytes, &mut pass).map_err(|e| vec![syntax_or_shape(&e)])?;
-        reader.first = false;
-    }
-    reader.finish()
-}
-
-/// RFC 8259 lets a parser ignore a byte-order mark; Windows editors write one.
-pub fn without_bom(bytes: &[u8]) -> &[u8] {
-    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
-}
-
-/// The whole file must be UTF-8; checked a MiB at a time (a mapped file lets go behind).
-fn check_utf8<S: Sink>(bytes: &[u8], sink: &mut S) -> Result<(), Vec<FieldError>> {
     let mut start = 0;
     while start < bytes.len() {
         let end = (start + REPORT_EVERY).min(bytes.len());
@@ -94,9 +63,80 @@ fn check_utf8<S: Sink>(bytes: &[u8], sink: &mut S) -> Result<(), Vec<FieldError>
             }
             Err(e) => return Err(invalid_utf8(start + e.valid_up_to())),
         }
-        sink.read_to(start);
+        read_to(start);
     }
-    Ok(())
+    // SAFETY: every byte was checked above, chunk by chunk, with no gap between chunks.
+    Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+}
+
+/// Reads and validates the file's `text` (see [`file_text`]): the first pass walks the
+/// whole file and reads the lists of `passes[0]`; each later pass reads the lists of its
+/// types, walking only those lists. Each valid entity goes to `sink`. On refusal, every
+/// problem of the file.
+pub fn read_file<S: Sink>(
+    text: &str,
+    skim: &Skim,
+    passes: &[&[EntityKind]],
+    sink: &mut S,
+) -> Result<Head, Vec<FieldError>> {
+    let mut reader = Reader {
+        skim,
+        first: true,
+        envelope: Vec::new(),
+        entities_problems: Vec::new(),
+        lists: BTreeMap::new(),
+        references: Vec::new(),
+        twice: HashMap::new(),
+        failed: false,
+        later: BTreeMap::new(),
+    };
+    let syntax = |e: serde_json::Error| vec![syntax_or_shape(&e)];
+    for (i, kinds) in passes.iter().enumerate() {
+        let mut pass = Pass {
+            reader: &mut reader,
+            sink: &mut *sink,
+            kinds,
+            text,
+            reported: 0,
+        };
+        if i == 0 {
+            walk(text, &mut pass).map_err(syntax)?;
+            continue;
+        }
+        pass.reader.first = false;
+        let lists: Vec<(List, Range<usize>)> = pass
+            .reader
+            .later
+            .values()
+            .filter(|(list, _)| kinds.contains(&list.kind))
+            .cloned()
+            .collect();
+        for (list, items) in lists {
+            let whole = list_span(text, items);
+            walk_list(&text[whole], list, &mut pass).map_err(syntax)?;
+        }
+    }
+    reader.finish()
+}
+
+/// The span of a list (`[` to `]`) around the span from its first element's start to
+/// its last element's end; between them and the brackets there is only white space.
+fn list_span(text: &str, items: Range<usize>) -> Range<usize> {
+    let bytes = text.as_bytes();
+    let open = bytes[..items.start]
+        .iter()
+        .rposition(|b| *b == b'[')
+        .unwrap_or(0);
+    let close = bytes[items.end..]
+        .iter()
+        .position(|b| *b == b']')
+        .map_or(text.len(), |i| items.end + i + 1);
+    open..close
+}
+
+/// RFC 8259 lets a parser ignore a byte-order mark; Windows editors write one.
+pub fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
 fn invalid_utf8(at: usize) -> Vec<FieldError> {
@@ -152,6 +192,8 @@ struct Reader<'k> {
     /// For keys the skim saw twice: the first position and the entity serialised.
     twice: HashMap<(EntityKind, String), (usize, String)>,
     failed: bool,
+    /// Lists left for a later pass, by position: the span of their elements.
+    later: BTreeMap<usize, (List, Range<usize>)>,
 }
 
 #[derive(Default)]
@@ -337,7 +379,7 @@ struct Pass<'a, 'k, S> {
     reader: &'a mut Reader<'k>,
     sink: &'a mut S,
     kinds: &'a [EntityKind],
-    bytes: &'a [u8],
+    text: &'a str,
     reported: usize,
 }
 
@@ -372,14 +414,16 @@ impl<'de, S: Sink> Walker<'de> for Pass<'_, '_, S> {
     }
 
     fn list_problem(&mut self, list: List, error: FieldError) {
-        if self.kinds.contains(&list.kind) {
-            self.reader.error(list.position, error);
-        }
+        self.reader.error(list.position, error);
     }
 
     fn item(&mut self, list: List, index: usize, raw: &'de RawValue) {
+        let at = span(self.text, raw);
         match list.kind {
-            kind if !self.kinds.contains(&kind) => {}
+            kind if !self.kinds.contains(&kind) => {
+                let later = self.reader.later.entry(list.position);
+                later.or_insert((list, at.clone())).1.end = at.end;
+            }
             EntityKind::Tool => self.deliver::<Tool>(list, index, raw),
             EntityKind::Gateway => self.deliver::<Gateway>(list, index, raw),
             EntityKind::Server => self.deliver::<Server>(list, index, raw),
@@ -387,10 +431,78 @@ impl<'de, S: Sink> Walker<'de> for Pass<'_, '_, S> {
             EntityKind::Resource => self.deliver::<Resource>(list, index, raw),
             EntityKind::Root => self.deliver::<Root>(list, index, raw),
         }
-        let offset = offset_after(self.bytes, raw);
+        let offset = at.end;
         if offset >= self.reported + REPORT_EVERY {
             self.reported = offset;
             self.sink.read_to(offset);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::skim;
+
+    /// Keys in the order the sink saw them.
+    #[derive(Default)]
+    struct Seen(Vec<(EntityKind, usize, String)>);
+
+    impl Sink for Seen {
+        fn entity<E: Entity>(&mut self, index: usize, entity: E) {
+            self.0.push((E::KIND, index, entity.key().to_owned()));
+        }
+    }
+
+    const SERVERS_FIRST: &str = r#"{"version": "1", "exported_at": "x", "entities": {
+        "servers": [ {"name": "s", "tool_ids": ["t"]} , {"name": "s2", "tool_ids": ["gone"]} ],
+        "tools": [{"name": "t", "url": "https://t.example.com"}]}}"#;
+
+    #[test]
+    fn a_later_pass_reads_only_its_lists_and_sees_what_came_before() {
+        let skim = skim(SERVERS_FIRST, &mut |_| {});
+        let mut seen = Seen::default();
+        let passes: [&[EntityKind]; 2] = [&[EntityKind::Tool], &[EntityKind::Server]];
+        let head = read_file(SERVERS_FIRST, &skim, &passes, &mut seen).unwrap();
+        let order: Vec<&str> = seen.0.iter().map(|(_, _, k)| k.as_str()).collect();
+        assert_eq!(order, ["t", "s", "s2"], "tools first, then the servers");
+        assert_eq!(seen.0[2].1, 1, "positions in the file");
+        let pointers: Vec<&str> = head.warnings.iter().map(|w| w.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/entities/servers/1/tool_ids/0"]);
+    }
+
+    #[test]
+    fn problems_keep_file_order_across_passes() {
+        let text = r#"{"version": "1", "exported_at": "x", "entities": {
+            "servers": [{"tool_ids": []}], "roots": 5, "tools": [{"name": "t"}]}}"#;
+        let skim = skim(text, &mut |_| {});
+        let passes: [&[EntityKind]; 2] = [&[EntityKind::Tool], &[EntityKind::Server]];
+        let errors = read_file(text, &skim, &passes, &mut Seen::default()).unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/entities/servers/0/name",
+                "/entities/roots",
+                "/entities/tools/0/url"
+            ]
+        );
+    }
+
+    #[test]
+    fn file_text_checks_utf8_across_chunk_boundaries() {
+        let mut bytes = vec![b' '; REPORT_EVERY - 1];
+        bytes.extend_from_slice("é{}".as_bytes());
+        assert!(
+            file_text(&bytes, &mut |_| {}).is_ok(),
+            "a character cut by a chunk"
+        );
+        bytes.push(0xff);
+        let errors = file_text(&bytes, &mut |_| {}).unwrap_err();
+        assert_eq!(errors[0].code, "invalid_utf8");
+        assert_eq!(
+            file_text(b"  \n", &mut |_| {}).unwrap_err()[0].code,
+            "empty"
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, value::RawValue};
 
-use super::walk::{List, Walker, offset_after, walk};
+use super::walk::{List, Walker, span, walk};
 use crate::model::EntityKind;
 
 /// A server as the skim saw it: its key and its references by type.
@@ -79,23 +79,23 @@ fn slot(kind: EntityKind) -> usize {
         .unwrap_or_default()
 }
 
-/// Skims `bytes`; `read_to` is told how far it has read (about every MiB). A file
-/// that is not valid JSON gives what was read before the error.
-pub fn skim(bytes: &[u8], read_to: &mut dyn FnMut(usize)) -> Skim {
-    let bytes = super::read::without_bom(bytes);
+/// Skims the file's `text` (see [`file_text`](super::file_text)); `read_to` is told how
+/// far it has read (about every MiB). A file that is not valid JSON gives what was read
+/// before the error.
+pub fn skim(text: &str, read_to: &mut dyn FnMut(usize)) -> Skim {
     let mut skimmer = Skimmer {
-        bytes,
+        text,
         skim: Skim::default(),
         read_to,
         reported: 0,
     };
-    let _ = walk(bytes, &mut skimmer);
-    (skimmer.read_to)(bytes.len());
+    let _ = walk(text, &mut skimmer);
+    (skimmer.read_to)(text.len());
     skimmer.skim
 }
 
 struct Skimmer<'a> {
-    bytes: &'a [u8],
+    text: &'a str,
     skim: Skim,
     read_to: &'a mut dyn FnMut(usize),
     reported: usize,
@@ -148,7 +148,7 @@ impl<'de> Walker<'de> for Skimmer<'_> {
         if let Ok(lenient) = lenient {
             self.add(list.kind, lenient);
         }
-        let offset = offset_after(self.bytes, raw);
+        let offset = span(self.text, raw).end;
         if offset >= self.reported + REPORT_EVERY {
             self.reported = offset;
             (self.read_to)(offset);
@@ -189,7 +189,7 @@ mod tests {
             "servers": [{"name": "s", "associated_tools": ["a", "b"], "prompt_ids": "x"}],
             "roots": [{"uri": "file:///r", "name": "R"}]
         }, "version": "1"}"#;
-        let skim = skim(bytes, &mut |_| {});
+        let skim = skim(std::str::from_utf8(bytes).unwrap(), &mut |_| {});
         assert_eq!(skim.count(EntityKind::Tool, "a"), 2);
         assert_eq!(
             skim.keys(EntityKind::Tool).count(),
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn a_broken_file_skims_what_came_before_the_break() {
         let skim = skim(
-            br#"{"entities": {"tools": [{"name": "a"}, {"name": "#,
+            r#"{"entities": {"tools": [{"name": "a"}, {"name": "#,
             &mut |_| {},
         );
         assert!(skim.contains(EntityKind::Tool, "a"));

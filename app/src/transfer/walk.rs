@@ -35,11 +35,23 @@ pub trait Walker<'de> {
     fn item(&mut self, list: List, index: usize, raw: &'de RawValue);
 }
 
-/// Walks `bytes`; a syntax error (or a top level that is no object, or an envelope
+/// Walks `text`; a syntax error (or a top level that is no object, or an envelope
 /// member given twice) ends the walk with serde_json's error.
-pub fn walk<'de, W: Walker<'de>>(bytes: &'de [u8], walker: &mut W) -> serde_json::Result<()> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+pub fn walk<'de, W: Walker<'de>>(text: &'de str, walker: &mut W) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_str(text);
     de.deserialize_any(FileVisitor { walker })?;
+    de.end()
+}
+
+/// Walks one entity list, `text` being the list alone (`[` … `]`) as an earlier walk
+/// found it.
+pub fn walk_list<'de, W: Walker<'de>>(
+    text: &'de str,
+    list: List,
+    walker: &mut W,
+) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    Items { walker, list }.deserialize(&mut de)?;
     de.end()
 }
 
@@ -306,8 +318,8 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Items<'_, W> {
     wrong_type_visits!();
 }
 
-/// The byte offset just past `raw` in `bytes` (which `raw` was borrowed from).
-pub fn offset_after(bytes: &[u8], raw: &RawValue) -> usize {
-    let text = raw.get();
-    (text.as_ptr() as usize + text.len()).saturating_sub(bytes.as_ptr() as usize)
+/// The byte offsets of `raw` in `text` (which `raw` was borrowed from).
+pub fn span(text: &str, raw: &RawValue) -> std::ops::Range<usize> {
+    let start = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+    start..start + raw.get().len()
 }

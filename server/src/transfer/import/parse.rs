@@ -13,7 +13,7 @@ use std::{
 use app::{
     entities::Entity,
     model::EntityKind,
-    transfer::{EntitySet, Head, Sink, Skim, read_file, skim},
+    transfer::{EntitySet, Head, Sink, Skim, file_text, read_file, skim},
     validation::FieldError,
 };
 use tokio::sync::mpsc;
@@ -69,8 +69,8 @@ pub type Parsed = Result<Head, Vec<FieldError>>;
 /// Runs the parsing half; messages go to `out` until the writing half hangs up.
 pub fn parse(plan: Plan, out: mpsc::Sender<Message>) -> Parsed {
     let input = &plan.input;
-    let bytes = input.bytes();
-    let skimmed = skim(bytes, &mut |offset| input.release_before(offset));
+    let text = file_text(input.bytes(), &mut |offset| input.release_before(offset))?;
+    let skimmed = skim(text, &mut |offset| input.release_before(offset));
     let selected = Arc::new(select(skimmed, &plan));
     let _ = out.blocking_send(Message::Skimmed(selected.clone()));
     let mut batcher = Batcher {
@@ -82,7 +82,7 @@ pub fn parse(plan: Plan, out: mpsc::Sender<Message>) -> Parsed {
         kind: None,
         errors: Vec::new(),
     };
-    let head = read_file(bytes, &selected.skim, &PASSES, &mut batcher);
+    let head = read_file(text, &selected.skim, &PASSES, &mut batcher);
     batcher.flush();
     match head {
         Err(errors) => Err(errors),
