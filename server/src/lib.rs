@@ -6,6 +6,7 @@
 //! - [`auth`]: passwords, API tokens, sessions, first-start bootstrap.
 //! - [`config`]: layered settings; [`telemetry`]: logging; [`error`]: the HTTP error type.
 
+pub mod alloc;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -1,9 +1,5 @@
-//! The `mcpgateway` binary: parse, then dispatch. Everything else is in the library.
-
-/// mimalloc: faster than glibc's allocator for the import's many small records (a
-/// 100,000-entity import takes about a quarter less time; README, Performance).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//! The `mcpgateway` binary: parse, then dispatch. Everything else is in the library
+//! (its allocator too: `alloc.rs`).
 
 fn main() -> std::process::ExitCode {
     server::cli::main()

@@ -161,19 +161,34 @@ impl<'de> Visitor<'de> for NestedVisitor {
 macro_rules! wrong_type_visits {
     () => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-            Ok(self.wrong())
+            {
+                self.wrong();
+                Ok(())
+            }
         }
         fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-            Ok(self.wrong())
+            {
+                self.wrong();
+                Ok(())
+            }
         }
         fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-            Ok(self.wrong())
+            {
+                self.wrong();
+                Ok(())
+            }
         }
         fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-            Ok(self.wrong())
+            {
+                self.wrong();
+                Ok(())
+            }
         }
         fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-            Ok(self.wrong())
+            {
+                self.wrong();
+                Ok(())
+            }
         }
     };
 }
@@ -307,7 +322,10 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Items<'_, W> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(self.wrong())
+        {
+            self.wrong();
+            Ok(())
+        }
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {

@@ -86,7 +86,7 @@ pub fn parse(plan: Plan, out: mpsc::Sender<Message>) -> Parsed {
     batcher.flush();
     match head {
         Err(errors) => Err(errors),
-        Ok(_) if !batcher.errors.is_empty() => Err(batcher.errors),
+        Ok(_) if !batcher.errors.is_empty() => Err(std::mem::take(&mut batcher.errors)),
         Ok(head) => Ok(head),
     }
 }
