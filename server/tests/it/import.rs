@@ -455,3 +455,66 @@ async fn contextforge_query_params_and_header_envelopes_are_re_encrypted_too() {
     })
     .await;
 }
+
+/// A file may list servers before the prompts and resources they link to (ContextForge
+/// does): those are still written first, a renamed prompt is followed by its server, and
+/// the results come in dependency order.
+#[tokio::test]
+async fn servers_listed_first_follow_what_they_link_to() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let key = cipher(SECRET);
+        let file = |template: &str| {
+            serde_json::to_vec(
+                &serde_json::json!({"version": "1", "exported_at": "x", "entities": {
+                    "servers": [{"name": "s", "prompt_ids": ["p"], "resource_ids": ["file:///r"]}],
+                    "prompts": [{"name": "p", "template": template}],
+                    "resources": [{"uri": "file:///r", "name": "r"}]
+                }}),
+            )
+            .unwrap()
+        };
+        let first = run(
+            &store,
+            &key,
+            &file("one"),
+            &options(ConflictStrategy::Update),
+        )
+        .await;
+        let kinds: Vec<EntityKind> = first.results.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [EntityKind::Prompt, EntityKind::Resource, EntityKind::Server]
+        );
+        let renamed = run(
+            &store,
+            &key,
+            &file("two"),
+            &options(ConflictStrategy::Rename),
+        )
+        .await;
+        assert_eq!(renamed.count(EntityKind::Prompt, Action::Renamed), 1);
+        let (servers, _) = store
+            .list_entities::<app::entities::Server>(&Default::default())
+            .await
+            .unwrap();
+        let linked: Vec<(&str, &[String])> = servers
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_deref().unwrap_or_default(),
+                    s.prompt_ids.as_slice(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            linked,
+            [
+                ("s", &["p".to_owned()][..]),
+                ("s-imported", &["p-imported".to_owned()][..])
+            ],
+            "the renamed server links the renamed prompt"
+        );
+    })
+    .await;
+}
