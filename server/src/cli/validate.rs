@@ -2,7 +2,12 @@
 
 use std::path::PathBuf;
 
-use app::transfer::parse_file;
+use app::{
+    entities::Entity,
+    model::EntityKind,
+    transfer::{Sink, file_text, read_file, skim},
+    validation::FieldError,
+};
 use clap::Args;
 
 use crate::transfer::input::Input;
@@ -14,23 +19,22 @@ pub struct Opts {
 }
 
 /// Prints every problem as `pointer: message` and fails, or a summary with warnings.
+/// The file is read as an import reads it, one entity at a time (nothing is kept).
 pub fn run(opts: Opts) -> anyhow::Result<()> {
-    let bytes = read_input(&opts.file)?;
-    match parse_file(bytes.bytes()) {
-        Ok(file) => {
-            for warning in &file.warnings {
+    let input = read_input(&opts.file)?;
+    match check(&input) {
+        Ok((warnings, counts)) => {
+            for warning in &warnings {
                 eprintln!("warning: {warning}");
             }
-            let counts: Vec<String> = file
-                .entities
-                .counts()
+            let total: usize = counts.iter().map(|(_, n)| n).sum();
+            let counts: Vec<String> = counts
                 .iter()
                 .map(|(k, n)| format!("{n} {}", k.plural()))
                 .collect();
             println!(
-                "{} is valid: {} entities ({}).",
+                "{} is valid: {total} entities ({}).",
                 opts.file.display(),
-                file.entities.total(),
                 counts.join(", ")
             );
             Ok(())
@@ -45,6 +49,37 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
                 errors.len()
             )
         }
+    }
+}
+
+/// The warnings of a valid file and its entities per type (merged duplicates once).
+fn check(input: &Input) -> Result<(Vec<FieldError>, Vec<(EntityKind, usize)>), Vec<FieldError>> {
+    let release = &mut |offset| input.release_before(offset);
+    let text = file_text(input.bytes(), release)?;
+    let skim = skim(text, release);
+    let mut count = Count {
+        input,
+        counts: EntityKind::ALL.map(|k| (k, 0)).to_vec(),
+    };
+    let head = read_file(text, &skim, &[&EntityKind::ALL], &mut count)?;
+    Ok((head.warnings, count.counts))
+}
+
+/// A [`Sink`] that counts entities per type.
+struct Count<'a> {
+    input: &'a Input,
+    counts: Vec<(EntityKind, usize)>,
+}
+
+impl Sink for Count<'_> {
+    fn entity<E: Entity>(&mut self, _index: usize, _entity: E) {
+        if let Some((_, n)) = self.counts.iter_mut().find(|(k, _)| *k == E::KIND) {
+            *n += 1;
+        }
+    }
+
+    fn read_to(&mut self, offset: usize) {
+        self.input.release_before(offset);
     }
 }
 
