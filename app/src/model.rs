@@ -65,6 +65,15 @@ impl EntityKind {
         }
     }
 
+    /// The field of a server that lists entities of this kind (`tool_ids`).
+    pub fn link_field(self) -> &'static str {
+        match self {
+            EntityKind::Tool => "tool_ids",
+            EntityKind::Prompt => "prompt_ids",
+            _ => "resource_ids",
+        }
+    }
+
     /// Parses a plural (`tools`) or singular (`tool`) name.
     pub fn parse(name: &str) -> Option<EntityKind> {
         let name = name.trim().to_ascii_lowercase();

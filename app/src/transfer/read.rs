@@ -278,11 +278,7 @@ impl Reader<'_> {
     /// the target must already have them.
     fn check_references<E: Entity>(&mut self, index: usize, server: &E) {
         for (kind, keys) in server.links() {
-            let field = match kind {
-                EntityKind::Tool => "tool_ids",
-                EntityKind::Prompt => "prompt_ids",
-                _ => "resource_ids",
-            };
+            let field = kind.link_field();
             for (j, key) in keys.iter().enumerate() {
                 if !self.skim.contains(kind, key) {
                     self.references.push(problem(

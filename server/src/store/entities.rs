@@ -656,11 +656,7 @@ impl Store {
     pub async fn check_links<E: Entity>(&self, entity: &E, base: &str) -> Result<(), EntityError> {
         let mut errors = Vec::new();
         for (kind, keys) in entity.links() {
-            let field = match kind {
-                EntityKind::Tool => "tool_ids",
-                EntityKind::Prompt => "prompt_ids",
-                _ => "resource_ids",
-            };
+            let field = kind.link_field();
             for (i, key) in keys.iter().enumerate() {
                 if self.id_by_key(kind, key).await?.is_none() {
                     errors.push(FieldError {

@@ -118,11 +118,7 @@ impl<'t> Run<'t> {
     }
 
     fn check_links(&mut self, kind: EntityKind, keys: &[String], index: usize) {
-        let field = match kind {
-            EntityKind::Tool => "tool_ids",
-            EntityKind::Prompt => "prompt_ids",
-            _ => "resource_ids",
-        };
+        let field = kind.link_field();
         for (j, key) in keys.iter().enumerate() {
             if self.selected.skim.contains(kind, key)
                 || self.in_target.contains(&(kind, key.clone()))
