@@ -7,11 +7,11 @@
 use std::collections::HashSet;
 
 use app::{
-    entities::Timestamp,
+    entities::{Entity, Timestamp},
     model::EntityKind,
     transfer::{
-        EntitySet, ExportFile, ParsedFile, entity_at, keep_entities, original_pointer,
-        outline_file, parse_file,
+        EntitySet, ExportFile, ParsedFile, Sink, entity_at, file_text, keep_entities,
+        original_pointer, outline_file, parse_file, read_file, skim,
     },
     validation::FieldError,
 };
@@ -118,6 +118,40 @@ fn check_any_input(bytes: &[u8]) -> Result<(), TestCaseError> {
 }
 
 // ---- Generated entities ------------------------------------------------------------
+
+/// Every entity handed over, by type.
+#[derive(Default)]
+struct Collected(EntitySet);
+
+impl Sink for Collected {
+    fn entity<E: Entity>(&mut self, _index: usize, entity: E) {
+        self.0.list_mut::<E>().push(entity);
+    }
+}
+
+/// The import reads a file in two walks (servers after what they link to, the second
+/// walking the servers' list alone): it must find exactly what [`parse_file`]'s one walk
+/// finds — the same entities, problems and warnings, in the same order.
+fn check_two_walks(bytes: &[u8]) -> Result<(), TestCaseError> {
+    use EntityKind::*;
+    let passes: [&[EntityKind]; 2] = [&[Tool, Gateway, Root, Prompt, Resource], &[Server]];
+    let two = (|| {
+        let text = file_text(bytes, &mut |_| {})?;
+        let skim = skim(text, &mut |_| {});
+        let mut set = Collected::default();
+        let head = read_file(text, &skim, &passes, &mut set)?;
+        Ok::<_, Vec<FieldError>>((head, set.0))
+    })();
+    match (parse_file(bytes), two) {
+        (Err(one), Err(two)) => prop_assert_eq!(one, two),
+        (Ok(one), Ok((head, set))) => {
+            prop_assert_eq!(one.warnings, head.warnings);
+            prop_assert_eq!(written(&one.entities), written(&set));
+        }
+        (one, two) => prop_assert!(false, "one walk: {one:?}\ntwo walks: {two:?}"),
+    }
+    Ok(())
+}
 
 fn tool_name() -> impl Strategy<Value = String> {
     "[A-Za-z0-9_][A-Za-z0-9._/-]{0,20}"
@@ -487,11 +521,13 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
         check_any_input(&bytes)?;
+        check_two_walks(&bytes)?;
     }
 
     #[test]
     fn json_like_text_never_panics(text in r#"[{}\[\]",: 0-9a-z_/~\\*-]{0,200}"#) {
         check_any_input(text.as_bytes())?;
+        check_two_walks(text.as_bytes())?;
     }
 
     #[test]
@@ -510,6 +546,7 @@ proptest! {
         }
         check_problems(&parsed.warnings, Some(&file))?;
         check_round_trip(&parsed)?;
+        check_two_walks(&bytes)?;
     }
 
     #[test]
@@ -522,6 +559,7 @@ proptest! {
             apply(&mut doc, m);
         }
         let bytes = serde_json::to_vec(&doc).unwrap();
+        check_two_walks(&bytes)?;
         match parse_file(&bytes) {
             Err(errors) => {
                 prop_assert!(!errors.is_empty());
