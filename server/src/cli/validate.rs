@@ -52,8 +52,11 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
     }
 }
 
+/// Entities per type.
+type Counts = Vec<(EntityKind, usize)>;
+
 /// The warnings of a valid file and its entities per type (merged duplicates once).
-fn check(input: &Input) -> Result<(Vec<FieldError>, Vec<(EntityKind, usize)>), Vec<FieldError>> {
+fn check(input: &Input) -> Result<(Vec<FieldError>, Counts), Vec<FieldError>> {
     let release = &mut |offset| input.release_before(offset);
     let text = file_text(input.bytes(), release)?;
     let skim = skim(text, release);
@@ -68,7 +71,7 @@ fn check(input: &Input) -> Result<(Vec<FieldError>, Vec<(EntityKind, usize)>), V
 /// A [`Sink`] that counts entities per type.
 struct Count<'a> {
     input: &'a Input,
-    counts: Vec<(EntityKind, usize)>,
+    counts: Counts,
 }
 
 impl Sink for Count<'_> {
