@@ -112,6 +112,27 @@ impl<'de, W: Walker<'de>> Visitor<'de> for FileVisitor<'_, W> {
     }
 }
 
+/// The visitor methods of the scalar JSON types, each answering `self.scalar()`.
+macro_rules! scalar_visits {
+    () => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            self.scalar()
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            self.scalar()
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            self.scalar()
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            self.scalar()
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            self.scalar()
+        }
+    };
+}
+
 /// Any value, read through and forgotten like [`IgnoredAny`], but nested through
 /// serde_json's recursion limit (as a `Value` would be).
 struct Nested;
@@ -123,6 +144,12 @@ impl<'de> serde::Deserialize<'de> for Nested {
 }
 
 struct NestedVisitor;
+
+impl NestedVisitor {
+    fn scalar<E>(self) -> Result<Nested, E> {
+        Ok(Nested)
+    }
+}
 
 impl<'de> Visitor<'de> for NestedVisitor {
     type Value = Nested;
@@ -138,59 +165,9 @@ impl<'de> Visitor<'de> for NestedVisitor {
         Ok(Nested)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Nested, E> {
-        Ok(Nested)
+        self.scalar()
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Nested, E> {
-        Ok(Nested)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Nested, E> {
-        Ok(Nested)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Nested, E> {
-        Ok(Nested)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Nested, E> {
-        Ok(Nested)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Nested, E> {
-        Ok(Nested)
-    }
-}
-
-/// Reports a value of the wrong JSON type through `report`, consuming it whole.
-macro_rules! wrong_type_visits {
-    () => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-            {
-                self.wrong();
-                Ok(())
-            }
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-            {
-                self.wrong();
-                Ok(())
-            }
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-            {
-                self.wrong();
-                Ok(())
-            }
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-            {
-                self.wrong();
-                Ok(())
-            }
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-            {
-                self.wrong();
-                Ok(())
-            }
-        }
-    };
+    scalar_visits!();
 }
 
 fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
@@ -222,6 +199,11 @@ impl<'de, W: Walker<'de>> Entities<'_, W> {
             "invalid_type",
             "must be an object of entity lists",
         ));
+    }
+
+    fn scalar<E>(self) -> Result<(), E> {
+        self.wrong();
+        Ok(())
     }
 }
 
@@ -281,7 +263,7 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Entities<'_, W> {
         drain_seq(seq)
     }
 
-    wrong_type_visits!();
+    scalar_visits!();
 }
 
 /// One entity list.
@@ -295,6 +277,11 @@ impl<'de, W: Walker<'de>> Items<'_, W> {
         let base = crate::validation::join("/entities", self.list.kind.plural());
         self.walker
             .list_problem(self.list, problem(base, "invalid_type", "must be a list"));
+    }
+
+    fn scalar<E>(self) -> Result<(), E> {
+        self.wrong();
+        Ok(())
     }
 }
 
@@ -322,10 +309,7 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Items<'_, W> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        {
-            self.wrong();
-            Ok(())
-        }
+        self.scalar()
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
@@ -333,7 +317,7 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Items<'_, W> {
         drain_map(map)
     }
 
-    wrong_type_visits!();
+    scalar_visits!();
 }
 
 /// The byte offsets of `raw` in `text` (which `raw` was borrowed from).

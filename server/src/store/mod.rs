@@ -34,7 +34,9 @@ pub enum Store {
 }
 
 /// Runs one expression against whichever pool the store holds. The expression is
-/// compiled for both backends, so it may only use SQL and types both accept.
+/// compiled for both backends, so it may only use SQL and types both accept. Exported
+/// for the integration tests' raw SQL.
+#[macro_export]
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
@@ -43,7 +45,7 @@ macro_rules! with_pool {
         }
     };
 }
-pub(crate) use with_pool;
+pub use crate::with_pool;
 
 /// The current time as stored: microsecond precision, UTC.
 pub fn now() -> DateTime<Utc> {

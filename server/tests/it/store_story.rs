@@ -5,7 +5,6 @@ use chrono::Duration;
 use server::{
     auth::{self, AuthMethod},
     store::{
-        Store,
         audit::NewAuditEntry,
         jobs::{CHUNK, Finish, NewJob},
         now,
@@ -194,22 +193,13 @@ async fn a_job_file_is_stored_in_chunks_survives_a_restart_and_goes_at_the_end()
         // A job queued before chunks existed: its file in the `payload` column.
         let sql = "INSERT INTO import_jobs (id, status, created_by, created_at, file_sha256, \
                    file_size, payload) VALUES ($1, 'queued', 'old', $2, '0', 3, $3)";
-        match &store {
-            Store::Sqlite(pool) => sqlx::query(sql)
-                .bind(legacy)
-                .bind(now() + Duration::seconds(5))
-                .bind(b"old".as_slice())
-                .execute(pool)
-                .await
-                .map(drop),
-            Store::Postgres(pool) => sqlx::query(sql)
-                .bind(legacy)
-                .bind(now() + Duration::seconds(5))
-                .bind(b"old".as_slice())
-                .execute(pool)
-                .await
-                .map(drop),
-        }
+        server::store::with_pool!(&store, |pool| sqlx::query(sql)
+            .bind(legacy)
+            .bind(now() + Duration::seconds(5))
+            .bind(b"old".as_slice())
+            .execute(pool)
+            .await
+            .map(drop))
         .unwrap();
         store.close().await;
 
