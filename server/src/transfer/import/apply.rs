@@ -2,7 +2,10 @@
 //! import's one transaction — one query reads the stored versions of a batch, multi-row
 //! statements write it.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use app::{
     entities::{Entity, same_record},
@@ -12,22 +15,26 @@ use app::{
     validation::FieldError,
 };
 use serde_json::Value;
+use tokio::sync::mpsc;
 
-use super::{ImportError, Observer, parse::Selected};
+use super::{
+    ImportError, Observer,
+    parse::{Message, Selected},
+};
 use crate::{crypto::Cipher, store::entities::StoreTx};
 
 pub struct Run<'t> {
     /// `None` checks only: batches are not written.
     tx: Option<&'t mut StoreTx>,
-    pub target: &'t Cipher,
-    pub strategy: ConflictStrategy,
-    pub observer: Option<&'t dyn Observer>,
-    pub selected: &'t Selected,
+    target: &'t Cipher,
+    strategy: ConflictStrategy,
+    observer: Option<&'t dyn Observer>,
+    selected: &'t Selected,
     /// Keys the servers name that the file lacks, found in the target.
-    pub in_target: &'t HashSet<(EntityKind, String)>,
-    pub results: Vec<EntityResult>,
+    in_target: &'t HashSet<(EntityKind, String)>,
+    results: Vec<EntityResult>,
     /// Problems found while applying: references that name nothing.
-    pub errors: Vec<FieldError>,
+    errors: Vec<FieldError>,
     /// Keys given a new name by the rename strategy, so servers follow them.
     renamed: HashMap<(EntityKind, String), String>,
     /// New keys chosen by the rename strategy so far.
@@ -58,6 +65,35 @@ impl<'t> Run<'t> {
             taken: HashSet::new(),
             last_changes: Vec::new(),
         }
+    }
+
+    /// Applies every batch the parsing half sends; after a failure the rest are only
+    /// received (the parsing half still lists every problem of the file) and `stop`
+    /// tells it to send no more. The failure, if any.
+    pub async fn apply_all(
+        &mut self,
+        batches: &mut mpsc::Receiver<Message>,
+        stop: &AtomicBool,
+    ) -> Option<ImportError> {
+        let mut failure = None;
+        while let Some(message) = batches.recv().await {
+            let Message::Batch(set, positions) = message else {
+                continue;
+            };
+            if failure.is_some() || !self.errors.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.apply(set, positions).await {
+                failure = Some(e);
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        failure
+    }
+
+    /// The results so far, and the problems found while applying.
+    pub fn finish(self) -> (Vec<EntityResult>, Vec<FieldError>) {
+        (self.results, self.errors)
     }
 
     /// One batch from the parsing half (entities of one type, with their positions in

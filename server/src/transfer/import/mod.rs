@@ -226,23 +226,18 @@ async fn pipeline(
     };
     let (sender, mut receiver) = mpsc::channel(IN_FLIGHT);
     let parser = tokio::task::spawn_blocking(move || parse::parse(plan, sender));
-    let selected = match receiver.recv().await {
-        Some(Message::Skimmed(selected)) => selected,
-        _ => {
-            return Err(join(parser)
-                .await
-                .err()
-                .map_or(ImportError::Cancelled, ImportError::Invalid));
-        }
+    // The first message is the skim, unless the file is refused before it (not text).
+    let Some(Message::Skimmed(selected)) = receiver.recv().await else {
+        return Err(ImportError::Invalid(
+            join(parser).await.err().unwrap_or_default(),
+        ));
     };
     let in_target = external_in_target(store, &selected).await?;
     let mut tx = match mode {
         Mode::Check => None,
         _ => Some(store.begin().await?),
     };
-    if mode != Mode::Check
-        && let Some(observer) = options.observer
-    {
+    if let (Some(observer), true) = (options.observer, mode != Mode::Check) {
         observer.started(selected.total);
     }
     let mut run = apply::Run::new(
@@ -253,26 +248,9 @@ async fn pipeline(
         &selected,
         &in_target,
     );
-    let mut failure = None;
-    while let Some(message) = receiver.recv().await {
-        let Message::Batch(set, positions) = message else {
-            continue;
-        };
-        if failure.is_some() || !run.errors.is_empty() {
-            continue;
-        }
-        if let Err(e) = run.apply(set, positions).await {
-            failure = Some(e);
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-    let (mut results, link_errors) = (
-        std::mem::take(&mut run.results),
-        std::mem::take(&mut run.errors),
-    );
-    drop(run);
-    let parsed = join(parser).await;
-    let outcome = match (parsed, link_errors, failure) {
+    let failure = run.apply_all(&mut receiver, &stop).await;
+    let (mut results, link_errors) = run.finish();
+    let outcome = match (join(parser).await, link_errors, failure) {
         (Err(errors), _, _) => Err(ImportError::Invalid(errors)),
         (Ok(_), errors, _) if !errors.is_empty() => Err(ImportError::Invalid(errors)),
         (Ok(_), _, Some(e)) => Err(e),
@@ -284,7 +262,7 @@ async fn pipeline(
         (None, _) => {}
     }
     // Dependency order, as the batches were written per pass: what servers link to first.
-    results.sort_by_key(|r| parse::PASSES.concat().iter().position(|k| *k == r.kind));
+    results.sort_by_key(|r| parse::dependency_rank(r.kind));
     Ok(Applied {
         results,
         selected,

@@ -7,7 +7,10 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, atomic::AtomicBool},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use app::{
@@ -32,6 +35,15 @@ pub const PASSES: [&[EntityKind]; 2] = [
     ],
     &[EntityKind::Server],
 ];
+
+/// An entity kind's place in the order the passes write: what servers link to first.
+pub fn dependency_rank(kind: EntityKind) -> usize {
+    PASSES
+        .iter()
+        .flat_map(|kinds| kinds.iter())
+        .position(|k| *k == kind)
+        .unwrap_or(usize::MAX)
+}
 
 /// What the parsing half needs (all owned: it runs on another thread).
 pub struct Plan {
@@ -150,21 +162,19 @@ impl Batcher<'_> {
         }
         let batch = std::mem::take(&mut self.pending);
         let positions = std::mem::take(&mut self.positions);
-        let stopped = self.plan.stop.load(std::sync::atomic::Ordering::Relaxed);
+        let stopped = self.plan.stop.load(Ordering::Relaxed);
         if stopped
             || self
                 .out
                 .blocking_send(Message::Batch(batch, positions))
                 .is_err()
         {
-            self.plan
-                .stop
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.plan.stop.store(true, Ordering::Relaxed);
         }
     }
 
     fn sending(&self) -> bool {
-        self.errors.is_empty() && !self.plan.stop.load(std::sync::atomic::Ordering::Relaxed)
+        self.errors.is_empty() && !self.plan.stop.load(Ordering::Relaxed)
     }
 }
 
