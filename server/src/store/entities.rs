@@ -71,38 +71,58 @@ pub fn new_entity_id() -> Uuid {
     Uuid::now_v7()
 }
 
-/// `($1, $2, …, $n)`.
-fn in_list(n: usize) -> String {
-    let mut list = String::from("(");
+/// How a backend spells the bind parameters of an `IN (…)` list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Params {
+    /// `(?, ?, …)`, for SQLite: it finds each numbered parameter's name (`$7`) by scanning
+    /// the statement's list of names from the front, so a list of 1,000 `$n` would cost
+    /// half a million steps per query.
+    Anonymous,
+    /// `($1, $2, …)`, for PostgreSQL.
+    Numbered,
+}
+
+/// `(?, ?, …)` or `($1, $2, …, $n)`: a list of `n` parameters, the first parameters of
+/// their query.
+fn in_list(n: usize, params: Params) -> String {
+    let mut list = String::with_capacity(2 + n * 6);
+    list.push('(');
     for i in 1..=n {
         if i > 1 {
             list.push_str(", ");
         }
-        list.push_str(&format!("${i}"));
+        match params {
+            Params::Anonymous => list.push('?'),
+            Params::Numbered => {
+                list.push('$');
+                list.push_str(&i.to_string());
+            }
+        }
     }
     list.push(')');
     list
 }
 
 /// The keys servers `$1…$n` link to of `kind`, as (server id, key), in position order.
-fn links_in_query(kind: EntityKind, n: usize) -> String {
+fn links_in_query(kind: EntityKind, n: usize, params: Params) -> String {
     let (table, column) = link_table(kind);
     format!(
         "SELECT l.server_id, t.key FROM {table} l JOIN {} t ON t.id = l.{column} \
          WHERE l.server_id IN {} ORDER BY l.server_id, l.position",
         kind.plural(),
-        in_list(n)
+        in_list(n, params)
     )
 }
 
 /// The links of the servers `$ids` by server, each list in position order: one query
-/// per linked type and chunk of ids, on executor `$exec` (a pool, or `&mut *conn`).
+/// per linked type and chunk of ids, on executor `$exec` (a pool, or `&mut *conn`) of a
+/// backend whose lists are spelled `$params`.
 macro_rules! fetch_links {
-    ($exec:expr, $ids:expr) => {{
+    ($exec:expr, $ids:expr, $params:expr) => {{
         let mut links: HashMap<Uuid, Vec<(EntityKind, String)>> = HashMap::new();
         for kind in LINKED {
             for chunk in $ids.chunks(IN_CHUNK) {
-                let sql = AssertSqlSafe(links_in_query(kind, chunk.len()));
+                let sql = AssertSqlSafe(links_in_query(kind, chunk.len(), $params));
                 let mut query = sqlx::query_as::<_, (Uuid, String)>(sql);
                 for id in chunk {
                     query = query.bind(*id);
@@ -208,6 +228,14 @@ macro_rules! with_tx {
 }
 
 impl Store {
+    /// How this backend spells a parameter list.
+    fn params(&self) -> Params {
+        match self {
+            Store::Sqlite(_) => Params::Anonymous,
+            Store::Postgres(_) => Params::Numbered,
+        }
+    }
+
     /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`,
     /// waiting up to the busy timeout): a deferred one that reads first cannot write
     /// after another connection has committed (`SQLITE_BUSY_SNAPSHOT`, no waiting).
@@ -235,6 +263,14 @@ impl Store {
 }
 
 impl StoreTx {
+    /// How this backend spells a parameter list.
+    fn params(&self) -> Params {
+        match self {
+            StoreTx::Sqlite(_) => Params::Anonymous,
+            StoreTx::Postgres(_) => Params::Numbered,
+        }
+    }
+
     /// What selection needs of every stored entity of `kind` (inactive ones too when
     /// asked), ordered by key, read on this transaction: no record is parsed.
     pub async fn outlines(
@@ -246,6 +282,7 @@ impl StoreTx {
             "SELECT id, key, name, tag_index FROM {} WHERE ($1 OR is_active) ORDER BY key",
             kind.plural()
         ));
+        let params = self.params();
         let (rows, mut links) = with_tx!(self, |conn| async {
             let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(sql)
                 .bind(include_inactive)
@@ -255,7 +292,7 @@ impl StoreTx {
                 EntityKind::Server => rows.iter().map(|r| r.0).collect(),
                 _ => Vec::new(),
             };
-            let links = fetch_links!(&mut *conn, ids);
+            let links = fetch_links!(&mut *conn, ids, params);
             Ok::<_, sqlx::Error>((rows, links))
         }
         .await)?;
@@ -288,6 +325,7 @@ impl StoreTx {
             "SELECT id, doc FROM {} WHERE ($1 OR is_active) AND ($2 IS NULL OR key > $2) ORDER BY key LIMIT $3",
             E::KIND.plural()
         ));
+        let params = self.params();
         let (rows, links) = with_tx!(self, |conn| async {
             let rows: Vec<DocRow<E>> = sqlx::query_as(sql)
                 .bind(include_inactive)
@@ -296,7 +334,7 @@ impl StoreTx {
                 .fetch_all(&mut *conn)
                 .await?;
             let ids = server_ids(&rows);
-            let links = fetch_links!(&mut *conn, ids);
+            let links = fetch_links!(&mut *conn, ids, params);
             Ok::<_, sqlx::Error>((rows, links))
         }
         .await)?;
@@ -430,8 +468,9 @@ impl StoreTx {
             let sql = AssertSqlSafe(format!(
                 "SELECT id, doc FROM {} WHERE key IN {}",
                 E::KIND.plural(),
-                in_list(chunk.len())
+                in_list(chunk.len(), self.params())
             ));
+            let params = self.params();
             let (rows, links): (Vec<DocRow<E>>, _) = with_tx!(self, |conn| async {
                 let mut query = sqlx::query_as(sql);
                 for key in chunk {
@@ -439,7 +478,7 @@ impl StoreTx {
                 }
                 let rows: Vec<DocRow<E>> = query.fetch_all(&mut *conn).await?;
                 let ids = server_ids(&rows);
-                let links = fetch_links!(&mut *conn, ids);
+                let links = fetch_links!(&mut *conn, ids, params);
                 Ok::<_, sqlx::Error>((rows, links))
             }
             .await)?;
@@ -460,7 +499,7 @@ impl StoreTx {
     ) -> sqlx::Result<HashMap<String, Uuid>> {
         let mut found = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(IN_CHUNK) {
-            let sql = AssertSqlSafe(keys_query(kind, chunk.len()));
+            let sql = AssertSqlSafe(keys_query(kind, chunk.len(), self.params()));
             let rows: Vec<(String, Uuid)> = with_tx!(self, |conn| {
                 let mut query = sqlx::query_as(sql);
                 for key in chunk {
@@ -544,7 +583,7 @@ impl StoreTx {
                 for chunk in server_ids.chunks(IN_CHUNK) {
                     let sql = AssertSqlSafe(format!(
                         "DELETE FROM {table} WHERE server_id IN {}",
-                        in_list(chunk.len())
+                        in_list(chunk.len(), self.params())
                     ));
                     with_tx!(self, |conn| {
                         let mut query = sqlx::query(sql);
@@ -609,12 +648,12 @@ impl StoreTx {
     }
 }
 
-/// `key, id` of the entities of `kind` whose key is one of `$1…$n`.
-fn keys_query(kind: EntityKind, n: usize) -> String {
+/// `key, id` of the entities of `kind` whose key is one of the `n` parameters.
+fn keys_query(kind: EntityKind, n: usize, params: Params) -> String {
     format!(
         "SELECT key, id FROM {} WHERE key IN {}",
         kind.plural(),
-        in_list(n)
+        in_list(n, params)
     )
 }
 
@@ -685,7 +724,7 @@ impl Store {
     ) -> sqlx::Result<HashSet<String>> {
         let mut found = HashSet::new();
         for chunk in keys.chunks(IN_CHUNK) {
-            let sql = AssertSqlSafe(keys_query(kind, chunk.len()));
+            let sql = AssertSqlSafe(keys_query(kind, chunk.len(), self.params()));
             let rows: Vec<(String, Uuid)> = with_pool!(self, |pool| {
                 let mut query = sqlx::query_as(sql);
                 for key in chunk {
@@ -759,8 +798,9 @@ impl Store {
         }
         .await)?;
         let ids = server_ids(&rows);
+        let params = self.params();
         let links = with_pool!(self, |pool| async {
-            Ok::<_, sqlx::Error>(fetch_links!(pool, ids))
+            Ok::<_, sqlx::Error>(fetch_links!(pool, ids, params))
         }
         .await)?;
         Ok((hydrate_all(rows, links), total))
@@ -860,4 +900,18 @@ fn escape_like(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_lists_are_spelled_per_backend() {
+        assert_eq!(in_list(3, Params::Anonymous), "(?, ?, ?)");
+        assert_eq!(in_list(3, Params::Numbered), "($1, $2, $3)");
+        assert_eq!(in_list(1, Params::Numbered), "($1)");
+        let sql = keys_query(EntityKind::Tool, 2, Params::Anonymous);
+        assert_eq!(sql, "SELECT key, id FROM tools WHERE key IN (?, ?)");
+    }
 }
