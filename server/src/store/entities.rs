@@ -103,7 +103,8 @@ fn in_list(n: usize, params: Params) -> String {
     list
 }
 
-/// The keys servers `$1…$n` link to of `kind`, as (server id, key), in position order.
+/// The keys of `kind` that the `n` servers of the parameter list link to, as (server id,
+/// key), in position order.
 fn links_in_query(kind: EntityKind, n: usize, params: Params) -> String {
     let (table, column) = link_table(kind);
     format!(
