@@ -10,6 +10,7 @@ mod extract;
 mod health;
 pub mod limit;
 mod openapi;
+mod site;
 mod trace;
 mod transfer;
 mod ui;
