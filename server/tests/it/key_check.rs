@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use app::model::EntityKind;
 use secrecy::SecretString;
 use server::{crypto::Cipher, store::Store};
 
@@ -87,15 +88,11 @@ fn refused(cmd: Command) -> String {
 /// a refused command must leave as it was.
 async fn snapshot(store: &Store) -> Vec<String> {
     let mut rows = Vec::new();
-    for table in [
-        "tools",
-        "gateways",
-        "servers",
-        "prompts",
-        "resources",
-        "roots",
-    ] {
-        let sql = format!("SELECT key || ' ' || CAST(doc AS TEXT) FROM {table} ORDER BY key");
+    for kind in EntityKind::ALL {
+        let sql = format!(
+            "SELECT key || ' ' || CAST(doc AS TEXT) FROM {} ORDER BY key",
+            kind.plural()
+        );
         let docs: Vec<String> = server::store::with_pool!(store, |pool| sqlx::query_scalar(
             sqlx::AssertSqlSafe(sql.clone())
         )
@@ -116,6 +113,12 @@ async fn snapshot(store: &Store) -> Vec<String> {
     }
     rows.push(format!("{:?}", store.key_check().await.unwrap()));
     rows
+}
+
+async fn execute(store: &Store, sql: &'static str) {
+    server::store::with_pool!(store, |pool| {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    })
 }
 
 /// Where a generated key file would go: beside the SQLite file, else the working directory.
@@ -274,6 +277,58 @@ async fn a_new_key_is_taken_while_no_credential_is_stored_and_fixed_by_the_first
             stderr.contains(&fingerprint(SECRET)) && stderr.contains(&fingerprint(OTHER)),
             "{stderr}"
         );
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn credentials_in_query_parameters_and_header_envelopes_are_found_and_tried() {
+    on_each_backend(|db| async move {
+        let cipher = Cipher::new(&SecretString::from(SECRET));
+        let seal = |name: &str, value: &str| {
+            let plain = serde_json::json!({ name: value });
+            cipher.encrypt(&server::crypto::Plaintext(
+                plain.as_object().unwrap().clone(),
+            ))
+        };
+        // Only the credential each entity carries mentions its field; the prompt names
+        // both fields in its text and carries none.
+        let file = serde_json::json!({"version": "2025-03-26", "exported_at": "2026-01-01T00:00:00Z", "entities": {
+            "gateways": [{"name": "qp", "url": "https://peer.example.com/mcp", "auth_type": "query_param",
+                "auth_query_params": {"api_key": seal("api_key", "qp-secret-1")}}],
+            "tools": [
+                {"name": "a-decoy", "url": "https://api.example.com/d",
+                 "description": "auth_query_params _mcpgateway_encrypted_header_value_v1"},
+                {"name": "hdr", "url": "https://api.example.com/x", "headers": {
+                "X-API-Key": {"_mcpgateway_encrypted_header_value_v1": seal("data", "hdr-secret-2")}}}]
+        }});
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file.json");
+        std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        succeeds(cli(&db, Some(SECRET), &["import", path.to_str().unwrap()]));
+
+        let store = db.store().await;
+        let found = store.first_credential().await.unwrap().expect("found");
+        assert_eq!(
+            (found.kind, found.key.as_str(), found.pointer.as_str()),
+            (EntityKind::Tool, "hdr", "/headers/X-API-Key"),
+            "the decoy carries no credential"
+        );
+        // A database from before the check: the key must decrypt what it holds.
+        execute(&store, "DELETE FROM key_check").await;
+        let stderr = refused(cli(&db, Some(OTHER), &["seed"]));
+        assert!(
+            stderr.contains("/headers/X-API-Key of tool `hdr`"),
+            "{stderr}"
+        );
+        execute(&store, "DELETE FROM tools WHERE key = 'hdr'").await;
+        let stderr = refused(cli(&db, Some(OTHER), &["seed"]));
+        assert!(
+            stderr.contains("/auth_query_params/api_key of gateway `qp`"),
+            "{stderr}"
+        );
+        assert_eq!(store.key_check().await.unwrap(), None);
         store.close().await;
     })
     .await;
