@@ -4,6 +4,7 @@
 //! leaked database yields no usable credential. Argon2 runs on the blocking pool.
 
 pub mod bootstrap;
+pub mod key_check;
 pub mod password;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};

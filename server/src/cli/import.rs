@@ -67,7 +67,7 @@ fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = ConflictStr
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     let bytes = super::validate::read_input(&opts.file)?;
     let store = super::open_store(settings).await?;
-    let secret = bootstrap::encryption_secret(settings, &bootstrap::key_file_for(&store))?;
+    let secret = bootstrap::encryption_secret(settings, &store).await?;
     if let Some(rekey) = &opts.rekey_secret {
         anyhow::ensure!(
             rekey.as_str() == secret.expose_secret(),

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod entities;
 pub mod jobs;
+pub mod key_check;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
