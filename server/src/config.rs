@@ -345,6 +345,23 @@ mod tests {
     }
 
     #[test]
+    fn the_lock_wait_comes_from_env_and_is_bounded() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(defaults.lock_wait(), crate::store::DEFAULT_LOCK_WAIT);
+            jail.set_env("MCPGATEWAY_DB_LOCK_WAIT_MS", "250");
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(s.lock_wait(), std::time::Duration::from_millis(250));
+            jail.set_env("MCPGATEWAY_DB_LOCK_WAIT_MS", "600000");
+            let err = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("MCPGATEWAY_DB_LOCK_WAIT_MS"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_port_that_is_not_a_number_names_the_key() {
         Jail::expect_with(|jail| {
             jail.set_env("PORT", "eighty");

@@ -164,7 +164,7 @@ async fn ready(api: &Api) -> (u16, serde_json::Value) {
         .await
 }
 
-/// Signs in with the login form; the status (303 is a session).
+/// Signs in with the login form (303 with a cookie when it worked).
 async fn sign_in(api: &Api) -> reqwest::Response {
     api.client
         .post(format!("{}/auth/login", api.base))
