@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 /// The shortest `AUTH_ENCRYPTION_SECRET` accepted.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// The longest lock wait accepted: a request should not hang for minutes.
+const MAX_LOCK_WAIT_MS: u64 = 60_000;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -57,6 +60,9 @@ pub struct Settings {
     pub login_attempts_per_ip: u32,
     /// Sign-in attempts per minute for one account, from anywhere (0: no limit).
     pub login_attempts_per_account: u32,
+    /// How long a write waits for a lock another transaction holds (a running import's)
+    /// before it is refused with 503 and `Retry-After`, in milliseconds.
+    pub db_lock_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -80,6 +86,7 @@ impl Default for Settings {
             concurrent_exports: 4,
             login_attempts_per_ip: 10,
             login_attempts_per_account: 5,
+            db_lock_wait_ms: crate::store::DEFAULT_LOCK_WAIT.as_millis() as u64,
         }
     }
 }
@@ -187,11 +194,21 @@ impl Settings {
         if self.import_workers > 1 {
             errors.push("MCPGATEWAY_IMPORT_WORKERS: must be 0 or 1 (imports are one transaction each; run more replicas to run more at once)".into());
         }
+        if self.db_lock_wait_ms > MAX_LOCK_WAIT_MS {
+            errors.push(format!(
+                "MCPGATEWAY_DB_LOCK_WAIT_MS: must be at most {MAX_LOCK_WAIT_MS} (a request waits this long at most)"
+            ));
+        }
         if errors.is_empty() {
             Ok(self)
         } else {
             Err(ConfigError(errors))
         }
+    }
+
+    /// How long a write waits for another transaction's lock.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.db_lock_wait_ms)
     }
 
     /// The database URL with any password replaced, for logs and messages.
@@ -323,6 +340,23 @@ mod tests {
                 err.to_string()
                     .contains("MCPGATEWAY_CONCURRENT_EXPORTS: must be at least 1")
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_lock_wait_comes_from_env_and_is_bounded() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(defaults.lock_wait(), crate::store::DEFAULT_LOCK_WAIT);
+            jail.set_env("MCPGATEWAY_DB_LOCK_WAIT_MS", "250");
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(s.lock_wait(), std::time::Duration::from_millis(250));
+            jail.set_env("MCPGATEWAY_DB_LOCK_WAIT_MS", "600000");
+            let err = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("MCPGATEWAY_DB_LOCK_WAIT_MS"), "{err}");
             Ok(())
         });
     }

@@ -190,6 +190,8 @@ pub(crate) fn explain(
     match result {
         Ok(report) => Ok(report),
         Err(ImportError::Invalid(errors)) => Err(problems(&errors, file)),
+        // Kept whole, so that a busy or full database is told as such (`cli::fail`).
+        Err(ImportError::Database(e)) => Err(e.into()),
         Err(e) => anyhow::bail!("{e}"),
     }
 }

@@ -80,8 +80,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints the error; a busy or full database in its own words, not the driver's.
 fn fail(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    match crate::store::StoreFailure::in_chain(error) {
+        Some(failure) => eprintln!("error: {failure}"),
+        None => eprintln!("error: {error:#}"),
+    }
     ExitCode::FAILURE
 }
 
@@ -152,12 +156,14 @@ async fn run_remote(command: Command, url: &str) -> anyhow::Result<ExitCode> {
 
 /// Opens the configured database, creating and migrating it when needed.
 pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    Store::connect(&settings.database_url).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the database {}: {e:#}",
-            settings.database_url_redacted()
-        )
-    })
+    Store::connect_with(&settings.database_url, settings.lock_wait())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the database {}: {e:#}",
+                settings.database_url_redacted()
+            )
+        })
 }
 
 /// Who runs a local CLI command, for `exported_by` and the audit log.

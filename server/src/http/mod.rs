@@ -22,7 +22,9 @@ use leptos::config::LeptosOptions;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use crate::{config::Settings, crypto::Cipher, store::Store, transfer::jobs::Jobs};
+use crate::{
+    auth::usage::TokenUse, config::Settings, crypto::Cipher, store::Store, transfer::jobs::Jobs,
+};
 
 pub use auth::{PUBLIC_PATHS, SESSION_COOKIE};
 pub use ui::ui_paths;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub login_limits: Arc<limit::LoginLimits>,
     /// Permits for streamed exports (`concurrent_exports`); a request waits for one.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// API token uses, written to the store in the background (never by a request).
+    pub token_use: Arc<TokenUse>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -67,6 +71,7 @@ impl AppState {
                 settings.concurrent_exports.max(1),
             ))),
             jobs: Jobs::new(store.clone(), cipher.clone()),
+            token_use: Arc::default(),
             store,
             settings: Arc::new(settings),
             cipher,
@@ -103,6 +108,8 @@ pub async fn launch_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
+    let token_use = state.token_use.clone();
+    let flusher = token_use.clone().spawn_flusher(store.clone());
     let worker = (state.settings.import_workers > 0).then(|| state.jobs.spawn_worker());
     // The peer address is the client IP of the sign-in rate limit.
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -114,6 +121,8 @@ pub async fn launch_with_listener(
         worker.abort();
         let _ = worker.await;
     }
+    flusher.abort();
+    token_use.flush(&store).await;
     store.close().await;
     Ok(())
 }

@@ -38,7 +38,7 @@ use super::{
 use crate::{
     crypto::{Cipher, Plaintext},
     store::{
-        Store,
+        Store, StoreFailure,
         jobs::{ClaimedJob, Finish, JobRow, NewJob},
     },
 };
@@ -464,13 +464,11 @@ impl Jobs {
             Err(ImportError::Conflict(message)) => failed(live, vec![refusal("conflict", message)]),
             Err(e) => {
                 tracing::error!(job.id = %job.id, error.detail = %e, "import job failed");
-                failed(
-                    live,
-                    vec![refusal(
-                        "internal",
-                        "the import failed on a database error; nothing was imported".into(),
-                    )],
-                )
+                let cause = match &e {
+                    ImportError::Database(e) => StoreFailure::of(e),
+                    _ => None,
+                };
+                failed(live, vec![database_refusal(cause)])
             }
         }
     }
@@ -510,6 +508,20 @@ fn parse_include(spec: Option<&str>) -> Result<Option<Include>, SubmitError> {
                 message,
             }])
         })
+}
+
+/// Why an import ended on a database error: a busy or full database says so.
+fn database_refusal(cause: Option<StoreFailure>) -> FieldError {
+    match cause {
+        Some(failure @ StoreFailure::Busy) => {
+            refusal("busy", format!("{failure}; nothing was imported"))
+        }
+        Some(failure @ StoreFailure::Full) => refusal("storage_full", failure.to_string()),
+        None => refusal(
+            "internal",
+            "the import failed on a database error; nothing was imported".into(),
+        ),
+    }
 }
 
 fn refusal(code: &str, message: String) -> FieldError {

@@ -18,5 +18,6 @@ mod login;
 mod login_limits;
 mod route_table;
 mod secrets_scan;
+mod store_avail;
 mod store_story;
 mod transfer_rest;

@@ -74,9 +74,20 @@ pub enum ImportError {
     #[error("cancelled: nothing was imported")]
     Cancelled,
     #[error(transparent)]
-    Store(#[from] EntityError),
+    Store(EntityError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+impl From<EntityError> for ImportError {
+    /// A database error of the entity store is one of the import's database errors (so a
+    /// busy or full database is told as such, not as a refusal of the file).
+    fn from(e: EntityError) -> ImportError {
+        match e {
+            EntityError::Database(e) => ImportError::Database(e),
+            other => ImportError::Store(other),
+        }
+    }
 }
 
 impl ImportReport {
@@ -258,7 +269,15 @@ async fn pipeline(
     };
     match (tx, &outcome) {
         (Some(tx), Ok(_)) if mode == Mode::Commit => tx.commit().await?,
-        (Some(tx), _) => tx.rollback().await?,
+        (Some(tx), Ok(_)) => tx.rollback().await?,
+        (Some(tx), Err(_)) => {
+            // SQLite may have rolled back already (it does on SQLITE_FULL): rolling back
+            // again fails, and must not hide the error that ended the import. The pool
+            // closes such a connection rather than reuse it (store::sqlite_reusable).
+            if let Err(e) = tx.rollback().await {
+                tracing::warn!(error.detail = %e, "rolling back the failed import");
+            }
+        }
         (None, _) => {}
     }
     // Dependency order, as the batches were written per pass: what servers link to first.
