@@ -209,6 +209,8 @@ fn serve(db: &TestDb) -> (Child, String) {
     let mut child = cli(db)
         .args(["serve", "--port", "0"])
         .env("MCPGATEWAY_ADMIN_PASSWORD", crate::common::ADMIN_PASSWORD)
+        // The restarted server fails the killed one's job once it has been silent this long.
+        .env("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS", "5")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -276,7 +278,7 @@ async fn a_server_killed_during_an_import_job_reports_it_failed_after_restart() 
 
     let (mut child, url) = serve(&db);
     let api = api_for(&db, url).await;
-    // The worker marks the interrupted job failed when it starts.
+    // The worker marks the interrupted job failed once its runner has been silent long enough.
     let job = loop {
         let job = api.status(&id).await;
         if job.status.is_final() {
