@@ -6,7 +6,7 @@
 //! and read back into spool files, so no step holds the whole file in memory. Jobs queued
 //! before chunks existed carry it in `import_jobs.payload`, which is still read.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -251,17 +251,6 @@ impl Store {
         })
     }
 
-    /// Whether a cancel was asked for a job (read only: on SQLite a runner reads it while
-    /// its own import holds the write lock).
-    pub async fn job_cancel_requested(&self, id: Uuid) -> sqlx::Result<bool> {
-        let sql = "SELECT cancel_requested FROM import_jobs WHERE id = $1";
-        let asked: Option<bool> = with_pool!(self, |pool| sqlx::query_scalar(sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await)?;
-        Ok(asked.unwrap_or(false))
-    }
-
     pub async fn job(&self, id: Uuid) -> sqlx::Result<Option<JobRow>> {
         let sql = format!("SELECT {COLUMNS} FROM import_jobs WHERE id = $1");
         with_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
@@ -283,13 +272,14 @@ impl Store {
         .await)
     }
 
-    /// Marks failed the running jobs of other runners that are gone: neither the runner
-    /// (in `import_runners`) nor the job has a heartbeat younger than `silence` (the
-    /// runner crashed, and its transaction was rolled back with it). Their chunks go.
+    /// Marks failed the running jobs of runners other than `runner` that are gone:
+    /// neither the runner (in `import_runners`) nor the job has a heartbeat since
+    /// `gone_before` (the runner crashed, and its transaction was rolled back with it).
+    /// Their chunks go.
     pub async fn fail_abandoned_jobs(
         &self,
         runner: &str,
-        silence: Duration,
+        gone_before: DateTime<Utc>,
         errors: &Value,
     ) -> sqlx::Result<u64> {
         let find = format!(
@@ -303,12 +293,11 @@ impl Store {
              WHERE status = 'running' AND (runner IS NULL OR runner <> $3) AND {}",
             runner_gone("$4")
         );
-        let cutoff = now() - silence;
         with_pool!(self, |pool| {
             // Read first: a write would wait for (on SQLite) another process's import.
             let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(find.clone()))
                 .bind(runner)
-                .bind(cutoff)
+                .bind(gone_before)
                 .fetch_one(pool)
                 .await?;
             if found == 0 {
@@ -319,7 +308,7 @@ impl Store {
                 .bind(now())
                 .bind(Json(errors))
                 .bind(runner)
-                .bind(cutoff)
+                .bind(gone_before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -5,8 +5,7 @@
 //! progress is also kept in memory ([`Live`]) so status and events answer at once; on
 //! PostgreSQL the runner writes progress to the row every second (its heartbeat) and
 //! reads back cancel requests made through other replicas. On SQLite the import's
-//! transaction holds the only write lock, so progress stays in memory until the end
-//! (cancel requests are still read).
+//! transaction holds the only write lock, so progress stays in memory until the end.
 //!
 //! Every process is a runner with an id and a heartbeat in `import_runners`, stamped
 //! every second. A running job is only ever ended by another process when its runner is
@@ -53,12 +52,10 @@ use crate::{
 };
 
 /// How often a process stamps its runner heartbeat, a running job writes its progress
-/// (PostgreSQL) or reads cancel requests (SQLite), and a worker looks for work.
+/// (PostgreSQL), and a worker looks for work.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// The longest pause between two of this process's heartbeats that still counts as steady.
 const STEADY_GAP: Duration = Duration::from_secs(3);
-/// A runner silent this long is gone, unless configured otherwise.
-pub const RUNNER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the worker writes final statuses still owed and looks for abandoned jobs.
 const SWEEP: Duration = Duration::from_secs(5);
 /// Pauses between tries of a job's final write before it is left to the sweep.
@@ -282,11 +279,6 @@ impl Jobs {
         }
     }
 
-    /// This process's runner id.
-    pub fn runner(&self) -> &str {
-        &self.inner.runner
-    }
-
     /// Checks the file completely (format, entities, selection, credentials, references)
     /// and queues it. Nothing is queued for a file that would be refused.
     pub async fn submit(
@@ -426,14 +418,13 @@ impl Jobs {
                     .await?;
             }
         }
-        let Some(cutoff) = self.gone_before() else {
+        let Some(gone_before) = self.gone_before() else {
             return Ok(0);
         };
-        let silence = crate::store::now() - cutoff;
         let n = self
             .inner
             .store
-            .fail_abandoned_jobs(&self.inner.runner, silence, &interrupted_errors())
+            .fail_abandoned_jobs(&self.inner.runner, gone_before, &interrupted_errors())
             .await?;
         if n > 0 {
             tracing::warn!(jobs.failed = n, "marked interrupted import jobs as failed");
@@ -529,6 +520,10 @@ impl Jobs {
         })
     }
 
+    fn is_sqlite(&self) -> bool {
+        matches!(self.inner.store, Store::Sqlite(_))
+    }
+
     /// Claims and runs the oldest queued job; false when there was none.
     pub async fn run_next(&self) -> sqlx::Result<bool> {
         let Some(job) = self.inner.store.claim_job(&self.inner.runner).await? else {
@@ -542,9 +537,12 @@ impl Jobs {
             .expect("live lock")
             .insert(id, live.clone());
         tracing::info!(job.id = %id, "import job started");
-        let heartbeat = self.spawn_heartbeat(id, live.clone());
+        // On SQLite the import's transaction holds the only write lock: no progress writes.
+        let heartbeat = (!self.is_sqlite()).then(|| self.spawn_heartbeat(id, live.clone()));
         let finish = self.execute(job, &live).await;
-        heartbeat.abort();
+        if let Some(h) = heartbeat {
+            h.abort();
+        }
         self.finish(id, finish).await;
         Ok(true)
     }
@@ -582,25 +580,18 @@ impl Jobs {
         }
     }
 
-    /// Writes progress every second (PostgreSQL; SQLite only reads) and picks up cancel
-    /// requests made elsewhere.
+    /// Writes progress every second and picks up cancel requests made elsewhere.
     fn spawn_heartbeat(&self, id: Uuid, live: Arc<Live>) -> tokio::task::JoinHandle<()> {
         let store = self.inner.store.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
-                let asked = match store {
-                    // The import's transaction holds the write lock: read only.
-                    Store::Sqlite(_) => store.job_cancel_requested(id).await,
-                    Store::Postgres(_) => {
-                        let (processed, total) = live.progress();
-                        let counts = serde_json::to_value(live.counts()).unwrap_or_default();
-                        store
-                            .job_heartbeat(id, processed as i64, total as i64, &counts)
-                            .await
-                    }
-                };
-                match asked {
+                let (processed, total) = live.progress();
+                let counts = serde_json::to_value(live.counts()).unwrap_or_default();
+                match store
+                    .job_heartbeat(id, processed as i64, total as i64, &counts)
+                    .await
+                {
                     Ok(true) => live.cancel.store(true, Ordering::Relaxed),
                     Ok(false) => {}
                     Err(e) => tracing::warn!(job.id = %id, error.detail = %e, "heartbeat failed"),

@@ -5,13 +5,11 @@
 //! same keys at once both complete (or the second reports a conflict), never `internal`.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
 use app::jobs::{JobState, JobStatus};
-use futures_util::StreamExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use server::{
@@ -24,8 +22,8 @@ use server::{
 };
 
 use crate::common::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, SECRET, TestApp, TestDb,
-    harness::{Api, address, cli},
+    ADMIN_EMAIL, SECRET, TestApp, TestDb,
+    harness::{self, Api, api_for, kill9, read_events},
     on_each_backend,
 };
 
@@ -71,23 +69,6 @@ async fn unblock_final_writes(store: &Store) {
     execute(store, sql).await;
 }
 
-/// Polls the job until it has ended; panics after `within`.
-async fn ended_within(api: &Api, id: &str, within: Duration) -> JobStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        let status = api.status(id).await;
-        if status.status.is_final() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} still {:?} after {within:?}",
-            status.status
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The SSE events (name, status) of a job until the stream ends.
 async fn events(api: &Api, id: &str) -> Vec<(String, JobStatus)> {
     let response = api
@@ -96,19 +77,7 @@ async fn events(api: &Api, id: &str) -> Vec<(String, JobStatus)> {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut stream = response.bytes_stream();
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, stream.next()).await {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
-    text.split("\n\n")
-        .filter_map(|block| {
-            let event = block.lines().find_map(|l| l.strip_prefix("event: "))?;
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((event.to_owned(), serde_json::from_str(data).unwrap()))
-        })
-        .collect()
+    read_events(response).await
 }
 
 #[tokio::test]
@@ -146,7 +115,7 @@ async fn a_job_whose_final_write_fails_still_ends_and_sse_says_done() {
         assert_eq!(api.status(&id).await.status, JobState::Running, "{backend}");
         unblock_final_writes(&app.store).await;
 
-        let end = ended_within(&api, &id, Duration::from_secs(15)).await;
+        let end = api.finished_within(&id, Duration::from_secs(15)).await;
         assert_eq!(
             end.status,
             JobState::Completed,
@@ -248,19 +217,14 @@ async fn cancel_ends_a_job_whose_runner_is_gone_and_deletes_its_chunks() {
 }
 
 /// `mcpgateway serve` on `db` with a short runner timeout; the child and its base URL.
-fn serve(db: &TestDb, workers: u8) -> (Child, String) {
-    let mut child = cli(db)
-        .args(["serve", "--port", "0"])
-        .env("MCPGATEWAY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS", "5")
-        .env("MCPGATEWAY_IMPORT_WORKERS", workers.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = address(&mut lines);
-    (child, url)
+fn serve(db: &TestDb, workers: &str) -> (Child, String) {
+    harness::serve(
+        db,
+        &[
+            ("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS", "5"),
+            ("MCPGATEWAY_IMPORT_WORKERS", workers),
+        ],
+    )
 }
 
 /// The runners registered in `import_runners`.
@@ -279,7 +243,7 @@ async fn a_second_process_fails_only_jobs_whose_runner_is_really_gone() {
         let backend = db.backend;
         let store = db.store().await;
         // Process A holds a running job (its worker is off, so only its heartbeat tells).
-        let (mut a, _) = serve(&db, 0);
+        let (mut a, _) = serve(&db, "0");
         let deadline = Instant::now() + Duration::from_secs(30);
         let runner_a = loop {
             if let [one] = runners(&store).await.as_slice() {
@@ -292,23 +256,8 @@ async fn a_second_process_fails_only_jobs_whose_runner_is_really_gone() {
 
         // Process B starts on the same database, runs its worker and sweeps for longer
         // than the runner timeout: A heartbeats, so its job stays running.
-        let (mut b, url_b) = serve(&db, 1);
-        let out = cli(&db)
-            .args(["token", "create", "--email", ADMIN_EMAIL, "--name", "b"])
-            .output()
-            .unwrap();
-        let token = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .trim()
-            .to_owned();
-        let api_b = Api {
-            base: url_b,
-            token,
-            client: reqwest::Client::new(),
-        };
+        let (mut b, url_b) = serve(&db, "1");
+        let api_b = api_for(&db, url_b).await;
         tokio::time::sleep(Duration::from_secs(12)).await;
         let job = api_b.status(&id.to_string()).await;
         assert_eq!(job.status, JobState::Running, "{backend}: {:?}", job.errors);
@@ -316,7 +265,9 @@ async fn a_second_process_fails_only_jobs_whose_runner_is_really_gone() {
 
         // A dies: B fails its job, without a restart.
         kill9(&mut a);
-        let job = ended_within(&api_b, &id.to_string(), Duration::from_secs(30)).await;
+        let job = api_b
+            .finished_within(&id.to_string(), Duration::from_secs(30))
+            .await;
         assert_eq!(job.status, JobState::Failed, "{backend}");
         assert_eq!(job.errors[0].code, "interrupted", "{backend}");
         assert_eq!(
@@ -328,18 +279,6 @@ async fn a_second_process_fails_only_jobs_whose_runner_is_really_gone() {
         store.close().await;
     })
     .await;
-}
-
-fn kill9(child: &mut Child) {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    child.wait().unwrap();
 }
 
 fn options(strategy: ConflictStrategy) -> ImportOptions<'static> {

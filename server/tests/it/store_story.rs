@@ -236,7 +236,7 @@ async fn a_job_file_is_stored_in_chunks_survives_a_restart_and_goes_at_the_end()
         assert_eq!(job.id, again);
         let errors = serde_json::json!([]);
         let failed = store
-            .fail_abandoned_jobs("runner-c", Duration::seconds(-60), &errors)
+            .fail_abandoned_jobs("runner-c", now() + Duration::seconds(60), &errors)
             .await
             .unwrap();
         assert_eq!(failed, 2, "{backend}: both running jobs");
