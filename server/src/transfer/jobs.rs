@@ -873,3 +873,39 @@ fn to_status(row: JobRow, live: Option<&Live>, with: Results) -> JobStatus {
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_judges_other_runners_only_after_a_whole_timeout_of_steady_heartbeats() {
+        let timeout = Duration::from_secs(30);
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut pulse = Pulse::default();
+        assert!(!pulse.steady_for(timeout, at(0)), "no heartbeat yet");
+        for s in 0..=29 {
+            pulse.beat(at(s));
+        }
+        assert!(
+            !pulse.steady_for(timeout, at(29)),
+            "29 s is not a whole timeout"
+        );
+        pulse.beat(at(30));
+        assert!(pulse.steady_for(timeout, at(30)));
+        // The database went away for 20 s (restarted): every runner was unheard meanwhile.
+        assert!(!pulse.steady_for(timeout, at(50)), "silent itself");
+        pulse.beat(at(50));
+        assert!(!pulse.steady_for(timeout, at(50)), "the count starts again");
+        for s in 51..=80 {
+            pulse.beat(at(s));
+        }
+        assert!(pulse.steady_for(timeout, at(80)));
+        // A write that waited 3 s for a lock still counts as steady; 4 s does not.
+        pulse.beat(at(83));
+        assert!(pulse.steady_for(timeout, at(83)));
+        pulse.beat(at(87));
+        assert!(!pulse.steady_for(timeout, at(87)));
+    }
+}
