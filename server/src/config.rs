@@ -53,6 +53,9 @@ pub struct Settings {
     pub max_upload_mb: u64,
     /// Import jobs this process runs at a time: 1, or 0 to leave them to other replicas.
     pub import_workers: u8,
+    /// Seconds an import runner (a gateway process) may go without a heartbeat before
+    /// another process takes it for gone and fails (or, asked, cancels) its running job.
+    pub job_runner_timeout_secs: u32,
     /// Exports streamed at a time by this process; each holds a database connection while
     /// it streams, so the rest of the pool stays free for everything else. More wait.
     pub concurrent_exports: u16,
@@ -83,6 +86,7 @@ impl Default for Settings {
             output_name: "mcpgateway".into(),
             max_upload_mb: 100,
             import_workers: 1,
+            job_runner_timeout_secs: 30,
             concurrent_exports: 4,
             login_attempts_per_ip: 10,
             login_attempts_per_account: 5,
@@ -190,6 +194,9 @@ impl Settings {
         }
         if self.concurrent_exports == 0 {
             errors.push("MCPGATEWAY_CONCURRENT_EXPORTS: must be at least 1".into());
+        }
+        if self.job_runner_timeout_secs < 5 {
+            errors.push("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS: must be at least 5 (runners stamp a heartbeat every second)".into());
         }
         if self.import_workers > 1 {
             errors.push("MCPGATEWAY_IMPORT_WORKERS: must be 0 or 1 (imports are one transaction each; run more replicas to run more at once)".into());

@@ -15,7 +15,7 @@ mod trace;
 mod transfer;
 mod ui;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef, middleware, routing::get};
 use leptos::config::LeptosOptions;
@@ -70,7 +70,11 @@ impl AppState {
             exports: Arc::new(tokio::sync::Semaphore::new(usize::from(
                 settings.concurrent_exports.max(1),
             ))),
-            jobs: Jobs::new(store.clone(), cipher.clone()),
+            jobs: Jobs::new(
+                store.clone(),
+                cipher.clone(),
+                Duration::from_secs(settings.job_runner_timeout_secs.into()),
+            ),
             token_use: Arc::default(),
             store,
             settings: Arc::new(settings),
@@ -110,17 +114,14 @@ pub async fn launch_with_listener(
     let store = state.store.clone();
     let token_use = state.token_use.clone();
     let flusher = token_use.clone().spawn_flusher(store.clone());
-    let worker = (state.settings.import_workers > 0).then(|| state.jobs.spawn_worker());
+    let background = state.jobs.start(state.settings.import_workers > 0);
     // The peer address is the client IP of the sign-in rate limit.
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
-    if let Some(worker) = worker {
-        // A running import's transaction rolls back; the next start marks the job failed.
-        worker.abort();
-        let _ = worker.await;
-    }
+    // A running import's transaction rolls back; its job is recorded as interrupted.
+    background.stop().await;
     flusher.abort();
     token_use.flush(&store).await;
     store.close().await;

@@ -13,6 +13,7 @@ mod hostile;
 mod import;
 mod import_batches;
 mod key_check;
+mod job_runners;
 mod load;
 mod login;
 mod login_limits;

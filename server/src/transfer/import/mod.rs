@@ -90,6 +90,31 @@ impl From<EntityError> for ImportError {
     }
 }
 
+impl ImportError {
+    /// A database refusal caused by another transaction writing the same rows at the
+    /// same time (a key taken meanwhile, a deadlock, a serialisation failure) is a
+    /// conflict the caller can resolve by trying again, not an internal error. (Imports
+    /// take turns, so this is the safety net for writers that do not.)
+    fn concurrent_as_conflict(self) -> ImportError {
+        let database = match &self {
+            ImportError::Store(EntityError::Duplicate { kind, key }) => {
+                return ImportError::Conflict(format!(
+                    "the {kind} `{key}` was written by someone else at the same time; try again"
+                ));
+            }
+            ImportError::Database(e) | ImportError::Store(EntityError::Database(e)) => e,
+            _ => return self,
+        };
+        let code = database.as_database_error().and_then(|d| d.code());
+        match code.as_deref() {
+            Some("23505" | "40001" | "40P01") => ImportError::Conflict(
+                "another import wrote the same entities at the same time; try again".into(),
+            ),
+            _ => self,
+        }
+    }
+}
+
 impl ImportReport {
     pub fn count(&self, kind: EntityKind, action: Action) -> usize {
         self.results
@@ -246,7 +271,12 @@ async fn pipeline(
     let in_target = external_in_target(store, &selected).await?;
     let mut tx = match mode {
         Mode::Check => None,
-        _ => Some(store.begin().await?),
+        _ => {
+            let mut tx = store.begin().await?;
+            // Before the first read: what an import running meanwhile writes is seen.
+            tx.take_import_turn().await?;
+            Some(tx)
+        }
     };
     if let (Some(observer), true) = (options.observer, mode != Mode::Check) {
         observer.started(selected.total);
@@ -370,7 +400,9 @@ pub async fn import(
         let input = input.clone();
         tokio::task::spawn_blocking(move || digest(&input))
     });
-    let applied = pipeline(store, target, &input, options, mode).await?;
+    let applied = pipeline(store, target, &input, options, mode)
+        .await
+        .map_err(ImportError::concurrent_as_conflict)?;
     let source = options.source.unwrap_or(target);
     let report = ImportReport {
         dry_run: options.dry_run,
@@ -419,7 +451,9 @@ pub async fn preview(
         source: options.source,
         observer: None,
     };
-    let applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun).await?;
+    let applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun)
+        .await
+        .map_err(ImportError::concurrent_as_conflict)?;
     let servers = applied.selected.skim.servers();
     let results = applied.results;
     let dependencies = results
