@@ -5,16 +5,19 @@
 //! on a bound listener until a shutdown future resolves (tests bind port 0).
 
 mod auth;
+mod client;
 mod entities;
 mod extract;
+mod headers;
 mod health;
 pub mod limit;
 mod openapi;
+mod serve;
 mod trace;
 mod transfer;
 mod ui;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, sync::Arc};
 
 use axum::{Router, extract::FromRef, middleware, routing::get};
 use leptos::config::LeptosOptions;
@@ -91,6 +94,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_auth,
         ))
+        .layer(middleware::from_fn(headers::security_headers))
         .layer(trace::layer())
         .with_state(state)
 }
@@ -103,11 +107,8 @@ pub async fn launch_with_listener(
 ) -> std::io::Result<()> {
     let store = state.store.clone();
     let worker = (state.settings.import_workers > 0).then(|| state.jobs.spawn_worker());
-    // The peer address is the client IP of the sign-in rate limit.
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = serve::Limits::from_settings(&state.settings);
+    serve::serve(listener, app(state), limits, shutdown).await;
     if let Some(worker) = worker {
         // A running import's transaction rolls back; the next start marks the job failed.
         worker.abort();
