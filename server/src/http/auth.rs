@@ -211,7 +211,7 @@ fn check_rate<'a>(state: &'a AppState, ip: IpAddr, email: &str) -> Result<limit:
         user.email = %email,
         limit.key = per,
         limit.retry_after_secs = secs,
-        "sign-in refused: too many failed attempts"
+        "sign-in refused: too many attempts"
     );
     Err(Error::TooManyRequests {
         message: format!("too many failed sign-in attempts {per}; try again in {secs} seconds"),
