@@ -5,7 +5,7 @@
 //! `PORT`, `DATABASE_URL`, `AUTH_ENCRYPTION_SECRET`, `LOG_FORMAT`, `LOG_LEVEL`, `LEPTOS_*`)
 //! and any field as `MCPGATEWAY_<FIELD>` (which wins over the short name).
 
-use std::{fmt, path::PathBuf};
+use std::{fmt, net::IpAddr, path::PathBuf};
 
 use figment::{
     Figment,
@@ -59,13 +59,27 @@ pub struct Settings {
     /// Exports streamed at a time by this process; each holds a database connection while
     /// it streams, so the rest of the pool stays free for everything else. More wait.
     pub concurrent_exports: u16,
-    /// Sign-in attempts per minute from one client IP (0: no limit); the 429 says when to retry.
+    /// Failed sign-ins per minute from one client address, over all accounts (0: no limit);
+    /// the 429 says when to retry.
     pub login_attempts_per_ip: u32,
-    /// Sign-in attempts per minute for one account, from anywhere (0: no limit).
+    /// Failed sign-ins per minute for one account from one client address (0: no limit).
+    /// Keyed by the pair, so guesses from one address never lock the account out elsewhere.
     pub login_attempts_per_account: u32,
     /// How long a write waits for a lock another transaction holds (a running import's)
     /// before it is refused with 503 and `Retry-After`, in milliseconds.
     pub db_lock_wait_ms: u64,
+    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (reverse proxies):
+    /// addresses or CIDR ranges, a list or one comma-separated string. Empty: none.
+    pub trusted_proxies: TrustedProxies,
+    /// Connections open at once; past it an idle one (no request in flight) is closed to
+    /// make room, and when none is idle the new one is closed at once.
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers (and an idle keep-alive connection
+    /// lasts) before the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may go without sending a byte before the request fails;
+    /// an upload of any size that keeps moving is never cut off.
+    pub body_read_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -91,6 +105,10 @@ impl Default for Settings {
             login_attempts_per_ip: 10,
             login_attempts_per_account: 5,
             db_lock_wait_ms: crate::store::DEFAULT_LOCK_WAIT.as_millis() as u64,
+            trusted_proxies: TrustedProxies::default(),
+            max_connections: 512,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
         }
     }
 }
@@ -198,6 +216,21 @@ impl Settings {
         if self.job_runner_timeout_secs < 5 {
             errors.push("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS: must be at least 5 (runners stamp a heartbeat every second)".into());
         }
+        for (value, key) in [
+            (self.max_connections.into(), "MCPGATEWAY_MAX_CONNECTIONS"),
+            (
+                self.header_read_timeout_secs,
+                "MCPGATEWAY_HEADER_READ_TIMEOUT_SECS",
+            ),
+            (
+                self.body_read_timeout_secs,
+                "MCPGATEWAY_BODY_READ_TIMEOUT_SECS",
+            ),
+        ] {
+            if value == 0 {
+                errors.push(format!("{key}: must be at least 1"));
+            }
+        }
         if self.import_workers > 1 {
             errors.push("MCPGATEWAY_IMPORT_WORKERS: must be 0 or 1 (imports are one transaction each; run more replicas to run more at once)".into());
         }
@@ -242,7 +275,51 @@ impl fmt::Debug for Settings {
                 "login_attempts_per_account",
                 &self.login_attempts_per_account,
             )
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
+    }
+}
+
+/// The reverse proxies whose forwarding headers are believed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        for item in items.into_iter().map(str::trim).filter(|i| !i.is_empty()) {
+            let net = item
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("`{item}` is not an IP address or CIDR range (e.g. 10.0.0.0/8)")
+                })?;
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets))
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A TOML list, or one comma-separated string (what an environment variable holds).
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            List(Vec<String>),
+            One(String),
+        }
+        let parsed = match Given::deserialize(d)? {
+            Given::List(items) => TrustedProxies::parse(items.iter().map(String::as_str)),
+            Given::One(text) => TrustedProxies::parse(text.split(',')),
+        };
+        parsed.map_err(serde::de::Error::custom)
     }
 }
 
@@ -314,6 +391,38 @@ mod tests {
             let s = Settings::load(None, &Overrides::default()).expect("valid");
             assert_eq!(s.login_attempts_per_ip, 20, "file beats default");
             assert_eq!(s.login_attempts_per_account, 0, "env beats file");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_come_as_a_list_or_a_comma_separated_string() {
+        Jail::expect_with(|jail| {
+            let none = Settings::load(None, &Overrides::default()).expect("valid");
+            assert!(!none.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+            jail.create_file("mcpgateway.toml", "trusted_proxies = [\"10.0.0.0/8\"]")?;
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert!(s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+            assert!(
+                s.trusted_proxies
+                    .contains("::ffff:10.1.2.3".parse().unwrap()),
+                "an IPv4 peer seen on a dual-stack socket"
+            );
+            assert!(!s.trusted_proxies.contains("11.0.0.1".parse().unwrap()));
+            jail.set_env("MCPGATEWAY_TRUSTED_PROXIES", "192.0.2.7, 2001:db8::/32");
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert!(s.trusted_proxies.contains("192.0.2.7".parse().unwrap()));
+            assert!(s.trusted_proxies.contains("2001:db8::1".parse().unwrap()));
+            assert!(!s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+            jail.set_env("MCPGATEWAY_TRUSTED_PROXIES", "proxy.internal");
+            let err = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.to_lowercase().contains("trusted_proxies"), "{err}");
+            assert!(
+                err.contains("`proxy.internal` is not an IP address"),
+                "{err}"
+            );
             Ok(())
         });
     }

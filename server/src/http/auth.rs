@@ -14,9 +14,9 @@ use axum::{
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use serde_json::json;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
-use super::AppState;
+use super::{AppState, client, limit};
 use crate::{
     auth::{self, AuthMethod, Principal},
     error::{Error, Result},
@@ -163,8 +163,12 @@ async fn login(
     if headers.contains_key(header::ORIGIN) && !same_origin(&headers, &state) {
         return Err(Error::Forbidden("cross-origin login refused"));
     }
-    let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
-    check_rate(&state, ip, &form.email)?;
+    let client = client::client(
+        peer.map(|p| p.0.0),
+        &headers,
+        &state.settings.trusted_proxies,
+    );
+    let attempt = check_rate(&state, client.ip, &form.email)?;
     let ttl = chrono::Duration::hours(i64::from(state.settings.session_ttl_hours));
     let Some((principal, cookie)) =
         auth::login(&state.store, &form.email, &form.password, ttl).await?
@@ -172,6 +176,7 @@ async fn login(
         tracing::info!("sign-in refused for {}", form.email);
         return Ok(Redirect::to("/login?error=invalid").into_response());
     };
+    attempt.succeeded();
     let entry = NewAuditEntry {
         actor: &principal.email,
         action: "login",
@@ -179,11 +184,12 @@ async fn login(
     };
     state.store.record_audit(entry).await?;
     tracing::info!("signed in {}", principal.email);
-    let secure = state
-        .settings
-        .public_origin
-        .as_deref()
-        .is_some_and(|o| o.starts_with("https://"));
+    let secure = client.https
+        || state
+            .settings
+            .public_origin
+            .as_deref()
+            .is_some_and(|o| o.starts_with("https://"));
     let cookie = Cookie::build((SESSION_COOKIE, cookie))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -193,27 +199,28 @@ async fn login(
     Ok((jar.add(cookie), Redirect::to("/ui")).into_response())
 }
 
-/// Refuses a sign-in over the per-IP or per-account limit (before the password is checked).
-fn check_rate(state: &AppState, ip: IpAddr, email: &str) -> Result<()> {
-    let Err(refusal) = state.login_limits.attempt(ip, email) else {
-        return Ok(());
+/// Refuses a sign-in over the per-address or per-account-and-address limit (before the
+/// password is checked); the attempt returned counts as a failure unless it succeeds.
+fn check_rate<'a>(state: &'a AppState, ip: IpAddr, email: &str) -> Result<limit::Attempt<'a>> {
+    let refusal = match state.login_limits.attempt(ip, email) {
+        Ok(attempt) => return Ok(attempt),
+        Err(refusal) => refusal,
     };
     // Whole seconds, rounded up: retrying after `Retry-After` never meets the limit again.
     let secs = refusal.retry_after.as_secs() + u64::from(refusal.retry_after.subsec_nanos() > 0);
+    let per = match refusal.limit {
+        limit::Limit::Address => "from this address",
+        limit::Limit::AccountFromAddress => "for this account from this address",
+    };
     tracing::warn!(
         client.ip = %ip,
         user.email = %email,
-        limit.key = refusal.limit,
+        limit.key = per,
         limit.retry_after_secs = secs,
         "sign-in refused: too many attempts"
     );
-    let per = if refusal.limit == "ip" {
-        "from this address"
-    } else {
-        "for this account"
-    };
     Err(Error::TooManyRequests {
-        message: format!("too many sign-in attempts {per}; try again in {secs} seconds"),
+        message: format!("too many failed sign-in attempts {per}; try again in {secs} seconds"),
         retry_after_secs: secs.max(1),
     })
 }

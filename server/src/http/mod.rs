@@ -5,17 +5,20 @@
 //! on a bound listener until a shutdown future resolves (tests bind port 0).
 
 mod auth;
+mod client;
 mod entities;
 mod extract;
+mod headers;
 mod health;
 pub mod limit;
 mod openapi;
 mod site;
+mod serve;
 mod trace;
 mod transfer;
 mod ui;
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef, middleware, routing::get};
 use leptos::config::LeptosOptions;
@@ -101,6 +104,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_auth,
         ))
+        .layer(middleware::from_fn(headers::security_headers))
         .layer(trace::layer())
         .with_state(state)
 }
@@ -115,11 +119,8 @@ pub async fn launch_with_listener(
     let token_use = state.token_use.clone();
     let flusher = token_use.clone().spawn_flusher(store.clone());
     let background = state.jobs.start(state.settings.import_workers > 0);
-    // The peer address is the client IP of the sign-in rate limit.
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = serve::Limits::from_settings(&state.settings);
+    serve::serve(listener, app(state), limits, shutdown).await;
     // A running import's transaction rolls back; its job is recorded as interrupted.
     background.stop().await;
     flusher.abort();

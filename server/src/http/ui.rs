@@ -150,7 +150,10 @@ pub fn routes(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     site.serve(router.leptos_routes_with_context(
         state,
         generate_route_list(App),
-        move || provide_context(backend.clone()),
+        move || {
+            provide_context(backend.clone());
+            super::headers::provide_request_nonce();
+        },
         move || shell(options.clone()),
     ))
 }

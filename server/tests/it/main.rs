@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod connections;
 mod crash;
 mod crypto_props;
 mod entities_rest;
@@ -20,5 +21,6 @@ mod login_limits;
 mod route_table;
 mod secrets_scan;
 mod store_avail;
+mod security_headers;
 mod store_story;
 mod transfer_rest;
