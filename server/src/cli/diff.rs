@@ -41,7 +41,8 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     let target = Cipher::new(&bootstrap::encryption_secret(
         settings,
         &bootstrap::key_file_for(&store),
-    )?);
+    )?)
+    .with_sensitive_headers(settings.sensitive_header_rules());
     let source = opts
         .source_secret
         .clone()

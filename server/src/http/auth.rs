@@ -146,7 +146,9 @@ struct LoginForm {
     password: String,
 }
 
-#[tracing::instrument(skip_all, fields(user.email = %form.email))]
+/// The span's `user.email` is filled in only once the typed text is known to be an
+/// account's email: a password typed into the email field must never reach the logs.
+#[tracing::instrument(skip_all, fields(user.email = tracing::field::Empty))]
 async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -158,12 +160,13 @@ async fn login(
         return Err(Error::Forbidden("cross-origin login refused"));
     }
     let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
-    check_rate(&state, ip, &form.email)?;
+    check_rate(&state, ip, &form.email).await?;
     let ttl = chrono::Duration::hours(i64::from(state.settings.session_ttl_hours));
     let Some((principal, cookie)) =
         auth::login(&state.store, &form.email, &form.password, ttl).await?
     else {
-        tracing::info!("sign-in refused for {}", form.email);
+        let account = account_label(&state, &form.email).await?;
+        tracing::info!(user.account = %account, "sign-in refused for {account}");
         return Ok(Redirect::to("/login?error=invalid").into_response());
     };
     let entry = NewAuditEntry {
@@ -172,6 +175,7 @@ async fn login(
         ..Default::default()
     };
     state.store.record_audit(entry).await?;
+    tracing::Span::current().record("user.email", principal.email.as_str());
     tracing::info!("signed in {}", principal.email);
     let secure = state
         .settings
@@ -187,16 +191,25 @@ async fn login(
     Ok((jar.add(cookie), Redirect::to("/ui")).into_response())
 }
 
+/// What the logs may say about the text typed as the email: the account's email when an
+/// account has it, else "unknown user" (the text could be a password typed in the wrong
+/// field, so it is never logged as it is).
+async fn account_label(state: &AppState, typed: &str) -> Result<String> {
+    let known = state.store.user_by_email(typed).await?;
+    Ok(known.map_or_else(|| "unknown user".to_owned(), |user| user.email))
+}
+
 /// Refuses a sign-in over the per-IP or per-account limit (before the password is checked).
-fn check_rate(state: &AppState, ip: IpAddr, email: &str) -> Result<()> {
+async fn check_rate(state: &AppState, ip: IpAddr, email: &str) -> Result<()> {
     let Err(refusal) = state.login_limits.attempt(ip, email) else {
         return Ok(());
     };
     // Whole seconds, rounded up: retrying after `Retry-After` never meets the limit again.
     let secs = refusal.retry_after.as_secs() + u64::from(refusal.retry_after.subsec_nanos() > 0);
+    let account = account_label(state, email).await?;
     tracing::warn!(
         client.ip = %ip,
-        user.email = %email,
+        user.account = %account,
         limit.key = refusal.limit,
         limit.retry_after_secs = secs,
         "sign-in refused: too many attempts"

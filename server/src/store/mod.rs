@@ -11,6 +11,7 @@ pub mod entities;
 pub mod jobs;
 pub mod sessions;
 pub mod tokens;
+pub mod upgrades;
 pub mod users;
 
 use std::{path::PathBuf, str::FromStr, time::Duration};

@@ -9,6 +9,7 @@ mod crash;
 mod crypto_props;
 mod entities_rest;
 mod export;
+mod header_credentials;
 mod hostile;
 mod import;
 mod import_batches;
