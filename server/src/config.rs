@@ -19,6 +19,9 @@ use crate::entities::headers::{DEFAULT_SENSITIVE, SensitiveHeaders};
 /// The shortest `AUTH_ENCRYPTION_SECRET` accepted.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// The longest lock wait accepted: a request should not hang for minutes.
+const MAX_LOCK_WAIT_MS: u64 = 60_000;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -52,6 +55,9 @@ pub struct Settings {
     pub max_upload_mb: u64,
     /// Import jobs this process runs at a time: 1, or 0 to leave them to other replicas.
     pub import_workers: u8,
+    /// Seconds an import runner (a gateway process) may go without a heartbeat before
+    /// another process takes it for gone and fails (or, asked, cancels) its running job.
+    pub job_runner_timeout_secs: u32,
     /// Exports streamed at a time by this process; each holds a database connection while
     /// it streams, so the rest of the pool stays free for everything else. More wait.
     pub concurrent_exports: u16,
@@ -59,6 +65,9 @@ pub struct Settings {
     pub login_attempts_per_ip: u32,
     /// Sign-in attempts per minute for one account, from anywhere (0: no limit).
     pub login_attempts_per_account: u32,
+    /// How long a write waits for a lock another transaction holds (a running import's)
+    /// before it is refused with 503 and `Retry-After`, in milliseconds.
+    pub db_lock_wait_ms: u64,
     /// Tool header names (case-insensitive globs) whose values are credentials: stored
     /// and exported encrypted, shown as `*****`. Authorization, Proxy-Authorization,
     /// Cookie and X-Api-Key always are. A list, or one comma-separated string (env).
@@ -103,9 +112,11 @@ impl Default for Settings {
             output_name: "mcpgateway".into(),
             max_upload_mb: 100,
             import_workers: 1,
+            job_runner_timeout_secs: 30,
             concurrent_exports: 4,
             login_attempts_per_ip: 10,
             login_attempts_per_account: 5,
+            db_lock_wait_ms: crate::store::DEFAULT_LOCK_WAIT.as_millis() as u64,
             sensitive_headers: DEFAULT_SENSITIVE.map(str::to_owned).to_vec(),
         }
     }
@@ -211,8 +222,16 @@ impl Settings {
         if self.concurrent_exports == 0 {
             errors.push("MCPGATEWAY_CONCURRENT_EXPORTS: must be at least 1".into());
         }
+        if self.job_runner_timeout_secs < 5 {
+            errors.push("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS: must be at least 5 (runners stamp a heartbeat every second)".into());
+        }
         if self.import_workers > 1 {
             errors.push("MCPGATEWAY_IMPORT_WORKERS: must be 0 or 1 (imports are one transaction each; run more replicas to run more at once)".into());
+        }
+        if self.db_lock_wait_ms > MAX_LOCK_WAIT_MS {
+            errors.push(format!(
+                "MCPGATEWAY_DB_LOCK_WAIT_MS: must be at most {MAX_LOCK_WAIT_MS} (a request waits this long at most)"
+            ));
         }
         if let Err(e) = SensitiveHeaders::new(&self.sensitive_headers) {
             errors.push(format!("MCPGATEWAY_SENSITIVE_HEADERS: {e}"));
@@ -222,6 +241,11 @@ impl Settings {
         } else {
             Err(ConfigError(errors))
         }
+    }
+
+    /// How long a write waits for another transaction's lock.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.db_lock_wait_ms)
     }
 
     /// The compiled `sensitive_headers` (checked by [`Settings::load`]).
@@ -358,6 +382,23 @@ mod tests {
                 err.to_string()
                     .contains("MCPGATEWAY_CONCURRENT_EXPORTS: must be at least 1")
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_lock_wait_comes_from_env_and_is_bounded() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(defaults.lock_wait(), crate::store::DEFAULT_LOCK_WAIT);
+            jail.set_env("MCPGATEWAY_DB_LOCK_WAIT_MS", "250");
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(s.lock_wait(), std::time::Duration::from_millis(250));
+            jail.set_env("MCPGATEWAY_DB_LOCK_WAIT_MS", "600000");
+            let err = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("MCPGATEWAY_DB_LOCK_WAIT_MS"), "{err}");
             Ok(())
         });
     }

@@ -83,8 +83,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints the error; a busy or full database in its own words, not the driver's.
 fn fail(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    match crate::store::StoreFailure::in_chain(error) {
+        Some(failure) => eprintln!("error: {failure}"),
+        None => eprintln!("error: {error:#}"),
+    }
     ExitCode::FAILURE
 }
 
@@ -156,15 +160,17 @@ async fn run_remote(command: Command, url: &str) -> anyhow::Result<ExitCode> {
 /// Opens the configured database, creating and migrating it when needed, and encrypts
 /// credentials older records still hold in plaintext (see [`upgrade`]).
 pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(&settings.database_url).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the database {}: {e:#}",
-            settings.database_url_redacted()
-        )
-    })?;
+    let store = Store::connect_with(&settings.database_url, settings.lock_wait())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the database {}: {e:#}",
+                settings.database_url_redacted()
+            )
+        })?;
     let rules = settings.sensitive_header_rules();
-    let key = || {
-        let secret = bootstrap::encryption_secret(settings, &bootstrap::key_file_for(&store))?;
+    let key = || async {
+        let secret = bootstrap::encryption_secret(settings, &store).await?;
         Ok(Cipher::new(&secret).with_sensitive_headers(rules.clone()))
     };
     upgrade::seal_stored_credentials(&store, &rules, key).await?;

@@ -28,7 +28,7 @@ impl From<EntityError> for Error {
                 "still used by servers: {}; remove it from them first, or delete with ?force=true",
                 servers.join(", ")
             )),
-            EntityError::Database(e) => Error::Database(e),
+            EntityError::Database(e) => Error::from(e),
         }
     }
 }

@@ -27,11 +27,15 @@ const PAGE: i64 = 500;
 
 /// Seals what is stored in plaintext (see the module comment); returns how many records
 /// were rewritten. `key` gives the gateway's cipher.
-pub async fn seal_stored_credentials(
+pub async fn seal_stored_credentials<F, K>(
     store: &Store,
     rules: &SensitiveHeaders,
-    key: impl FnOnce() -> anyhow::Result<Cipher>,
-) -> anyhow::Result<usize> {
+    key: K,
+) -> anyhow::Result<usize>
+where
+    K: FnOnce() -> F,
+    F: Future<Output = anyhow::Result<Cipher>>,
+{
     let state = rules.fingerprint();
     if store.upgrade_state(SEALED).await?.as_deref() == Some(state.as_str()) {
         return Ok(0);
@@ -40,8 +44,8 @@ pub async fn seal_stored_credentials(
         make: Some(key),
         cipher: None,
     };
-    let rewritten = upgrade_all::<Tool, _>(store, rules, &mut key).await?
-        + upgrade_all::<Gateway, _>(store, rules, &mut key).await?;
+    let rewritten = upgrade_all::<Tool, _, _>(store, rules, &mut key).await?
+        + upgrade_all::<Gateway, _, _>(store, rules, &mut key).await?;
     store.set_upgrade_state(SEALED, &state).await?;
     if rewritten > 0 {
         tracing::info!(
@@ -58,10 +62,10 @@ struct LazyCipher<F> {
     cipher: Option<Cipher>,
 }
 
-impl<F: FnOnce() -> anyhow::Result<Cipher>> LazyCipher<F> {
-    fn get(&mut self) -> anyhow::Result<&Cipher> {
+impl<F: Future<Output = anyhow::Result<Cipher>>, K: FnOnce() -> F> LazyCipher<K> {
+    async fn get(&mut self) -> anyhow::Result<&Cipher> {
         if let Some(make) = self.make.take() {
-            self.cipher = Some(make()?);
+            self.cipher = Some(make().await?);
         }
         Ok(self.cipher.as_ref().expect("made above"))
     }
@@ -88,27 +92,46 @@ impl Upgrade for Gateway {
 }
 
 /// Pages through every record of `E`, rewriting those that need it.
-async fn upgrade_all<E: Upgrade, F: FnOnce() -> anyhow::Result<Cipher>>(
+async fn upgrade_all<E, F, K>(
     store: &Store,
     rules: &SensitiveHeaders,
-    key: &mut LazyCipher<F>,
-) -> anyhow::Result<usize> {
+    key: &mut LazyCipher<K>,
+) -> anyhow::Result<usize>
+where
+    E: Upgrade,
+    K: FnOnce() -> F,
+    F: Future<Output = anyhow::Result<Cipher>>,
+{
     let (mut after, mut rewritten) = (None::<String>, 0);
     loop {
-        let mut tx = store.begin().await?;
-        let page: Vec<E> = tx.entities_after(true, after.as_deref(), PAGE).await?;
+        let mut read = store.begin_snapshot().await?;
+        let page: Vec<E> = read.entities_after(true, after.as_deref(), PAGE).await?;
+        read.rollback().await?;
         let full = page.len() as i64 == PAGE;
         after = page.last().map(|e| e.key().to_owned());
-        for mut entity in page {
-            if !needs_upgrade(&mut entity, rules) {
-                continue;
+        let stale: Vec<E> = page
+            .into_iter()
+            .filter_map(|mut e| needs_upgrade(&mut e, rules).then_some(e))
+            .collect();
+        if !stale.is_empty() {
+            // The key first: checking it may write (the key check), which must not wait
+            // for this process's own write transaction.
+            let cipher = key.get().await?;
+            let mut tx = store.begin().await?;
+            for seen in stale {
+                // Read again under the write lock: an edit made meanwhile is kept.
+                let Some(mut entity) = tx.entity_by_key::<E>(seen.key()).await? else {
+                    continue;
+                };
+                if needs_upgrade(&mut entity, rules) {
+                    upgrade(&mut entity, cipher);
+                    let id = entity.id().expect("stored records have ids");
+                    tx.replace_doc(id, &entity).await?;
+                    rewritten += 1;
+                }
             }
-            upgrade(&mut entity, key.get()?);
-            let id = entity.id().expect("stored records have ids");
-            tx.replace_doc(id, &entity).await?;
-            rewritten += 1;
+            tx.commit().await?;
         }
-        tx.commit().await?;
         if !full {
             return Ok(rewritten);
         }

@@ -104,7 +104,13 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Pr
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         return match token {
-            Some(t) if !t.is_empty() => Ok(auth::principal_for_token(&state.store, t).await?),
+            Some(t) if !t.is_empty() => {
+                let found = auth::token_principal(&state.store, t).await?;
+                Ok(found.map(|(principal, token_id)| {
+                    state.token_use.record(token_id);
+                    principal
+                }))
+            }
             _ => Ok(None),
         };
     }

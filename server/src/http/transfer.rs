@@ -392,7 +392,7 @@ pub async fn preview_import(
 fn refused(e: SubmitError) -> Error {
     match e {
         SubmitError::Invalid(errors) => Error::Validation(errors),
-        SubmitError::Database(e) => Error::Database(e),
+        SubmitError::Database(e) => Error::from(e),
     }
 }
 

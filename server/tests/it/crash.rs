@@ -9,7 +9,6 @@
 
 use std::{
     fmt::Write as _,
-    io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -20,8 +19,8 @@ use rand::Rng;
 use sqlx::Connection;
 
 use crate::common::{
-    ADMIN_EMAIL, TestDb,
-    harness::{Api, cli, entity_counts},
+    TestDb,
+    harness::{self, api_for, cli, entity_counts, kill9},
     seed_store,
 };
 
@@ -95,18 +94,6 @@ fn big_file(n: usize) -> (Vec<u8>, [i64; 6]) {
 
 fn sum(a: [i64; 6], b: [i64; 6]) -> [i64; 6] {
     std::array::from_fn(|i| a[i] + b[i])
-}
-
-fn kill9(child: &mut Child) {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    child.wait().unwrap();
 }
 
 fn wal_size(db_file: &Path) -> u64 {
@@ -204,41 +191,10 @@ async fn a_cli_import_killed_at_random_moments_leaves_no_partial_row() {
     store.close().await;
 }
 
-/// `mcpgateway serve` on `db`; returns the child and its base URL.
+/// `mcpgateway serve` on `db`; the restarted server fails the killed one's job once it
+/// has been silent for the (shortened) runner timeout.
 fn serve(db: &TestDb) -> (Child, String) {
-    let mut child = cli(db)
-        .args(["serve", "--port", "0"])
-        .env("MCPGATEWAY_ADMIN_PASSWORD", crate::common::ADMIN_PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = crate::common::harness::address(&mut lines);
-    (child, url)
-}
-
-async fn api_for(db: &TestDb, url: String) -> Api {
-    let out = cli(db)
-        .args(["token", "create", "--email", ADMIN_EMAIL, "--name"])
-        .arg(uuid::Uuid::new_v4().simple().to_string())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
-    Api {
-        base: url,
-        token,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap(),
-    }
+    harness::serve(db, &[("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS", "5")])
 }
 
 #[tokio::test]
@@ -276,7 +232,7 @@ async fn a_server_killed_during_an_import_job_reports_it_failed_after_restart() 
 
     let (mut child, url) = serve(&db);
     let api = api_for(&db, url).await;
-    // The worker marks the interrupted job failed when it starts.
+    // The worker marks the interrupted job failed once its runner has been silent long enough.
     let job = loop {
         let job = api.status(&id).await;
         if job.status.is_final() {
