@@ -14,6 +14,8 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::entities::headers::{DEFAULT_SENSITIVE, SensitiveHeaders};
+
 /// The shortest `AUTH_ENCRYPTION_SECRET` accepted.
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -80,6 +82,30 @@ pub struct Settings {
     /// Seconds a request body may go without sending a byte before the request fails;
     /// an upload of any size that keeps moving is never cut off.
     pub body_read_timeout_secs: u64,
+    /// Tool header names (case-insensitive globs) whose values are credentials: stored
+    /// and exported encrypted, shown as `*****`. Authorization, Proxy-Authorization,
+    /// Cookie and X-Api-Key always are. A list, or one comma-separated string (env).
+    #[serde(deserialize_with = "list_or_commas")]
+    pub sensitive_headers: Vec<String>,
+}
+
+/// A list of strings, or one string of comma-separated items (how an env var gives it).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Given::deserialize(d)? {
+        Given::List(list) => list,
+        Given::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty())
+        .collect())
 }
 
 impl Default for Settings {
@@ -109,6 +135,7 @@ impl Default for Settings {
             max_connections: 512,
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
+            sensitive_headers: DEFAULT_SENSITIVE.map(str::to_owned).to_vec(),
         }
     }
 }
@@ -239,6 +266,9 @@ impl Settings {
                 "MCPGATEWAY_DB_LOCK_WAIT_MS: must be at most {MAX_LOCK_WAIT_MS} (a request waits this long at most)"
             ));
         }
+        if let Err(e) = SensitiveHeaders::new(&self.sensitive_headers) {
+            errors.push(format!("MCPGATEWAY_SENSITIVE_HEADERS: {e}"));
+        }
         if errors.is_empty() {
             Ok(self)
         } else {
@@ -249,6 +279,11 @@ impl Settings {
     /// How long a write waits for another transaction's lock.
     pub fn lock_wait(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.db_lock_wait_ms)
+    }
+
+    /// The compiled `sensitive_headers` (checked by [`Settings::load`]).
+    pub fn sensitive_header_rules(&self) -> SensitiveHeaders {
+        SensitiveHeaders::new(&self.sensitive_headers).unwrap_or_default()
     }
 
     /// The database URL with any password replaced, for logs and messages.
@@ -485,6 +520,28 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.to_lowercase().contains("port"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sensitive_headers_come_as_a_list_or_comma_separated_and_bad_globs_are_refused() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).expect("valid");
+            assert!(defaults.sensitive_headers.contains(&"*token*".to_owned()));
+            jail.create_file("mcpgateway.toml", "sensitive_headers = [\"x-tenant\"]")?;
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(s.sensitive_headers, ["x-tenant"]);
+            jail.set_env("MCPGATEWAY_SENSITIVE_HEADERS", "*token*, x-org ");
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(s.sensitive_headers, ["*token*", "x-org"]);
+            assert!(s.sensitive_header_rules().is_sensitive("X-Org"));
+            jail.set_env("MCPGATEWAY_SENSITIVE_HEADERS", "x-[a");
+            let err = Settings::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string().contains("MCPGATEWAY_SENSITIVE_HEADERS"),
+                "{err}"
+            );
             Ok(())
         });
     }

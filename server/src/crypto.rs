@@ -17,6 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::entities::headers::SensitiveHeaders;
+
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// Hashed in front of the key for its fingerprint, so the fingerprint is not the plain
@@ -50,11 +52,14 @@ impl fmt::Debug for Plaintext {
     }
 }
 
-/// An AES-256-GCM key derived from `AUTH_ENCRYPTION_SECRET`.
+/// An AES-256-GCM key derived from `AUTH_ENCRYPTION_SECRET`, with the rules for which
+/// header names it protects (the gateway's key seals what the configuration calls
+/// sensitive; see [`crate::entities::headers`]).
 #[derive(Clone)]
 pub struct Cipher {
     cipher: Aes256Gcm,
     fingerprint: String,
+    sensitive: SensitiveHeaders,
 }
 
 impl fmt::Debug for Cipher {
@@ -75,7 +80,19 @@ impl Cipher {
         Cipher {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
             fingerprint,
+            sensitive: SensitiveHeaders::default(),
         }
+    }
+
+    /// The same key, sealing the headers `sensitive` names (the default rules otherwise).
+    pub fn with_sensitive_headers(mut self, sensitive: SensitiveHeaders) -> Cipher {
+        self.sensitive = sensitive;
+        self
+    }
+
+    /// Which tool headers this key seals into envelopes.
+    pub fn sensitive_headers(&self) -> &SensitiveHeaders {
+        &self.sensitive
     }
 
     /// A short, one-way name for the key (16 hex digits), never the key: for audit rows

@@ -65,6 +65,11 @@ pub trait Entity:
     fn blobs_mut(&mut self) -> Vec<(String, &mut String)> {
         Vec::new()
     }
+    /// The HTTP headers sent upstream with their values (a tool's `headers`), for types
+    /// that carry them: the server encrypts the sensitive ones into envelopes.
+    fn headers_mut(&mut self) -> Option<&mut serde_json::Map<String, serde_json::Value>> {
+        None
+    }
     /// Plaintext credentials sent with a request, to be encrypted by the server.
     fn take_auth_input(&mut self) -> Option<auth::AuthInput> {
         None

@@ -128,6 +128,10 @@ impl Entity for Tool {
         blobs
     }
 
+    fn headers_mut(&mut self) -> Option<&mut Map<String, Value>> {
+        Some(&mut self.headers)
+    }
+
     entity_key!(name);
     fn summary(&self) -> String {
         format!(
@@ -178,7 +182,7 @@ impl Entity for Tool {
 }
 
 /// `{"_mcpgateway_encrypted_header_value_v1": "<blob>"}` and nothing else.
-fn is_envelope(value: &Value) -> bool {
+pub fn is_envelope(value: &Value) -> bool {
     value.as_object().is_some_and(|m| {
         m.len() == 1
             && m.get(HEADER_ENVELOPE)

@@ -74,7 +74,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
             "--rekey-secret must be this gateway's AUTH_ENCRYPTION_SECRET: credentials are re-encrypted with the key the gateway decrypts with"
         );
     }
-    let target = Cipher::new(&secret);
+    let target = Cipher::new(&secret).with_sensitive_headers(settings.sensitive_header_rules());
     let source = opts
         .source_secret
         .map(|s| Cipher::new(&SecretString::from(s)));

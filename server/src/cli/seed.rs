@@ -20,7 +20,7 @@ pub struct Opts {
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     let store = super::open_store(settings).await?;
     let secret = bootstrap::encryption_secret(settings, &store).await?;
-    let cipher = Cipher::new(&secret);
+    let cipher = Cipher::new(&secret).with_sensitive_headers(settings.sensitive_header_rules());
     let service = Entities {
         store: &store,
         cipher: &cipher,

@@ -152,7 +152,9 @@ struct LoginForm {
     password: String,
 }
 
-#[tracing::instrument(skip_all, fields(user.email = %form.email))]
+/// The span's `user.email` is filled in only once the typed text is known to be an
+/// account's email: a password typed into the email field must never reach the logs.
+#[tracing::instrument(skip_all, fields(user.email = tracing::field::Empty))]
 async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -168,12 +170,13 @@ async fn login(
         &headers,
         &state.settings.trusted_proxies,
     );
-    let attempt = check_rate(&state, client.ip, &form.email)?;
+    let attempt = check_rate(&state, client.ip, &form.email).await?;
     let ttl = chrono::Duration::hours(i64::from(state.settings.session_ttl_hours));
     let Some((principal, cookie)) =
         auth::login(&state.store, &form.email, &form.password, ttl).await?
     else {
-        tracing::info!("sign-in refused for {}", form.email);
+        let account = account_label(&state, &form.email).await?;
+        tracing::info!(user.account = %account, "sign-in refused for {account}");
         return Ok(Redirect::to("/login?error=invalid").into_response());
     };
     attempt.succeeded();
@@ -183,6 +186,7 @@ async fn login(
         ..Default::default()
     };
     state.store.record_audit(entry).await?;
+    tracing::Span::current().record("user.email", principal.email.as_str());
     tracing::info!("signed in {}", principal.email);
     let secure = client.https
         || state
@@ -199,9 +203,21 @@ async fn login(
     Ok((jar.add(cookie), Redirect::to("/ui")).into_response())
 }
 
+/// What the logs may say about the text typed as the email: the account's email when an
+/// account has it, else "unknown user" (the text could be a password typed in the wrong
+/// field, so it is never logged as it is).
+async fn account_label(state: &AppState, typed: &str) -> Result<String> {
+    let known = state.store.user_by_email(typed).await?;
+    Ok(known.map_or_else(|| "unknown user".to_owned(), |user| user.email))
+}
+
 /// Refuses a sign-in over the per-address or per-account-and-address limit (before the
 /// password is checked); the attempt returned counts as a failure unless it succeeds.
-fn check_rate<'a>(state: &'a AppState, ip: IpAddr, email: &str) -> Result<limit::Attempt<'a>> {
+async fn check_rate<'a>(
+    state: &'a AppState,
+    ip: IpAddr,
+    email: &str,
+) -> Result<limit::Attempt<'a>> {
     let refusal = match state.login_limits.attempt(ip, email) {
         Ok(attempt) => return Ok(attempt),
         Err(refusal) => refusal,
@@ -212,9 +228,10 @@ fn check_rate<'a>(state: &'a AppState, ip: IpAddr, email: &str) -> Result<limit:
         limit::Limit::Address => "from this address",
         limit::Limit::AccountFromAddress => "for this account from this address",
     };
+    let account = account_label(state, email).await?;
     tracing::warn!(
         client.ip = %ip,
-        user.email = %email,
+        user.account = %account,
         limit.key = per,
         limit.retry_after_secs = secs,
         "sign-in refused: too many attempts"

@@ -63,7 +63,10 @@ impl AppState {
             .site_root(settings.site_root.to_string_lossy().into_owned())
             .site_pkg_dir(settings.site_pkg_dir.clone())
             .build();
-        let cipher = Arc::new(Cipher::new(&encryption_secret));
+        let cipher = Arc::new(
+            Cipher::new(&encryption_secret)
+                .with_sensitive_headers(settings.sensitive_header_rules()),
+        );
         let login_limits = Arc::new(limit::LoginLimits::new(
             settings.login_attempts_per_ip,
             settings.login_attempts_per_account,

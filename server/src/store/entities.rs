@@ -429,6 +429,24 @@ impl StoreTx {
         }
         .await)
     }
+
+    /// Rewrites a stored record's document and credential type only: no new timestamps,
+    /// the same key and links (a change of representation, such as a credential moved
+    /// into its encrypted form, not an edit).
+    pub async fn replace_doc<E: Entity>(&mut self, id: Uuid, entity: &E) -> sqlx::Result<()> {
+        let (doc, _links) = stored_doc(entity);
+        let sql = AssertSqlSafe(format!(
+            "UPDATE {} SET doc = $2, auth_type = $3 WHERE id = $1",
+            E::KIND.plural()
+        ));
+        with_tx!(self, |conn| sqlx::query(sql)
+            .bind(id)
+            .bind(Json(&doc))
+            .bind(entity.credential().map(|c| c.0.as_str()))
+            .execute(&mut *conn)
+            .await
+            .map(|_| ()))
+    }
 }
 
 impl StoreTx {

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod key_check;
 pub mod sessions;
 pub mod tokens;
+pub mod upgrades;
 pub mod users;
 
 use std::{

@@ -321,6 +321,25 @@ fn keep_equal_credentials<E: Entity>(entity: &mut E, existing: &mut E, target: &
     }
 }
 
+/// Headers as a change shows them: encrypted ones as `*****`, or `<changed>` when they
+/// differ from `before`'s (pass the same headers twice for the old side).
+fn shown_headers(headers: Option<&Value>, before: Option<&Value>) -> Value {
+    let Some(Value::Object(headers)) = headers else {
+        return headers.cloned().unwrap_or(Value::Null);
+    };
+    let shown = headers.iter().map(|(name, value)| {
+        let value = if !app::entities::tool::is_envelope(value) {
+            value.clone()
+        } else if before.and_then(|b| b.get(name)) == Some(value) {
+            Value::String(app::entities::tool::MASK.into())
+        } else {
+            Value::String("<changed>".into())
+        };
+        (name.clone(), value)
+    });
+    Value::Object(shown.collect())
+}
+
 /// The top-level fields that differ, ignoring ids and timestamps; credentials are
 /// never shown, only said to have changed.
 fn changes<E: Entity>(new: &E, old: &E) -> Vec<FieldChange> {
@@ -341,6 +360,13 @@ fn changes<E: Entity>(new: &E, old: &E) -> Vec<FieldChange> {
         .into_iter()
         .filter(|f| after.get(*f) != before.get(*f))
         .map(|f| {
+            if f == "headers" {
+                return FieldChange {
+                    field: f.clone(),
+                    before: shown_headers(before.get(f), before.get(f)),
+                    after: shown_headers(after.get(f), before.get(f)),
+                };
+            }
             let secret = matches!(f.as_str(), "auth_value" | "auth_query_params");
             let shown = |v: Option<&Value>| match v {
                 Some(_) if secret => Value::String("<secret>".into()),
