@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use app::{
-    entities::{Entity, Timestamp},
+    entities::{Entity, Timestamp, keys},
     model::EntityKind,
     transfer::{
         EntitySet, ExportFile, ParsedFile, Sink, entity_at, file_text, keep_entities,
@@ -366,11 +366,20 @@ fn root() -> impl Strategy<Value = Value> {
         })
 }
 
-/// Keeps the first entity of each key (a differing duplicate is an error by design).
-fn unique(list: Vec<Value>, key: &str) -> Vec<Value> {
+/// Keeps the first entity of each key, compared as keys are (trimmed, and names
+/// regardless of case): a differing duplicate is an error by design.
+fn unique(list: Vec<Value>, kind: EntityKind) -> Vec<Value> {
+    let field = if keys::folds_case(kind) {
+        "name"
+    } else {
+        "uri"
+    };
     let mut seen = HashSet::new();
     list.into_iter()
-        .filter(|e| seen.insert(e[key].as_str().unwrap_or_default().to_owned()))
+        .filter(|e| {
+            let key = e[field].as_str().unwrap_or_default();
+            seen.insert(keys::fold_key(kind, key).into_owned())
+        })
         .collect()
 }
 
@@ -392,12 +401,12 @@ fn valid_file() -> impl Strategy<Value = Value> {
                 "source_gateway": "http://127.0.0.1:4444",
                 "encryption_method": "AES-256-GCM",
                 "entities": {
-                    "tools": unique(tools, "name"),
-                    "gateways": unique(gateways, "name"),
-                    "servers": unique(servers, "name"),
-                    "prompts": unique(prompts, "name"),
-                    "resources": unique(resources, "uri"),
-                    "roots": unique(roots, "uri"),
+                    "tools": unique(tools, EntityKind::Tool),
+                    "gateways": unique(gateways, EntityKind::Gateway),
+                    "servers": unique(servers, EntityKind::Server),
+                    "prompts": unique(prompts, EntityKind::Prompt),
+                    "resources": unique(resources, EntityKind::Resource),
+                    "roots": unique(roots, EntityKind::Root),
                 },
                 "metadata": {},
             })

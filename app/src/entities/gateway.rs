@@ -12,7 +12,10 @@ use super::{
         AuthType, JsonObject, Tag, Timestamp, Visibility, check_name, check_tags, check_url,
         default_true, required,
     },
-    entity_common, entity_credentials, entity_key, looks_like_blob,
+    entity_common, entity_credentials, entity_key,
+    keys::key_field,
+    limits::{self, check_json_size, check_opt},
+    looks_like_blob,
 };
 use crate::{
     model::EntityKind,
@@ -123,9 +126,18 @@ impl Entity for Gateway {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
-            check_name(name, &join(base, "name"), errors);
+        let pointer = join(base, "name");
+        if let Some(name) = key_field(&mut self.name, &pointer, errors) {
+            check_name(name, &pointer, errors);
         }
+        let description = &self.description;
+        check_opt(
+            description,
+            limits::DESCRIPTION,
+            &join(base, "description"),
+            errors,
+        );
+        check_json_size(&self.capabilities, &join(base, "capabilities"), errors);
         if let Some(url) = required(&self.url, &join(base, "url"), errors) {
             check_url(
                 url,
@@ -153,6 +165,7 @@ impl Entity for Gateway {
         }
         for (i, h) in self.passthrough_headers.iter().enumerate() {
             if h.is_empty()
+                || h.len() > limits::HEADER_NAME
                 || !h
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -160,7 +173,10 @@ impl Entity for Gateway {
                 errors.add(
                     join(&join(base, "passthrough_headers"), &i.to_string()),
                     "invalid_name",
-                    "header names may only contain letters, digits, '-' and '_'",
+                    format!(
+                        "header names are 1-{} letters, digits, '-' and '_'",
+                        limits::HEADER_NAME
+                    ),
                 );
             }
         }

@@ -10,6 +10,8 @@ use super::{
         default_object_schema, default_true, required,
     },
     entity_common, entity_key,
+    keys::key_field,
+    limits::{self, check_json_size, check_opt},
 };
 use crate::{
     model::EntityKind,
@@ -65,9 +67,24 @@ impl Entity for Prompt {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
-            check_name(name, &join(base, "name"), errors);
+        let pointer = join(base, "name");
+        if let Some(name) = key_field(&mut self.name, &pointer, errors) {
+            check_name(name, &pointer, errors);
         }
+        for (field, value) in [
+            ("original_name", &self.original_name),
+            ("custom_name", &self.custom_name),
+            ("display_name", &self.display_name),
+        ] {
+            check_opt(value, limits::SHORT_TEXT, &join(base, field), errors);
+        }
+        let description = &self.description;
+        check_opt(
+            description,
+            limits::DESCRIPTION,
+            &join(base, "description"),
+            errors,
+        );
         if let Some(t) = required(&self.template, &join(base, "template"), errors)
             && t.len() > MAX_TEMPLATE
         {
@@ -78,6 +95,7 @@ impl Entity for Prompt {
             );
         }
         check_schema(&self.input_schema, &join(base, "input_schema"), errors);
+        check_json_size(&self.input_schema, &join(base, "input_schema"), errors);
         check_tags(&mut self.tags, &join(base, "tags"), errors);
     }
 }

@@ -12,6 +12,7 @@ mod export;
 mod hostile;
 mod import;
 mod import_batches;
+mod input_rules;
 mod load;
 mod login;
 mod login_limits;
