@@ -47,14 +47,18 @@ fn check_problems(problems: &[FieldError], document: Option<&Value>) -> Result<(
             seen.insert((&e.pointer, &e.code, &e.message)),
             "listed twice: {e:?}"
         );
-        // An external reference points at the key it quotes.
+        // An external reference points at the key it quotes (in the key's normal form).
         if let (Some(doc), "external_reference") = (document, e.code.as_str()) {
             let quoted = e
                 .message
                 .strip_prefix('`')
                 .and_then(|m| m.strip_suffix("` is not in the file: it must exist in the target"));
             let at = doc.pointer(&e.pointer).and_then(Value::as_str);
-            prop_assert!(at.is_none() || at == quoted, "{e:?} points at {at:?}");
+            let at_normal = at.map(keys::normalise_key);
+            prop_assert!(
+                at.is_none() || at_normal.as_deref() == quoted,
+                "{e:?} points at {at:?}"
+            );
         }
     }
     Ok(())
