@@ -9,12 +9,12 @@ use super::{
     auth::AuthInput,
     auth_value_blob, check_credentials,
     common::{
-        AuthType, JsonObject, Tag, Timestamp, Visibility, check_name, check_tags, check_url,
-        default_true, required,
+        AuthType, JsonObject, Tag, Timestamp, Visibility, check_tags, check_url, default_true,
+        required,
     },
     entity_common, entity_credentials, entity_key,
-    keys::key_field,
-    limits::{self, check_json_size, check_opt},
+    keys::name_key,
+    limits::{self, check_description, check_json_size},
     looks_like_blob,
 };
 use crate::{
@@ -126,17 +126,8 @@ impl Entity for Gateway {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        let pointer = join(base, "name");
-        if let Some(name) = key_field(&mut self.name, &pointer, errors) {
-            check_name(name, &pointer, errors);
-        }
-        let description = &self.description;
-        check_opt(
-            description,
-            limits::DESCRIPTION,
-            &join(base, "description"),
-            errors,
-        );
+        name_key(&mut self.name, base, errors);
+        check_description(&self.description, base, errors);
         check_json_size(&self.capabilities, &join(base, "capabilities"), errors);
         if let Some(url) = required(&self.url, &join(base, "url"), errors) {
             check_url(

@@ -14,7 +14,11 @@ use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 use unicode_security::{GeneralSecurityProfile, MixedScript};
 
-use crate::{model::EntityKind, validation::Errors};
+use super::common::check_name;
+use crate::{
+    model::EntityKind,
+    validation::{Errors, join},
+};
 
 /// `key` trimmed and in NFC; borrowed when it already is (every plain ASCII key).
 pub fn normalise_key(key: &str) -> Cow<'_, str> {
@@ -57,6 +61,15 @@ pub fn key_field<'a>(
     };
     check_key(key, pointer, errors);
     Some(key)
+}
+
+/// The key of a type keyed by its name (not tools, whose names have rules of their own):
+/// normalised, checked for look-alikes, then held to the name rules.
+pub fn name_key(name: &mut Option<String>, base: &str, errors: &mut Errors) {
+    let pointer = join(base, "name");
+    if let Some(name) = key_field(name, &pointer, errors) {
+        check_name(name, &pointer, errors);
+    }
 }
 
 /// True for the kinds keyed by a name, whose keys are unique regardless of case.

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::validation::Errors;
+use crate::validation::{Errors, join};
 
 /// Descriptions (every type) and a tool's `original_description`, in characters.
 pub const DESCRIPTION: usize = 10_000;
@@ -27,6 +27,11 @@ pub const BLOB_CHARS: usize = (1_usize << 20).div_ceil(3) * 4;
 /// A JSON object field (schemas, annotations, capabilities): its strings, keys and
 /// numbers together, in bytes (256 KiB).
 pub const JSON_OBJECT_BYTES: usize = 256 << 10;
+
+/// The `description` every type has: at most [`DESCRIPTION`] characters.
+pub fn check_description(description: &Option<String>, base: &str, errors: &mut Errors) {
+    check_opt(description, DESCRIPTION, &join(base, "description"), errors);
+}
 
 /// Refuses `text` longer than `max` characters.
 pub fn check_chars(text: &str, max: usize, pointer: &str, errors: &mut Errors) {

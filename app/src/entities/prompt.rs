@@ -6,12 +6,12 @@ use uuid::Uuid;
 use super::{
     Entity,
     common::{
-        JsonObject, Tag, Timestamp, Visibility, check_name, check_schema, check_tags,
-        default_object_schema, default_true, required,
+        JsonObject, Tag, Timestamp, Visibility, check_schema, check_tags, default_object_schema,
+        default_true, required,
     },
     entity_common, entity_key,
-    keys::key_field,
-    limits::{self, check_json_size, check_opt},
+    keys::name_key,
+    limits::{self, check_description, check_json_size, check_opt},
 };
 use crate::{
     model::EntityKind,
@@ -67,10 +67,7 @@ impl Entity for Prompt {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        let pointer = join(base, "name");
-        if let Some(name) = key_field(&mut self.name, &pointer, errors) {
-            check_name(name, &pointer, errors);
-        }
+        name_key(&mut self.name, base, errors);
         for (field, value) in [
             ("original_name", &self.original_name),
             ("custom_name", &self.custom_name),
@@ -78,13 +75,7 @@ impl Entity for Prompt {
         ] {
             check_opt(value, limits::SHORT_TEXT, &join(base, field), errors);
         }
-        let description = &self.description;
-        check_opt(
-            description,
-            limits::DESCRIPTION,
-            &join(base, "description"),
-            errors,
-        );
+        check_description(&self.description, base, errors);
         if let Some(t) = required(&self.template, &join(base, "template"), errors)
             && t.len() > MAX_TEMPLATE
         {

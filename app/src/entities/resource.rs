@@ -8,7 +8,7 @@ use super::{
     common::{Tag, Timestamp, Visibility, check_name, check_tags, default_true, required},
     entity_common, entity_key,
     keys::{has_dot_dot_segment, key_field},
-    limits::{self, check_bytes, check_chars, check_opt},
+    limits::{self, check_bytes, check_chars, check_description, check_opt},
 };
 use crate::{
     model::EntityKind,
@@ -64,13 +64,7 @@ impl Entity for Resource {
         if let Some(uri) = key_field(&mut self.uri, &pointer, errors) {
             check_resource_uri(uri, &pointer, errors);
         }
-        let description = &self.description;
-        check_opt(
-            description,
-            limits::DESCRIPTION,
-            &join(base, "description"),
-            errors,
-        );
+        check_description(&self.description, base, errors);
         check_opt(
             &self.mime_type,
             limits::SHORT_TEXT,

@@ -5,10 +5,10 @@ use uuid::Uuid;
 
 use super::{
     Entity,
-    common::{JsonObject, Tag, Timestamp, Visibility, check_name, check_tags, default_true},
+    common::{JsonObject, Tag, Timestamp, Visibility, check_tags, default_true},
     entity_common, entity_key,
-    keys::{key_field, normalise_key},
-    limits::{self, check_json_size, check_opt},
+    keys::{name_key, normalise_key},
+    limits::{self, check_description, check_json_size, check_opt},
 };
 use crate::{
     model::EntityKind,
@@ -85,17 +85,8 @@ impl Entity for Server {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        let pointer = join(base, "name");
-        if let Some(name) = key_field(&mut self.name, &pointer, errors) {
-            check_name(name, &pointer, errors);
-        }
-        let description = &self.description;
-        check_opt(
-            description,
-            limits::DESCRIPTION,
-            &join(base, "description"),
-            errors,
-        );
+        name_key(&mut self.name, base, errors);
+        check_description(&self.description, base, errors);
         check_opt(&self.icon, limits::ICON, &join(base, "icon"), errors);
         check_json_size(&self.capabilities, &join(base, "capabilities"), errors);
         for (field, list) in [
