@@ -21,9 +21,10 @@ use super::{Store, now, with_pool};
 pub enum EntityError {
     #[error("a {kind} with the key `{key}` (or one differing from it only in case) already exists")]
     Duplicate { kind: &'static str, key: String },
-    /// The key differs only in case from a stored one (names are unique regardless of case).
+    /// The key folds like a stored one: it differs only in case, or from a row stored
+    /// before keys were trimmed (names are unique regardless of case).
     #[error(
-        "`{key}` differs only in case from the existing {kind} `{existing}`: names are unique regardless of case"
+        "`{key}` is the same name as the existing {kind} `{existing}`: names are compared trimmed and regardless of case"
     )]
     CaseTwin {
         kind: &'static str,

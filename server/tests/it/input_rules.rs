@@ -319,3 +319,90 @@ async fn free_text_past_its_limit_is_refused_with_a_pointer_naming_the_limit() {
     })
     .await;
 }
+
+/// The last migration before keys were folded.
+const BEFORE_FOLD: i64 = 20261201000004;
+
+/// Prompt names stored before the fold: case twins, a trailing space, a mixed-script
+/// look-alike, and a plain name.
+const LEGACY: [&str; 5] = [
+    "greeting",
+    "Greeting",
+    "farewell ",
+    "gr\u{0435}eting",
+    "hello",
+];
+
+/// Migrates `$pool` up to [`BEFORE_FOLD`] and stores [`LEGACY`] as the gateway wrote rows then.
+macro_rules! legacy_rows {
+    ($pool:expr, $migrator:expr) => {{
+        $migrator.run_to(BEFORE_FOLD, &$pool).await.unwrap();
+        for name in LEGACY {
+            let doc = json!({"name": name, "template": "Hello", "tags": [], "is_active": true, "visibility": "public"});
+            sqlx::query(
+                "INSERT INTO prompts (id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc) \
+                 VALUES ($1, $2, $2, $3, ',', NULL, $4, $4, $5)",
+            )
+            .bind(uuid::Uuid::now_v7())
+            .bind(name)
+            .bind(true)
+            .bind(chrono::Utc::now())
+            .bind(sqlx::types::Json(doc))
+            .execute(&$pool)
+            .await
+            .unwrap();
+        }
+        $pool.close().await;
+    }};
+}
+
+#[tokio::test]
+async fn keys_stored_before_the_fold_still_load_and_export_and_new_twins_are_refused() {
+    on_each_backend(|db| async move {
+        if db.backend == "sqlite" {
+            let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&db.url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            legacy_rows!(pool, sqlx::migrate!("migrations/sqlite"));
+        } else {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            legacy_rows!(pool, sqlx::migrate!("migrations/postgres"));
+        }
+        // Opening the store applies the fold's migration to the rows above.
+        let store = db.store().await;
+        let (stored, _) = store
+            .list_entities::<Prompt>(&Default::default())
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), LEGACY.len(), "every stored row still loads");
+        let options = server::transfer::export::ExportOptions::default();
+        let exported = server::transfer::export::export(&store, &options, "a", "http://a")
+            .await
+            .unwrap();
+        assert_eq!(exported.entities.prompts.len(), LEGACY.len(), "and exports");
+
+        // A new write is checked against the folded keys the migration filled in.
+        let cipher = Cipher::new(&SecretString::from(SECRET));
+        let service = server::entities::Entities {
+            store: &store,
+            cipher: &cipher,
+            actor: "test",
+        };
+        for twin in ["HELLO", "farewell"] {
+            let refused = service
+                .create::<Prompt>(json!({"name": twin, "template": "t"}))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(refused, server::error::Error::Conflict(ref m) if m.contains("is the same name as")),
+                "{twin}: {refused:?}"
+            );
+        }
+        service
+            .create::<Prompt>(json!({"name": "new-one", "template": "t"}))
+            .await
+            .unwrap();
+    })
+    .await;
+}
