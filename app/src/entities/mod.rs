@@ -9,6 +9,8 @@
 pub mod auth;
 pub mod common;
 pub mod gateway;
+pub mod keys;
+pub mod limits;
 pub mod prompt;
 pub mod resource;
 pub mod root;

@@ -22,7 +22,9 @@ use crate::{
 impl From<EntityError> for Error {
     fn from(e: EntityError) -> Error {
         match e {
-            EntityError::Duplicate { .. } => Error::Conflict(e.to_string()),
+            EntityError::Duplicate { .. } | EntityError::CaseTwin { .. } => {
+                Error::Conflict(e.to_string())
+            }
             EntityError::UnknownReferences(errors) => Error::Validation(errors),
             EntityError::InUse(servers) => Error::Conflict(format!(
                 "still used by servers: {}; remove it from them first, or delete with ?force=true",
@@ -47,6 +49,9 @@ impl Entities<'_> {
         let (mut entity, _warnings) = parse_entity::<E>(body, "").map_err(Error::Validation)?;
         self.seal(&mut entity, "")?;
         self.store.check_links(&entity, "").await?;
+        (self.store)
+            .check_case_twin(E::KIND, entity.key(), None)
+            .await?;
         let id = self.store.insert_entity(&mut entity).await?;
         self.audit::<E>("create", entity.key(), id).await?;
         tracing::info!(entity.kind = E::KIND.plural(), entity.id = %id, "created {} {}", E::KIND.singular(), entity.key());
@@ -69,6 +74,9 @@ impl Entities<'_> {
         let (mut entity, _warnings) = parse_entity::<E>(current, "").map_err(Error::Validation)?;
         self.seal(&mut entity, "")?;
         self.store.check_links(&entity, "").await?;
+        (self.store)
+            .check_case_twin(E::KIND, entity.key(), Some(id))
+            .await?;
         if !self.store.update_entity(id, &mut entity).await? {
             return Err(Error::NotFound);
         }

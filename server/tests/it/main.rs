@@ -16,6 +16,7 @@ mod import;
 mod import_batches;
 mod job_runners;
 mod key_check;
+mod input_rules;
 mod load;
 mod login;
 mod login_limits;

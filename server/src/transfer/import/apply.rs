@@ -8,7 +8,7 @@ use std::{
 };
 
 use app::{
-    entities::{Entity, same_record},
+    entities::{Entity, keys::fold_key, same_record},
     jobs::{Action, ConflictStrategy, EntityResult, FieldChange},
     model::EntityKind,
     transfer::EntitySet,
@@ -181,7 +181,8 @@ impl<'t> Run<'t> {
         let (mut inserts, mut updates, mut renames) = (Vec::new(), Vec::new(), Vec::new());
         for mut entity in batch {
             let key = entity.key().to_owned();
-            let Some(mut existing) = stored.remove(&key) else {
+            // A stored name differing only in case is the same entity (see `fold_key`).
+            let Some(mut existing) = stored.remove(&*fold_key(E::KIND, &key)) else {
                 stamp_new(&mut entity);
                 inserts.push(entity);
                 self.record::<E>(key, Action::Created, Vec::new());
