@@ -37,7 +37,7 @@ pub struct Opts {
 /// Runs a dry-run import and prints each difference; credentials only as `<changed>`.
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     let bytes = super::validate::read_input(&opts.file)?;
-    let store = super::open_store(settings).await?;
+    let store = super::open_existing_store(settings).await?;
     let target = Cipher::new(&bootstrap::encryption_secret(
         settings,
         &bootstrap::key_file_for(&store),
@@ -53,6 +53,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
         picked: None,
         source: source.as_ref(),
         observer: None,
+        allow_missing_links: false,
     };
     let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
     store.close().await;
@@ -68,6 +69,7 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ExitCode>
         include: opts.include.as_ref().map(|i| i.describe().join(",")),
         source_secret: opts.source_secret.clone(),
         rekey_secret: None,
+        allow_missing_links: false,
     };
     let preview = remote
         .preview(&opts.file, &fields)

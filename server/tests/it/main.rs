@@ -19,3 +19,4 @@ mod route_table;
 mod secrets_scan;
 mod store_story;
 mod transfer_rest;
+mod transfer_selection;

@@ -39,6 +39,9 @@ pub struct ImportOptions<'a> {
     pub source: Option<&'a Cipher>,
     /// Told of progress, asked about cancellation (a job's progress bar and Cancel button).
     pub observer: Option<&'a dyn Observer>,
+    /// A server's link to an entity neither the file nor this gateway has is left out
+    /// with a warning, instead of refusing the file.
+    pub allow_missing_links: bool,
 }
 
 /// Watches an import as it runs.
@@ -69,8 +72,9 @@ pub struct ImportReport {
 pub enum ImportError {
     #[error("the file has {} problem(s)", .0.len())]
     Invalid(Vec<FieldError>),
-    #[error("conflict: {0} (strategy fail: nothing was imported)")]
-    Conflict(String),
+    /// With `fail`: every entity that exists and differs, each with its pointer.
+    #[error("{} conflict(s) with conflict strategy fail: nothing was imported", .0.len())]
+    Conflict(Vec<FieldError>),
     #[error("cancelled: nothing was imported")]
     Cancelled,
     #[error(transparent)]
@@ -192,6 +196,8 @@ struct Applied {
     results: Vec<EntityResult>,
     selected: Arc<Selected>,
     head: Head,
+    /// Links left out by `allow_missing_links`.
+    dropped: Vec<FieldError>,
 }
 
 /// Whether the pipeline writes, and whether it keeps what it wrote.
@@ -247,13 +253,20 @@ async fn pipeline(
         options.observer,
         &selected,
         &in_target,
+        options.allow_missing_links,
     );
     let failure = run.apply_all(&mut receiver, &stop).await;
-    let (mut results, link_errors) = run.finish();
+    let apply::Finished {
+        mut results,
+        errors: link_errors,
+        conflicts,
+        dropped,
+    } = run.finish();
     let outcome = match (join(parser).await, link_errors, failure) {
         (Err(errors), _, _) => Err(ImportError::Invalid(errors)),
         (Ok(_), errors, _) if !errors.is_empty() => Err(ImportError::Invalid(errors)),
         (Ok(_), _, Some(e)) => Err(e),
+        (Ok(_), _, None) if !conflicts.is_empty() => Err(ImportError::Conflict(conflicts)),
         (Ok(head), _, None) => Ok(head),
     };
     match (tx, &outcome) {
@@ -267,6 +280,7 @@ async fn pipeline(
         results,
         selected,
         head: outcome?,
+        dropped,
     })
 }
 
@@ -313,10 +327,12 @@ async fn external_in_target(
     Ok(found)
 }
 
-/// Accepted warnings, less the references the target has been found to satisfy.
-fn kept_warnings(head: Head) -> Vec<FieldError> {
-    let mut warnings = head.warnings;
+/// Accepted warnings, less the references the target has been found to satisfy, plus
+/// the links left out.
+fn kept_warnings(applied: &mut Applied) -> Vec<FieldError> {
+    let mut warnings = std::mem::take(&mut applied.head.warnings);
     warnings.retain(|w| w.code != "external_reference");
+    warnings.append(&mut applied.dropped);
     warnings
 }
 
@@ -328,8 +344,8 @@ pub async fn check(
     input: impl Into<Input>,
     options: &ImportOptions<'_>,
 ) -> Result<Vec<FieldError>, ImportError> {
-    let applied = pipeline(store, target, &input.into(), options, Mode::Check).await?;
-    Ok(kept_warnings(applied.head))
+    let mut applied = pipeline(store, target, &input.into(), options, Mode::Check).await?;
+    Ok(kept_warnings(&mut applied))
 }
 
 /// Validates the file and imports it; on any problem nothing is written.
@@ -351,14 +367,15 @@ pub async fn import(
         let input = input.clone();
         tokio::task::spawn_blocking(move || digest(&input))
     });
-    let applied = pipeline(store, target, &input, options, mode).await?;
+    let mut applied = pipeline(store, target, &input, options, mode).await?;
     let source = options.source.unwrap_or(target);
+    let warnings = kept_warnings(&mut applied);
     let report = ImportReport {
         dry_run: options.dry_run,
         strategy: options.strategy,
         results: applied.results,
         skipped_by_selection: applied.selected.skipped,
-        warnings: kept_warnings(applied.head),
+        warnings,
         rekeyed: source.fingerprint() != target.fingerprint(),
     };
     if let Some(digest) = digest {
@@ -399,8 +416,10 @@ pub async fn preview(
         picked: options.picked.clone(),
         source: options.source,
         observer: None,
+        allow_missing_links: options.allow_missing_links,
     };
-    let applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun).await?;
+    let mut applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun).await?;
+    let warnings = kept_warnings(&mut applied);
     let servers = applied.selected.skim.servers();
     let results = applied.results;
     let dependencies = results
@@ -433,7 +452,7 @@ pub async fn preview(
             .cloned()
             .collect(),
         dependencies,
-        warnings: kept_warnings(applied.head),
+        warnings,
         results,
     })
 }
