@@ -538,6 +538,23 @@ fn selections_that_match_nothing_warn_and_malformed_ones_are_usage_errors() {
             "only the item that matches nothing: {stderr}"
         );
     }
+    // An import's `--include` item that names nothing in the file is a warning too.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.json");
+    std::fs::write(&file, tagged_file()).unwrap();
+    let out = crate::common::harness::cli(&db)
+        .args(["import", file.to_str().unwrap(), "--dry-run"])
+        .args(["--include", "tool:p1,server:nosuch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("warning: /include: --include `server:nosuch` matches no entity of the file"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
     // Over REST a malformed spec is a 400 naming the parameter.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

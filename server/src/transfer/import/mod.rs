@@ -332,6 +332,7 @@ async fn external_in_target(
 fn kept_warnings(applied: &mut Applied) -> Vec<FieldError> {
     let mut warnings = std::mem::take(&mut applied.head.warnings);
     warnings.retain(|w| w.code != "external_reference");
+    warnings.extend(applied.selected.unmatched.iter().cloned());
     warnings.append(&mut applied.dropped);
     warnings
 }
