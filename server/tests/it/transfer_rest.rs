@@ -306,7 +306,7 @@ async fn a_job_posted_to_one_replica_is_run_by_another() {
 }
 
 /// Every SSE event (name, job status) until the stream ends.
-async fn read_events(response: reqwest::Response) -> Vec<(String, JobStatus)> {
+pub(crate) async fn read_events(response: reqwest::Response) -> Vec<(String, JobStatus)> {
     let mut stream = response.bytes_stream();
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

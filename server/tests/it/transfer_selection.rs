@@ -3,13 +3,7 @@
 //! imports anywhere; import options as query parameters; read-only commands never create
 //! a database; selections that match nothing say so; a failed job lists every problem.
 
-use std::time::Duration;
-
-use app::{
-    jobs::{JobState, JobStatus},
-    model::EntityKind,
-};
-use futures_util::StreamExt;
+use app::{jobs::JobState, model::EntityKind};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use server::{
@@ -17,7 +11,7 @@ use server::{
     store::Store,
     transfer::{
         export::{ExportOptions, export},
-        import::{ConflictStrategy, ImportError, ImportOptions, import},
+        import::{ConflictStrategy, ImportError, ImportOptions, ImportReport, import},
     },
 };
 
@@ -59,6 +53,18 @@ fn tagged_file() -> Vec<u8> {
     .unwrap()
 }
 
+/// Imports `file` with the default strategy (update).
+async fn update(store: &Store, file: Vec<u8>) -> Result<ImportReport, ImportError> {
+    import(
+        store,
+        &cipher(),
+        file,
+        &options(ConflictStrategy::Update),
+        "t",
+    )
+    .await
+}
+
 fn options(strategy: ConflictStrategy) -> ImportOptions<'static> {
     ImportOptions {
         strategy,
@@ -98,15 +104,7 @@ fn tags(list: &[&str]) -> Vec<String> {
 async fn a_tag_export_holds_exactly_the_tagged_tools_and_the_servers_that_use_them() {
     on_each_backend(|db| async move {
         let a = db.store().await;
-        import(
-            &a,
-            &cipher(),
-            tagged_file(),
-            &options(ConflictStrategy::Update),
-            "t",
-        )
-        .await
-        .unwrap();
+        update(&a, tagged_file()).await.unwrap();
         let by_tag = ExportOptions {
             types: vec![EntityKind::Tool],
             tags: tags(&["production"]),
@@ -161,29 +159,13 @@ async fn a_tag_export_holds_exactly_the_tagged_tools_and_the_servers_that_use_th
 
         // Where it came from, `u1` is there: the file imports cleanly.
         let bytes = serde_json::to_vec(&export_value(&a, &by_tag).await).unwrap();
-        let again = import(
-            &a,
-            &cipher(),
-            bytes.clone(),
-            &options(ConflictStrategy::Update),
-            "t",
-        )
-        .await
-        .unwrap();
+        let again = update(&a, bytes.clone()).await.unwrap();
         assert!(again.warnings.is_empty(), "{:?}", again.warnings);
 
         // Elsewhere the missing link is refused with its pointer, or left out on request.
         let db_b = db.another().await;
         let b = db_b.store().await;
-        let refused = import(
-            &b,
-            &cipher(),
-            bytes.clone(),
-            &options(ConflictStrategy::Update),
-            "t",
-        )
-        .await
-        .unwrap_err();
+        let refused = update(&b, bytes.clone()).await.unwrap_err();
         let ImportError::Invalid(errors) = refused else {
             panic!("{refused}")
         };
@@ -220,15 +202,7 @@ async fn a_tag_export_holds_exactly_the_tagged_tools_and_the_servers_that_use_th
 #[tokio::test]
 async fn tag_rules_hold_over_rest_and_in_the_cli_help() {
     let app = TestApp::spawn(TestDb::sqlite()).await;
-    import(
-        &app.store,
-        &cipher(),
-        tagged_file(),
-        &options(ConflictStrategy::Update),
-        "t",
-    )
-    .await
-    .unwrap();
+    update(&app.store, tagged_file()).await.unwrap();
     let api = Api::new(&app).await;
     let file: Value =
         serde_json::from_slice(&api.export("?types=tools&tags=production").await).unwrap();
@@ -320,25 +294,11 @@ async fn a_default_export_carries_the_disabled_tools_its_servers_use_and_imports
         let bytes = serde_json::to_vec(&file).unwrap();
         let db_b = db.another().await;
         let b = db_b.store().await;
-        let report = import(
-            &b,
-            &cipher(),
-            bytes.clone(),
-            &options(ConflictStrategy::Update),
-            "t",
-        )
-        .await
-        .expect("a default export imports into an empty gateway");
+        let report = update(&b, bytes.clone())
+            .await
+            .expect("a default export imports into an empty gateway");
         assert_eq!(report.results.len(), 49);
-        let again = import(
-            &a,
-            &cipher(),
-            bytes,
-            &options(ConflictStrategy::Update),
-            "t",
-        )
-        .await
-        .expect("and where it came from");
+        let again = update(&a, bytes).await.expect("and where it came from");
         assert!(
             again
                 .results
@@ -573,15 +533,7 @@ async fn a_failed_job_lists_every_conflict_with_its_pointer_and_entity() {
     on_each_backend(|db| async move {
         let app = TestApp::spawn(db).await;
         let api = Api::new(&app).await;
-        import(
-            &app.store,
-            &cipher(),
-            tagged_file(),
-            &options(ConflictStrategy::Update),
-            "t",
-        )
-        .await
-        .unwrap();
+        update(&app.store, tagged_file()).await.unwrap();
         let mut file: Value = serde_json::from_slice(&tagged_file()).unwrap();
         file["entities"]["tools"][1]["description"] = json!("changed");
         file["entities"]["tools"][3]["description"] = json!("changed");
@@ -628,7 +580,8 @@ async fn a_failed_job_lists_every_conflict_with_its_pointer_and_entity() {
             .send()
             .await
             .unwrap();
-        let last = last_event(response).await;
+        let events = crate::transfer_rest::read_events(response).await;
+        let last = events.last().expect("an event");
         assert_eq!(last.0, "done");
         assert_eq!(last.1.errors, done.errors);
 
@@ -656,22 +609,4 @@ async fn a_failed_job_lists_every_conflict_with_its_pointer_and_entity() {
         assert!(stderr.contains("3 conflict(s)"), "{stderr}");
     })
     .await;
-}
-
-/// The last SSE event of a stream (name and job status).
-async fn last_event(response: reqwest::Response) -> (String, JobStatus) {
-    let mut stream = response.bytes_stream();
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, stream.next()).await {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
-    text.split("\n\n")
-        .filter_map(|block| {
-            let event = block.lines().find_map(|l| l.strip_prefix("event: "))?;
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((event.to_owned(), serde_json::from_str(data).unwrap()))
-        })
-        .last()
-        .expect("an event")
 }
