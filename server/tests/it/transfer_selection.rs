@@ -525,6 +525,18 @@ fn selections_that_match_nothing_warn_and_malformed_ones_are_usage_errors() {
             .await;
         assert_eq!(code, 400, "{body}");
         assert_eq!(body["error"]["details"][0]["pointer"], "/include");
+        // The export preview names what matches nothing.
+        let (code, preview) = api
+            .send(api.get("/admin/export/preview?include=tool:nosuch&tags=nosuchtag"))
+            .await;
+        assert_eq!(code, 200, "{preview}");
+        assert_eq!(
+            preview["warnings"],
+            json!([
+                "--include `tool:nosuch` matches no enabled entity",
+                "--tags `nosuchtag`: no enabled entity of the exported types has this tag"
+            ])
+        );
     });
 }
 

@@ -78,6 +78,7 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
         },
     );
     let chosen = select(&graph, options);
+    let warnings = unmatched(&graph, options);
     let chosen_servers: Vec<&Outline> = servers(&graph)
         .iter()
         .filter(|s| direct.contains(&(EntityKind::Server, s.key.clone())))
@@ -125,6 +126,7 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
         total: selected.len() + dependencies.len(),
         selected,
         dependencies,
+        warnings,
     })
 }
 
