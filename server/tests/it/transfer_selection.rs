@@ -322,6 +322,18 @@ async fn a_default_export_carries_the_disabled_tools_its_servers_use_and_imports
             .clone();
         assert_eq!(tool["is_active"], false, "still disabled after the import");
 
+        // The preview says so, and who needs it.
+        let preview = server::transfer::export::preview(&a, &default)
+            .await
+            .unwrap();
+        assert_eq!(preview.total, 49);
+        assert_eq!(preview.counts["tools"], 15);
+        let needed = preview
+            .dependencies
+            .iter()
+            .find(|d| d.name == "seed-tool-02-basic")
+            .expect("the disabled tool is a dependency");
+        assert_eq!(needed.required_by, ["seed-server-1"]);
         // A selection's dependencies come along disabled too.
         let one = ExportOptions {
             include: Some(

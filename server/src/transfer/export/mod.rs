@@ -65,6 +65,23 @@ fn servers(graph: &Graph) -> &[Outline] {
         .map_or(&[], |(_, list)| list.as_slice())
 }
 
+/// The chosen keys of `kind` missing from `list` (the enabled entities): disabled
+/// entities the chosen servers link to, in key order.
+fn disabled_dependencies<'c>(
+    kind: EntityKind,
+    list: &[Outline],
+    chosen: &'c Chosen,
+) -> Vec<&'c str> {
+    let listed: HashSet<&str> = list.iter().map(|e| e.key.as_str()).collect();
+    let mut keys: Vec<&str> = chosen
+        .iter()
+        .filter(|(k, key)| *k == kind && !listed.contains(key.as_str()))
+        .map(|(_, key)| key.as_str())
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
 /// What [`export`] would write, and why each entity is in it.
 pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<ExportPreview> {
     let mut snapshot = store.begin_snapshot().await?;
@@ -91,8 +108,22 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
             .iter()
             .filter(|e| chosen.contains(&(*kind, e.key.clone())))
             .collect();
-        if !taken.is_empty() || options.types.contains(kind) {
-            counts.insert(kind.plural().into(), json!(taken.len()));
+        let disabled = disabled_dependencies(*kind, list, &chosen);
+        let n = taken.len() + disabled.len();
+        if n > 0 || options.types.contains(kind) {
+            counts.insert(kind.plural().into(), json!(n));
+        }
+        for key in disabled {
+            let required_by = chosen_servers
+                .iter()
+                .filter(|s| s.links.contains(&(*kind, key.to_owned())))
+                .map(|s| s.key.clone())
+                .collect();
+            dependencies.push(PreviewItem {
+                kind: *kind,
+                name: key.to_owned(),
+                required_by,
+            });
         }
         for entity in taken {
             let item = |required_by| PreviewItem {
