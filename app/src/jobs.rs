@@ -275,6 +275,9 @@ pub struct ExportPreview {
     pub selected: Vec<PreviewItem>,
     /// What the export adds because a chosen server needs it (or, with tags, uses it).
     pub dependencies: Vec<PreviewItem>,
+    /// `include` items and tags that select nothing, each named.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One entity of a preview.

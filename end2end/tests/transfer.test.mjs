@@ -171,6 +171,30 @@ test('schema errors are listed with their fields and block the import until unti
   assert.equal(await page.locator('.import-summary tr[data-kind="tools"] .count').textContent(), String(file.entities.tools.length - 2));
 });
 
+test('a failed import lists every conflict with its field and entity', async () => {
+  const file = await fetchExport();
+  file.entities.tools[0].description = 'first conflict';
+  file.entities.tools[4].description = 'second conflict';
+
+  await page.goto(`${gateway.url}/ui/import`);
+  await page.waitForSelector('html[data-hydrated="true"]');
+  await page.locator('input.file-input').setInputFiles({
+    name: 'conflicts.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(file)),
+  });
+  await page.locator('.conflict-count').waitFor();
+  await page.getByLabel('Fail on any conflict').check();
+  await page.waitForFunction(() => !document.querySelector('button.start-import').disabled, null, { timeout: 15000 });
+  await page.getByRole('button', { name: 'Import', exact: true }).click();
+  await page.locator('.job-summary').waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('.job-summary').getAttribute('data-status'), 'failed');
+  const errors = await page.locator('.job-summary ul.errors li').allTextContents();
+  assert.equal(errors.length, 2, errors.join('\n'));
+  assert.ok(errors[0].startsWith('/entities/tools/0') && errors[0].includes(file.entities.tools[0].name), errors[0]);
+  assert.ok(errors[1].startsWith('/entities/tools/4') && errors[1].includes(file.entities.tools[4].name), errors[1]);
+  assert.equal(await page.locator('.job-summary tr[data-kind="tools"] .failed').textContent(), '2');
+  await snap('import-failed-conflicts');
+});
+
 test('the Content-Security-Policy blocked nothing on these pages', () => {
   assert.deepEqual(cspViolations, []);
 });

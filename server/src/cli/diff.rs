@@ -37,7 +37,7 @@ pub struct Opts {
 /// Runs a dry-run import and prints each difference; credentials only as `<changed>`.
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     let bytes = super::validate::read_input(&opts.file)?;
-    let store = super::open_store(settings).await?;
+    let store = super::open_existing_store(settings).await?;
     let target = Cipher::new(&bootstrap::encryption_secret(settings, &store).await?)
         .with_sensitive_headers(settings.sensitive_header_rules());
     let source = opts
@@ -51,6 +51,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
         picked: None,
         source: source.as_ref(),
         observer: None,
+        allow_missing_links: false,
     };
     let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
     store.close().await;
@@ -66,6 +67,7 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ExitCode>
         include: opts.include.as_ref().map(|i| i.describe().join(",")),
         source_secret: opts.source_secret.clone(),
         rekey_secret: None,
+        allow_missing_links: false,
     };
     let preview = remote
         .preview(&opts.file, &fields)

@@ -22,25 +22,33 @@ pub struct Opts {
     /// Only these types, e.g. `tool,server` (singular or plural).
     #[arg(long = "type", value_name = "TYPES", value_delimiter = ',', value_parser = parse_kind)]
     pub types: Vec<EntityKind>,
-    /// Entities with any of these tags (plus the servers using them and their dependencies).
+    /// Entities with ANY of these tags, plus the servers that use them (even with
+    /// `--type tool`; they keep all their links: a link to an entity outside the file must
+    /// exist where the file is imported, or pass `import --allow-missing-links`).
     #[arg(long, value_name = "TAGS", value_delimiter = ',')]
     pub tags: Vec<String>,
-    /// Names or globs per type, e.g. `tool:weather_api,server:ai-*` (plus dependencies).
+    /// With `--tags`: take only entities carrying ALL the tags, not any one of them.
+    #[arg(long, requires = "tags")]
+    pub tags_all: bool,
+    /// Names or globs per type, comma-separated, e.g. `tool:weather_api,server:ai-*`
+    /// (plus what the servers need). An item that matches nothing is a warning.
     #[arg(long, value_name = "SPEC", value_parser = Include::parse)]
     pub include: Option<Include>,
     /// Include disabled entities too.
     #[arg(long)]
     pub include_inactive: bool,
-    /// Do not add dependencies or dependents of the selected entities.
+    /// Do not add dependencies or dependents of the selected entities (with `--tags`:
+    /// the tagged entities alone).
     #[arg(long)]
     pub no_dependencies: bool,
 }
 
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
-    let store = super::open_store(settings).await?;
+    let store = super::open_existing_store(settings).await?;
     let options = ExportOptions {
         types: dedup(opts.types),
         tags: tags(opts.tags),
+        tags_all: opts.tags_all,
         include: opts.include,
         include_inactive: opts.include_inactive,
         include_dependencies: !opts.no_dependencies,
@@ -63,7 +71,11 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         export_to(&store, &options, &super::cli_actor(), &source, &mut file).await
     };
     store.close().await;
-    print_summary(&written?.counts, &out);
+    let written = written?;
+    for warning in &written.warnings {
+        eprintln!("warning: {warning}");
+    }
+    print_summary(&written.counts, &out);
     Ok(())
 }
 
@@ -81,6 +93,9 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
     let tags = tags(opts.tags);
     if !tags.is_empty() {
         query.push(("tags", tags.join(",")));
+    }
+    if opts.tags_all {
+        query.push(("tags_all", "true".into()));
     }
     if let Some(include) = &opts.include {
         query.push(("include", include.describe().join(",")));

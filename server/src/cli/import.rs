@@ -50,6 +50,10 @@ pub struct Opts {
         hide_env_values = true
     )]
     pub source_secret: Option<String>,
+    /// Leave out, each with a warning, a server's links to entities neither the file nor
+    /// this gateway has (default: such a link refuses the file, naming it).
+    #[arg(long)]
+    pub allow_missing_links: bool,
     /// The secret to re-encrypt with; must be this gateway's AUTH_ENCRYPTION_SECRET.
     #[arg(long, value_name = "NEW", hide_env_values = true)]
     pub rekey_secret: Option<String>,
@@ -86,6 +90,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         picked: None,
         source: source.as_ref(),
         observer: bar.as_ref().map(|b| b as &dyn Observer),
+        allow_missing_links: opts.allow_missing_links,
     };
     let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
     if let Some(bar) = bar {
@@ -104,6 +109,7 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
         include: opts.include.map(|i| i.describe().join(",")),
         source_secret: opts.source_secret,
         rekey_secret: opts.rekey_secret,
+        allow_missing_links: opts.allow_missing_links,
     };
     let job = remote
         .submit(&opts.file, &fields)
@@ -192,6 +198,16 @@ pub(crate) fn explain(
         Err(ImportError::Invalid(errors)) => Err(problems(&errors, file)),
         // Kept whole, so that a busy or full database is told as such (`cli::fail`).
         Err(ImportError::Database(e)) => Err(e.into()),
+        Err(ImportError::Conflict(conflicts)) => {
+            for e in &conflicts {
+                eprintln!("{e}");
+            }
+            anyhow::bail!(
+                "{}: {} conflict(s) with --conflict-strategy fail; nothing was imported",
+                file.display(),
+                conflicts.len()
+            )
+        }
         Err(e) => anyhow::bail!("{e}"),
     }
 }

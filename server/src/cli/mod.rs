@@ -177,6 +177,31 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Opens a database that must already exist, for the commands that only read (`export`,
+/// `diff`): a missing SQLite file is an error naming the URL, never a new empty database
+/// (an existing one is still brought up to date by the migrations).
+pub(crate) async fn open_existing_store(settings: &Settings) -> anyhow::Result<Store> {
+    if let Some(file) = sqlite_file(&settings.database_url)
+        && !file.exists()
+    {
+        anyhow::bail!(
+            "no database at {}: this command only reads a gateway's database and does not create one; point --database-url (or DATABASE_URL) at an existing database",
+            settings.database_url_redacted()
+        );
+    }
+    open_store(settings).await
+}
+
+/// The file a `sqlite:` URL names; `None` for other URLs and in-memory databases.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    use std::str::FromStr;
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
 /// Who runs a local CLI command, for `exported_by` and the audit log.
 pub(crate) fn cli_actor() -> String {
     format!(

@@ -42,6 +42,7 @@ pub struct ImportFields {
     pub include: Option<String>,
     pub source_secret: Option<String>,
     pub rekey_secret: Option<String>,
+    pub allow_missing_links: bool,
 }
 
 /// The error envelope every API error uses.
@@ -212,6 +213,9 @@ async fn upload(file: &Path, fields: &ImportFields) -> anyhow::Result<multipart:
         .part("file", part.file_name(name).mime_str("application/json")?)
         .text("conflict_strategy", fields.conflict_strategy.clone())
         .text("dry_run", fields.dry_run.to_string());
+    if fields.allow_missing_links {
+        form = form.text("allow_missing_links", "true");
+    }
     let optional = [
         ("include", &fields.include),
         ("source_secret", &fields.source_secret),

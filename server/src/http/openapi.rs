@@ -91,6 +91,9 @@ struct ImportRequest {
     source_secret: Option<String>,
     /// ContextForge's name: must equal this gateway's AUTH_ENCRYPTION_SECRET.
     rekey_secret: Option<String>,
+    /// Leave out, each with a warning, a server's links to entities neither the file
+    /// nor this gateway has (default false: such a link refuses the file).
+    allow_missing_links: Option<bool>,
 }
 
 #[derive(JsonSchema)]

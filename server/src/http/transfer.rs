@@ -77,7 +77,8 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
     params(
         ("types" = Option<String>, Query, description = "Comma-separated types (tools, gateways, servers, prompts, resources, roots)"),
         ("exclude_types" = Option<String>, Query, description = "Comma-separated types to leave out"),
-        ("tags" = Option<String>, Query, description = "Entities with any of these tags, plus dependents and dependencies"),
+        ("tags" = Option<String>, Query, description = "Entities with any of these tags (all of them with `tags_all=true`), plus the servers that use them (which keep all their links)"),
+        ("tags_all" = Option<bool>, Query, description = "Every tag of `tags` must match (default false: any one)"),
         ("include" = Option<String>, Query, description = "Names or globs per type, e.g. `tool:weather_api,server:ai-*`"),
         ("include_inactive" = Option<bool>, Query, description = "Include disabled entities (default false)"),
         ("include_dependencies" = Option<bool>, Query, description = "Add what selected servers need (default true)"),
@@ -192,6 +193,17 @@ fn bad(name: &str, message: impl Into<String>) -> FieldError {
     }
 }
 
+/// An option given twice with different values (never echoed: it may be a secret).
+fn twice(name: &str) -> FieldError {
+    FieldError {
+        pointer: format!("/{name}"),
+        code: "conflicting".into(),
+        message: format!(
+            "`{name}` is given twice with different values (form field, JSON member or query parameter): give it once"
+        ),
+    }
+}
+
 fn parse_bool(name: &str, value: &str, errors: &mut Vec<FieldError>) -> bool {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => true,
@@ -238,6 +250,7 @@ fn export_options(params: &[(String, String)]) -> Result<ExportOptions> {
                 Ok(include) => options.include = Some(include),
                 Err(e) => errors.push(bad(name, e)),
             },
+            "tags_all" => options.tags_all = parse_bool(name, value, &mut errors),
             "include_inactive" => options.include_inactive = parse_bool(name, value, &mut errors),
             "include_dependencies" => {
                 options.include_dependencies = parse_bool(name, value, &mut errors)
@@ -398,6 +411,10 @@ fn refused(e: SubmitError) -> Error {
 
 /// The file and options of an import request, from multipart form data or JSON.
 async fn read_upload(state: &AppState, request: Request) -> Result<JobRequest> {
+    // Options may come as query parameters too (`?dry_run=true`): read before the body.
+    let query = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(request.uri())
+        .map_err(|e| Error::BadRequest(e.body_text()))?
+        .0;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -422,6 +439,14 @@ async fn read_upload(state: &AppState, request: Request) -> Result<JobRequest> {
             }
         )));
     };
+    for (name, value) in query {
+        match name.as_str() {
+            "file" => form
+                .errors
+                .push(bad(&name, "send the file in the body, not the query")),
+            _ => form.set(&name, value),
+        }
+    }
     form.check_rekey(&state.cipher);
     form.finish()
 }
@@ -476,22 +501,46 @@ struct Form {
     selected: Option<Value>,
     source_secret: Option<String>,
     rekey_secret: Option<String>,
+    allow_missing_links: Option<String>,
     errors: Vec<FieldError>,
 }
 
 impl Form {
+    /// One option, from a form field, a JSON member or a query parameter: the same
+    /// option given twice must say the same thing (a silent choice of one could turn a
+    /// dry run into a real import).
     fn set(&mut self, name: &str, value: String) {
-        match name {
-            "conflict_strategy" => self.strategy = Some(value),
-            "dry_run" => self.dry_run = Some(value),
-            "include" => self.include = Some(value),
-            "source_secret" => self.source_secret = Some(value),
-            "rekey_secret" => self.rekey_secret = Some(value),
-            "selected_entities" => match serde_json::from_str(&value) {
-                Ok(v) => self.selected = Some(v),
-                Err(e) => self.errors.push(bad(name, format!("not JSON: {e}"))),
-            },
-            _ => self.errors.push(bad(name, "unknown field")),
+        let slot = match name {
+            "conflict_strategy" => &mut self.strategy,
+            "dry_run" => &mut self.dry_run,
+            "include" => &mut self.include,
+            "source_secret" => &mut self.source_secret,
+            "rekey_secret" => &mut self.rekey_secret,
+            "allow_missing_links" => &mut self.allow_missing_links,
+            "selected_entities" => {
+                match serde_json::from_str(&value) {
+                    Ok(v) => self.set_selected(v),
+                    Err(e) => self.errors.push(bad(name, format!("not JSON: {e}"))),
+                }
+                return;
+            }
+            _ => {
+                self.errors.push(bad(name, "unknown field or parameter"));
+                return;
+            }
+        };
+        match slot {
+            Some(old) if *old != value => self.errors.push(twice(name)),
+            Some(_) => {}
+            None => *slot = Some(value),
+        }
+    }
+
+    fn set_selected(&mut self, value: Value) {
+        match &self.selected {
+            Some(old) if *old != value => self.errors.push(twice("selected_entities")),
+            Some(_) => {}
+            None => self.selected = Some(value),
         }
     }
 
@@ -521,6 +570,10 @@ impl Form {
             .dry_run
             .as_deref()
             .is_some_and(|v| parse_bool("dry_run", v, &mut self.errors));
+        let allow_missing_links = self
+            .allow_missing_links
+            .as_deref()
+            .is_some_and(|v| parse_bool("allow_missing_links", v, &mut self.errors));
         let selected = self.selected.take().and_then(|v| self.selected_keys(v));
         if self.input.is_none() {
             self.errors
@@ -540,6 +593,7 @@ impl Form {
                 .source_secret
                 .filter(|s| !s.is_empty())
                 .map(SecretString::from),
+            allow_missing_links,
         })
     }
 
@@ -616,7 +670,7 @@ async fn read_json(body: Input) -> Result<Form> {
             Value::Null => {}
             Value::String(s) => form.set(&name, s),
             Value::Bool(b) => form.set(&name, b.to_string()),
-            other if name == "selected_entities" => form.selected = Some(other),
+            other if name == "selected_entities" => form.set_selected(other),
             _ => form
                 .errors
                 .push(bad(&name, "must be a string or a boolean")),

@@ -287,6 +287,27 @@ impl StoreTx {
         }
     }
 
+    /// The disabled tools, prompts and resources that enabled servers link to: what an
+    /// export of the enabled entities must carry so that its servers import anywhere.
+    pub async fn inactive_links_of_active_servers(
+        &mut self,
+    ) -> sqlx::Result<Vec<(EntityKind, String)>> {
+        let mut found = Vec::new();
+        for kind in LINKED {
+            let (table, column) = link_table(kind);
+            let sql = AssertSqlSafe(format!(
+                "SELECT DISTINCT t.key FROM {table} l JOIN {} t ON t.id = l.{column} \
+                 JOIN servers s ON s.id = l.server_id WHERE s.is_active AND NOT t.is_active",
+                kind.plural()
+            ));
+            let keys: Vec<String> = with_tx!(self, |conn| sqlx::query_scalar(sql)
+                .fetch_all(&mut *conn)
+                .await)?;
+            found.extend(keys.into_iter().map(|key| (kind, key)));
+        }
+        Ok(found)
+    }
+
     /// What selection needs of every stored entity of `kind` (inactive ones too when
     /// asked), ordered by key, read on this transaction: no record is parsed.
     pub async fn outlines(

@@ -79,6 +79,8 @@ pub struct JobRequest {
     pub selected: Option<Vec<(EntityKind, String)>>,
     /// The secret the file's credentials were encrypted with, when not this gateway's.
     pub source_secret: Option<SecretString>,
+    /// Leave out (with a warning) a server's links to entities that exist nowhere.
+    pub allow_missing_links: bool,
 }
 
 impl JobRequest {
@@ -91,6 +93,7 @@ impl JobRequest {
             picked: self.selected.clone().map(|s| s.into_iter().collect()),
             source,
             observer: None,
+            allow_missing_links: self.allow_missing_links,
         })
     }
 }
@@ -105,6 +108,8 @@ struct StoredOptions {
     selected: Option<Vec<(EntityKind, String)>>,
     #[serde(default)]
     warnings: Vec<FieldError>,
+    #[serde(default)]
+    allow_missing_links: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +124,9 @@ impl From<ImportError> for SubmitError {
     /// Every refusal of a file is a list of problems; only the database is something else.
     fn from(e: ImportError) -> SubmitError {
         match e {
-            ImportError::Invalid(errors) => SubmitError::Invalid(errors),
+            ImportError::Invalid(errors) | ImportError::Conflict(errors) => {
+                SubmitError::Invalid(errors)
+            }
             ImportError::Database(e) => SubmitError::Database(e),
             ImportError::Store(e) => SubmitError::Invalid(vec![refusal("refused", e.to_string())]),
             other => SubmitError::Invalid(vec![refusal(other_code(&other), other.to_string())]),
@@ -129,7 +136,6 @@ impl From<ImportError> for SubmitError {
 
 fn other_code(e: &ImportError) -> &'static str {
     match e {
-        ImportError::Conflict(_) => "conflict",
         ImportError::Cancelled => "cancelled",
         _ => "refused",
     }
@@ -308,6 +314,7 @@ impl Jobs {
             include: request.include.clone(),
             selected: request.selected.clone(),
             warnings,
+            allow_missing_links: request.allow_missing_links,
         };
         let sha256 = digest(&request.input).await?;
         store
@@ -642,6 +649,7 @@ impl Jobs {
             picked: stored.selected.map(|s| s.into_iter().collect()),
             source: source.as_ref(),
             observer: Some(live),
+            allow_missing_links: stored.allow_missing_links,
         };
         let result = import(
             &self.inner.store,
@@ -659,7 +667,7 @@ impl Jobs {
                 ..progress_so_far(live)
             },
             Err(ImportError::Invalid(errors)) => failed(live, errors),
-            Err(ImportError::Conflict(message)) => failed(live, vec![refusal("conflict", message)]),
+            Err(ImportError::Conflict(conflicts)) => failed(live, conflicts),
             Err(e) => {
                 tracing::error!(job.id = %job.id, error.detail = %e, "import job failed");
                 let cause = match &e {
@@ -761,17 +769,39 @@ fn progress_so_far(live: &Live) -> Finish<'static> {
     }
 }
 
-/// Nothing was written: the counts say which entity failed, not what was applied.
+/// Nothing was written: the counts say which entities failed (per type, from the
+/// errors' pointers), not what was applied; `processed` says how far the run got.
 fn failed(live: &Live, errors: Vec<FieldError>) -> Finish<'static> {
-    let (_, total) = live.progress();
+    let (processed, total) = live.progress();
     Finish {
         status: JobState::Failed.as_str(),
-        processed: 0,
+        processed: processed as i64,
         total: total as i64,
-        counts: json!({}),
+        counts: serde_json::to_value(failed_counts(&errors)).unwrap_or_default(),
         report: None,
         errors: serde_json::to_value(errors).unwrap_or_default(),
     }
+}
+
+/// Per type, how many entities an error names (`/entities/<type>/<index>…`).
+fn failed_counts(errors: &[FieldError]) -> Counts {
+    let mut counts = Counts::new();
+    let mut seen = std::collections::HashSet::new();
+    for e in errors {
+        let mut parts = e.pointer.split('/').skip(1);
+        let (Some("entities"), Some(kind), Some(index)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Some(kind) = EntityKind::parse(kind) else {
+            continue;
+        };
+        if seen.insert((kind, index.to_owned())) {
+            counts.entry(kind.plural().to_owned()).or_default().failed += 1;
+        }
+    }
+    counts
 }
 
 fn completed(report: ImportReport) -> Finish<'static> {
@@ -833,6 +863,7 @@ fn to_status(row: JobRow, live: Option<&Live>, with: Results) -> JobStatus {
         include: None,
         selected: None,
         warnings: Vec::new(),
+        allow_missing_links: false,
     });
     let report: ReadReport = row
         .report

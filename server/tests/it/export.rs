@@ -227,6 +227,12 @@ async fn filters_select_types_tags_and_names_with_their_dependencies() {
             5,
             "servers using production tools come along"
         );
+        // Only the tagged tools: the servers' other tools stay out (issue #14).
+        assert_eq!(
+            file["entities"]["tools"].as_array().unwrap().len(),
+            5,
+            "no untagged tool"
+        );
     })
     .await;
 }

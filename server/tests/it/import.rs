@@ -48,6 +48,7 @@ fn options(strategy: ConflictStrategy) -> ImportOptions<'static> {
         picked: None,
         source: None,
         observer: None,
+        allow_missing_links: false,
     }
 }
 
@@ -251,7 +252,9 @@ async fn strategies_skip_rename_and_fail_and_fail_leaves_no_row() {
             .await
             .unwrap_err();
         assert!(
-            matches!(fail, ImportError::Conflict(ref m) if m.contains("seed-tool-01-basic")),
+            matches!(fail, ImportError::Conflict(ref c)
+                if c.len() == 1 && c[0].pointer == "/entities/tools/0"
+                    && c[0].message.contains("seed-tool-01-basic")),
             "{fail}"
         );
         let (prompts, _) = a

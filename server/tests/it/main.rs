@@ -26,3 +26,4 @@ mod store_avail;
 mod security_headers;
 mod store_story;
 mod transfer_rest;
+mod transfer_selection;

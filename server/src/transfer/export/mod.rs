@@ -27,13 +27,16 @@ pub const FORMAT_VERSION: &str = "2025-03-26";
 pub struct ExportOptions {
     /// Types to export; empty means all six.
     pub types: Vec<EntityKind>,
-    /// Entities carrying any of these tags (normalised ids), plus dependents and dependencies.
+    /// Entities carrying any of these tags (all of them with `tags_all`), plus the servers
+    /// that use them; no other dependency: those servers keep their whole link lists.
     pub tags: Vec<String>,
+    /// Every tag of `tags` must match (default: any one).
+    pub tags_all: bool,
     /// Entities named by these names or globs, plus dependencies.
     pub include: Option<Include>,
     pub include_inactive: bool,
-    /// Add what selected entities need (a server's tools, prompts, resources) and, with
-    /// tags, the servers that use selected entities.
+    /// Add what selected entities need (a server's tools, prompts, resources, disabled
+    /// ones too) or, with tags, the servers that use the tagged entities.
     pub include_dependencies: bool,
     /// Exactly these entities, each named by id or by key (the UI's "Export Selected").
     pub picked: Option<HashSet<(EntityKind, String)>>,
@@ -62,6 +65,23 @@ fn servers(graph: &Graph) -> &[Outline] {
         .map_or(&[], |(_, list)| list.as_slice())
 }
 
+/// The chosen keys of `kind` missing from `list` (the enabled entities): disabled
+/// entities the chosen servers link to, in key order.
+fn disabled_dependencies<'c>(
+    kind: EntityKind,
+    list: &[Outline],
+    chosen: &'c Chosen,
+) -> Vec<&'c str> {
+    let listed: HashSet<&str> = list.iter().map(|e| e.key.as_str()).collect();
+    let mut keys: Vec<&str> = chosen
+        .iter()
+        .filter(|(k, key)| *k == kind && !listed.contains(key.as_str()))
+        .map(|(_, key)| key.as_str())
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
 /// What [`export`] would write, and why each entity is in it.
 pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<ExportPreview> {
     let mut snapshot = store.begin_snapshot().await?;
@@ -75,6 +95,7 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
         },
     );
     let chosen = select(&graph, options);
+    let warnings = unmatched(&graph, options);
     let chosen_servers: Vec<&Outline> = servers(&graph)
         .iter()
         .filter(|s| direct.contains(&(EntityKind::Server, s.key.clone())))
@@ -87,8 +108,22 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
             .iter()
             .filter(|e| chosen.contains(&(*kind, e.key.clone())))
             .collect();
-        if !taken.is_empty() || options.types.contains(kind) {
-            counts.insert(kind.plural().into(), json!(taken.len()));
+        let disabled = disabled_dependencies(*kind, list, &chosen);
+        let n = taken.len() + disabled.len();
+        if n > 0 || options.types.contains(kind) {
+            counts.insert(kind.plural().into(), json!(n));
+        }
+        for key in disabled {
+            let required_by = chosen_servers
+                .iter()
+                .filter(|s| s.links.contains(&(*kind, key.to_owned())))
+                .map(|s| s.key.clone())
+                .collect();
+            dependencies.push(PreviewItem {
+                kind: *kind,
+                name: key.to_owned(),
+                required_by,
+            });
         }
         for entity in taken {
             let item = |required_by| PreviewItem {
@@ -100,11 +135,20 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
                 selected.push(item(Vec::new()));
                 continue;
             }
-            let required_by = chosen_servers
-                .iter()
-                .filter(|s| s.links.contains(&(*kind, entity.key.clone())))
-                .map(|s| s.key.clone())
-                .collect();
+            // A server taken for its tagged entities is required by them.
+            let required_by = match kind {
+                EntityKind::Server => entity
+                    .links
+                    .iter()
+                    .filter(|link| direct.contains(*link))
+                    .map(|(_, key)| key.clone())
+                    .collect(),
+                _ => chosen_servers
+                    .iter()
+                    .filter(|s| s.links.contains(&(*kind, entity.key.clone())))
+                    .map(|s| s.key.clone())
+                    .collect(),
+            };
             dependencies.push(item(required_by));
         }
     }
@@ -113,6 +157,7 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
         total: selected.len() + dependencies.len(),
         selected,
         dependencies,
+        warnings,
     })
 }
 
@@ -141,11 +186,20 @@ pub async fn export_to<W: AsyncWrite + Unpin>(
     plan.write(store, exported_by, source_gateway, out).await
 }
 
+/// What the writer takes of each type.
+pub(super) struct Take {
+    /// The keys to take; `None` takes every entity of the asked types.
+    chosen: Option<Chosen>,
+    /// Disabled entities taken beside the enabled ones: what exported servers link to.
+    inactive_links: Chosen,
+}
+
 /// An export whose selection is settled: what can fail before the first byte is sent.
 pub struct Plan {
     options: ExportOptions,
-    /// The keys to take; `None` takes every entity of the asked types.
-    chosen: Option<Chosen>,
+    take: Take,
+    /// Selections that match nothing, each named (the export still runs).
+    warnings: Vec<String>,
     /// One snapshot for the selection and every page: an import committing meanwhile is
     /// in the file entirely or not at all (never its servers without their tools). It
     /// holds one pooled connection until the file is written.
@@ -159,15 +213,42 @@ impl Plan {
         let mut snapshot = store.begin_snapshot().await?;
         let filtered =
             !options.tags.is_empty() || options.include.is_some() || options.picked.is_some();
+        let (mut warnings, mut inactive_links) = (Vec::new(), Chosen::new());
         let chosen = match filtered {
-            true => Some(select(&graph(&mut snapshot, options).await?, options)),
+            true => {
+                let graph = graph(&mut snapshot, options).await?;
+                warnings = unmatched(&graph, options);
+                Some(select(&graph, options))
+            }
             false => None,
         };
+        let servers_out = options.types.is_empty() || options.types.contains(&EntityKind::Server);
+        if chosen.is_none()
+            && !options.include_inactive
+            && options.include_dependencies
+            && servers_out
+        {
+            inactive_links = snapshot
+                .inactive_links_of_active_servers()
+                .await?
+                .into_iter()
+                .filter(|(kind, _)| options.types.is_empty() || options.types.contains(kind))
+                .collect();
+        }
         Ok(Plan {
             options: options.clone(),
-            chosen,
+            take: Take {
+                chosen,
+                inactive_links,
+            },
+            warnings,
             snapshot,
         })
+    }
+
+    /// Selections that match nothing, each named.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Writes the file page by page, then the audit row.
@@ -185,15 +266,10 @@ impl Plan {
         };
         let mut file = writer::FileWriter::new(out);
         file.head(&header).await?;
-        writer::all_lists(
-            &mut file,
-            &mut self.snapshot,
-            &self.options,
-            self.chosen.as_ref(),
-        )
-        .await?;
+        writer::all_lists(&mut file, &mut self.snapshot, &self.options, &self.take).await?;
         self.snapshot.rollback().await?;
-        let written = file.finish(&self.options).await?;
+        let mut written = file.finish(&self.options).await?;
+        written.warnings = std::mem::take(&mut self.warnings);
         let counts: Map<String, Value> = written
             .counts
             .iter()
@@ -213,15 +289,28 @@ impl Plan {
 
 type Chosen = HashSet<(EntityKind, String)>;
 
+/// The tags asked for, normalised.
+fn tag_ids(options: &ExportOptions) -> HashSet<String> {
+    options
+        .tags
+        .iter()
+        .map(|t| app::entities::Tag::new(t).id)
+        .collect()
+}
+
+/// True when `entity` carries the tags asked for: any of them, or all with `tags_all`.
+fn tagged(entity: &Outline, tags: &HashSet<String>, all: bool) -> bool {
+    match all {
+        true => tags.iter().all(|t| entity.tags.contains(t)),
+        false => tags.is_empty() || entity.tags.iter().any(|t| tags.contains(t)),
+    }
+}
+
 /// The keys the export takes, by the rules of [`ExportOptions`].
 fn select(graph: &Graph, options: &ExportOptions) -> Chosen {
     let mut chosen = Chosen::new();
     let wanted = |kind: EntityKind| options.types.is_empty() || options.types.contains(&kind);
-    let tags: HashSet<String> = options
-        .tags
-        .iter()
-        .map(|t| app::entities::Tag::new(t).id)
-        .collect();
+    let tags = tag_ids(options);
     let picked = |kind: EntityKind, entity: &Outline| {
         options.picked.as_ref().is_none_or(|p| {
             p.contains(&(kind, entity.key.clone())) || p.contains(&(kind, entity.id.to_string()))
@@ -238,35 +327,75 @@ fn select(graph: &Graph, options: &ExportOptions) -> Chosen {
                 .include
                 .as_ref()
                 .is_none_or(|i| i.matches(kind, &entity.key, &entity.name));
-            let by_tag = tags.is_empty() || entity.tags.iter().any(|t| tags.contains(t));
-            if by_include && by_tag && picked(kind, entity) {
+            if by_include && tagged(entity, &tags, options.tags_all) && picked(kind, entity) {
                 chosen.insert((kind, entity.key.clone()));
             }
         }
     }
-    if options.include_dependencies {
-        add_dependencies(servers(graph), &mut chosen, !tags.is_empty());
-        // A type filter holds for dependencies too: the file has only the asked types.
-        chosen.retain(|(kind, _)| wanted(*kind));
+    match (options.include_dependencies, tags.is_empty()) {
+        (false, _) => {}
+        // Tags take exactly the tagged entities and the servers using them, whatever the
+        // type filter: the servers are what the tagged entities are for.
+        (true, false) => add_dependents(servers(graph), &mut chosen),
+        (true, true) => {
+            add_dependencies(servers(graph), &mut chosen);
+            // A type filter holds for dependencies too: the file has only the asked types.
+            chosen.retain(|(kind, _)| wanted(*kind));
+        }
     }
     chosen
 }
 
-/// Adds, with `dependents`, the servers that use a chosen tool, prompt or resource; then
-/// every chosen server's tools, prompts and resources.
-fn add_dependencies(servers: &[Outline], chosen: &mut Chosen, dependents: bool) {
-    if dependents {
-        for server in servers {
-            if server.links.iter().any(|link| chosen.contains(link)) {
-                chosen.insert((EntityKind::Server, server.key.clone()));
-            }
+/// Adds the servers that use a chosen tool, prompt or resource.
+fn add_dependents(servers: &[Outline], chosen: &mut Chosen) {
+    for server in servers {
+        if server.links.iter().any(|link| chosen.contains(link)) {
+            chosen.insert((EntityKind::Server, server.key.clone()));
         }
     }
+}
+
+/// Adds every chosen server's tools, prompts and resources (disabled ones too: the
+/// server cannot be imported without them).
+fn add_dependencies(servers: &[Outline], chosen: &mut Chosen) {
     for server in servers {
         if chosen.contains(&(EntityKind::Server, server.key.clone())) {
             chosen.extend(server.links.iter().cloned());
         }
     }
+}
+
+/// The `--include` items and tags that select nothing, each as a warning.
+fn unmatched(graph: &Graph, options: &ExportOptions) -> Vec<String> {
+    let state = if options.include_inactive {
+        ""
+    } else {
+        "enabled "
+    };
+    let mut warnings = Vec::new();
+    if let Some(include) = &options.include {
+        let all = graph.iter().flat_map(|(kind, list)| {
+            list.iter()
+                .map(move |e| (*kind, e.key.as_str(), e.name.as_str()))
+        });
+        for item in include.unmatched(all) {
+            warnings.push(format!("--include `{item}` matches no {state}entity"));
+        }
+    }
+    let wanted = |kind: &EntityKind| options.types.is_empty() || options.types.contains(kind);
+    for tag in &options.tags {
+        let id = app::entities::Tag::new(tag).id;
+        let used = graph
+            .iter()
+            .filter(|(kind, _)| wanted(kind))
+            .any(|(_, list)| list.iter().any(|e| e.tags.contains(&id)));
+        if !used {
+            warnings.push(format!(
+                "--tags `{tag}`: no {state}entity of the exported types has this tag"
+            ));
+        }
+    }
+    warnings
 }
 
 /// The options as the file's metadata records them.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{Chosen, ExportOptions};
+use super::{ExportOptions, Take};
 use crate::store::entities::StoreTx;
 
 /// Entities read and written per step.
@@ -23,6 +23,8 @@ pub struct Written {
     /// Per type (all six, in file order), how many entities.
     pub counts: Vec<(EntityKind, usize)>,
     pub bytes: u64,
+    /// Selections that matched nothing, each named.
+    pub warnings: Vec<String>,
 }
 
 impl Written {
@@ -84,23 +86,38 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         &mut self,
         snapshot: &mut StoreTx,
         options: &ExportOptions,
-        chosen: Option<&Chosen>,
+        take: &Take,
     ) -> anyhow::Result<()> {
-        if !options.types.is_empty() && !options.types.contains(&E::KIND) {
+        // A settled selection has applied the type filter already (and may add servers).
+        let chosen = take.chosen.as_ref();
+        if chosen.is_none() && !options.types.is_empty() && !options.types.contains(&E::KIND) {
             self.written.counts.push((E::KIND, 0));
             return Ok(());
         }
+        let extra = &take.inactive_links;
+        // A selection may hold disabled dependencies; so may the plain export's extras.
+        let inactive = options.include_inactive
+            || chosen.is_some()
+            || extra.iter().any(|(kind, _)| *kind == E::KIND);
+        let taken = |entity: &E| match chosen {
+            Some(c) => c.contains(&(E::KIND, entity.key().to_owned())),
+            None => {
+                options.include_inactive
+                    || entity.is_active()
+                    || extra.contains(&(E::KIND, entity.key().to_owned()))
+            }
+        };
         let mut count = 0;
         let mut after: Option<String> = None;
         loop {
             let page: Vec<E> = snapshot
-                .entities_after(options.include_inactive, after.as_deref(), PAGE)
+                .entities_after(inactive, after.as_deref(), PAGE)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.key().to_owned());
             let full = page.len() as i64 == PAGE;
             for mut entity in page {
-                if chosen.is_some_and(|c| !c.contains(&(E::KIND, entity.key().to_owned()))) {
+                if !taken(&entity) {
                     continue;
                 }
                 entity.set_id(None);
@@ -230,14 +247,14 @@ pub(super) async fn all_lists<W: AsyncWrite + Unpin>(
     file: &mut FileWriter<'_, W>,
     snapshot: &mut StoreTx,
     options: &ExportOptions,
-    chosen: Option<&Chosen>,
+    take: &Take,
 ) -> anyhow::Result<()> {
-    file.list::<Tool>(snapshot, options, chosen).await?;
-    file.list::<Gateway>(snapshot, options, chosen).await?;
-    file.list::<Server>(snapshot, options, chosen).await?;
-    file.list::<Prompt>(snapshot, options, chosen).await?;
-    file.list::<Resource>(snapshot, options, chosen).await?;
-    file.list::<Root>(snapshot, options, chosen).await
+    file.list::<Tool>(snapshot, options, take).await?;
+    file.list::<Gateway>(snapshot, options, take).await?;
+    file.list::<Server>(snapshot, options, take).await?;
+    file.list::<Prompt>(snapshot, options, take).await?;
+    file.list::<Resource>(snapshot, options, take).await?;
+    file.list::<Root>(snapshot, options, take).await
 }
 
 #[cfg(test)]

@@ -23,6 +23,17 @@ use super::{
 };
 use crate::{crypto::Cipher, store::entities::StoreTx};
 
+/// What a run found, at its end.
+pub struct Finished {
+    pub results: Vec<EntityResult>,
+    /// Links that name nothing (the file is refused).
+    pub errors: Vec<FieldError>,
+    /// With `fail`: the entities that exist and differ.
+    pub conflicts: Vec<FieldError>,
+    /// Links left out by `--allow-missing-links`, as warnings.
+    pub dropped: Vec<FieldError>,
+}
+
 pub struct Run<'t> {
     /// `None` checks only: batches are not written.
     tx: Option<&'t mut StoreTx>,
@@ -35,6 +46,13 @@ pub struct Run<'t> {
     results: Vec<EntityResult>,
     /// Problems found while applying: references that name nothing.
     errors: Vec<FieldError>,
+    /// With `fail`: every entity that exists and differs (the import goes on to find
+    /// them all, and is rolled back).
+    conflicts: Vec<FieldError>,
+    /// Links to nothing left out instead of refused (`--allow-missing-links`).
+    drop_missing_links: bool,
+    /// Each link so left out.
+    dropped: Vec<FieldError>,
     /// Keys given a new name by the rename strategy, so servers follow them.
     renamed: HashMap<(EntityKind, String), String>,
     /// New keys chosen by the rename strategy so far.
@@ -51,6 +69,7 @@ impl<'t> Run<'t> {
         observer: Option<&'t dyn Observer>,
         selected: &'t Selected,
         in_target: &'t HashSet<(EntityKind, String)>,
+        drop_missing_links: bool,
     ) -> Run<'t> {
         Run {
             tx,
@@ -61,6 +80,9 @@ impl<'t> Run<'t> {
             in_target,
             results: Vec::new(),
             errors: Vec::new(),
+            conflicts: Vec::new(),
+            drop_missing_links,
+            dropped: Vec::new(),
             renamed: HashMap::new(),
             taken: HashSet::new(),
             last_changes: Vec::new(),
@@ -92,8 +114,13 @@ impl<'t> Run<'t> {
     }
 
     /// The results so far, and the problems found while applying.
-    pub fn finish(self) -> (Vec<EntityResult>, Vec<FieldError>) {
-        (self.results, self.errors)
+    pub fn finish(self) -> Finished {
+        Finished {
+            results: self.results,
+            errors: self.errors,
+            conflicts: self.conflicts,
+            dropped: self.dropped,
+        }
     }
 
     /// One batch from the parsing half (entities of one type, with their positions in
@@ -107,17 +134,18 @@ impl<'t> Run<'t> {
             return Err(ImportError::Cancelled);
         }
         let first = self.results.len();
-        self.batch(set.tools).await?;
-        self.batch(set.gateways).await?;
-        self.batch(set.roots).await?;
-        self.batch(set.prompts).await?;
-        self.batch(set.resources).await?;
+        // A batch holds one type: `positions` are its entities' places in the file.
+        self.batch(set.tools, &positions).await?;
+        self.batch(set.gateways, &positions).await?;
+        self.batch(set.roots, &positions).await?;
+        self.batch(set.prompts, &positions).await?;
+        self.batch(set.resources, &positions).await?;
         if !set.servers.is_empty() {
             let servers = self.linked(set.servers, &positions);
             if !self.errors.is_empty() {
                 return Ok(());
             }
-            self.batch(servers).await?;
+            self.batch(servers, &positions).await?;
         }
         if let Some(observer) = self.observer {
             self.results[first..]
@@ -136,7 +164,7 @@ impl<'t> Run<'t> {
     ) -> Vec<app::entities::Server> {
         for (server, index) in servers.iter_mut().zip(positions) {
             for (kind, keys) in server.take_links() {
-                self.check_links(kind, &keys, *index);
+                let keys = self.check_links(kind, keys, *index);
                 let keys = keys
                     .into_iter()
                     .map(|k| self.renamed.get(&(kind, k.clone())).cloned().unwrap_or(k))
@@ -153,33 +181,52 @@ impl<'t> Run<'t> {
             .expect("only a run with a transaction writes")
     }
 
-    fn check_links(&mut self, kind: EntityKind, keys: &[String], index: usize) {
+    /// The links that name an entity of the file or of this gateway; each other one is
+    /// an error, or with `--allow-missing-links` left out with a warning.
+    fn check_links(&mut self, kind: EntityKind, keys: Vec<String>, index: usize) -> Vec<String> {
         let field = kind.link_field();
-        for (j, key) in keys.iter().enumerate() {
-            if self.selected.skim.contains(kind, key)
+        let mut kept = Vec::with_capacity(keys.len());
+        for (j, key) in keys.into_iter().enumerate() {
+            if self.selected.skim.contains(kind, &key)
                 || self.in_target.contains(&(kind, key.clone()))
             {
+                kept.push(key);
                 continue;
             }
-            self.errors.push(FieldError {
-                pointer: format!("/entities/servers/{index}/{field}/{j}"),
-                code: "unknown_reference".into(),
-                message: format!(
-                    "no {} `{key}` in the file or in this gateway",
-                    kind.singular()
-                ),
-            });
+            let pointer = format!("/entities/servers/{index}/{field}/{j}");
+            let what = format!(
+                "no {} `{key}` in the file or in this gateway",
+                kind.singular()
+            );
+            if self.drop_missing_links {
+                self.dropped.push(FieldError {
+                    pointer,
+                    code: "missing_link_dropped".into(),
+                    message: format!("{what}: the link is left out (--allow-missing-links)"),
+                });
+            } else {
+                self.errors.push(FieldError {
+                    pointer,
+                    code: "unknown_reference".into(),
+                    message: what,
+                });
+            }
         }
+        kept
     }
 
-    async fn batch<E: Entity>(&mut self, batch: Vec<E>) -> Result<(), ImportError> {
+    async fn batch<E: Entity>(
+        &mut self,
+        batch: Vec<E>,
+        positions: &[usize],
+    ) -> Result<(), ImportError> {
         if batch.is_empty() || self.tx.is_none() {
             return Ok(());
         }
         let keys: Vec<&str> = batch.iter().map(|e| e.key()).collect();
         let mut stored = self.tx().entities_by_keys::<E>(&keys).await?;
         let (mut inserts, mut updates, mut renames) = (Vec::new(), Vec::new(), Vec::new());
-        for mut entity in batch {
+        for (mut entity, position) in batch.into_iter().zip(positions) {
             let key = entity.key().to_owned();
             // A stored name differing only in case is the same entity (see `fold_key`).
             let Some(mut existing) = stored.remove(&*fold_key(E::KIND, &key)) else {
@@ -200,11 +247,16 @@ impl<'t> Run<'t> {
                 (true, _) => Action::Unchanged,
                 (false, ConflictStrategy::Skip) => Action::Skipped,
                 (false, ConflictStrategy::Fail) => {
-                    return Err(ImportError::Conflict(format!(
-                        "{} `{key}` already exists and differs in {}",
-                        E::KIND.singular(),
-                        changed.join(", ")
-                    )));
+                    self.conflicts.push(FieldError {
+                        pointer: format!("/entities/{}/{position}", E::KIND.plural()),
+                        code: "conflict".into(),
+                        message: format!(
+                            "{} `{key}` already exists and differs in {}",
+                            E::KIND.singular(),
+                            changed.join(", ")
+                        ),
+                    });
+                    continue;
                 }
                 (false, ConflictStrategy::Update) => {
                     let (created, _) = existing.timestamps();

@@ -39,6 +39,9 @@ pub struct ImportOptions<'a> {
     pub source: Option<&'a Cipher>,
     /// Told of progress, asked about cancellation (a job's progress bar and Cancel button).
     pub observer: Option<&'a dyn Observer>,
+    /// A server's link to an entity neither the file nor this gateway has is left out
+    /// with a warning, instead of refusing the file.
+    pub allow_missing_links: bool,
 }
 
 /// Watches an import as it runs.
@@ -69,8 +72,9 @@ pub struct ImportReport {
 pub enum ImportError {
     #[error("the file has {} problem(s)", .0.len())]
     Invalid(Vec<FieldError>),
-    #[error("conflict: {0} (strategy fail: nothing was imported)")]
-    Conflict(String),
+    /// With `fail`: every entity that exists and differs, each with its pointer.
+    #[error("{} conflict(s) with conflict strategy fail: nothing was imported", .0.len())]
+    Conflict(Vec<FieldError>),
     #[error("cancelled: nothing was imported")]
     Cancelled,
     #[error(transparent)]
@@ -91,6 +95,15 @@ impl From<EntityError> for ImportError {
 }
 
 impl ImportError {
+    /// A conflict with another writer, not with one entity of the file: no pointer.
+    fn concurrent(message: String) -> ImportError {
+        ImportError::Conflict(vec![FieldError {
+            pointer: String::new(),
+            code: "conflict".into(),
+            message,
+        }])
+    }
+
     /// A database refusal caused by another transaction writing the same rows at the
     /// same time (a key taken meanwhile, a deadlock, a serialisation failure) is a
     /// conflict the caller can resolve by trying again, not an internal error. (Imports
@@ -98,7 +111,7 @@ impl ImportError {
     fn concurrent_as_conflict(self) -> ImportError {
         let database = match &self {
             ImportError::Store(EntityError::Duplicate { kind, key }) => {
-                return ImportError::Conflict(format!(
+                return ImportError::concurrent(format!(
                     "the {kind} `{key}` was written by someone else at the same time; try again"
                 ));
             }
@@ -107,7 +120,7 @@ impl ImportError {
         };
         let code = database.as_database_error().and_then(|d| d.code());
         match code.as_deref() {
-            Some("23505" | "40001" | "40P01") => ImportError::Conflict(
+            Some("23505" | "40001" | "40P01") => ImportError::concurrent(
                 "another import wrote the same entities at the same time; try again".into(),
             ),
             _ => self,
@@ -228,6 +241,8 @@ struct Applied {
     results: Vec<EntityResult>,
     selected: Arc<Selected>,
     head: Head,
+    /// Links left out by `allow_missing_links`.
+    dropped: Vec<FieldError>,
 }
 
 /// Whether the pipeline writes, and whether it keeps what it wrote.
@@ -288,13 +303,20 @@ async fn pipeline(
         options.observer,
         &selected,
         &in_target,
+        options.allow_missing_links,
     );
     let failure = run.apply_all(&mut receiver, &stop).await;
-    let (mut results, link_errors) = run.finish();
+    let apply::Finished {
+        mut results,
+        errors: link_errors,
+        conflicts,
+        dropped,
+    } = run.finish();
     let outcome = match (join(parser).await, link_errors, failure) {
         (Err(errors), _, _) => Err(ImportError::Invalid(errors)),
         (Ok(_), errors, _) if !errors.is_empty() => Err(ImportError::Invalid(errors)),
         (Ok(_), _, Some(e)) => Err(e),
+        (Ok(_), _, None) if !conflicts.is_empty() => Err(ImportError::Conflict(conflicts)),
         (Ok(head), _, None) => Ok(head),
     };
     match (tx, &outcome) {
@@ -316,6 +338,7 @@ async fn pipeline(
         results,
         selected,
         head: outcome?,
+        dropped,
     })
 }
 
@@ -362,10 +385,13 @@ async fn external_in_target(
     Ok(found)
 }
 
-/// Accepted warnings, less the references the target has been found to satisfy.
-fn kept_warnings(head: Head) -> Vec<FieldError> {
-    let mut warnings = head.warnings;
+/// Accepted warnings, less the references the target has been found to satisfy, plus
+/// the links left out.
+fn kept_warnings(applied: &mut Applied) -> Vec<FieldError> {
+    let mut warnings = std::mem::take(&mut applied.head.warnings);
     warnings.retain(|w| w.code != "external_reference");
+    warnings.extend(applied.selected.unmatched.iter().cloned());
+    warnings.append(&mut applied.dropped);
     warnings
 }
 
@@ -377,8 +403,8 @@ pub async fn check(
     input: impl Into<Input>,
     options: &ImportOptions<'_>,
 ) -> Result<Vec<FieldError>, ImportError> {
-    let applied = pipeline(store, target, &input.into(), options, Mode::Check).await?;
-    Ok(kept_warnings(applied.head))
+    let mut applied = pipeline(store, target, &input.into(), options, Mode::Check).await?;
+    Ok(kept_warnings(&mut applied))
 }
 
 /// Validates the file and imports it; on any problem nothing is written.
@@ -400,16 +426,17 @@ pub async fn import(
         let input = input.clone();
         tokio::task::spawn_blocking(move || digest(&input))
     });
-    let applied = pipeline(store, target, &input, options, mode)
+    let mut applied = pipeline(store, target, &input, options, mode)
         .await
         .map_err(ImportError::concurrent_as_conflict)?;
     let source = options.source.unwrap_or(target);
+    let warnings = kept_warnings(&mut applied);
     let report = ImportReport {
         dry_run: options.dry_run,
         strategy: options.strategy,
         results: applied.results,
         skipped_by_selection: applied.selected.skipped,
-        warnings: kept_warnings(applied.head),
+        warnings,
         rekeyed: source.fingerprint() != target.fingerprint(),
     };
     if let Some(digest) = digest {
@@ -450,10 +477,12 @@ pub async fn preview(
         picked: options.picked.clone(),
         source: options.source,
         observer: None,
+        allow_missing_links: options.allow_missing_links,
     };
-    let applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun)
+    let mut applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun)
         .await
         .map_err(ImportError::concurrent_as_conflict)?;
+    let warnings = kept_warnings(&mut applied);
     let servers = applied.selected.skim.servers();
     let results = applied.results;
     let dependencies = results
@@ -486,7 +515,7 @@ pub async fn preview(
             .cloned()
             .collect(),
         dependencies,
-        warnings: kept_warnings(applied.head),
+        warnings,
         results,
     })
 }

@@ -73,6 +73,8 @@ pub struct Selected {
     pub total: usize,
     /// Entities of the file left out by the selection.
     pub skipped: usize,
+    /// `--include` items that match no entity of the file, as warnings.
+    pub unmatched: Vec<FieldError>,
 }
 
 /// How the read ended: the file's head, or every problem of the file.
@@ -113,8 +115,10 @@ fn select(skim: Skim, plan: &Plan) -> Selected {
             wanted: None,
             total,
             skipped: 0,
+            unmatched: Vec::new(),
         };
     }
+    let unmatched = include.map_or_else(Vec::new, |i| unmatched(i, &skim));
     let mut wanted: HashSet<(EntityKind, String)> = HashSet::new();
     for kind in EntityKind::ALL {
         for key in skim.keys(kind) {
@@ -140,7 +144,25 @@ fn select(skim: Skim, plan: &Plan) -> Selected {
         wanted: Some(wanted),
         total: kept,
         skipped: total - kept,
+        unmatched,
     }
+}
+
+/// A warning per `--include` item that names nothing in the file.
+fn unmatched(include: &Include, skim: &Skim) -> Vec<FieldError> {
+    let entities = EntityKind::ALL.into_iter().flat_map(|kind| {
+        skim.keys(kind)
+            .map(move |key| (kind, key, skim.name(kind, key)))
+    });
+    include
+        .unmatched(entities)
+        .into_iter()
+        .map(|item| FieldError {
+            pointer: "/include".into(),
+            code: "matches_nothing".into(),
+            message: format!("--include `{item}` matches no entity of the file"),
+        })
+        .collect()
 }
 
 /// The [`Sink`] of an import: selection, re-encryption, batches.
