@@ -95,5 +95,10 @@ pub(crate) fn read_input(path: &std::path::Path) -> anyhow::Result<Input> {
         std::io::stdin().read_to_end(&mut bytes)?;
         return Ok(Input::from(bytes));
     }
+    anyhow::ensure!(
+        !path.is_dir(),
+        "cannot read {}: it is a directory; name an export file in it",
+        path.display()
+    );
     Input::open(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
 }
