@@ -142,12 +142,15 @@ async fn local(opts: Opts, settings: &Settings) -> anyhow::Result<ImportReport> 
         bar.0.finish_and_clear();
     }
     store.close().await;
-    if let (None, Err(ImportError::Invalid(errors))) = (&source, &result)
-        && errors.iter().all(|e| e.code == "undecryptable")
-    {
-        return Err(another_key(&opts, None));
+    // A file from before fingerprints: every credential named (as for any refused
+    // file), then once the command that passes the exporting gateway's secret.
+    let another = matches!((&source, &result), (None, Err(ImportError::Invalid(errors)))
+        if errors.iter().all(|e| e.code == "undecryptable"));
+    let report = explain(result, &opts.file, IMPORTED);
+    if another {
+        return report.map_err(|e| e.context(another_key(&opts, None)));
     }
-    explain(result, &opts.file, IMPORTED)
+    report
 }
 
 /// A file that names its key (`encryption_key_fingerprint`) is checked against the

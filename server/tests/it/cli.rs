@@ -311,7 +311,7 @@ fn validate_lists_every_problem_with_its_pointer_and_exits_1() {
     let db = TestDb::sqlite();
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "a"}, {"url": "ftp://x"}]}}"#).unwrap();
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "a"}, {"url": "ftp://x"}]}}"#).unwrap();
     let out = mcpgateway(&db)
         .args(["validate", bad.to_str().unwrap()])
         .output()
@@ -473,7 +473,7 @@ fn import_applies_a_file_reports_it_and_refuses_bad_ones_without_writing() {
 
     let c = TestDb::sqlite();
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "ok", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "ok", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
     let refused = mcpgateway(&c)
         .args(["import", bad.to_str().unwrap()])
         .output()
@@ -783,7 +783,7 @@ async fn remote_mode_drives_a_gateway_over_rest_with_the_local_output() {
     );
 
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "new-one", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "new-one", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
     let (code, _, stderr) = run(remote(&target, &token, &["import", bad.to_str().unwrap()])).await;
     assert_eq!(code, Some(1));
     assert!(
@@ -1012,7 +1012,7 @@ fn o_is_the_output_format_everywhere_and_import_json_reports_a_failure_too() {
     assert_eq!(plan["results"][0]["action"], "unchanged");
 
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
     let refused = mcpgateway(&db)
         .args(["import", bad.to_str().unwrap(), "-o", "json"])
         .output()
@@ -1133,7 +1133,7 @@ fn wording_says_would_for_dry_runs_counts_in_the_singular_and_unchanged_for_reim
         .unwrap();
     assert!(!stderr(&broken).contains("imported"), "{}", stderr(&broken));
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
     let refused = mcpgateway(&db)
         .args(["diff", bad.to_str().unwrap()])
         .output()
@@ -1253,5 +1253,46 @@ fn the_literal_rekey_secret_form_answers_once_or_works_with_the_source_secret() 
         1,
         "{}",
         stderr(&wrong_source)
+    );
+}
+
+#[test]
+fn validate_warns_of_an_unknown_version_and_refuses_one_that_is_not_a_date() {
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |version: &str| {
+        let path = dir.path().join(format!("{version}.json"));
+        let text = format!(r#"{{"version": "{version}", "exported_at": "x", "entities": {{}}}}"#);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let old = mcpgateway(&db)
+        .arg("validate")
+        .arg(file("1999-01-01"))
+        .output()
+        .unwrap();
+    assert!(old.status.success(), "{}", stderr(&old));
+    assert!(
+        stderr(&old)
+            .contains("warning: /version: `1999-01-01` is not a version this gateway knows"),
+        "{}",
+        stderr(&old)
+    );
+    let known = mcpgateway(&db)
+        .arg("validate")
+        .arg(file("2025-11-25"))
+        .output()
+        .unwrap();
+    assert!(known.status.success() && !stderr(&known).contains("warning"));
+    let banana = mcpgateway(&db)
+        .arg("validate")
+        .arg(file("banana"))
+        .output()
+        .unwrap();
+    assert_eq!(banana.status.code(), Some(1));
+    assert!(
+        stderr(&banana).contains("/version: `banana` is not a format version"),
+        "{}",
+        stderr(&banana)
     );
 }
