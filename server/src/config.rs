@@ -195,6 +195,11 @@ impl Settings {
                 "url",
                 "bearer_token",
                 "source_secret",
+                // CLI-only: the command-line secrets and actor, not settings.
+                "rekey_secret",
+                "rekey_from",
+                "rekey_to",
+                "actor",
             ]))
             .merge(Serialized::defaults(flags))
     }

@@ -44,6 +44,9 @@ pub struct Opts {
     /// The operation a child measures.
     #[arg(long, hide = true, value_enum)]
     pub op: Option<Operation>,
+    /// A PostgreSQL server to create the temporary databases on (postgres://…).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 /// The measured operations, in the order they run (each on what the one before left).
@@ -91,7 +94,8 @@ struct Row {
     peak_rss_kib: u64,
 }
 
-pub async fn run(opts: Opts, database_url: Option<String>) -> anyhow::Result<()> {
+pub async fn run(opts: Opts) -> anyhow::Result<()> {
+    let database_url = opts.database_url.clone();
     if let (Some(file), Some(op)) = (&opts.child, opts.op) {
         let [n] = opts.entities[..] else {
             anyhow::bail!("--child measures exactly one N");

@@ -3,9 +3,12 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::ExposeSecret;
 
-use super::remote::{ImportFields, Remote};
+use super::{
+    Output,
+    remote::{ImportFields, Remote},
+};
 use crate::{
     auth::bootstrap,
     config::Settings,
@@ -18,21 +21,34 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct Opts {
+    #[command(flatten)]
+    pub target: super::Target,
     /// The export file to compare with this gateway.
     pub file: PathBuf,
     /// Only these entities (names or globs per type) plus what they need.
     #[arg(long, value_name = "SPEC", value_parser = Include::parse)]
     pub include: Option<Include>,
     /// The secret the file's credentials were encrypted with (default: this gateway's).
-    #[arg(long, value_name = "OLD", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "OLD",
+        env = "MCPGATEWAY_SOURCE_SECRET",
+        hide_env_values = true
+    )]
     pub source_secret: Option<String>,
+    /// Read the --source-secret from this file instead (its first line).
+    #[arg(long, value_name = "PATH")]
+    pub source_secret_file: Option<PathBuf>,
     /// Exit 0 when nothing would change, 2 when something would, 1 on error (for CI drift checks).
     #[arg(long)]
     pub exit_code: bool,
-    /// Print the plan as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Output format: the plan lines, or the plan as JSON.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
+
+/// What a refused file did not become (a diff imports nothing either way).
+const COMPARED: &str = "nothing was compared";
 
 /// Runs a dry-run import and prints each difference; credentials only as `<changed>`.
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -40,10 +56,11 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(settings).await?;
     let target = Cipher::new(&bootstrap::encryption_secret(settings, &store).await?)
         .with_sensitive_headers(settings.sensitive_header_rules());
-    let source = opts
-        .source_secret
-        .clone()
-        .map(|s| Cipher::new(&SecretString::from(s)));
+    let source = super::secret(
+        opts.source_secret.clone(),
+        opts.source_secret_file.as_deref(),
+    )?
+    .map(|s| Cipher::new(&s));
     let options = ImportOptions {
         strategy: ConflictStrategy::Update,
         dry_run: true,
@@ -53,9 +70,9 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
         observer: None,
         allow_missing_links: false,
     };
-    let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
+    let result = import(&store, &target, &bytes, &options, &super::cli_actor(None)).await;
     store.close().await;
-    let report = super::import::explain(result, &opts.file)?;
+    let report = super::import::explain(result, &opts.file, COMPARED)?;
     show(&report, &opts)
 }
 
@@ -65,20 +82,24 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ExitCode>
         conflict_strategy: ConflictStrategy::Update.as_str().into(),
         dry_run: true,
         include: opts.include.as_ref().map(|i| i.describe().join(",")),
-        source_secret: opts.source_secret.clone(),
+        source_secret: super::secret(
+            opts.source_secret.clone(),
+            opts.source_secret_file.as_deref(),
+        )?
+        .map(|s| s.expose_secret().to_owned()),
         rekey_secret: None,
         allow_missing_links: false,
     };
     let preview = remote
         .preview(&opts.file, &fields)
         .await
-        .map_err(|e| super::import::refused(e, &opts.file))?;
+        .map_err(|e| super::import::refused(e, &opts.file, COMPARED))?;
     show(&super::remote::report_of_preview(preview), &opts)
 }
 
 /// Prints the plan (or its JSON) and answers the exit code `--exit-code` asks for.
 fn show(report: &ImportReport, opts: &Opts) -> anyhow::Result<ExitCode> {
-    if opts.json {
+    if opts.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_plan(report);

@@ -16,9 +16,17 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct Opts {
+    #[command(flatten)]
+    pub target: super::Target,
     /// Output file; `-` for stdout (default: config-YYYYMMDD.json).
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace the output file when it exists (without it: asked on a terminal, refused otherwise).
+    #[arg(long)]
+    pub force: bool,
+    /// Who exports, for `exported_by` and the audit log (local mode; default `cli:` and the OS user).
+    #[arg(long, value_name = "NAME", env = "MCPGATEWAY_ACTOR")]
+    pub actor: Option<String>,
     /// Only these types, e.g. `tool,server` (singular or plural).
     #[arg(long = "type", value_name = "TYPES", value_delimiter = ',', value_parser = parse_kind)]
     pub types: Vec<EntityKind>,
@@ -44,6 +52,8 @@ pub struct Opts {
 }
 
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
+    let out = out_path(opts.out);
+    super::may_write(&out, opts.force)?;
     let store = super::open_existing_store(settings).await?;
     let options = ExportOptions {
         types: dedup(opts.types),
@@ -54,12 +64,12 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         include_dependencies: !opts.no_dependencies,
         picked: None,
     };
-    let source = format!("http://{}:{}", settings.host, settings.port);
-    let out = out_path(opts.out);
+    let actor = super::cli_actor(opts.actor.as_deref());
+    let source = source_gateway(settings);
     let written = if out.as_os_str() == "-" {
         use tokio::io::AsyncWriteExt;
         let mut stdout = tokio::io::stdout();
-        let written = export_to(&store, &options, &super::cli_actor(), &source, &mut stdout).await;
+        let written = export_to(&store, &options, &actor, &source, &mut stdout).await;
         stdout.write_all(b"\n").await?;
         stdout.flush().await?;
         written
@@ -68,7 +78,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
         let mut file = tokio::io::BufWriter::new(file);
-        export_to(&store, &options, &super::cli_actor(), &source, &mut file).await
+        export_to(&store, &options, &actor, &source, &mut file).await
     };
     store.close().await;
     let written = written?;
@@ -101,6 +111,7 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
         query.push(("include", include.describe().join(",")));
     }
     let out = out_path(opts.out);
+    super::may_write(&out, opts.force)?;
     let bytes = if out.as_os_str() == "-" {
         let mut buffer = Vec::new();
         remote.export(&query, &mut buffer).await.map_err(refused)?;
@@ -115,6 +126,16 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
     };
     print_summary(&counts_of(&bytes)?, &out);
     Ok(())
+}
+
+/// Where a local export comes from: the gateway's public origin when configured, else
+/// the database it was read from. Not `http://HOST:PORT` from the settings: the export
+/// does not know which port a running `serve` listens on (`--port` is not a setting).
+fn source_gateway(settings: &Settings) -> String {
+    settings
+        .public_origin
+        .clone()
+        .unwrap_or_else(|| settings.database_url_redacted())
 }
 
 /// A refused remote request: each problem as `pointer: message`.
@@ -152,7 +173,12 @@ fn counts_of(bytes: &[u8]) -> anyhow::Result<Vec<(EntityKind, usize)>> {
 fn print_summary(counts: &[(EntityKind, usize)], out: &std::path::Path) {
     let total: usize = counts.iter().map(|(_, n)| n).sum();
     let categories = counts.iter().filter(|(_, n)| *n > 0).count();
-    eprintln!("Exported {total} total items across {categories} categories");
+    let noun = if categories == 1 {
+        "category"
+    } else {
+        "categories"
+    };
+    eprintln!("Exported {total} total items across {categories} {noun}");
     for (kind, n) in counts.iter().filter(|(_, n)| *n > 0) {
         eprintln!("  {}: {n}", kind.plural());
     }

@@ -3,10 +3,13 @@
 use std::path::PathBuf;
 
 use app::validation::FieldError;
-use clap::{Args, ValueEnum, builder::TypedValueParser};
+use clap::{Args, builder::TypedValueParser};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::remote::{self, ImportFields, Remote, RemoteError};
+use super::{
+    Output,
+    remote::{self, ImportFields, Remote, RemoteError},
+};
 use crate::{
     auth::bootstrap,
     config::Settings,
@@ -20,17 +23,10 @@ use crate::{
     },
 };
 
-#[derive(Clone, Copy, Debug, Default, ValueEnum)]
-pub enum Output {
-    /// Summary lines.
-    #[default]
-    Text,
-    /// The full result: per entity its type, name, action and changed fields.
-    Json,
-}
-
 #[derive(Debug, Args)]
 pub struct Opts {
+    #[command(flatten)]
+    pub target: super::Target,
     /// The export file (`-` for standard input).
     pub file: PathBuf,
     /// Run the whole import and roll it back: report what would happen.
@@ -39,6 +35,9 @@ pub struct Opts {
     /// When a name (or URI) already exists.
     #[arg(long, default_value = "update", value_parser = strategy_parser())]
     pub conflict_strategy: ConflictStrategy,
+    /// Not a flag: answers with the one that is, `--conflict-strategy`.
+    #[arg(long, hide = true, value_name = "STRATEGY")]
+    pub strategy: Option<String>,
     /// Only these entities (names or globs per type) plus what they need, e.g. `tool:x,server:ai-*`.
     #[arg(long, value_name = "SPEC", value_parser = Include::parse)]
     pub include: Option<Include>,
@@ -54,12 +53,54 @@ pub struct Opts {
     /// this gateway has (default: such a link refuses the file, naming it).
     #[arg(long)]
     pub allow_missing_links: bool,
+    /// Read the --source-secret from this file instead (its first line).
+    #[arg(long, value_name = "PATH")]
+    pub source_secret_file: Option<PathBuf>,
     /// The secret to re-encrypt with; must be this gateway's AUTH_ENCRYPTION_SECRET.
-    #[arg(long, value_name = "NEW", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "NEW",
+        env = "MCPGATEWAY_REKEY_SECRET",
+        hide_env_values = true
+    )]
     pub rekey_secret: Option<String>,
-    /// Output format.
+    /// Read the --rekey-secret from this file instead (its first line).
+    #[arg(long, value_name = "PATH")]
+    pub rekey_secret_file: Option<PathBuf>,
+    /// Who imports, for the audit log (local mode; default `cli:` and the OS user).
+    #[arg(long, value_name = "NAME", env = "MCPGATEWAY_ACTOR")]
+    pub actor: Option<String>,
+    /// Output format: the summary lines, or the full result as JSON (on failure too:
+    /// the problems, each with its pointer).
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     pub output: Output,
+}
+
+impl Opts {
+    /// The source and rekey secrets, from their flags, variables or files.
+    fn secrets(&self) -> anyhow::Result<(Option<SecretString>, Option<SecretString>)> {
+        Ok((
+            super::secret(
+                self.source_secret.clone(),
+                self.source_secret_file.as_deref(),
+            )?,
+            super::secret(self.rekey_secret.clone(), self.rekey_secret_file.as_deref())?,
+        ))
+    }
+
+    /// `--strategy` is a usage error naming the flag meant.
+    fn refuse_strategy(&self) -> anyhow::Result<()> {
+        if self.strategy.is_some() {
+            use clap::CommandFactory;
+            super::Cli::command()
+                .error(
+                    clap::error::ErrorKind::UnknownArgument,
+                    "unexpected argument '--strategy': use '--conflict-strategy skip|update|rename|fail'",
+                )
+                .exit();
+        }
+        Ok(())
+    }
 }
 
 /// skip | update | rename | fail, listed in `--help`.
@@ -69,52 +110,120 @@ fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = ConflictStr
 }
 
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
+    opts.refuse_strategy()?;
+    let output = opts.output;
+    let file = opts.file.clone();
+    let report = local(opts, settings).await;
+    print(report, output, &file)
+}
+
+async fn local(opts: Opts, settings: &Settings) -> anyhow::Result<ImportReport> {
+    let (source_secret, rekey_secret) = opts.secrets()?;
     let bytes = super::validate::read_input(&opts.file)?;
     let store = super::open_store(settings).await?;
     let secret = bootstrap::encryption_secret(settings, &store).await?;
-    if let Some(rekey) = &opts.rekey_secret {
+    if let Some(rekey) = &rekey_secret {
         anyhow::ensure!(
-            rekey.as_str() == secret.expose_secret(),
+            rekey.expose_secret() == secret.expose_secret(),
             "--rekey-secret must be this gateway's AUTH_ENCRYPTION_SECRET: credentials are re-encrypted with the key the gateway decrypts with"
         );
     }
     let target = Cipher::new(&secret).with_sensitive_headers(settings.sensitive_header_rules());
-    let source = opts
-        .source_secret
-        .map(|s| Cipher::new(&SecretString::from(s)));
+    let source = source_secret.map(|s| Cipher::new(&s));
+    check_key(&bytes, &opts, source.as_ref(), &target)?;
     let bar = ProgressBar::on_terminal();
     let options = ImportOptions {
         strategy: opts.conflict_strategy,
         dry_run: opts.dry_run,
-        include: opts.include,
+        include: opts.include.clone(),
         picked: None,
         source: source.as_ref(),
         observer: bar.as_ref().map(|b| b as &dyn Observer),
         allow_missing_links: opts.allow_missing_links,
     };
-    let result = import(&store, &target, &bytes, &options, &super::cli_actor()).await;
+    let actor = super::cli_actor(opts.actor.as_deref());
+    let result = import(&store, &target, &bytes, &options, &actor).await;
     if let Some(bar) = bar {
         bar.0.finish_and_clear();
     }
     store.close().await;
-    let report = explain(result, &opts.file)?;
-    print(&report, opts.output)
+    // A file from before fingerprints: every credential named (as for any refused
+    // file), then once the command that passes the exporting gateway's secret.
+    let another = matches!((&source, &result), (None, Err(ImportError::Invalid(errors)))
+        if errors.iter().all(|e| e.code == "undecryptable"));
+    let report = explain(result, &opts.file, IMPORTED);
+    if another {
+        return report.map_err(|e| e.context(another_key(&opts, None)));
+    }
+    report
+}
+
+/// A file that names its key (`encryption_key_fingerprint`) is checked against the
+/// secret it will be decrypted with before anything else: a file from another gateway
+/// without its secret gets one line saying what to run, not an error per credential.
+fn check_key(
+    bytes: &crate::transfer::input::Input,
+    opts: &Opts,
+    source: Option<&Cipher>,
+    target: &Cipher,
+) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        encryption_key_fingerprint: Option<String>,
+    }
+    let Some(file_key) = serde_json::from_slice::<Envelope>(bytes.bytes())
+        .ok()
+        .and_then(|e| e.encryption_key_fingerprint)
+    else {
+        return Ok(());
+    };
+    match source {
+        None if file_key != target.fingerprint() => Err(another_key(opts, Some(&file_key))),
+        Some(source) if file_key != source.fingerprint() => anyhow::bail!(
+            "the source secret is key {}, but {} was encrypted with key {file_key}: nothing was imported",
+            source.fingerprint(),
+            opts.file.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// One line: the file needs the exporting gateway's secret, and the command that passes it.
+fn another_key(opts: &Opts, file_key: Option<&str>) -> anyhow::Error {
+    let key = file_key.map(|k| format!(" (key {k})")).unwrap_or_default();
+    let dry_run = if opts.dry_run { " --dry-run" } else { "" };
+    anyhow::anyhow!(
+        "{file} was encrypted with another gateway's key{key}; nothing was imported. Run: \
+         mcpgateway import {file}{dry_run} --source-secret-file PATH  (PATH holding the exporting \
+         gateway's AUTH_ENCRYPTION_SECRET; or set MCPGATEWAY_SOURCE_SECRET)",
+        file = opts.file.display()
+    )
 }
 
 /// The same import on a remote gateway: `POST /admin/import`, then the job followed to its end.
 pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
+    opts.refuse_strategy()?;
+    let output = opts.output;
+    let file = opts.file.clone();
+    let report = on_remote(opts, remote).await;
+    print(report, output, &file)
+}
+
+async fn on_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ImportReport> {
+    let (source_secret, rekey_secret) = opts.secrets()?;
+    let expose = |s: Option<SecretString>| s.map(|s| s.expose_secret().to_owned());
     let fields = ImportFields {
         conflict_strategy: opts.conflict_strategy.as_str().into(),
         dry_run: opts.dry_run,
         include: opts.include.map(|i| i.describe().join(",")),
-        source_secret: opts.source_secret,
-        rekey_secret: opts.rekey_secret,
+        source_secret: expose(source_secret),
+        rekey_secret: expose(rekey_secret),
         allow_missing_links: opts.allow_missing_links,
     };
     let job = remote
         .submit(&opts.file, &fields)
         .await
-        .map_err(|e| refused(e, &opts.file))?;
+        .map_err(|e| refused(e, &opts.file, IMPORTED))?;
     let bar = ProgressBar::on_terminal();
     let status = remote
         .wait(&job, |processed, total| {
@@ -127,16 +236,38 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.0.finish_and_clear();
     }
-    let report = status
+    status
         .and_then(remote::report_of)
-        .map_err(|e| refused(e, &opts.file))?;
-    print(&report, opts.output)
+        .map_err(|e| refused(e, &opts.file, IMPORTED))
 }
 
-/// The report as JSON, or the plan lines, renames and the summary line.
-fn print(report: &ImportReport, output: Output) -> anyhow::Result<()> {
+/// The report as JSON, or the plan lines, renames and the summary line. A failure as
+/// JSON too with `-o json` (`imported: false`, the problems with their pointers), so a
+/// script reading stdout always gets JSON; the error line still goes to stderr.
+fn print(
+    report: anyhow::Result<ImportReport>,
+    output: Output,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let report = match (report, output) {
+        (Ok(report), _) => report,
+        (Err(e), Output::Json) => {
+            let errors = e
+                .downcast_ref::<Problems>()
+                .map_or(&[][..], |p| p.errors.as_slice());
+            let failure = serde_json::json!({
+                "file": file.display().to_string(),
+                "imported": false,
+                "message": format!("{e:#}"),
+                "errors": errors,
+            });
+            println!("{}", serde_json::to_string_pretty(&failure)?);
+            return Err(e);
+        }
+        (Err(e), Output::Text) => return Err(e),
+    };
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => {
             for w in &report.warnings {
                 eprintln!("warning: {w}");
@@ -144,9 +275,14 @@ fn print(report: &ImportReport, output: Output) -> anyhow::Result<()> {
             for line in report.plan_lines() {
                 println!("{line}");
             }
+            let renamed = if report.dry_run {
+                "Would rename"
+            } else {
+                "Renamed"
+            };
             for r in report.results.iter().filter(|r| r.new_name.is_some()) {
                 println!(
-                    "Renamed {} `{}` to `{}`",
+                    "{renamed} {} `{}` to `{}`",
                     r.kind.singular(),
                     r.name,
                     r.new_name.as_deref().unwrap_or_default()
@@ -188,14 +324,19 @@ impl Observer for ProgressBar {
     }
 }
 
-/// The report, or every problem printed as `pointer: message` and an error saying nothing was written.
+/// What a refused file did not become: said in the error's last words.
+pub(crate) const IMPORTED: &str = "nothing was imported";
+
+/// The report, or every problem printed as `pointer: message` and an error saying what
+/// was not done (`outcome`).
 pub(crate) fn explain(
     result: Result<ImportReport, ImportError>,
     file: &std::path::Path,
+    outcome: &'static str,
 ) -> anyhow::Result<ImportReport> {
     match result {
         Ok(report) => Ok(report),
-        Err(ImportError::Invalid(errors)) => Err(problems(&errors, file)),
+        Err(ImportError::Invalid(errors)) => Err(problems(errors, file, outcome)),
         // Kept whole, so that a busy or full database is told as such (`cli::fail`).
         Err(ImportError::Database(e)) => Err(e.into()),
         Err(ImportError::Conflict(conflicts)) => {
@@ -203,7 +344,7 @@ pub(crate) fn explain(
                 eprintln!("{e}");
             }
             anyhow::bail!(
-                "{}: {} conflict(s) with --conflict-strategy fail; nothing was imported",
+                "{}: {} conflict(s) with --conflict-strategy fail; {outcome}",
                 file.display(),
                 conflicts.len()
             )
@@ -213,21 +354,39 @@ pub(crate) fn explain(
 }
 
 /// A remote refusal, in the words of a local one.
-pub(crate) fn refused(e: RemoteError, file: &std::path::Path) -> anyhow::Error {
+pub(crate) fn refused(
+    e: RemoteError,
+    file: &std::path::Path,
+    outcome: &'static str,
+) -> anyhow::Error {
     match e {
-        RemoteError::Refused(errors) => problems(&errors, file),
+        RemoteError::Refused(errors) => problems(errors, file, outcome),
         RemoteError::Other(e) => e,
     }
 }
 
-/// Every problem printed as `pointer: message`; the error says nothing was written.
-fn problems(errors: &[FieldError], file: &std::path::Path) -> anyhow::Error {
-    for e in errors {
+/// A refused file: its problems, each with its pointer.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {} problem(s); {outcome}", errors.len())]
+pub(crate) struct Problems {
+    file: String,
+    errors: Vec<FieldError>,
+    outcome: &'static str,
+}
+
+/// Every problem printed as `pointer: message`; the error says what was not done.
+fn problems(
+    errors: Vec<FieldError>,
+    file: &std::path::Path,
+    outcome: &'static str,
+) -> anyhow::Error {
+    for e in &errors {
         eprintln!("{e}");
     }
-    anyhow::anyhow!(
-        "{}: {} problem(s); nothing was imported",
-        file.display(),
-        errors.len()
-    )
+    Problems {
+        file: file.display().to_string(),
+        errors,
+        outcome,
+    }
+    .into()
 }

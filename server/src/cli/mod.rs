@@ -14,7 +14,8 @@ mod validate;
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
 
 use crate::{
     auth::bootstrap,
@@ -29,18 +30,41 @@ use crate::{
 #[derive(Debug, Parser)]
 #[command(name = "mcpgateway", version, propagate_version = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where a command that works on the database finds its settings and the database:
+/// only those commands take these flags.
+#[derive(Clone, Debug, Default, Args)]
+pub struct Local {
     /// TOML settings file (default: ./mcpgateway.toml when present).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database URL: sqlite://FILE (default sqlite://mcpgateway.db) or postgres://…
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
-    /// Drive a remote gateway through its REST API (export, import, diff) instead of a
-    /// database; the API token comes from MCPGATEWAY_BEARER_TOKEN.
-    #[arg(long, global = true, value_name = "URL", env = "MCPGATEWAY_URL")]
+}
+
+/// The local database, or a remote gateway (`export`, `import`, `diff`).
+#[derive(Clone, Debug, Default, Args)]
+pub struct Target {
+    #[command(flatten)]
+    pub local: Local,
+    /// Drive a remote gateway through its REST API instead of a database; the API
+    /// token comes from MCPGATEWAY_BEARER_TOKEN.
+    #[arg(long, value_name = "URL", env = "MCPGATEWAY_URL")]
     pub url: Option<String>,
-    #[command(subcommand)]
-    pub command: Command,
+}
+
+/// How a command prints its result: the same `-o json|text` on every command that has one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// The full result as JSON on stdout (on failure too, where the command has one).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,8 +72,7 @@ pub enum Command {
     /// Run the gateway: REST API and admin UI on HOST:PORT.
     Serve(serve::Opts),
     /// Create, list and revoke API tokens (for the REST API and remote CLI use).
-    #[command(subcommand)]
-    Token(token::Command),
+    Token(token::Opts),
     /// Fill the gateway with the seed data set (49 entities), or N generated ones.
     Seed(seed::Opts),
     /// Export the configuration to a JSON file, credentials encrypted.
@@ -93,35 +116,28 @@ fn fail(error: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Offline commands: no settings, no database.
+    match cli.command {
+        Command::Validate(opts) => return validate::run(opts).map(|()| ExitCode::SUCCESS),
+        Command::Rekey(opts) => return rekey::run(opts).map(|()| ExitCode::SUCCESS),
+        Command::Schema => return schema::run().map(|()| ExitCode::SUCCESS),
+        Command::Bench(opts) => return bench::run(opts).await.map(|()| ExitCode::SUCCESS),
+        _ => {}
+    }
+    let (local, url) = cli.command.target();
+    if let Some(url) = url {
+        return run_remote(cli.command, &url).await;
+    }
+    refuse_remote_env(&cli.command)?;
     let mut overrides = Overrides {
-        database_url: cli.database_url.clone(),
+        database_url: local.database_url,
         ..Default::default()
     };
     if let Command::Serve(opts) = &cli.command {
         overrides.host = opts.host.clone();
         overrides.port = opts.port;
     }
-    // Offline commands: no settings, no database.
-    match cli.command {
-        Command::Validate(opts) => return validate::run(opts).map(|()| ExitCode::SUCCESS),
-        Command::Rekey(opts) => return rekey::run(opts).map(|()| ExitCode::SUCCESS),
-        Command::Schema => return schema::run().map(|()| ExitCode::SUCCESS),
-        Command::Bench(opts) => {
-            return bench::run(opts, cli.database_url)
-                .await
-                .map(|()| ExitCode::SUCCESS);
-        }
-        _ => {}
-    }
-    // `serve` is not a client: it ignores MCPGATEWAY_URL.
-    let url = cli
-        .url
-        .clone()
-        .filter(|_| !matches!(cli.command, Command::Serve(_)));
-    if let Some(url) = url {
-        return run_remote(cli.command, &url).await;
-    }
-    let settings = Settings::load(cli.config.clone(), &overrides)?;
+    let settings = Settings::load(local.config, &overrides)?;
     // One-shot commands speak through their own output; their logs start at warnings.
     let quiet = !matches!(cli.command, Command::Serve(_)) && settings.log_level == "info";
     telemetry::init(
@@ -130,7 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     let done = match cli.command {
         Command::Serve(_) => serve::run(settings).await,
-        Command::Token(cmd) => token::run(cmd, &settings).await,
+        Command::Token(opts) => token::run(opts.command, &settings).await,
         Command::Seed(opts) => seed::run(opts, &settings).await,
         Command::Export(opts) => export::run(opts, &settings).await,
         Command::Import(opts) => import::run(opts, &settings).await,
@@ -142,19 +158,91 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     done.map(|()| ExitCode::SUCCESS)
 }
 
-/// `export`, `import` and `diff` against a remote gateway; the commands that work on a
-/// database only say so.
+impl Command {
+    /// The settings file and database flags of a command on the database, and the remote
+    /// gateway of one that can drive it instead.
+    fn target(&self) -> (Local, Option<String>) {
+        match self {
+            Command::Serve(o) => (o.local.clone(), None),
+            Command::Token(o) => (o.local.clone(), None),
+            Command::Seed(o) => (o.local.clone(), None),
+            Command::Export(o) => (o.target.local.clone(), o.target.url.clone()),
+            Command::Import(o) => (o.target.local.clone(), o.target.url.clone()),
+            Command::Diff(o) => (o.target.local.clone(), o.target.url.clone()),
+            Command::Validate(_) | Command::Rekey(_) | Command::Schema | Command::Bench(_) => {
+                (Local::default(), None)
+            }
+        }
+    }
+}
+
+/// `MCPGATEWAY_URL` set for `seed` or `token` most likely means the user believes the
+/// command goes to that gateway: say so rather than write to a local database.
+/// `serve` is not a client: it ignores the variable.
+fn refuse_remote_env(command: &Command) -> anyhow::Result<()> {
+    let remote_meant = std::env::var("MCPGATEWAY_URL").is_ok_and(|u| !u.trim().is_empty());
+    anyhow::ensure!(
+        !remote_meant || matches!(command, Command::Serve(_)),
+        "only export, import and diff drive a remote gateway: unset MCPGATEWAY_URL"
+    );
+    Ok(())
+}
+
+/// `export`, `import` and `diff` against a remote gateway.
 async fn run_remote(command: Command, url: &str) -> anyhow::Result<ExitCode> {
-    let remote = || remote::Remote::from_env(url);
+    let remote = remote::Remote::from_env(url)?;
     match command {
-        Command::Export(opts) => export::run_remote(opts, &remote()?).await?,
-        Command::Import(opts) => import::run_remote(opts, &remote()?).await?,
-        Command::Diff(opts) => return diff::run_remote(opts, &remote()?).await,
-        _ => anyhow::bail!(
-            "only export, import and diff drive a remote gateway: drop --url (or unset MCPGATEWAY_URL)"
-        ),
+        Command::Export(opts) => export::run_remote(opts, &remote).await?,
+        Command::Import(opts) => import::run_remote(opts, &remote).await?,
+        Command::Diff(opts) => return diff::run_remote(opts, &remote).await,
+        _ => unreachable!("only export, import and diff take --url"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A secret from its flag or environment variable, or from `--…-file PATH` (which wins):
+/// a command line is visible to every user of the machine (`ps`), a file or a variable is
+/// not. The file holds the secret on its first line; the line break is not part of it.
+pub(crate) fn secret(
+    value: Option<String>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<SecretString>> {
+    let Some(path) = file else {
+        return Ok(value.map(SecretString::from));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the secret file {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default();
+    anyhow::ensure!(
+        !line.is_empty(),
+        "the secret file {} is empty",
+        path.display()
+    );
+    Ok(Some(SecretString::from(line.to_owned())))
+}
+
+/// May `out` be written? A new file, or `-`, yes; an existing one with `--force`, or when
+/// the user says yes on a terminal. From a script (no terminal) it is refused, never
+/// silently replaced.
+pub(crate) fn may_write(out: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if force || out.as_os_str() == "-" || !out.try_exists().unwrap_or(false) {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        "{} exists: pass --force to replace it (nothing was written)",
+        out.display()
+    );
+    eprint!("{} exists. Replace it? [y/N] ", out.display());
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    anyhow::ensure!(
+        matches!(answer.trim(), "y" | "Y" | "yes"),
+        "{} left as it was",
+        out.display()
+    );
+    Ok(())
 }
 
 /// Opens the configured database, creating and migrating it when needed, and encrypts
@@ -202,12 +290,18 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     Some(options.get_filename().to_path_buf())
 }
 
-/// Who runs a local CLI command, for `exported_by` and the audit log.
-pub(crate) fn cli_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
+/// Who runs a local CLI command, for `exported_by` and the audit log: `--actor` /
+/// `MCPGATEWAY_ACTOR`, else `cli:` and the operating-system user.
+pub(crate) fn cli_actor(actor: Option<&str>) -> String {
+    if let Some(actor) = actor.map(str::trim).filter(|a| !a.is_empty()) {
+        return actor.to_owned();
+    }
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| whoami::username().ok())
+        .unwrap_or_else(|| "unknown".into());
+    format!("cli:{user}")
 }
 
 #[cfg(test)]

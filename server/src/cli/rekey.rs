@@ -9,27 +9,67 @@ use app::{
     validation::{FieldError, join},
 };
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::crypto::Cipher;
+use crate::{config::MIN_SECRET_LEN, crypto::Cipher};
 
 #[derive(Debug, Args)]
 pub struct Opts {
     /// The export file to re-encrypt (`-` for standard input).
     pub input: PathBuf,
     /// The secret the file's credentials are encrypted with now.
-    #[arg(long, value_name = "OLD", hide_env_values = true)]
-    pub from: String,
+    #[arg(
+        long,
+        value_name = "OLD",
+        env = "MCPGATEWAY_REKEY_FROM",
+        hide_env_values = true,
+        required_unless_present = "from_file"
+    )]
+    pub from: Option<String>,
+    /// Read --from from this file instead (its first line).
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
     /// The secret to encrypt them with instead (the target gateway's AUTH_ENCRYPTION_SECRET).
-    #[arg(long, value_name = "NEW", hide_env_values = true)]
-    pub to: String,
+    #[arg(
+        long,
+        value_name = "NEW",
+        env = "MCPGATEWAY_REKEY_TO",
+        hide_env_values = true,
+        required_unless_present = "to_file"
+    )]
+    pub to: Option<String>,
+    /// Read --to from this file instead (its first line).
+    #[arg(long, value_name = "PATH")]
+    pub to_file: Option<PathBuf>,
     /// Where to write the result (`-` for standard output).
-    #[arg(long, short = 'o', value_name = "OUT")]
+    #[arg(long, value_name = "OUT")]
     pub out: PathBuf,
+    /// Replace the output file when it exists (without it: asked on a terminal, refused otherwise).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The two secrets; the new one as long as `serve` requires of AUTH_ENCRYPTION_SECRET
+/// (a file rekeyed to a shorter one could be imported by no gateway).
+fn secrets(opts: &Opts) -> anyhow::Result<(SecretString, SecretString)> {
+    let missing = |flag: &str| anyhow::anyhow!("pass {flag}, {flag}-file or its variable");
+    let from = super::secret(opts.from.clone(), opts.from_file.as_deref())?
+        .ok_or_else(|| missing("--from"))?;
+    let to =
+        super::secret(opts.to.clone(), opts.to_file.as_deref())?.ok_or_else(|| missing("--to"))?;
+    let len = to.expose_secret().chars().count();
+    anyhow::ensure!(
+        len >= MIN_SECRET_LEN,
+        "--to: must be at least {MIN_SECRET_LEN} characters (got {len}), as AUTH_ENCRYPTION_SECRET must; \
+         generate one with `openssl rand -base64 32`"
+    );
+    Ok((from, to))
 }
 
 pub fn run(opts: Opts) -> anyhow::Result<()> {
+    let (from, to) = secrets(&opts)?;
+    super::may_write(&opts.out, opts.force)?;
     let bytes = super::validate::read_input(&opts.input)?;
     if let Err(errors) = parse_file(bytes.bytes()) {
         report(&errors);
@@ -40,8 +80,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
         );
     }
     let mut file: Value = serde_json::from_slice(bytes.bytes())?;
-    let from = Cipher::new(&SecretString::from(opts.from));
-    let to = Cipher::new(&SecretString::from(opts.to));
+    let (from, to) = (Cipher::new(&from), Cipher::new(&to));
     let (count, errors) = rekey_file(&mut file, &from, &to);
     if !errors.is_empty() {
         report(&errors);
@@ -49,6 +88,10 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
             "{} credential(s) cannot be decrypted with --from; nothing was written",
             errors.len()
         );
+    }
+    // The file now names the new key (an importer checks it before decrypting).
+    if let Some(envelope) = file.as_object_mut() {
+        envelope.insert("encryption_key_fingerprint".into(), to.fingerprint().into());
     }
     let json = serde_json::to_vec_pretty(&file)?;
     if opts.out.as_os_str() == "-" {

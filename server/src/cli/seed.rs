@@ -12,6 +12,8 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct Opts {
+    #[command(flatten)]
+    pub local: super::Local,
     /// Generate N entities spread over the six types instead (for benchmarks).
     #[arg(long, value_name = "N")]
     pub scale: Option<usize>,

@@ -12,6 +12,8 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct Opts {
+    #[command(flatten)]
+    pub local: super::Local,
     /// Address to listen on (env HOST; default 127.0.0.1).
     #[arg(long)]
     pub host: Option<String>,

@@ -9,6 +9,15 @@ use crate::{
     store::{Store, audit::NewAuditEntry, now},
 };
 
+/// `token` and its settings flags (which its subcommands take too).
+#[derive(Debug, Args)]
+pub struct Opts {
+    #[command(flatten)]
+    pub local: super::Local,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a token; prints it as the last line of stdout (it is shown only once).
@@ -85,30 +94,57 @@ async fn list(store: &Store, email: &str) -> anyhow::Result<()> {
         .await?
         .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
     let at = now();
-    println!(
-        "{:<24} {:<36} {:<8} {:<25} LAST USED",
-        "NAME", "ID", "STATE", "EXPIRES"
-    );
-    for t in store.tokens_of(user.id).await? {
-        let state = if t.revoked_at.is_some() {
-            "revoked"
-        } else if t.is_active(at) {
-            "active"
-        } else {
-            "expired"
-        };
-        let last = t
-            .last_used_at
-            .map_or("never".to_owned(), |d| d.to_rfc3339());
-        println!(
-            "{:<24} {:<36} {:<8} {:<25} {last}",
-            t.name,
-            t.id,
-            state,
-            expiry(t.expires_at)
-        );
-    }
+    let rows: Vec<[String; 5]> = store
+        .tokens_of(user.id)
+        .await?
+        .into_iter()
+        .map(|t| {
+            let state = if t.revoked_at.is_some() {
+                "revoked"
+            } else if t.is_active(at) {
+                "active"
+            } else {
+                "expired"
+            };
+            [
+                t.name,
+                t.id.to_string(),
+                state.to_owned(),
+                t.expires_at.map_or("never".to_owned(), date),
+                t.last_used_at.map_or("never".to_owned(), date),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "ID", "STATE", "EXPIRES", "LAST USED"].map(str::to_owned);
+    print!("{}", table(&header, &rows));
     Ok(())
+}
+
+/// Columns padded to their widest cell, two spaces apart, so long names never run into
+/// the next column.
+fn table(header: &[String; 5], rows: &[[String; 5]]) -> String {
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// One date format everywhere in the CLI's tables and messages.
+fn date(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 async fn revoke(store: &Store, opts: RevokeOpts) -> anyhow::Result<()> {
@@ -137,7 +173,7 @@ async fn revoke(store: &Store, opts: RevokeOpts) -> anyhow::Result<()> {
 fn expiry(at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(
         || "never expires".to_owned(),
-        |d| format!("expires {}", d.format("%Y-%m-%d %H:%M UTC")),
+        |d| format!("expires {}", date(d)),
     )
 }
 
@@ -164,6 +200,17 @@ fn parse_lifetime(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_pads_each_column_to_its_widest_cell() {
+        let header = ["NAME", "ID", "STATE", "EXPIRES", "LAST USED"].map(str::to_owned);
+        let long = "a-token-name-longer-than-twenty-four-characters";
+        let row = [long, "1", "active", "2026-01-01 10:00 UTC", "never"].map(str::to_owned);
+        let text = table(&header, &[row]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with(&format!("{long}  1")), "{text}");
+        assert_eq!(lines[0].find("STATE"), lines[1].find("active"), "{text}");
+    }
 
     #[test]
     fn lifetimes_parse_with_units_and_refuse_nonsense() {

@@ -65,7 +65,38 @@ fn check(input: &Input) -> Result<(Vec<FieldError>, Counts), Vec<FieldError>> {
         counts: EntityKind::ALL.map(|k| (k, 0)).to_vec(),
     };
     let head = read_file(text, &skim, &[&EntityKind::ALL], &mut count)?;
-    Ok((head.warnings, count.counts))
+    let mut warnings = head.warnings;
+    warnings.extend(check_version(&head.version).map_err(|e| vec![e])?);
+    Ok((warnings, count.counts))
+}
+
+/// The MCP protocol versions, which ContextForge writes as a file's `version` (and so
+/// do we): the format is the same under each.
+const KNOWN_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// `validate` is the strict check: a version is a date, and one we do not know is
+/// worth a warning. (An import stays as lenient as ContextForge's: any non-empty version.)
+fn check_version(version: &str) -> Result<Option<FieldError>, FieldError> {
+    let problem = |code: &str, message: String| FieldError {
+        pointer: "/version".into(),
+        code: code.into(),
+        message,
+    };
+    if chrono::NaiveDate::parse_from_str(version, "%Y-%m-%d").is_err() {
+        return Err(problem(
+            "invalid",
+            format!("`{version}` is not a format version: one is a date such as 2025-11-25"),
+        ));
+    }
+    Ok((!KNOWN_VERSIONS.contains(&version)).then(|| {
+        problem(
+            "unknown_version",
+            format!(
+                "`{version}` is not a version this gateway knows ({}); the file is read as the current format",
+                KNOWN_VERSIONS.join(", ")
+            ),
+        )
+    }))
 }
 
 /// A [`Sink`] that counts entities per type.
@@ -95,5 +126,10 @@ pub(crate) fn read_input(path: &std::path::Path) -> anyhow::Result<Input> {
         std::io::stdin().read_to_end(&mut bytes)?;
         return Ok(Input::from(bytes));
     }
+    anyhow::ensure!(
+        !path.is_dir(),
+        "cannot read {}: it is a directory; name an export file in it",
+        path.display()
+    );
     Input::open(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
 }

@@ -311,7 +311,7 @@ fn validate_lists_every_problem_with_its_pointer_and_exits_1() {
     let db = TestDb::sqlite();
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "a"}, {"url": "ftp://x"}]}}"#).unwrap();
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "a"}, {"url": "ftp://x"}]}}"#).unwrap();
     let out = mcpgateway(&db)
         .args(["validate", bad.to_str().unwrap()])
         .output()
@@ -473,7 +473,7 @@ fn import_applies_a_file_reports_it_and_refuses_bad_ones_without_writing() {
 
     let c = TestDb::sqlite();
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "ok", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "ok", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
     let refused = mcpgateway(&c)
         .args(["import", bad.to_str().unwrap()])
         .output()
@@ -740,7 +740,7 @@ async fn remote_mode_drives_a_gateway_over_rest_with_the_local_output() {
     ))
     .await;
     assert!(
-        filtered.contains("Exported 5 total items across 1 categories"),
+        filtered.contains("Exported 5 total items across 1 category"),
         "{filtered}"
     );
 
@@ -783,7 +783,7 @@ async fn remote_mode_drives_a_gateway_over_rest_with_the_local_output() {
     );
 
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"version": "1", "exported_at": "x", "entities": {"tools": [{"name": "new-one", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "new-one", "url": "https://x.example.com"}, {"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
     let (code, _, stderr) = run(remote(&target, &token, &["import", bad.to_str().unwrap()])).await;
     assert_eq!(code, Some(1));
     assert!(
@@ -806,4 +806,493 @@ async fn remote_mode_drives_a_gateway_over_rest_with_the_local_output() {
     assert!(stderr.contains("only export, import and diff"), "{stderr}");
     source.stop().await;
     target.stop().await;
+}
+
+/// A seeded database and its export in a temporary directory.
+fn seeded_export() -> (TestDb, tempfile::TempDir, std::path::PathBuf) {
+    let db = TestDb::sqlite();
+    assert!(
+        mcpgateway(&db)
+            .arg("seed")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.json");
+    let out = mcpgateway(&db)
+        .args(["export", "--out", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (db, dir, file)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const OTHER: &str = "gateway-b-secret-is-different-0123456789";
+
+#[test]
+fn secret_flags_have_a_variable_and_a_file_and_rekey_refuses_a_short_new_secret() {
+    let (db, dir, file) = seeded_export();
+    let (f, rekeyed) = (file.to_str().unwrap(), dir.path().join("b.json"));
+    let to_file = dir.path().join("to.secret");
+    std::fs::write(&to_file, format!("{OTHER}\n")).unwrap();
+    // Neither secret on the command line: one from a variable, one from a file.
+    let run = mcpgateway(&db)
+        .env("MCPGATEWAY_REKEY_FROM", SECRET)
+        .args(["rekey", f, "--to-file", to_file.to_str().unwrap()])
+        .args(["--out", rekeyed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("Re-encrypted 17 credential(s)"));
+
+    let short = mcpgateway(&db)
+        .args([
+            "rekey",
+            f,
+            "--from",
+            SECRET,
+            "--to",
+            "short-secret",
+            "--out",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(short.status.code(), Some(1));
+    assert!(
+        stderr(&short).contains("--to: must be at least 32 characters (got 12)"),
+        "{}",
+        stderr(&short)
+    );
+    assert!(
+        !stderr(&short).contains("short-secret"),
+        "the secret is not echoed"
+    );
+
+    // The import's secrets: from variables and files too.
+    let b = TestDb::sqlite();
+    let source_file = dir.path().join("source.secret");
+    std::fs::write(&source_file, SECRET).unwrap();
+    let from_file = mcpgateway(&b)
+        .env("AUTH_ENCRYPTION_SECRET", OTHER)
+        .env("MCPGATEWAY_REKEY_SECRET", OTHER)
+        .args(["import", f, "--dry-run", "--source-secret-file"])
+        .arg(&source_file)
+        .output()
+        .unwrap();
+    assert!(from_file.status.success(), "{}", stderr(&from_file));
+    let wrong = mcpgateway(&b)
+        .env("MCPGATEWAY_REKEY_SECRET", OTHER)
+        .args(["import", f])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&wrong).contains("--rekey-secret must be this gateway's AUTH_ENCRYPTION_SECRET"),
+        "MCPGATEWAY_REKEY_SECRET is read: {}",
+        stderr(&wrong)
+    );
+    let diff = mcpgateway(&b)
+        .env("AUTH_ENCRYPTION_SECRET", OTHER)
+        .env("MCPGATEWAY_SOURCE_SECRET", SECRET)
+        .args(["diff", f])
+        .output()
+        .unwrap();
+    assert!(diff.status.success(), "{}", stderr(&diff));
+}
+
+#[test]
+fn each_flag_shows_only_on_the_commands_it_applies_to() {
+    let db = TestDb::sqlite();
+    let help = |args: &[&str]| {
+        let out = mcpgateway(&db).args(args).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for offline in ["schema", "validate", "rekey"] {
+        let text = help(&[offline]);
+        for flag in ["--url", "--database-url", "--config"] {
+            assert!(!text.contains(flag), "{offline} shows {flag}: {text}");
+        }
+    }
+    for local in [&["seed"][..], &["serve"], &["token"], &["token", "list"]] {
+        let text = help(local);
+        assert!(
+            text.contains("--database-url") && text.contains("--config"),
+            "{local:?}: {text}"
+        );
+        assert!(!text.contains("--url"), "{local:?} shows --url: {text}");
+    }
+    for both in ["export", "import", "diff"] {
+        let text = help(&[both]);
+        for flag in ["--url", "--database-url", "--config"] {
+            assert!(text.contains(flag), "{both} lacks {flag}: {text}");
+        }
+    }
+    let top = help(&[]);
+    assert!(!top.contains("--config") && !top.contains("--url"), "{top}");
+}
+
+#[test]
+fn export_refuses_to_replace_a_file_when_piped_unless_forced() {
+    let (db, dir, file) = seeded_export();
+    std::fs::write(&file, "keep me").unwrap();
+    let again = mcpgateway(&db)
+        .args(["export", "--out", file.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("exists: pass --force"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    let forced = mcpgateway(&db)
+        .args(["export", "--force", "--out", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("\"entities\"")
+    );
+
+    let rekeyed = dir.path().join("exists.json");
+    std::fs::write(&rekeyed, "keep me").unwrap();
+    let rekey = mcpgateway(&db)
+        .args([
+            "rekey",
+            file.to_str().unwrap(),
+            "--from",
+            SECRET,
+            "--to",
+            OTHER,
+            "--out",
+        ])
+        .arg(&rekeyed)
+        .output()
+        .unwrap();
+    assert_eq!(rekey.status.code(), Some(1), "{}", stderr(&rekey));
+    assert_eq!(std::fs::read_to_string(&rekeyed).unwrap(), "keep me");
+}
+
+#[test]
+fn o_is_the_output_format_everywhere_and_import_json_reports_a_failure_too() {
+    let (db, dir, file) = seeded_export();
+    let f = file.to_str().unwrap();
+    // `-o` is no longer a file on export or rekey: a usage error, not a file named `json`.
+    let export = mcpgateway(&db)
+        .args(["export", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(export.status.code(), Some(2));
+    let rekey = mcpgateway(&db)
+        .args(["rekey", f, "--from", SECRET, "--to", OTHER, "-o", "x.json"])
+        .output()
+        .unwrap();
+    assert_eq!(rekey.status.code(), Some(2));
+    let diff = mcpgateway(&db)
+        .args(["diff", f, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(diff.status.success(), "{}", stderr(&diff));
+    let plan: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    assert_eq!(plan["results"][0]["action"], "unchanged");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    let refused = mcpgateway(&db)
+        .args(["import", bad.to_str().unwrap(), "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let failure: serde_json::Value = serde_json::from_slice(&refused.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&refused.stdout)));
+    assert_eq!(failure["imported"], false);
+    assert_eq!(failure["errors"][0]["pointer"], "/entities/tools/0/url");
+    assert!(
+        failure["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was imported")
+    );
+}
+
+#[test]
+fn a_local_export_names_its_database_or_origin_and_the_os_user_or_actor() {
+    let (db, dir, file) = seeded_export();
+    let head: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_ne!(
+        head["source_gateway"], "http://127.0.0.1:4444",
+        "no made-up port"
+    );
+    assert!(
+        head["source_gateway"]
+            .as_str()
+            .unwrap()
+            .starts_with("sqlite:"),
+        "{head:#}"
+    );
+    let by = head["exported_by"].as_str().unwrap();
+    assert!(by.starts_with("cli:") && by != "cli:unknown", "{by}");
+
+    let named = dir.path().join("named.json");
+    let out = mcpgateway(&db)
+        .env("MCPGATEWAY_ACTOR", "release-bot")
+        .env("MCPGATEWAY_PUBLIC_ORIGIN", "https://gw.example.com")
+        .args(["export", "--out", named.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let head: serde_json::Value = serde_json::from_slice(&std::fs::read(&named).unwrap()).unwrap();
+    assert_eq!(head["exported_by"], "release-bot");
+    assert_eq!(head["source_gateway"], "https://gw.example.com");
+    let flag = mcpgateway(&db)
+        .args(["export", "--actor", "alice", "--out", "-"])
+        .output()
+        .unwrap();
+    let head: serde_json::Value = serde_json::from_slice(&flag.stdout).unwrap();
+    assert_eq!(head["exported_by"], "alice");
+}
+
+#[test]
+fn wording_says_would_for_dry_runs_counts_in_the_singular_and_unchanged_for_reimports() {
+    let (db, dir, file) = seeded_export();
+    let f = file.to_str().unwrap();
+    let mut changed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    changed["entities"]["tools"][0]["description"] = "changed".into();
+    let changed_file = dir.path().join("changed.json");
+    std::fs::write(&changed_file, serde_json::to_vec(&changed).unwrap()).unwrap();
+    let rename = mcpgateway(&db)
+        .args(["import", changed_file.to_str().unwrap(), "--dry-run"])
+        .args(["--conflict-strategy", "rename"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8(rename.stdout).unwrap();
+    assert!(
+        out.contains("Would rename tool `seed-tool-01-basic` to"),
+        "{out}"
+    );
+    assert!(!out.contains("Renamed"), "{out}");
+
+    let again = mcpgateway(&db).args(["import", f]).output().unwrap();
+    let out = String::from_utf8(again.stdout).unwrap();
+    assert!(
+        out.contains(
+            "Unchanged: 15 tools, 3 gateways, 5 servers, 12 prompts, 8 resources, 6 roots"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("Imported"), "{out}");
+
+    // One item skipped, one category exported.
+    let mut one: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let roots = one["entities"]["roots"].as_array().unwrap()[..2].to_vec();
+    one["entities"] = serde_json::json!({ "roots": roots });
+    let two = dir.path().join("two.json");
+    std::fs::write(&two, serde_json::to_vec(&one).unwrap()).unwrap();
+    let b = TestDb::sqlite();
+    let picked = mcpgateway(&b)
+        .args(["import", two.to_str().unwrap(), "--include"])
+        .arg(format!("root:{}", roots[0]["uri"].as_str().unwrap()))
+        .output()
+        .unwrap();
+    let out = String::from_utf8(picked.stdout.clone()).unwrap();
+    assert!(
+        out.contains("(1 item skipped)"),
+        "{out}: {}",
+        stderr(&picked)
+    );
+    let export = mcpgateway(&b)
+        .args(["export", "--out", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&export).contains("across 1 category"),
+        "{}",
+        stderr(&export)
+    );
+
+    let broken = mcpgateway(&db)
+        .args(["diff", "/no/such.json"])
+        .output()
+        .unwrap();
+    assert!(!stderr(&broken).contains("imported"), "{}", stderr(&broken));
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"version": "2025-03-26", "exported_at": "x", "entities": {"tools": [{"name": "bad", "url": "gopher://x"}]}}"#).unwrap();
+    let refused = mcpgateway(&db)
+        .args(["diff", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&refused).contains("nothing was compared"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !stderr(&refused).contains("imported"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let strategy = mcpgateway(&db)
+        .args(["import", f, "--strategy", "update"])
+        .output()
+        .unwrap();
+    assert_eq!(strategy.status.code(), Some(2));
+    assert!(
+        stderr(&strategy).contains("--conflict-strategy"),
+        "{}",
+        stderr(&strategy)
+    );
+}
+
+#[tokio::test]
+async fn a_directory_is_named_as_one_and_token_dates_share_one_format() {
+    let app = TestApp::spawn(TestDb::sqlite()).await;
+    let db = &app.db;
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["import", "validate"] {
+        let out = mcpgateway(db)
+            .args([command, dir.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let text = stderr(&out);
+        assert!(
+            text.contains("is a directory") && !text.contains("os error"),
+            "{text}"
+        );
+    }
+    let name = "a-token-name-longer-than-twenty-four-characters";
+    let create = mcpgateway(db)
+        .args([
+            "token",
+            "create",
+            "--email",
+            ADMIN_EMAIL,
+            "--name",
+            name,
+            "--expires",
+            "30d",
+        ])
+        .output()
+        .unwrap();
+    assert!(create.status.success(), "{}", stderr(&create));
+    let list = mcpgateway(db)
+        .args(["token", "list", "--email", ADMIN_EMAIL])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(list.stdout).unwrap();
+    let row = text.lines().find(|l| l.starts_with(name)).unwrap();
+    assert!(
+        row.starts_with(&format!("{name}  ")),
+        "columns apart: {text}"
+    );
+    assert!(!row.contains("expires"), "the date alone: {text}");
+    let header = text.lines().next().unwrap();
+    assert_eq!(header.find("STATE"), row.find("active"), "{text}");
+    app.stop().await;
+}
+
+#[test]
+fn the_literal_rekey_secret_form_answers_once_or_works_with_the_source_secret() {
+    let (_a, _dir, file) = seeded_export();
+    let f = file.to_str().unwrap();
+    let head: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let key = server::crypto::Cipher::new(&secrecy::SecretString::from(SECRET));
+    assert_eq!(head["encryption_key_fingerprint"], key.fingerprint());
+
+    let b = TestDb::sqlite();
+    let literal = mcpgateway(&b)
+        .env("AUTH_ENCRYPTION_SECRET", OTHER)
+        .args(["import", f, "--rekey-secret", OTHER])
+        .output()
+        .unwrap();
+    assert_eq!(literal.status.code(), Some(1));
+    let text = stderr(&literal);
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "one line, not one per credential: {text}"
+    );
+    assert!(
+        text.contains(&format!("mcpgateway import {f} --source-secret-file PATH"))
+            && text.contains(key.fingerprint()),
+        "{text}"
+    );
+    let with_source = mcpgateway(&b)
+        .env("AUTH_ENCRYPTION_SECRET", OTHER)
+        .env("MCPGATEWAY_SOURCE_SECRET", SECRET)
+        .args(["import", f, "--rekey-secret", OTHER])
+        .output()
+        .unwrap();
+    assert!(with_source.status.success(), "{}", stderr(&with_source));
+    let wrong_source = mcpgateway(&TestDb::sqlite())
+        .env("AUTH_ENCRYPTION_SECRET", OTHER)
+        .args(["import", f, "--source-secret", OTHER])
+        .output()
+        .unwrap();
+    assert_eq!(wrong_source.status.code(), Some(1));
+    assert_eq!(
+        stderr(&wrong_source).lines().count(),
+        1,
+        "{}",
+        stderr(&wrong_source)
+    );
+}
+
+#[test]
+fn validate_warns_of_an_unknown_version_and_refuses_one_that_is_not_a_date() {
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |version: &str| {
+        let path = dir.path().join(format!("{version}.json"));
+        let text = format!(r#"{{"version": "{version}", "exported_at": "x", "entities": {{}}}}"#);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let old = mcpgateway(&db)
+        .arg("validate")
+        .arg(file("1999-01-01"))
+        .output()
+        .unwrap();
+    assert!(old.status.success(), "{}", stderr(&old));
+    assert!(
+        stderr(&old)
+            .contains("warning: /version: `1999-01-01` is not a version this gateway knows"),
+        "{}",
+        stderr(&old)
+    );
+    let known = mcpgateway(&db)
+        .arg("validate")
+        .arg(file("2025-11-25"))
+        .output()
+        .unwrap();
+    assert!(known.status.success() && !stderr(&known).contains("warning"));
+    let banana = mcpgateway(&db)
+        .arg("validate")
+        .arg(file("banana"))
+        .output()
+        .unwrap();
+    assert_eq!(banana.status.code(), Some(1));
+    assert!(
+        stderr(&banana).contains("/version: `banana` is not a format version"),
+        "{}",
+        stderr(&banana)
+    );
 }

@@ -156,7 +156,11 @@ async fn another_key_needs_the_source_secret_and_then_re_encrypts() {
         );
         assert!(
             errors[0].pointer.ends_with("/auth_value")
-                && errors[0].message.contains("--source-secret")
+                && errors[0]
+                    .message
+                    .contains("the exporting gateway's secret as the source secret")
+                && !errors[0].message.contains("--source-secret"),
+            "front-door neutral: REST has a source_secret field, the CLI a flag"
         );
         assert_eq!(
             b.count_entities(EntityKind::Tool).await.unwrap(),

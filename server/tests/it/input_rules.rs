@@ -55,6 +55,7 @@ async fn import_file(
         picked: None,
         source: None,
         observer: None,
+        allow_missing_links: false,
     };
     let key = Cipher::new(&SecretString::from(SECRET));
     let report = import(store, &key, bytes, &options, "importer@example.com").await?;

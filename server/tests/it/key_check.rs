@@ -213,7 +213,7 @@ async fn commands_that_do_not_touch_credentials_work_with_any_key_or_none() {
         let file = out.path().join("export.json");
         let file = file.to_str().unwrap();
         for secret in [Some(OTHER), None] {
-            let export = cli(&db, secret, &["export", "--out", file]);
+            let export = cli(&db, secret, &["export", "--force", "--out", file]);
             let files = key_files(&db, &export);
             succeeds(export);
             succeeds(cli(&db, secret, &["validate", file]));

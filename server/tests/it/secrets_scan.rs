@@ -471,7 +471,7 @@ async fn no_secret_appears_in_any_response_file_log_audit_row_or_the_database() 
     );
     run_cli(
         &db,
-        &["diff", r, "--source-secret", &source_secret, "--json"],
+        &["diff", r, "--source-secret", &source_secret, "-o", "json"],
         &mut seen,
     );
     run_cli(&db, &["validate", o], &mut seen);

@@ -263,6 +263,7 @@ impl Plan {
             exported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             exported_by,
             source_gateway,
+            key_fingerprint: store.key_check().await?,
         };
         let mut file = writer::FileWriter::new(out);
         file.head(&header).await?;

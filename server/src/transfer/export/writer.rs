@@ -38,6 +38,9 @@ pub(super) struct Header<'a> {
     pub(super) exported_at: String,
     pub(super) exported_by: &'a str,
     pub(super) source_gateway: &'a str,
+    /// The fingerprint of the key the credentials are encrypted with (never the key): an
+    /// importer can tell which secret the file needs before trying to decrypt anything.
+    pub(super) key_fingerprint: Option<String>,
 }
 
 /// Writes the file into `out`, page by page.
@@ -70,7 +73,11 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
             ("source_gateway", header.source_gateway),
             ("encryption_method", "AES-256-GCM"),
         ];
-        for (name, value) in fields {
+        let fingerprint = header
+            .key_fingerprint
+            .as_deref()
+            .map(|f| ("encryption_key_fingerprint", f));
+        for (name, value) in fields.into_iter().chain(fingerprint) {
             self.buffer.extend_from_slice(b"  ");
             serde_json::to_writer(&mut self.buffer, name)?;
             self.buffer.extend_from_slice(b": ");

@@ -158,16 +158,30 @@ impl ImportReport {
         } else {
             "Imported"
         };
+        let changed = self
+            .results
+            .iter()
+            .any(|r| !matches!(r.action, Action::Unchanged | Action::Skipped));
+        if !changed && skipped == 0 && !parts.is_empty() {
+            // A re-import that changed nothing says so, not "Imported: …".
+            let lead = if self.dry_run {
+                "Would leave unchanged"
+            } else {
+                "Unchanged"
+            };
+            return format!("{lead}: {} (already as in the file)", parts.join(", "));
+        }
         if self.skipped_by_selection == 0 && skipped == 0 {
             format!("{verb}: {}", parts.join(", "))
         } else {
             format!(
-                "{verb} {} ({skipped} items skipped)",
+                "{verb} {} ({skipped} {} skipped)",
                 if parts.is_empty() {
                     "nothing".into()
                 } else {
                     parts.join(", ")
-                }
+                },
+                if skipped == 1 { "item" } else { "items" }
             )
         }
     }

@@ -237,7 +237,7 @@ fn rekey<E: Entity>(entity: &mut E, index: usize, plan: &Plan, errors: &mut Vec<
             Err(e) => errors.push(FieldError {
                 pointer: format!("/entities/{}/{index}{pointer}", E::KIND.plural()),
                 code: "undecryptable".into(),
-                message: format!("the credential of {kind} `{key}` {e}; pass the exporting gateway's secret with --source-secret"),
+                message: format!("the credential of {kind} `{key}` {e}; give the exporting gateway's secret as the source secret"),
             }),
         }
     }
