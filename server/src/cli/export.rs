@@ -106,12 +106,10 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
 fn refused(e: RemoteError) -> anyhow::Error {
     match e {
         RemoteError::Refused(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
+            super::eprint_problems(&errors);
             anyhow::anyhow!(
                 "the gateway refused the export: {} problem(s)",
-                errors.len()
+                errors.total
             )
         }
         RemoteError::Other(e) => e,

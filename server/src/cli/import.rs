@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use app::validation::FieldError;
+use app::validation::Problems;
 use clap::{Args, ValueEnum, builder::TypedValueParser};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -121,9 +121,16 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.0.finish_and_clear();
     }
-    let report = status
-        .and_then(remote::report_of)
-        .map_err(|e| refused(e, &opts.file))?;
+    let report = match status.and_then(remote::report_of) {
+        Ok(mut report) => {
+            report.results = remote
+                .results(&job)
+                .await
+                .map_err(|e| refused(e, &opts.file))?;
+            report
+        }
+        Err(e) => return Err(refused(e, &opts.file)),
+    };
     print(&report, opts.output)
 }
 
@@ -203,13 +210,11 @@ pub(crate) fn refused(e: RemoteError, file: &std::path::Path) -> anyhow::Error {
 }
 
 /// Every problem printed as `pointer: message`; the error says nothing was written.
-fn problems(errors: &[FieldError], file: &std::path::Path) -> anyhow::Error {
-    for e in errors {
-        eprintln!("{e}");
-    }
+fn problems(errors: &Problems, file: &std::path::Path) -> anyhow::Error {
+    super::eprint_problems(errors);
     anyhow::anyhow!(
         "{}: {} problem(s); nothing was imported",
         file.display(),
-        errors.len()
+        errors.total
     )
 }

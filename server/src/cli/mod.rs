@@ -161,6 +161,20 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 /// Who runs a local CLI command, for `exported_by` and the audit log.
+/// Each listed problem as `pointer: message` on stderr, then how many were not listed.
+pub(crate) fn eprint_problems(problems: &app::validation::Problems) {
+    for e in problems.iter() {
+        eprintln!("{e}");
+    }
+    if problems.unlisted() > 0 {
+        eprintln!(
+            "… and {} more problem(s) not listed ({} in all)",
+            problems.unlisted(),
+            problems.total
+        );
+    }
+}
+
 pub(crate) fn cli_actor() -> String {
     format!(
         "cli:{}",

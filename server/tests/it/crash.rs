@@ -9,7 +9,6 @@
 
 use std::{
     fmt::Write as _,
-    io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -20,8 +19,8 @@ use rand::Rng;
 use sqlx::Connection;
 
 use crate::common::{
-    ADMIN_EMAIL, TestDb,
-    harness::{Api, cli, entity_counts},
+    TestDb,
+    harness::{api_for, cli, entity_counts, serve},
     seed_store,
 };
 
@@ -202,43 +201,6 @@ async fn a_cli_import_killed_at_random_moments_leaves_no_partial_row() {
     let store = db.store().await;
     assert_eq!(entity_counts(&store).await, sum(SEED, counts));
     store.close().await;
-}
-
-/// `mcpgateway serve` on `db`; returns the child and its base URL.
-fn serve(db: &TestDb) -> (Child, String) {
-    let mut child = cli(db)
-        .args(["serve", "--port", "0"])
-        .env("MCPGATEWAY_ADMIN_PASSWORD", crate::common::ADMIN_PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = crate::common::harness::address(&mut lines);
-    (child, url)
-}
-
-async fn api_for(db: &TestDb, url: String) -> Api {
-    let out = cli(db)
-        .args(["token", "create", "--email", ADMIN_EMAIL, "--name"])
-        .arg(uuid::Uuid::new_v4().simple().to_string())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
-    Api {
-        base: url,
-        token,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap(),
-    }
 }
 
 #[tokio::test]

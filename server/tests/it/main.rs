@@ -15,6 +15,7 @@ mod import_batches;
 mod load;
 mod login;
 mod login_limits;
+mod memory;
 mod route_table;
 mod secrets_scan;
 mod store_story;

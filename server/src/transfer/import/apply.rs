@@ -12,7 +12,7 @@ use app::{
     jobs::{Action, ConflictStrategy, EntityResult, FieldChange},
     model::EntityKind,
     transfer::EntitySet,
-    validation::FieldError,
+    validation::{FieldError, Problems},
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -34,7 +34,7 @@ pub struct Run<'t> {
     in_target: &'t HashSet<(EntityKind, String)>,
     results: Vec<EntityResult>,
     /// Problems found while applying: references that name nothing.
-    errors: Vec<FieldError>,
+    errors: Problems,
     /// Keys given a new name by the rename strategy, so servers follow them.
     renamed: HashMap<(EntityKind, String), String>,
     /// New keys chosen by the rename strategy so far.
@@ -60,7 +60,7 @@ impl<'t> Run<'t> {
             selected,
             in_target,
             results: Vec::new(),
-            errors: Vec::new(),
+            errors: Problems::default(),
             renamed: HashMap::new(),
             taken: HashSet::new(),
             last_changes: Vec::new(),
@@ -92,7 +92,7 @@ impl<'t> Run<'t> {
     }
 
     /// The results so far, and the problems found while applying.
-    pub fn finish(self) -> (Vec<EntityResult>, Vec<FieldError>) {
+    pub fn finish(self) -> (Vec<EntityResult>, Problems) {
         (self.results, self.errors)
     }
 

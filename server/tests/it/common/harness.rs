@@ -2,7 +2,8 @@
 //! binary on a test database, an authenticated REST client, and row counts.
 
 use std::{
-    process::Command,
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -11,7 +12,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use server::store::Store;
 
-use super::{SECRET, TestApp, TestDb};
+use super::{ADMIN_EMAIL, SECRET, TestApp, TestDb};
 
 /// Reads `serve`'s standard output up to the line with its address: the base URL.
 pub fn address(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
@@ -33,6 +34,44 @@ pub fn cli(db: &TestDb) -> Command {
         .env("DATABASE_URL", &db.url)
         .env("AUTH_ENCRYPTION_SECRET", SECRET);
     cmd
+}
+
+/// `mcpgateway serve` on `db`; returns the child and its base URL.
+pub fn serve(db: &TestDb) -> (Child, String) {
+    let mut child = cli(db)
+        .args(["serve", "--port", "0"])
+        .env("MCPGATEWAY_ADMIN_PASSWORD", super::ADMIN_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = address(&mut lines);
+    (child, url)
+}
+
+/// A client of the gateway at `url`, with an admin token the CLI makes on `db`.
+pub async fn api_for(db: &TestDb, url: String) -> Api {
+    let out = cli(db)
+        .args(["token", "create", "--email", ADMIN_EMAIL, "--name"])
+        .arg(uuid::Uuid::new_v4().simple().to_string())
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    Api {
+        base: url,
+        token,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap(),
+    }
 }
 
 /// Rows of the six entity tables, in [`EntityKind::ALL`] order.
