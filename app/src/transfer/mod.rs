@@ -358,8 +358,8 @@ mod tests {
     fn refused(bytes: &[u8]) -> Vec<(String, String)> {
         parse_file(bytes)
             .unwrap_err()
-            .into_iter()
-            .map(|e| (e.pointer, e.code))
+            .iter()
+            .map(|e| (e.pointer.clone(), e.code.clone()))
             .collect()
     }
 
