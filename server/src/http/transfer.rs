@@ -791,8 +791,8 @@ impl<'de> de::Visitor<'de> for MembersVisitor<ImportData<'de>> {
     }
 
     fn visit_map<A: de::MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
-        while let Some(is_data) = map.next_key_seed(IsImportData)? {
-            if is_data {
+        while let Some(name) = map.next_key_seed(ShortName)? {
+            if name == "import_data" {
                 self.0.0 = Some(map.next_value()?);
             } else {
                 map.next_value::<de::IgnoredAny>()?;
@@ -846,29 +846,6 @@ impl de::Visitor<'_> for ShortName {
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<String, E> {
         Ok(name.chars().take(NAME_CHARS).collect())
-    }
-}
-
-/// Compares a member name with `import_data` without keeping it.
-struct IsImportData;
-
-impl<'de> de::DeserializeSeed<'de> for IsImportData {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl de::Visitor<'_> for IsImportData {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<bool, E> {
-        Ok(name == "import_data")
     }
 }
 
