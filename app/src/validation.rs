@@ -156,10 +156,14 @@ pub fn parse_partial<T: DeserializeOwned>(
             Err(e) => {
                 let tokens = path_tokens(e.path());
                 let original = original_tokens(&tokens, &removed);
+                let mut message = tidy_message(&e.inner().to_string());
+                if holds_credential(&tokens) {
+                    message = without_value(&message);
+                }
                 errors.push(FieldError {
                     pointer: original.iter().fold(base.to_owned(), |p, t| join(&p, t)),
                     code: "invalid_type".into(),
-                    message: tidy_message(&e.inner().to_string()),
+                    message,
                 });
                 match remove_at(&mut value, &tokens) {
                     Removed::Nothing => return (None, errors),
@@ -257,6 +261,51 @@ fn remove_at(value: &mut Value, tokens: &[String]) -> Removed {
     }
 }
 
+/// Fields whose values are (or hold) credentials, wherever they appear in a document.
+const CREDENTIAL_FIELDS: [&str; 11] = [
+    "auth",
+    "auth_value",
+    "auth_query_params",
+    "headers",
+    "password",
+    "token",
+    "client_secret",
+    "secret",
+    "source_secret",
+    "rekey_secret",
+    "passphrase",
+];
+
+/// True when the path runs through a credential field.
+fn holds_credential(tokens: &[String]) -> bool {
+    tokens
+        .iter()
+        .any(|t| CREDENTIAL_FIELDS.contains(&t.as_str()))
+}
+
+/// serde's message without the value it quotes (`invalid type: string "Bearer …",
+/// expected …` keeps only what was wrong and what was expected): a value sent in a
+/// credential field may be a secret even when it has the wrong shape.
+fn without_value(message: &str) -> String {
+    if message.starts_with("missing field") {
+        return message.to_owned();
+    }
+    let what = message
+        .split([':', '`', '"'])
+        .next()
+        .unwrap_or_default()
+        .trim();
+    let what = if what.is_empty() {
+        "invalid value"
+    } else {
+        what
+    };
+    match message.split_once(", expected ") {
+        Some((_, expected)) => format!("{what} (the value is not repeated), expected {expected}"),
+        None => format!("{what} (the value is not repeated)"),
+    }
+}
+
 /// serde's messages without the trailing position ("at line 1 column 5").
 fn tidy_message(message: &str) -> String {
     match message.find(" at line ") {
@@ -337,6 +386,45 @@ mod tests {
         problems.append(few);
         assert_eq!((problems.listed.len(), problems.total), (MAX_LISTED, 1516));
         assert_eq!(problems[999].pointer, "/999");
+    }
+
+    #[test]
+    fn errors_under_credential_fields_never_quote_the_value() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        #[serde(tag = "type")]
+        enum Auth {
+            Bearer { token: String },
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct WithAuth {
+            auth: Option<Auth>,
+            headers: Option<std::collections::BTreeMap<String, String>>,
+            name: Option<u8>,
+        }
+        let errors = parse_all::<WithAuth>(
+            json!({"auth": "Bearer e1secret", "headers": {"X-Api-Key": 5}, "name": "visible"}),
+            "",
+        )
+        .unwrap_err();
+        let shown: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.pointer.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(shown.len(), 3, "{shown:?}");
+        assert!(
+            shown.iter().all(|(_, m)| !m.contains("e1secret")),
+            "{shown:?}"
+        );
+        assert!(shown[0].1.contains("expected"), "{shown:?}");
+        assert!(
+            shown[2].1.contains("visible"),
+            "other fields still say what they got: {shown:?}"
+        );
+        let variant = parse_all::<WithAuth>(json!({"auth": {"type": "hunter2"}}), "").unwrap_err();
+        assert!(!variant[0].message.contains("hunter2"), "{variant:?}");
+        assert!(variant[0].message.contains("Bearer"), "{variant:?}");
     }
 
     #[test]

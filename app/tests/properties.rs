@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use app::{
-    entities::{Entity, Timestamp},
+    entities::{Entity, Timestamp, keys},
     model::EntityKind,
     transfer::{
         EntitySet, ExportFile, ParsedFile, Sink, entity_at, file_text, keep_entities,
@@ -47,14 +47,18 @@ fn check_problems(problems: &[FieldError], document: Option<&Value>) -> Result<(
             seen.insert((&e.pointer, &e.code, &e.message)),
             "listed twice: {e:?}"
         );
-        // An external reference points at the key it quotes.
+        // An external reference points at the key it quotes (in the key's normal form).
         if let (Some(doc), "external_reference") = (document, e.code.as_str()) {
             let quoted = e
                 .message
                 .strip_prefix('`')
                 .and_then(|m| m.strip_suffix("` is not in the file: it must exist in the target"));
             let at = doc.pointer(&e.pointer).and_then(Value::as_str);
-            prop_assert!(at.is_none() || at == quoted, "{e:?} points at {at:?}");
+            let at_normal = at.map(keys::normalise_key);
+            prop_assert!(
+                at.is_none() || at_normal.as_deref() == quoted,
+                "{e:?} points at {at:?}"
+            );
         }
     }
     Ok(())
@@ -366,11 +370,20 @@ fn root() -> impl Strategy<Value = Value> {
         })
 }
 
-/// Keeps the first entity of each key (a differing duplicate is an error by design).
-fn unique(list: Vec<Value>, key: &str) -> Vec<Value> {
+/// Keeps the first entity of each key, compared as keys are (trimmed, and names
+/// regardless of case): a differing duplicate is an error by design.
+fn unique(list: Vec<Value>, kind: EntityKind) -> Vec<Value> {
+    let field = if keys::folds_case(kind) {
+        "name"
+    } else {
+        "uri"
+    };
     let mut seen = HashSet::new();
     list.into_iter()
-        .filter(|e| seen.insert(e[key].as_str().unwrap_or_default().to_owned()))
+        .filter(|e| {
+            let key = e[field].as_str().unwrap_or_default();
+            seen.insert(keys::fold_key(kind, key).into_owned())
+        })
         .collect()
 }
 
@@ -392,12 +405,12 @@ fn valid_file() -> impl Strategy<Value = Value> {
                 "source_gateway": "http://127.0.0.1:4444",
                 "encryption_method": "AES-256-GCM",
                 "entities": {
-                    "tools": unique(tools, "name"),
-                    "gateways": unique(gateways, "name"),
-                    "servers": unique(servers, "name"),
-                    "prompts": unique(prompts, "name"),
-                    "resources": unique(resources, "uri"),
-                    "roots": unique(roots, "uri"),
+                    "tools": unique(tools, EntityKind::Tool),
+                    "gateways": unique(gateways, EntityKind::Gateway),
+                    "servers": unique(servers, EntityKind::Server),
+                    "prompts": unique(prompts, EntityKind::Prompt),
+                    "resources": unique(resources, EntityKind::Resource),
+                    "roots": unique(roots, EntityKind::Root),
                 },
                 "metadata": {},
             })

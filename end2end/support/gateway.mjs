@@ -82,8 +82,22 @@ export function launchBrowser() {
   });
 }
 
-/** Signs in through the login form and waits for the dashboard. */
+/** Content-Security-Policy violations reported by the pages given to `watchCsp`. */
+export const cspViolations = [];
+
+/** Records every CSP violation `page` reports in its console (Chromium logs each one). */
+export function watchCsp(page) {
+  page.on('console', (message) => {
+    if (message.type() === 'error' && message.text().includes('Content Security Policy')) {
+      cspViolations.push(`${page.url()}: ${message.text()}`);
+    }
+  });
+  return page;
+}
+
+/** Signs in through the login form and waits for the dashboard; watches the page's CSP. */
 export async function signIn(page, url) {
+  watchCsp(page);
   await page.goto(`${url}/login`);
   await page.fill('#email', ADMIN_EMAIL);
   await page.fill('#password', ADMIN_PASSWORD);

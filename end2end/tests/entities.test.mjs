@@ -2,7 +2,7 @@
 // filters, a detail page with dependencies, and dashboard counts.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, signIn, startGateway } from '../support/gateway.mjs';
+import { cspViolations, launchBrowser, signIn, startGateway } from '../support/gateway.mjs';
 
 const SEEDED = { tools: 15, gateways: 3, servers: 5, prompts: 12, resources: 8, roots: 6 };
 let gateway;
@@ -84,4 +84,8 @@ test('a server shows what it uses, a tool which servers use it, and no secret', 
   const json = await page.locator('pre.json').textContent();
   assert.match(json, /"auth_set": true/);
   assert.doesNotMatch(json, /seed-secret|auth_value/);
+});
+
+test('the Content-Security-Policy blocked nothing on these pages', () => {
+  assert.deepEqual(cspViolations, []);
 });

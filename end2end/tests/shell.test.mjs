@@ -2,7 +2,7 @@
 // same pages readable with JavaScript off.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_EMAIL, launchBrowser, signIn, startGateway } from '../support/gateway.mjs';
+import { ADMIN_EMAIL, cspViolations, launchBrowser, signIn, startGateway, watchCsp } from '../support/gateway.mjs';
 
 const TABS = ['Tools', 'Gateways', 'Servers', 'Prompts', 'Resources', 'Roots'];
 let gateway;
@@ -19,15 +19,19 @@ after(async () => {
 });
 
 test('a visitor without a session lands on the login page', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${gateway.url}/ui/tools`);
+  const page = watchCsp(await browser.newPage());
+  const response = await page.goto(`${gateway.url}/ui/tools`);
   assert.equal(new URL(page.url()).pathname, '/login');
+  const policy = response.headers()['content-security-policy'];
+  const nonce = /'nonce-([^']+)'/.exec(policy)?.[1];
+  assert.ok(nonce, `a script nonce in ${policy}`);
+  assert.equal(await page.locator('script[type=module]').evaluate((s) => s.nonce), nonce);
   assert.equal(await page.locator('h1.brand').textContent(), 'mcpgateway');
   await page.close();
 });
 
 test('a wrong password shows an error and no session', async () => {
-  const page = await browser.newPage();
+  const page = watchCsp(await browser.newPage());
   await page.goto(`${gateway.url}/login`);
   await page.fill('#email', ADMIN_EMAIL);
   await page.fill('#password', 'not-the-password');
@@ -76,4 +80,8 @@ test('pages are rendered on the server and work with JavaScript off', async () =
   assert.equal(await page.locator('h1.tab-title').textContent(), 'Gateways');
   assert.equal(await page.locator('html').getAttribute('data-hydrated'), null, 'nothing hydrated');
   await context.close();
+});
+
+test('the Content-Security-Policy blocked nothing on these pages', () => {
+  assert.deepEqual(cspViolations, []);
 });

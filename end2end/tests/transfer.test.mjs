@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchBrowser, signIn, startGateway } from '../support/gateway.mjs';
+import { cspViolations, launchBrowser, signIn, startGateway } from '../support/gateway.mjs';
 
 let gateway;
 let browser;
@@ -173,4 +173,8 @@ test('schema errors are listed with their fields and block the import until unti
   }
   await page.waitForFunction(() => !document.querySelector('button.start-import').disabled, null, { timeout: 15000 });
   assert.equal(await page.locator('.import-summary tr[data-kind="tools"] .count').textContent(), String(file.entities.tools.length - 2));
+});
+
+test('the Content-Security-Policy blocked nothing on these pages', () => {
+  assert.deepEqual(cspViolations, []);
 });

@@ -5,7 +5,7 @@
 //! `PORT`, `DATABASE_URL`, `AUTH_ENCRYPTION_SECRET`, `LOG_FORMAT`, `LOG_LEVEL`, `LEPTOS_*`)
 //! and any field as `MCPGATEWAY_<FIELD>` (which wins over the short name).
 
-use std::{fmt, path::PathBuf};
+use std::{fmt, net::IpAddr, path::PathBuf};
 
 use figment::{
     Figment,
@@ -14,8 +14,13 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::entities::headers::{DEFAULT_SENSITIVE, SensitiveHeaders};
+
 /// The shortest `AUTH_ENCRYPTION_SECRET` accepted.
 pub const MIN_SECRET_LEN: usize = 32;
+
+/// The longest lock wait accepted: a request should not hang for minutes.
+const MAX_LOCK_WAIT_MS: u64 = 60_000;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,13 +55,57 @@ pub struct Settings {
     pub max_upload_mb: u64,
     /// Import jobs this process runs at a time: 1, or 0 to leave them to other replicas.
     pub import_workers: u8,
+    /// Seconds an import runner (a gateway process) may go without a heartbeat before
+    /// another process takes it for gone and fails (or, asked, cancels) its running job.
+    pub job_runner_timeout_secs: u32,
     /// Exports streamed at a time by this process; each holds a database connection while
     /// it streams, so the rest of the pool stays free for everything else. More wait.
     pub concurrent_exports: u16,
-    /// Sign-in attempts per minute from one client IP (0: no limit); the 429 says when to retry.
+    /// Failed sign-ins per minute from one client address, over all accounts (0: no limit);
+    /// the 429 says when to retry.
     pub login_attempts_per_ip: u32,
-    /// Sign-in attempts per minute for one account, from anywhere (0: no limit).
+    /// Failed sign-ins per minute for one account from one client address (0: no limit).
+    /// Keyed by the pair, so guesses from one address never lock the account out elsewhere.
     pub login_attempts_per_account: u32,
+    /// How long a write waits for a lock another transaction holds (a running import's)
+    /// before it is refused with 503 and `Retry-After`, in milliseconds.
+    pub db_lock_wait_ms: u64,
+    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (reverse proxies):
+    /// addresses or CIDR ranges, a list or one comma-separated string. Empty: none.
+    pub trusted_proxies: TrustedProxies,
+    /// Connections open at once; past it an idle one (no request in flight) is closed to
+    /// make room, and when none is idle the new one is closed at once.
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers (and an idle keep-alive connection
+    /// lasts) before the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may go without sending a byte before the request fails;
+    /// an upload of any size that keeps moving is never cut off.
+    pub body_read_timeout_secs: u64,
+    /// Tool header names (case-insensitive globs) whose values are credentials: stored
+    /// and exported encrypted, shown as `*****`. Authorization, Proxy-Authorization,
+    /// Cookie and X-Api-Key always are. A list, or one comma-separated string (env).
+    #[serde(deserialize_with = "list_or_commas")]
+    pub sensitive_headers: Vec<String>,
+}
+
+/// A list of strings, or one string of comma-separated items (how an env var gives it).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Given::deserialize(d)? {
+        Given::List(list) => list,
+        Given::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty())
+        .collect())
 }
 
 impl Default for Settings {
@@ -77,9 +126,16 @@ impl Default for Settings {
             output_name: "mcpgateway".into(),
             max_upload_mb: 100,
             import_workers: 1,
+            job_runner_timeout_secs: 30,
             concurrent_exports: 4,
             login_attempts_per_ip: 10,
             login_attempts_per_account: 5,
+            db_lock_wait_ms: crate::store::DEFAULT_LOCK_WAIT.as_millis() as u64,
+            trusted_proxies: TrustedProxies::default(),
+            max_connections: 512,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            sensitive_headers: DEFAULT_SENSITIVE.map(str::to_owned).to_vec(),
         }
     }
 }
@@ -184,14 +240,50 @@ impl Settings {
         if self.concurrent_exports == 0 {
             errors.push("MCPGATEWAY_CONCURRENT_EXPORTS: must be at least 1".into());
         }
+        if self.job_runner_timeout_secs < 5 {
+            errors.push("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS: must be at least 5 (runners stamp a heartbeat every second)".into());
+        }
+        for (value, key) in [
+            (self.max_connections.into(), "MCPGATEWAY_MAX_CONNECTIONS"),
+            (
+                self.header_read_timeout_secs,
+                "MCPGATEWAY_HEADER_READ_TIMEOUT_SECS",
+            ),
+            (
+                self.body_read_timeout_secs,
+                "MCPGATEWAY_BODY_READ_TIMEOUT_SECS",
+            ),
+        ] {
+            if value == 0 {
+                errors.push(format!("{key}: must be at least 1"));
+            }
+        }
         if self.import_workers > 1 {
             errors.push("MCPGATEWAY_IMPORT_WORKERS: must be 0 or 1 (imports are one transaction each; run more replicas to run more at once)".into());
+        }
+        if self.db_lock_wait_ms > MAX_LOCK_WAIT_MS {
+            errors.push(format!(
+                "MCPGATEWAY_DB_LOCK_WAIT_MS: must be at most {MAX_LOCK_WAIT_MS} (a request waits this long at most)"
+            ));
+        }
+        if let Err(e) = SensitiveHeaders::new(&self.sensitive_headers) {
+            errors.push(format!("MCPGATEWAY_SENSITIVE_HEADERS: {e}"));
         }
         if errors.is_empty() {
             Ok(self)
         } else {
             Err(ConfigError(errors))
         }
+    }
+
+    /// How long a write waits for another transaction's lock.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.db_lock_wait_ms)
+    }
+
+    /// The compiled `sensitive_headers` (checked by [`Settings::load`]).
+    pub fn sensitive_header_rules(&self) -> SensitiveHeaders {
+        SensitiveHeaders::new(&self.sensitive_headers).unwrap_or_default()
     }
 
     /// The database URL with any password replaced, for logs and messages.
@@ -218,7 +310,51 @@ impl fmt::Debug for Settings {
                 "login_attempts_per_account",
                 &self.login_attempts_per_account,
             )
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
+    }
+}
+
+/// The reverse proxies whose forwarding headers are believed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        for item in items.into_iter().map(str::trim).filter(|i| !i.is_empty()) {
+            let net = item
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("`{item}` is not an IP address or CIDR range (e.g. 10.0.0.0/8)")
+                })?;
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets))
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A TOML list, or one comma-separated string (what an environment variable holds).
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            List(Vec<String>),
+            One(String),
+        }
+        let parsed = match Given::deserialize(d)? {
+            Given::List(items) => TrustedProxies::parse(items.iter().map(String::as_str)),
+            Given::One(text) => TrustedProxies::parse(text.split(',')),
+        };
+        parsed.map_err(serde::de::Error::custom)
     }
 }
 
@@ -295,6 +431,38 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_come_as_a_list_or_a_comma_separated_string() {
+        Jail::expect_with(|jail| {
+            let none = Settings::load(None, &Overrides::default()).expect("valid");
+            assert!(!none.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+            jail.create_file("mcpgateway.toml", "trusted_proxies = [\"10.0.0.0/8\"]")?;
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert!(s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+            assert!(
+                s.trusted_proxies
+                    .contains("::ffff:10.1.2.3".parse().unwrap()),
+                "an IPv4 peer seen on a dual-stack socket"
+            );
+            assert!(!s.trusted_proxies.contains("11.0.0.1".parse().unwrap()));
+            jail.set_env("MCPGATEWAY_TRUSTED_PROXIES", "192.0.2.7, 2001:db8::/32");
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert!(s.trusted_proxies.contains("192.0.2.7".parse().unwrap()));
+            assert!(s.trusted_proxies.contains("2001:db8::1".parse().unwrap()));
+            assert!(!s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+            jail.set_env("MCPGATEWAY_TRUSTED_PROXIES", "proxy.internal");
+            let err = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.to_lowercase().contains("trusted_proxies"), "{err}");
+            assert!(
+                err.contains("`proxy.internal` is not an IP address"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_short_encryption_secret_is_refused_with_the_reason() {
         Jail::expect_with(|jail| {
             jail.set_env("AUTH_ENCRYPTION_SECRET", "too-short");
@@ -328,6 +496,23 @@ mod tests {
     }
 
     #[test]
+    fn the_lock_wait_comes_from_env_and_is_bounded() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(defaults.lock_wait(), crate::store::DEFAULT_LOCK_WAIT);
+            jail.set_env("MCPGATEWAY_DB_LOCK_WAIT_MS", "250");
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(s.lock_wait(), std::time::Duration::from_millis(250));
+            jail.set_env("MCPGATEWAY_DB_LOCK_WAIT_MS", "600000");
+            let err = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("MCPGATEWAY_DB_LOCK_WAIT_MS"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_port_that_is_not_a_number_names_the_key() {
         Jail::expect_with(|jail| {
             jail.set_env("PORT", "eighty");
@@ -335,6 +520,28 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.to_lowercase().contains("port"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sensitive_headers_come_as_a_list_or_comma_separated_and_bad_globs_are_refused() {
+        Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).expect("valid");
+            assert!(defaults.sensitive_headers.contains(&"*token*".to_owned()));
+            jail.create_file("mcpgateway.toml", "sensitive_headers = [\"x-tenant\"]")?;
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(s.sensitive_headers, ["x-tenant"]);
+            jail.set_env("MCPGATEWAY_SENSITIVE_HEADERS", "*token*, x-org ");
+            let s = Settings::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(s.sensitive_headers, ["*token*", "x-org"]);
+            assert!(s.sensitive_header_rules().is_sensitive("X-Org"));
+            jail.set_env("MCPGATEWAY_SENSITIVE_HEADERS", "x-[a");
+            let err = Settings::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string().contains("MCPGATEWAY_SENSITIVE_HEADERS"),
+                "{err}"
+            );
             Ok(())
         });
     }

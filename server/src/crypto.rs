@@ -17,8 +17,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::entities::headers::SensitiveHeaders;
+
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
+/// Hashed in front of the key for its fingerprint, so the fingerprint is not the plain
+/// SHA-256 of the key (nor of anything else we hash), only a name for it.
+const FINGERPRINT_DOMAIN: &[u8] = b"mcpgateway key fingerprint v1\0";
+/// Bytes of that hash kept: 64 bits tell keys apart and say nothing about the key.
+const FINGERPRINT_BYTES: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
@@ -45,11 +52,14 @@ impl fmt::Debug for Plaintext {
     }
 }
 
-/// An AES-256-GCM key derived from `AUTH_ENCRYPTION_SECRET`.
+/// An AES-256-GCM key derived from `AUTH_ENCRYPTION_SECRET`, with the rules for which
+/// header names it protects (the gateway's key seals what the configuration calls
+/// sensitive; see [`crate::entities::headers`]).
 #[derive(Clone)]
 pub struct Cipher {
     cipher: Aes256Gcm,
     fingerprint: String,
+    sensitive: SensitiveHeaders,
 }
 
 impl fmt::Debug for Cipher {
@@ -66,14 +76,28 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl Cipher {
     pub fn new(secret: &SecretString) -> Cipher {
         let key = Sha256::digest(secret.expose_secret().as_bytes());
-        let fingerprint = hex::encode(&Sha256::digest(key)[..6]);
+        let fingerprint = fingerprint_of(&key);
         Cipher {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
             fingerprint,
+            sensitive: SensitiveHeaders::default(),
         }
     }
 
-    /// A short, non-reversible name for the key, for audit rows ("which key"), never the key.
+    /// The same key, sealing the headers `sensitive` names (the default rules otherwise).
+    pub fn with_sensitive_headers(mut self, sensitive: SensitiveHeaders) -> Cipher {
+        self.sensitive = sensitive;
+        self
+    }
+
+    /// Which tool headers this key seals into envelopes.
+    pub fn sensitive_headers(&self) -> &SensitiveHeaders {
+        &self.sensitive
+    }
+
+    /// A short, one-way name for the key (16 hex digits), never the key: for audit rows
+    /// ("which key"), the database's key check and messages naming keys. The same on
+    /// every backend, being a function of the secret alone.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
@@ -110,6 +134,14 @@ impl Cipher {
             _ => Err(CryptoError::NotAnObject),
         }
     }
+}
+
+/// SHA-256 over the domain tag and the derived key, truncated, as lower-case hex.
+fn fingerprint_of(key: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(FINGERPRINT_DOMAIN);
+    hash.update(key);
+    hex::encode(&hash.finalize()[..FINGERPRINT_BYTES])
 }
 
 /// Base64 as Python's `urlsafe_b64decode` accepts it, checked for the minimum length.
@@ -240,6 +272,27 @@ mod tests {
         for blob in blobs {
             assert!(!c.decrypt(blob).unwrap().0.is_empty());
         }
+    }
+
+    #[test]
+    fn the_fingerprint_is_a_domain_separated_hash_of_the_key_not_of_the_secret() {
+        let c = cipher(TV_SECRET);
+        // Pinned: exports and databases of other builds carry it.
+        assert_eq!(c.fingerprint(), "95ef5e31067849a7");
+        let key = Sha256::digest(TV_SECRET.as_bytes());
+        let plain_hashes = [
+            sha256_hex(&key),
+            sha256_hex(TV_SECRET.as_bytes()),
+            hex::encode(key),
+        ];
+        for hash in plain_hashes {
+            assert!(!hash.starts_with(c.fingerprint()), "{hash}");
+        }
+        assert_ne!(
+            c.fingerprint(),
+            cipher("another-secret-entirely-0123456789abcdef").fingerprint()
+        );
+        assert_eq!(format!("{c:?}"), format!("Cipher({})", c.fingerprint()));
     }
 
     #[test]

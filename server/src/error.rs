@@ -10,6 +10,8 @@ use axum::{
 };
 use serde::Serialize;
 
+use crate::store::StoreFailure;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub use app::validation::{FieldError, Problems};
@@ -45,10 +47,60 @@ pub enum Error {
         message: String,
         retry_after_secs: u64,
     },
+    /// The write lock was not had within the bounded wait (503 with `Retry-After`): an
+    /// import holds it. Made from a database error by `From`, never by hand.
+    #[error(
+        "the gateway is busy importing (the database's write lock is held); try again in {retry_after_secs} seconds"
+    )]
+    Busy { retry_after_secs: u64 },
+    /// The database's disk is full (507 Insufficient Storage): nothing was written, and
+    /// retrying will not help until an operator frees space, so no `Retry-After`.
+    #[error("{}", StoreFailure::Full)]
+    StorageFull,
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
     #[error("internal error")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+/// What `Retry-After` says to a write refused as busy: an import holds the lock for
+/// seconds (a 100 MB one about twenty), so sooner would mostly be refused again.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
+impl From<StoreFailure> for Error {
+    fn from(failure: StoreFailure) -> Error {
+        match failure {
+            StoreFailure::Busy => Error::Busy {
+                retry_after_secs: BUSY_RETRY_AFTER_SECS,
+            },
+            StoreFailure::Full => Error::StorageFull,
+        }
+    }
+}
+
+/// A database error is internal (500) unless it is the store's condition: busy or full.
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        match StoreFailure::of(&e) {
+            Some(failure) => {
+                tracing::warn!(error.detail = %e, "database unavailable for writes");
+                failure.into()
+            }
+            None => Error::Database(e),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Error {
+        match StoreFailure::in_chain(&e) {
+            Some(failure) => {
+                tracing::warn!(error.detail = ?e, "database unavailable for writes");
+                failure.into()
+            }
+            None => Error::Internal(e),
+        }
+    }
 }
 
 impl Error {
@@ -63,6 +115,8 @@ impl Error {
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Error::Internal(_) | Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,6 +132,8 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::TooManyRequests { .. } => "too_many_requests",
+            Error::Busy { .. } => "busy",
+            Error::StorageFull => "storage_full",
             Error::Internal(_) | Error::Database(_) => "internal",
         }
     }
@@ -126,7 +182,8 @@ impl IntoResponse for Error {
         let mut response = (self.status_code(), Json(body)).into_response();
         if let Error::TooManyRequests {
             retry_after_secs, ..
-        } = &self
+        }
+        | Error::Busy { retry_after_secs } = &self
         {
             response
                 .headers_mut()
@@ -156,6 +213,16 @@ mod tests {
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], "internal");
         assert!(!body.to_string().contains("/var/db"));
+    }
+
+    #[tokio::test]
+    async fn busy_answers_503_with_retry_after_and_full_answers_507() {
+        let busy = Error::from(StoreFailure::Busy).into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "5");
+        let (status, body) = body_of(StoreFailure::Full.into()).await;
+        assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(body["error"]["code"], "storage_full");
     }
 
     #[tokio::test]

@@ -220,7 +220,12 @@ pub fn check_name(name: &str, pointer: &str, errors: &mut Errors) {
     }
 }
 
-/// An absolute URL with one of `schemes`, a host, no spaces, at most 2048 characters.
+/// Why a URL with `user:password@` is refused, and where credentials go instead.
+pub const CREDENTIALS_IN_URL: &str = "must not contain credentials (user:password@): URLs are shown and exported as they are; \
+     send credentials in `auth` (e.g. {\"type\": \"basic\", \"username\": …, \"password\": …}), which is stored encrypted";
+
+/// An absolute URL with one of `schemes`, a host, no userinfo, no spaces, at most 2048
+/// characters.
 pub fn check_url(url: &str, schemes: &[&str], pointer: &str, errors: &mut Errors) {
     if url.trim().is_empty() {
         errors.add(pointer, "required", "must not be empty");
@@ -249,8 +254,15 @@ pub fn check_url(url: &str, schemes: &[&str], pointer: &str, errors: &mut Errors
         );
         return;
     }
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.rsplit_once('@') {
+        // Userinfo would be stored, listed and exported as typed: refused, never echoed.
+        Some((_, host)) => {
+            errors.add(pointer, "credentials_in_url", CREDENTIALS_IN_URL);
+            host
+        }
+        None => authority,
+    };
     if host.is_empty() && scheme != "file" {
         errors.add(pointer, "invalid_url", "must name a host");
     }
@@ -366,6 +378,19 @@ mod tests {
         assert_eq!(check("not a url"), Some("invalid_url".into()));
         assert_eq!(check("http:///path"), Some("invalid_url".into()));
         assert_eq!(check(""), Some("required".into()));
+        assert_eq!(
+            check("https://user:pa55@api.example.com/x"),
+            Some("credentials_in_url".into())
+        );
+        assert_eq!(
+            check("https://token@api.example.com"),
+            Some("credentials_in_url".into())
+        );
+        assert_eq!(
+            check("https://api.example.com/a@b"),
+            None,
+            "an @ in the path is no userinfo"
+        );
     }
 
     #[test]

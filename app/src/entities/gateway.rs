@@ -9,10 +9,13 @@ use super::{
     auth::AuthInput,
     auth_value_blob, check_credentials,
     common::{
-        AuthType, JsonObject, Tag, Timestamp, Visibility, check_name, check_tags, check_url,
-        default_true, required,
+        AuthType, JsonObject, Tag, Timestamp, Visibility, check_tags, check_url, default_true,
+        required,
     },
-    entity_common, entity_credentials, entity_key, looks_like_blob,
+    entity_common, entity_credentials, entity_key,
+    keys::name_key,
+    limits::{self, check_description, check_json_size},
+    looks_like_blob,
 };
 use crate::{
     model::EntityKind,
@@ -123,9 +126,9 @@ impl Entity for Gateway {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
-            check_name(name, &join(base, "name"), errors);
-        }
+        name_key(&mut self.name, base, errors);
+        check_description(&self.description, base, errors);
+        check_json_size(&self.capabilities, &join(base, "capabilities"), errors);
         if let Some(url) = required(&self.url, &join(base, "url"), errors) {
             check_url(
                 url,
@@ -153,6 +156,7 @@ impl Entity for Gateway {
         }
         for (i, h) in self.passthrough_headers.iter().enumerate() {
             if h.is_empty()
+                || h.len() > limits::HEADER_NAME
                 || !h
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -160,7 +164,10 @@ impl Entity for Gateway {
                 errors.add(
                     join(&join(base, "passthrough_headers"), &i.to_string()),
                     "invalid_name",
-                    "header names may only contain letters, digits, '-' and '_'",
+                    format!(
+                        "header names are 1-{} letters, digits, '-' and '_'",
+                        limits::HEADER_NAME
+                    ),
                 );
             }
         }

@@ -9,6 +9,8 @@
 pub mod auth;
 pub mod common;
 pub mod gateway;
+pub mod keys;
+pub mod limits;
 pub mod prompt;
 pub mod resource;
 pub mod root;
@@ -64,6 +66,11 @@ pub trait Entity:
     /// `/headers/{name}` envelopes. Import re-encrypts them all.
     fn blobs_mut(&mut self) -> Vec<(String, &mut String)> {
         Vec::new()
+    }
+    /// The HTTP headers sent upstream with their values (a tool's `headers`), for types
+    /// that carry them: the server encrypts the sensitive ones into envelopes.
+    fn headers_mut(&mut self) -> Option<&mut serde_json::Map<String, serde_json::Value>> {
+        None
     }
     /// Plaintext credentials sent with a request, to be encrypted by the server.
     fn take_auth_input(&mut self) -> Option<auth::AuthInput> {

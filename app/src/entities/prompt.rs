@@ -6,10 +6,12 @@ use uuid::Uuid;
 use super::{
     Entity,
     common::{
-        JsonObject, Tag, Timestamp, Visibility, check_name, check_schema, check_tags,
-        default_object_schema, default_true, required,
+        JsonObject, Tag, Timestamp, Visibility, check_schema, check_tags, default_object_schema,
+        default_true, required,
     },
     entity_common, entity_key,
+    keys::name_key,
+    limits::{self, check_description, check_json_size, check_opt},
 };
 use crate::{
     model::EntityKind,
@@ -65,9 +67,15 @@ impl Entity for Prompt {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
-            check_name(name, &join(base, "name"), errors);
+        name_key(&mut self.name, base, errors);
+        for (field, value) in [
+            ("original_name", &self.original_name),
+            ("custom_name", &self.custom_name),
+            ("display_name", &self.display_name),
+        ] {
+            check_opt(value, limits::SHORT_TEXT, &join(base, field), errors);
         }
+        check_description(&self.description, base, errors);
         if let Some(t) = required(&self.template, &join(base, "template"), errors)
             && t.len() > MAX_TEMPLATE
         {
@@ -78,6 +86,7 @@ impl Entity for Prompt {
             );
         }
         check_schema(&self.input_schema, &join(base, "input_schema"), errors);
+        check_json_size(&self.input_schema, &join(base, "input_schema"), errors);
         check_tags(&mut self.tags, &join(base, "tags"), errors);
     }
 }

@@ -7,6 +7,8 @@ use super::{
     Entity,
     common::{Tag, Timestamp, Visibility, check_name, check_tags, default_true, required},
     entity_common, entity_key,
+    keys::{has_dot_dot_segment, key_field},
+    limits::{self, check_bytes, check_chars, check_description, check_opt},
 };
 use crate::{
     model::EntityKind,
@@ -58,8 +60,24 @@ impl Entity for Resource {
         if let Some(name) = required(&self.name, &join(base, "name"), errors) {
             check_name(name, &join(base, "name"), errors);
         }
-        if let Some(uri) = required(&self.uri, &join(base, "uri"), errors) {
-            check_resource_uri(uri, &join(base, "uri"), errors);
+        let pointer = join(base, "uri");
+        if let Some(uri) = key_field(&mut self.uri, &pointer, errors) {
+            check_resource_uri(uri, &pointer, errors);
+        }
+        check_description(&self.description, base, errors);
+        check_opt(
+            &self.mime_type,
+            limits::SHORT_TEXT,
+            &join(base, "mime_type"),
+            errors,
+        );
+        if let Some(content) = &self.content {
+            check_bytes(
+                content,
+                limits::CONTENT_BYTES,
+                &join(base, "content"),
+                errors,
+            );
         }
         if let Some(m) = &self.mime_type
             && !is_mime_type(m)
@@ -79,7 +97,10 @@ impl Entity for Resource {
         }
         if let Some(b) = &self.blob {
             use base64::Engine;
-            if base64::engine::general_purpose::STANDARD
+            // A blob over the limit is not decoded: its length is the whole answer.
+            if b.len() > limits::BLOB_CHARS {
+                check_chars(b, limits::BLOB_CHARS, &join(base, "blob"), errors);
+            } else if base64::engine::general_purpose::STANDARD
                 .decode(b.trim())
                 .is_err()
             {
@@ -94,7 +115,8 @@ impl Entity for Resource {
     }
 }
 
-/// `scheme:rest`, no spaces or control characters, no `..` segments, at most 2048.
+/// `scheme:rest`, no spaces or control characters, no `..` segments (however encoded),
+/// at most 2048.
 fn check_resource_uri(uri: &str, pointer: &str, errors: &mut Errors) {
     let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or_default();
     let scheme_ok = scheme
@@ -122,8 +144,12 @@ fn check_resource_uri(uri: &str, pointer: &str, errors: &mut Errors) {
             "invalid_uri",
             "must be at most 2048 characters, without spaces, control characters or < > \" ' ` \\",
         );
-    } else if uri.split('/').any(|s| s == "..") {
-        errors.add(pointer, "invalid_uri", "must not contain '..' segments");
+    } else if has_dot_dot_segment(uri) {
+        errors.add(
+            pointer,
+            "invalid_uri",
+            "must not contain '..' segments, also when percent-encoded (%2e%2e, ..%2f)",
+        );
     }
 }
 

@@ -9,6 +9,7 @@ use super::{
         Tag, Timestamp, Visibility, check_name, check_tags, check_url, default_true, required,
     },
     entity_common, entity_key,
+    keys::{has_dot_dot_segment, key_field},
 };
 use crate::{
     model::EntityKind,
@@ -43,14 +44,15 @@ impl Entity for Root {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        if let Some(uri) = required(&self.uri, &join(base, "uri"), errors) {
-            let pointer = join(base, "uri");
+        let pointer = join(base, "uri");
+        if let Some(uri) = key_field(&mut self.uri, &pointer, errors) {
             check_url(uri, &["file", "http", "https"], &pointer, errors);
-            if uri.starts_with("file://") && uri.split('/').any(|s| s == "..") {
+            // Checked as the file system reads the path: decoded, `\` a separator.
+            if uri.starts_with("file://") && has_dot_dot_segment(uri) {
                 errors.add(
                     pointer,
                     "path_traversal",
-                    "a file root must not contain '..' segments",
+                    "a file root must not contain '..' segments, also when percent-encoded (%2e%2e, ..%2f)",
                 );
             }
         }

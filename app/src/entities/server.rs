@@ -5,10 +5,10 @@ use uuid::Uuid;
 
 use super::{
     Entity,
-    common::{
-        JsonObject, Tag, Timestamp, Visibility, check_name, check_tags, default_true, required,
-    },
+    common::{JsonObject, Tag, Timestamp, Visibility, check_tags, default_true},
     entity_common, entity_key,
+    keys::{name_key, normalise_key},
+    limits::{self, check_description, check_json_size, check_opt},
 };
 use crate::{
     model::EntityKind,
@@ -85,16 +85,21 @@ impl Entity for Server {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
-            check_name(name, &join(base, "name"), errors);
-        }
+        name_key(&mut self.name, base, errors);
+        check_description(&self.description, base, errors);
+        check_opt(&self.icon, limits::ICON, &join(base, "icon"), errors);
+        check_json_size(&self.capabilities, &join(base, "capabilities"), errors);
         for (field, list) in [
             ("tool_ids", &mut self.tool_ids),
             ("prompt_ids", &mut self.prompt_ids),
             ("resource_ids", &mut self.resource_ids),
         ] {
-            for (i, r) in list.iter().enumerate() {
-                if r.trim().is_empty() {
+            for (i, r) in list.iter_mut().enumerate() {
+                // References name keys in their normal form, as the keys are stored.
+                if let std::borrow::Cow::Owned(normal) = normalise_key(r) {
+                    *r = normal;
+                }
+                if r.is_empty() {
                     errors.add(
                         join(&join(base, field), &i.to_string()),
                         "required",

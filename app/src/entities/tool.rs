@@ -12,7 +12,10 @@ use super::{
         AuthType, JsonObject, Tag, Timestamp, Visibility, check_schema, check_tags,
         check_tool_name, check_url, default_object_schema, default_true, required,
     },
-    entity_common, entity_credentials, entity_key, looks_like_blob,
+    entity_common, entity_credentials, entity_key,
+    keys::key_field,
+    limits::{self, check_chars, check_json_size, check_opt},
+    looks_like_blob,
 };
 use crate::{
     model::EntityKind,
@@ -128,6 +131,10 @@ impl Entity for Tool {
         blobs
     }
 
+    fn headers_mut(&mut self) -> Option<&mut Map<String, Value>> {
+        Some(&mut self.headers)
+    }
+
     entity_key!(name);
     fn summary(&self) -> String {
         format!(
@@ -141,9 +148,11 @@ impl Entity for Tool {
     }
 
     fn validate(&mut self, base: &str, errors: &mut Errors) {
-        if let Some(name) = required(&self.name, &join(base, "name"), errors) {
-            check_tool_name(name, &join(base, "name"), errors);
+        let pointer = join(base, "name");
+        if let Some(name) = key_field(&mut self.name, &pointer, errors) {
+            check_tool_name(name, &pointer, errors);
         }
+        self.check_text(base, errors);
         if let Some(url) = required(&self.url, &join(base, "url"), errors) {
             check_url(
                 url,
@@ -166,6 +175,15 @@ impl Entity for Tool {
         }
         self.check_headers(&join(base, "headers"), errors);
         check_schema(&self.input_schema, &join(base, "input_schema"), errors);
+        for (field, object) in [
+            ("input_schema", Some(&self.input_schema)),
+            ("output_schema", self.output_schema.as_ref()),
+            ("annotations", Some(&self.annotations)),
+        ] {
+            if let Some(object) = object {
+                check_json_size(object, &join(base, field), errors);
+            }
+        }
         check_tags(&mut self.tags, &join(base, "tags"), errors);
         check_credentials(
             self.auth_type,
@@ -178,7 +196,7 @@ impl Entity for Tool {
 }
 
 /// `{"_mcpgateway_encrypted_header_value_v1": "<blob>"}` and nothing else.
-fn is_envelope(value: &Value) -> bool {
+pub fn is_envelope(value: &Value) -> bool {
     value.as_object().is_some_and(|m| {
         m.len() == 1
             && m.get(HEADER_ENVELOPE)
@@ -188,6 +206,26 @@ fn is_envelope(value: &Value) -> bool {
 }
 
 impl Tool {
+    /// The free-text fields' limits.
+    fn check_text(&self, base: &str, errors: &mut Errors) {
+        for (field, value, max) in [
+            ("displayName", &self.display_name, limits::SHORT_TEXT),
+            ("description", &self.description, limits::DESCRIPTION),
+            (
+                "original_description",
+                &self.original_description,
+                limits::DESCRIPTION,
+            ),
+            (
+                "jsonpath_filter",
+                &self.jsonpath_filter,
+                limits::JSONPATH_FILTER,
+            ),
+        ] {
+            check_opt(value, max, &join(base, field), errors);
+        }
+    }
+
     /// Plain headers: string values; ContextForge's `*****` masks mean "no value given"
     /// and are dropped with a warning rather than stored.
     fn check_headers(&mut self, pointer: &str, errors: &mut Errors) {
@@ -206,6 +244,9 @@ impl Tool {
             );
         }
         for (name, value) in &self.headers {
+            if let Some(text) = value.as_str() {
+                check_chars(text, limits::HEADER_VALUE, &join(pointer, name), errors);
+            }
             if !value.is_string() && !is_envelope(value) {
                 errors.add(
                     join(pointer, name),
@@ -217,11 +258,15 @@ impl Tool {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 || name.is_empty()
+                || name.len() > limits::HEADER_NAME
             {
                 errors.add(
                     join(pointer, name),
                     "invalid_name",
-                    "header names may only contain letters, digits, '-' and '_'",
+                    format!(
+                        "header names are 1-{} letters, digits, '-' and '_'",
+                        limits::HEADER_NAME
+                    ),
                 );
             }
         }

@@ -17,7 +17,9 @@ use super::{
     walk::{List, Walker, problem, span, walk, walk_list},
 };
 use crate::{
-    entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool, parse_entity},
+    entities::{
+        Entity, Gateway, Prompt, Resource, Root, Server, Tool, keys::fold_key, parse_entity,
+    },
     model::EntityKind,
     validation::{Errors, FieldError, MAX_LISTED, Problems, join},
 };
@@ -196,8 +198,9 @@ struct Reader<'k> {
     kept_in_pass: usize,
     /// Server references to entities the file lacks (warnings, reported last).
     references: Vec<FieldError>,
-    /// For keys the skim saw twice: the first position and the entity serialised.
-    twice: HashMap<(EntityKind, String), (usize, String)>,
+    /// For keys the skim saw twice, by folded key: the first position, its key and the
+    /// entity serialised.
+    twice: HashMap<(EntityKind, String), (usize, String, String)>,
     failed: bool,
     /// Lists left for a later pass, by position: the span of their elements.
     later: BTreeMap<usize, (List, Range<usize>)>,
@@ -255,17 +258,20 @@ impl Reader<'_> {
         Some(entity)
     }
 
-    /// True for the first entity with its key; a later identical one is merged (a
-    /// warning), a later different one is an error.
+    /// True for the first entity with its key (compared folded: names differing only in
+    /// case are one key); a later identical one is merged (a warning), a later different
+    /// one is an error.
     fn first_of_twice<E: Entity>(&mut self, list: List, index: usize, entity: &E) -> bool {
         let base = join("/entities", E::KIND.plural());
         let text = serde_json::to_string(entity).unwrap_or_default();
-        let slot = (E::KIND, entity.key().to_owned());
-        let Some((first, kept)) = self.twice.get(&slot) else {
-            self.twice.insert(slot, (index, text));
+        let slot = (E::KIND, fold_key(E::KIND, entity.key()).into_owned());
+        let Some((first, first_key, kept)) = self.twice.get(&slot) else {
+            let key = entity.key().to_owned();
+            self.twice.insert(slot, (index, key, text));
             return true;
         };
         let (first, same) = (*first, *kept == text);
+        let case_twin = (*first_key != entity.key()).then(|| first_key.clone());
         let pointer = join(&base, &index.to_string());
         if same {
             let warning = problem(
@@ -280,10 +286,16 @@ impl Reader<'_> {
             } else {
                 "name"
             };
-            let message = format!(
-                "`{}` is also {base}/{first}, with different fields",
-                entity.key()
-            );
+            let message = match case_twin {
+                Some(first_key) => format!(
+                    "`{}` differs only in case from `{first_key}` ({base}/{first}): keys are unique regardless of case",
+                    entity.key()
+                ),
+                None => format!(
+                    "`{}` is also {base}/{first}, with different fields",
+                    entity.key()
+                ),
+            };
             self.error(
                 list.position,
                 problem(join(&pointer, field), "duplicate", message),
@@ -531,6 +543,46 @@ mod tests {
         assert_eq!(errors.total, 2700);
         assert_eq!(errors.listed.len(), MAX_LISTED);
         assert_eq!(errors[999].pointer, "/entities/tools/999/url");
+    }
+
+    #[test]
+    fn keys_compare_in_their_normal_form_and_names_regardless_of_case() {
+        // Validation trims the key; the skim must count it as the same key, or the
+        // trimmed twin would be imported twice (and refused by the store's unique index).
+        let trimmed = r#"{"version": "1", "exported_at": "x", "entities": {
+            "prompts": [{"name": "greeting", "template": "t"}, {"name": "greeting\u00a0", "template": "t"}],
+            "servers": [{"name": "s", "prompt_ids": [" greeting"]}]}}"#;
+        let skimmed = skim(trimmed, &mut |_| {});
+        let mut seen = Seen::default();
+        let head = read_file(trimmed, &skimmed, &[&EntityKind::ALL], &mut seen).unwrap();
+        let keys: Vec<&str> = seen.0.iter().map(|(_, _, k)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["greeting", "s"],
+            "the twin is merged, the link resolves"
+        );
+        let codes: Vec<&str> = head.warnings.iter().map(|w| w.code.as_str()).collect();
+        assert_eq!(codes, ["duplicate_merged"]);
+
+        let cased = r#"{"version": "1", "exported_at": "x", "entities": {
+            "prompts": [{"name": "greeting", "template": "t"}, {"name": "Greeting", "template": "t"}],
+            "resources": [{"name": "a", "uri": "docs://A"}, {"name": "a", "uri": "docs://a"}]}}"#;
+        let skimmed = skim(cased, &mut |_| {});
+        let errors =
+            read_file(cased, &skimmed, &[&EntityKind::ALL], &mut Seen::default()).unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/entities/prompts/1/name"],
+            "URIs keep their case"
+        );
+        assert!(
+            errors[0]
+                .message
+                .contains("differs only in case from `greeting`"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, value::RawValue};
 
 use super::walk::{List, Walker, span, walk};
-use crate::model::EntityKind;
+use crate::{
+    entities::keys::{fold_key, normalise_key},
+    model::EntityKind,
+};
 
 /// A server as the skim saw it: its key and its references by type.
 #[derive(Clone, Debug, Default)]
@@ -21,11 +24,15 @@ pub struct SkimServer {
     pub links: Vec<(EntityKind, Vec<String>)>,
 }
 
-/// What the skim learnt of one type's list; each key is held once.
+/// What the skim learnt of one type's list; each key is held once, in its normal form
+/// (trimmed, NFC), as validation leaves it.
 #[derive(Clone, Debug, Default)]
 struct KindSkim {
     /// How often each key occurs.
     counts: HashMap<Box<str>, u32>,
+    /// How often each folded key occurs (see [`fold_key`]), for the keys that fold to
+    /// another text (`Greeting`): `greeting` and `Greeting` are one key twice.
+    folded: HashMap<Box<str>, u32>,
     /// A resource's or root's display name, by key.
     names: HashMap<Box<str>, Box<str>>,
 }
@@ -43,13 +50,18 @@ impl Skim {
         &self.kinds[slot(kind)]
     }
 
-    /// How many entities of `kind` have this key.
+    /// How many entities of `kind` have this key, or one that folds to the same
+    /// (differs only in case, for names).
     pub fn count(&self, kind: EntityKind, key: &str) -> u32 {
-        self.of(kind).counts.get(key).copied().unwrap_or(0)
+        let skim = self.of(kind);
+        let fold = fold_key(kind, key);
+        skim.counts.get(&*fold).copied().unwrap_or(0)
+            + skim.folded.get(&*fold).copied().unwrap_or(0)
     }
 
+    /// True when an entity of `kind` has exactly this key (in its normal form).
     pub fn contains(&self, kind: EntityKind, key: &str) -> bool {
-        self.count(kind, key) > 0
+        self.of(kind).counts.contains_key(&*normalise_key(key))
     }
 
     /// The distinct keys of `kind`.
@@ -109,29 +121,47 @@ impl Skimmer<'_> {
         } else {
             (entity.name, None)
         };
-        let Some(key) = key.map(String::into_boxed_str) else {
+        let Some(key) = key.map(normal) else {
             return;
         };
         let skim = &mut self.skim.kinds[slot(kind)];
-        match skim.counts.get_mut(&key) {
-            Some(n) => *n += 1,
-            None => {
-                skim.counts.insert(key.clone(), 1);
-            }
+        bump(&mut skim.counts, &key);
+        if let std::borrow::Cow::Owned(fold) = fold_key(kind, &key) {
+            bump(&mut skim.folded, &fold);
         }
         if let Some(name) = name {
             skim.names.insert(key.clone(), name.into_boxed_str());
         }
         if kind == EntityKind::Server {
+            let keys = |list: Option<Vec<String>>| -> Vec<String> {
+                list.unwrap_or_default()
+                    .into_iter()
+                    .map(|k| normal(k).into())
+                    .collect()
+            };
             let links = vec![
-                (EntityKind::Tool, entity.tool_ids.unwrap_or_default()),
-                (EntityKind::Prompt, entity.prompt_ids.unwrap_or_default()),
-                (
-                    EntityKind::Resource,
-                    entity.resource_ids.unwrap_or_default(),
-                ),
+                (EntityKind::Tool, keys(entity.tool_ids)),
+                (EntityKind::Prompt, keys(entity.prompt_ids)),
+                (EntityKind::Resource, keys(entity.resource_ids)),
             ];
             self.skim.servers.push(SkimServer { key, links });
+        }
+    }
+}
+
+/// A key in the normal form validation gives it.
+fn normal(key: String) -> Box<str> {
+    match normalise_key(&key) {
+        std::borrow::Cow::Borrowed(_) => key.into_boxed_str(),
+        std::borrow::Cow::Owned(normal) => normal.into_boxed_str(),
+    }
+}
+
+fn bump(counts: &mut HashMap<Box<str>, u32>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.into(), 1);
         }
     }
 }

@@ -9,9 +9,12 @@ use std::{
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{config::Settings, store::Store};
+use crate::{config::Settings, crypto::Cipher, store::Store};
 
-use super::{password, random_token};
+use super::{
+    key_check::{self, SecretSource},
+    password, random_token,
+};
 
 /// Creates the first admin when the database has no user. Returns the generated
 /// password when one had to be made up (to be shown once, never logged).
@@ -34,22 +37,49 @@ pub async fn ensure_admin(
     Ok(generated.then(|| SecretString::from(password)))
 }
 
-/// The encryption secret: the configured one, else the one generated on a previous
-/// start, else a new one written (mode 0600) to `key_file`.
-pub fn encryption_secret(settings: &Settings, key_file: &Path) -> anyhow::Result<SecretString> {
+/// The encryption secret, checked against the key the database's credentials are
+/// encrypted with (see [`key_check::verify`]): the configured one, else the one
+/// generated on a previous start, else a new one written (mode 0600) to the key file,
+/// unless the database already holds credentials, which a new key could not decrypt.
+pub async fn encryption_secret(settings: &Settings, store: &Store) -> anyhow::Result<SecretString> {
+    let key_file = key_file_for(store);
+    let (secret, source) = match configured_secret(settings, &key_file)? {
+        Some(found) => found,
+        None => {
+            key_check::ensure_no_credentials(store, &key_file).await?;
+            (generate_secret(&key_file)?, SecretSource::KeyFile(key_file))
+        }
+    };
+    key_check::verify(store, &Cipher::new(&secret), &source).await?;
+    Ok(secret)
+}
+
+/// The configured secret, else the one in `key_file` from a previous start.
+fn configured_secret(
+    settings: &Settings,
+    key_file: &Path,
+) -> anyhow::Result<Option<(SecretString, SecretSource)>> {
     if let Some(secret) = &settings.auth_encryption_secret {
-        return Ok(secret.clone());
+        return Ok(Some((secret.clone(), SecretSource::Setting)));
     }
-    if key_file.exists() {
-        let secret = fs::read_to_string(key_file)?.trim().to_owned();
-        anyhow::ensure!(
-            secret.chars().count() >= crate::config::MIN_SECRET_LEN,
-            "{} holds a secret shorter than {} characters",
-            key_file.display(),
-            crate::config::MIN_SECRET_LEN
-        );
-        return Ok(SecretString::from(secret));
+    if !key_file.exists() {
+        return Ok(None);
     }
+    let secret = fs::read_to_string(key_file)?.trim().to_owned();
+    anyhow::ensure!(
+        secret.chars().count() >= crate::config::MIN_SECRET_LEN,
+        "{} holds a secret shorter than {} characters",
+        key_file.display(),
+        crate::config::MIN_SECRET_LEN
+    );
+    Ok(Some((
+        SecretString::from(secret),
+        SecretSource::KeyFile(key_file.to_path_buf()),
+    )))
+}
+
+/// A new random secret, written to `key_file` (which must not exist yet).
+fn generate_secret(key_file: &Path) -> anyhow::Result<SecretString> {
     let secret = random_token("");
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -86,11 +116,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("mcpgateway.secret");
         let settings = Settings::default();
-        let first = encryption_secret(&settings, &key_file).unwrap();
+        assert!(configured_secret(&settings, &key_file).unwrap().is_none());
+        let first = generate_secret(&key_file).unwrap();
         assert!(first.expose_secret().len() >= 32);
         let mode = fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let second = encryption_secret(&settings, &key_file).unwrap();
+        let (second, source) = configured_secret(&settings, &key_file).unwrap().unwrap();
         assert_eq!(first.expose_secret(), second.expose_secret());
+        assert_eq!(source, SecretSource::KeyFile(key_file.clone()));
+        assert!(generate_secret(&key_file).is_err(), "never overwritten");
     }
 }

@@ -4,7 +4,9 @@
 //! leaked database yields no usable credential. Argon2 runs on the blocking pool.
 
 pub mod bootstrap;
+pub mod key_check;
 pub mod password;
+pub mod usage;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Duration, Utc};
@@ -68,24 +70,31 @@ pub async fn create_api_token(
 
 /// The principal a bearer token stands for, if it is valid now.
 pub async fn principal_for_token(store: &Store, token: &str) -> sqlx::Result<Option<Principal>> {
+    Ok(token_principal(store, token)
+        .await?
+        .map(|(principal, _)| principal))
+}
+
+/// The principal a bearer token stands for and the token's id, if it is valid now. Only
+/// reads: the use is the caller's to note ([`usage::TokenUse`]), off the request path.
+pub async fn token_principal(
+    store: &Store,
+    token: &str,
+) -> sqlx::Result<Option<(Principal, Uuid)>> {
     let Some(row) = store.token_by_hash(&token_hash(token)).await? else {
         return Ok(None);
     };
-    let at = now();
-    if !row.is_active(at) {
+    if !row.is_active(now()) {
         return Ok(None);
     }
-    if row
-        .last_used_at
-        .is_none_or(|t| at - t > Duration::minutes(1))
-    {
-        store.touch_token(row.id).await?;
-    }
     let user = store.user_by_id(row.user_id).await?;
-    Ok(user.map(|u| Principal {
-        user_id: u.id,
-        email: u.email,
-        via: AuthMethod::Bearer,
+    Ok(user.map(|u| {
+        let principal = Principal {
+            user_id: u.id,
+            email: u.email,
+            via: AuthMethod::Bearer,
+        };
+        (principal, row.id)
     }))
 }
 

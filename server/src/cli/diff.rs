@@ -38,10 +38,8 @@ pub struct Opts {
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     let bytes = super::validate::read_input(&opts.file)?;
     let store = super::open_store(settings).await?;
-    let target = Cipher::new(&bootstrap::encryption_secret(
-        settings,
-        &bootstrap::key_file_for(&store),
-    )?);
+    let target = Cipher::new(&bootstrap::encryption_secret(settings, &store).await?)
+        .with_sensitive_headers(settings.sensitive_header_rules());
     let source = opts
         .source_secret
         .clone()

@@ -67,14 +67,14 @@ fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = ConflictStr
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     let bytes = super::validate::read_input(&opts.file)?;
     let store = super::open_store(settings).await?;
-    let secret = bootstrap::encryption_secret(settings, &bootstrap::key_file_for(&store))?;
+    let secret = bootstrap::encryption_secret(settings, &store).await?;
     if let Some(rekey) = &opts.rekey_secret {
         anyhow::ensure!(
             rekey.as_str() == secret.expose_secret(),
             "--rekey-secret must be this gateway's AUTH_ENCRYPTION_SECRET: credentials are re-encrypted with the key the gateway decrypts with"
         );
     }
-    let target = Cipher::new(&secret);
+    let target = Cipher::new(&secret).with_sensitive_headers(settings.sensitive_header_rules());
     let source = opts
         .source_secret
         .map(|s| Cipher::new(&SecretString::from(s)));
@@ -197,6 +197,8 @@ pub(crate) fn explain(
     match result {
         Ok(report) => Ok(report),
         Err(ImportError::Invalid(errors)) => Err(problems(&errors, file)),
+        // Kept whole, so that a busy or full database is told as such (`cli::fail`).
+        Err(ImportError::Database(e)) => Err(e.into()),
         Err(e) => anyhow::bail!("{e}"),
     }
 }

@@ -17,7 +17,10 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 use crate::{
+    auth::bootstrap,
     config::{Overrides, Settings},
+    crypto::Cipher,
+    entities::upgrade,
     store::Store,
     telemetry,
 };
@@ -80,8 +83,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints the error; a busy or full database in its own words, not the driver's.
 fn fail(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    match crate::store::StoreFailure::in_chain(error) {
+        Some(failure) => eprintln!("error: {failure}"),
+        None => eprintln!("error: {error:#}"),
+    }
     ExitCode::FAILURE
 }
 
@@ -150,14 +157,24 @@ async fn run_remote(command: Command, url: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the configured database, creating and migrating it when needed.
+/// Opens the configured database, creating and migrating it when needed, and encrypts
+/// credentials older records still hold in plaintext (see [`upgrade`]).
 pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    Store::connect(&settings.database_url).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the database {}: {e:#}",
-            settings.database_url_redacted()
-        )
-    })
+    let store = Store::connect_with(&settings.database_url, settings.lock_wait())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the database {}: {e:#}",
+                settings.database_url_redacted()
+            )
+        })?;
+    let rules = settings.sensitive_header_rules();
+    let key = || async {
+        let secret = bootstrap::encryption_secret(settings, &store).await?;
+        Ok(Cipher::new(&secret).with_sensitive_headers(rules.clone()))
+    };
+    upgrade::seal_stored_credentials(&store, &rules, key).await?;
+    Ok(store)
 }
 
 /// Who runs a local CLI command, for `exported_by` and the audit log.

@@ -19,8 +19,8 @@ pub struct Opts {
 
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     let store = super::open_store(settings).await?;
-    let secret = bootstrap::encryption_secret(settings, &bootstrap::key_file_for(&store))?;
-    let cipher = Cipher::new(&secret);
+    let secret = bootstrap::encryption_secret(settings, &store).await?;
+    let cipher = Cipher::new(&secret).with_sensitive_headers(settings.sensitive_header_rules());
     let service = Entities {
         store: &store,
         cipher: &cipher,

@@ -22,7 +22,7 @@ pub struct Opts {
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
-    let secret = bootstrap::encryption_secret(&settings, &bootstrap::key_file_for(&store))?;
+    let secret = bootstrap::encryption_secret(&settings, &store).await?;
     if let Some(password) = bootstrap::ensure_admin(&store, &settings).await? {
         // Shown once on the terminal, deliberately not through the logs.
         println!(

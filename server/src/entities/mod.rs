@@ -2,11 +2,13 @@
 //! credential encryption, reference checks and audit. The REST API, the UI and the seed
 //! command all come through here.
 
+pub mod headers;
 pub mod seed;
+pub mod upgrade;
 
 use app::{
     entities::{Entity, parse_entity},
-    validation::{FieldError, join},
+    validation::FieldError,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -20,13 +22,15 @@ use crate::{
 impl From<EntityError> for Error {
     fn from(e: EntityError) -> Error {
         match e {
-            EntityError::Duplicate { .. } => Error::Conflict(e.to_string()),
+            EntityError::Duplicate { .. } | EntityError::CaseTwin { .. } => {
+                Error::Conflict(e.to_string())
+            }
             EntityError::UnknownReferences(errors) => Error::Validation(errors),
             EntityError::InUse(servers) => Error::Conflict(format!(
                 "still used by servers: {}; remove it from them first, or delete with ?force=true",
                 servers.join(", ")
             )),
-            EntityError::Database(e) => Error::Database(e),
+            EntityError::Database(e) => Error::from(e),
         }
     }
 }
@@ -45,6 +49,9 @@ impl Entities<'_> {
         let (mut entity, _warnings) = parse_entity::<E>(body, "").map_err(Error::Validation)?;
         self.seal(&mut entity, "")?;
         self.store.check_links(&entity, "").await?;
+        (self.store)
+            .check_case_twin(E::KIND, entity.key(), None)
+            .await?;
         let id = self.store.insert_entity(&mut entity).await?;
         self.audit::<E>("create", entity.key(), id).await?;
         tracing::info!(entity.kind = E::KIND.plural(), entity.id = %id, "created {} {}", E::KIND.singular(), entity.key());
@@ -67,6 +74,9 @@ impl Entities<'_> {
         let (mut entity, _warnings) = parse_entity::<E>(current, "").map_err(Error::Validation)?;
         self.seal(&mut entity, "")?;
         self.store.check_links(&entity, "").await?;
+        (self.store)
+            .check_case_twin(E::KIND, entity.key(), Some(id))
+            .await?;
         if !self.store.update_entity(id, &mut entity).await? {
             return Err(Error::NotFound);
         }
@@ -103,28 +113,35 @@ impl Entities<'_> {
     }
 }
 
-/// Encrypts plaintext credentials sent in `auth` with `cipher`, or checks that a given
-/// `auth_value` decrypts with it.
+/// Encrypts plaintext credentials sent in `auth`, and sensitive headers sent in
+/// plaintext, with `cipher`; checks that every encrypted value given (`auth_value`,
+/// `auth_query_params`, header envelopes) decrypts with it.
 pub fn seal<E: Entity>(cipher: &Cipher, entity: &mut E, base: &str) -> Result<()> {
     if let Some(input) = entity.take_auth_input() {
         let blob = cipher.encrypt(&Plaintext(input.plaintext()));
         entity.set_credential(Some((input.auth_type(), blob)));
-        return Ok(());
     }
-    if let Some((_, blob)) = entity.credential()
-        && let Err(e) = cipher.decrypt(blob)
-    {
-        return Err(Error::Validation(vec![FieldError {
-            pointer: join(base, "auth_value"),
-            code: "undecryptable".into(),
-            message: format!("the credential {e}"),
-        }]));
+    let errors: Vec<FieldError> = entity
+        .blobs_mut()
+        .into_iter()
+        .filter_map(|(pointer, blob)| {
+            cipher.decrypt(blob).err().map(|e| FieldError {
+                pointer: format!("{base}{pointer}"),
+                code: "undecryptable".into(),
+                message: format!("the credential {e}"),
+            })
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
     }
+    headers::seal_plain_headers(cipher, entity);
     Ok(())
 }
 
-/// RFC 7396, except that `"auth_value": null` keeps the stored credential (responses
-/// never carry it, so a client echoing a response back must not erase it).
+/// RFC 7396, except that `"auth_value": null` and a header sent as `*****` keep the
+/// stored credential (responses never carry them, so a client echoing a response back
+/// must not erase them).
 fn merge_patch(target: &mut Value, patch: Map<String, Value>) {
     let Value::Object(target) = target else {
         return;
@@ -132,6 +149,7 @@ fn merge_patch(target: &mut Value, patch: Map<String, Value>) {
     for (key, value) in patch {
         match value {
             Value::Null if key == "auth_value" => {}
+            masked if headers::keeps_envelope(target.get(&key), &masked) => {}
             Value::Null if key == "auth_type" => {
                 target.remove("auth_type");
                 target.remove("auth_value");
@@ -149,13 +167,15 @@ fn merge_patch(target: &mut Value, patch: Map<String, Value>) {
     }
 }
 
-/// The entity as the API and UI show it: `auth_value` replaced by `auth_set`.
+/// The entity as the API and UI show it: `auth_value` replaced by `auth_set`, encrypted
+/// headers by `*****`.
 pub fn view<E: Entity>(entity: &E) -> Value {
     let auth_set = entity.credential().is_some();
     let mut value = serde_json::to_value(entity).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.remove("auth_value");
         map.remove("auth_query_params");
+        headers::mask_headers(map);
         if map.contains_key("auth_type") || auth_set {
             map.insert("auth_set".into(), Value::Bool(auth_set));
         }
@@ -187,5 +207,22 @@ mod tests {
             json!({"auth_type": null}).as_object().unwrap().clone(),
         );
         assert!(doc.get("auth_value").is_none());
+    }
+
+    #[test]
+    fn a_header_sent_back_as_the_mask_keeps_its_envelope() {
+        let envelope = json!({app::entities::tool::HEADER_ENVELOPE: "A".repeat(40)});
+        let mut doc = json!({"headers": {"Authorization": envelope.clone(), "Accept": "a"}});
+        merge_patch(
+            &mut doc,
+            json!({"headers": {"Authorization": "*****", "Accept": "*****", "X-New": "n"}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        assert_eq!(
+            doc,
+            json!({"headers": {"Authorization": envelope, "Accept": "*****", "X-New": "n"}})
+        );
     }
 }

@@ -14,9 +14,9 @@ use axum::{
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use serde_json::json;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
-use super::AppState;
+use super::{AppState, client, limit};
 use crate::{
     auth::{self, AuthMethod, Principal},
     error::{Error, Result},
@@ -104,7 +104,13 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Pr
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         return match token {
-            Some(t) if !t.is_empty() => Ok(auth::principal_for_token(&state.store, t).await?),
+            Some(t) if !t.is_empty() => {
+                let found = auth::token_principal(&state.store, t).await?;
+                Ok(found.map(|(principal, token_id)| {
+                    state.token_use.record(token_id);
+                    principal
+                }))
+            }
             _ => Ok(None),
         };
     }
@@ -146,7 +152,9 @@ struct LoginForm {
     password: String,
 }
 
-#[tracing::instrument(skip_all, fields(user.email = %form.email))]
+/// The span's `user.email` is filled in only once the typed text is known to be an
+/// account's email: a password typed into the email field must never reach the logs.
+#[tracing::instrument(skip_all, fields(user.email = tracing::field::Empty))]
 async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -157,27 +165,35 @@ async fn login(
     if headers.contains_key(header::ORIGIN) && !same_origin(&headers, &state) {
         return Err(Error::Forbidden("cross-origin login refused"));
     }
-    let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
-    check_rate(&state, ip, &form.email)?;
+    let client = client::client(
+        peer.map(|p| p.0.0),
+        &headers,
+        &state.settings.trusted_proxies,
+    );
+    let attempt = check_rate(&state, client.ip, &form.email).await?;
     let ttl = chrono::Duration::hours(i64::from(state.settings.session_ttl_hours));
     let Some((principal, cookie)) =
         auth::login(&state.store, &form.email, &form.password, ttl).await?
     else {
-        tracing::info!("sign-in refused for {}", form.email);
+        let account = account_label(&state, &form.email).await?;
+        tracing::info!(user.account = %account, "sign-in refused for {account}");
         return Ok(Redirect::to("/login?error=invalid").into_response());
     };
+    attempt.succeeded();
     let entry = NewAuditEntry {
         actor: &principal.email,
         action: "login",
         ..Default::default()
     };
     state.store.record_audit(entry).await?;
+    tracing::Span::current().record("user.email", principal.email.as_str());
     tracing::info!("signed in {}", principal.email);
-    let secure = state
-        .settings
-        .public_origin
-        .as_deref()
-        .is_some_and(|o| o.starts_with("https://"));
+    let secure = client.https
+        || state
+            .settings
+            .public_origin
+            .as_deref()
+            .is_some_and(|o| o.starts_with("https://"));
     let cookie = Cookie::build((SESSION_COOKIE, cookie))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -187,27 +203,41 @@ async fn login(
     Ok((jar.add(cookie), Redirect::to("/ui")).into_response())
 }
 
-/// Refuses a sign-in over the per-IP or per-account limit (before the password is checked).
-fn check_rate(state: &AppState, ip: IpAddr, email: &str) -> Result<()> {
-    let Err(refusal) = state.login_limits.attempt(ip, email) else {
-        return Ok(());
+/// What the logs may say about the text typed as the email: the account's email when an
+/// account has it, else "unknown user" (the text could be a password typed in the wrong
+/// field, so it is never logged as it is).
+async fn account_label(state: &AppState, typed: &str) -> Result<String> {
+    let known = state.store.user_by_email(typed).await?;
+    Ok(known.map_or_else(|| "unknown user".to_owned(), |user| user.email))
+}
+
+/// Refuses a sign-in over the per-address or per-account-and-address limit (before the
+/// password is checked); the attempt returned counts as a failure unless it succeeds.
+async fn check_rate<'a>(
+    state: &'a AppState,
+    ip: IpAddr,
+    email: &str,
+) -> Result<limit::Attempt<'a>> {
+    let refusal = match state.login_limits.attempt(ip, email) {
+        Ok(attempt) => return Ok(attempt),
+        Err(refusal) => refusal,
     };
     // Whole seconds, rounded up: retrying after `Retry-After` never meets the limit again.
     let secs = refusal.retry_after.as_secs() + u64::from(refusal.retry_after.subsec_nanos() > 0);
+    let per = match refusal.limit {
+        limit::Limit::Address => "from this address",
+        limit::Limit::AccountFromAddress => "for this account from this address",
+    };
+    let account = account_label(state, email).await?;
     tracing::warn!(
         client.ip = %ip,
-        user.email = %email,
-        limit.key = refusal.limit,
+        user.account = %account,
+        limit.key = per,
         limit.retry_after_secs = secs,
         "sign-in refused: too many attempts"
     );
-    let per = if refusal.limit == "ip" {
-        "from this address"
-    } else {
-        "for this account"
-    };
     Err(Error::TooManyRequests {
-        message: format!("too many sign-in attempts {per}; try again in {secs} seconds"),
+        message: format!("too many failed sign-in attempts {per}; try again in {secs} seconds"),
         retry_after_secs: secs.max(1),
     })
 }

@@ -10,18 +10,22 @@ pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The database answers and its migrations are applied.
+/// The store can take writes: it answers, is migrated, is not read-only and has room.
+/// A store that is only busy (an import holds its lock) is ready.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = state.store.backend_name();
-    if state.store.is_ready().await {
-        (
+    match state.store.writable().await {
+        Ok(()) => (
             StatusCode::OK,
             Json(json!({ "status": "ready", "database": database })),
-        )
-    } else {
-        (
+        ),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "database": database })),
-        )
+            Json(json!({
+                "status": "unavailable",
+                "database": database,
+                "reason": reason.to_string(),
+            })),
+        ),
     }
 }

@@ -5,23 +5,29 @@
 //! on a bound listener until a shutdown future resolves (tests bind port 0).
 
 mod auth;
+mod client;
 mod entities;
 mod extract;
+mod headers;
 mod health;
 pub mod limit;
 mod openapi;
+mod serve;
+mod site;
 mod trace;
 mod transfer;
 mod ui;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef, middleware, routing::get};
 use leptos::config::LeptosOptions;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use crate::{config::Settings, crypto::Cipher, store::Store, transfer::jobs::Jobs};
+use crate::{
+    auth::usage::TokenUse, config::Settings, crypto::Cipher, store::Store, transfer::jobs::Jobs,
+};
 
 pub use auth::{PUBLIC_PATHS, SESSION_COOKIE};
 pub use ui::ui_paths;
@@ -40,6 +46,8 @@ pub struct AppState {
     pub login_limits: Arc<limit::LoginLimits>,
     /// Permits for streamed exports (`concurrent_exports`); a request waits for one.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// API token uses, written to the store in the background (never by a request).
+    pub token_use: Arc<TokenUse>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -55,7 +63,10 @@ impl AppState {
             .site_root(settings.site_root.to_string_lossy().into_owned())
             .site_pkg_dir(settings.site_pkg_dir.clone())
             .build();
-        let cipher = Arc::new(Cipher::new(&encryption_secret));
+        let cipher = Arc::new(
+            Cipher::new(&encryption_secret)
+                .with_sensitive_headers(settings.sensitive_header_rules()),
+        );
         let login_limits = Arc::new(limit::LoginLimits::new(
             settings.login_attempts_per_ip,
             settings.login_attempts_per_account,
@@ -65,7 +76,12 @@ impl AppState {
             exports: Arc::new(tokio::sync::Semaphore::new(usize::from(
                 settings.concurrent_exports.max(1),
             ))),
-            jobs: Jobs::new(store.clone(), cipher.clone()),
+            jobs: Jobs::new(
+                store.clone(),
+                cipher.clone(),
+                Duration::from_secs(settings.job_runner_timeout_secs.into()),
+            ),
+            token_use: Arc::default(),
             store,
             settings: Arc::new(settings),
             cipher,
@@ -91,6 +107,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_auth,
         ))
+        .layer(middleware::from_fn(headers::security_headers))
         .layer(trace::layer())
         .with_state(state)
 }
@@ -102,17 +119,15 @@ pub async fn launch_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    let worker = (state.settings.import_workers > 0).then(|| state.jobs.spawn_worker());
-    // The peer address is the client IP of the sign-in rate limit.
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    if let Some(worker) = worker {
-        // A running import's transaction rolls back; the next start marks the job failed.
-        worker.abort();
-        let _ = worker.await;
-    }
+    let token_use = state.token_use.clone();
+    let flusher = token_use.clone().spawn_flusher(store.clone());
+    let background = state.jobs.start(state.settings.import_workers > 0);
+    let limits = serve::Limits::from_settings(&state.settings);
+    serve::serve(listener, app(state), limits, shutdown).await;
+    // A running import's transaction rolls back; its job is recorded as interrupted.
+    background.stop().await;
+    flusher.abort();
+    token_use.flush(&store).await;
     store.close().await;
     Ok(())
 }

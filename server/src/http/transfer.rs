@@ -393,7 +393,7 @@ pub async fn preview_import(
 fn refused(e: SubmitError) -> Error {
     match e {
         SubmitError::Invalid(problems) => Error::InvalidFile(problems),
-        SubmitError::Database(e) => Error::Database(e),
+        SubmitError::Database(e) => Error::from(e),
     }
 }
 

@@ -12,8 +12,7 @@ use async_trait::async_trait;
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use std::sync::Arc;
-use tower_http::services::ServeDir;
+use std::{path::Path, sync::Arc};
 use uuid::Uuid;
 
 use super::AppState;
@@ -143,15 +142,20 @@ pub fn routes(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         store: state.store.clone(),
     });
     let options = state.leptos.clone();
-    let site = ServeDir::new(&*options.site_root);
-    router
-        .leptos_routes_with_context(
-            state,
-            generate_route_list(App),
-            move || provide_context(backend.clone()),
-            move || shell(options.clone()),
-        )
-        .fallback_service(site)
+    let site = super::site::Site::find(
+        Path::new(&*options.site_root),
+        &options.site_pkg_dir,
+        &options.output_name,
+    );
+    site.serve(router.leptos_routes_with_context(
+        state,
+        generate_route_list(App),
+        move || {
+            provide_context(backend.clone());
+            super::headers::provide_request_nonce();
+        },
+        move || shell(options.clone()),
+    ))
 }
 
 /// Every path the UI answers (pages and server functions), for route-table tests.

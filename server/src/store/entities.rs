@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use app::{
-    entities::{Entity, Timestamp},
+    entities::{Entity, Timestamp, keys::fold_key},
     model::EntityKind,
     validation::{FieldError, join},
 };
@@ -19,8 +19,18 @@ use super::{Store, now, with_pool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EntityError {
-    #[error("a {kind} with the key `{key}` already exists")]
+    #[error("a {kind} with the key `{key}` (or one differing from it only in case) already exists")]
     Duplicate { kind: &'static str, key: String },
+    /// The key folds like a stored one: it differs only in case, or from a row stored
+    /// before keys were trimmed (names are unique regardless of case).
+    #[error(
+        "`{key}` is the same name as the existing {kind} `{existing}`: names are compared trimmed and regardless of case"
+    )]
+    CaseTwin {
+        kind: &'static str,
+        key: String,
+        existing: String,
+    },
     #[error("unknown references")]
     UnknownReferences(Vec<FieldError>),
     #[error("still used by servers: {}", .0.join(", "))]
@@ -57,7 +67,7 @@ type Links = Vec<(EntityKind, Vec<String>)>;
 /// The types a server links to.
 const LINKED: [EntityKind; 3] = [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource];
 
-/// Rows per multi-row `INSERT`: 9 parameters each, far below SQLite's 32,766 and
+/// Rows per multi-row `INSERT`: 10 parameters each, far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters.
 pub const BATCH_ROWS: usize = 500;
 /// Link rows (3 parameters each) per multi-row `INSERT`.
@@ -85,10 +95,15 @@ enum Params {
 /// `(?, ?, …)` or `($1, $2, …, $n)`: a list of `n` parameters, the first parameters of
 /// their query.
 fn in_list(n: usize, params: Params) -> String {
+    in_list_from(1, n, params)
+}
+
+/// A list of `n` parameters numbered from `first` (`($first, …)` on PostgreSQL).
+fn in_list_from(first: usize, n: usize, params: Params) -> String {
     let mut list = String::with_capacity(2 + n * 6);
     list.push('(');
-    for i in 1..=n {
-        if i > 1 {
+    for i in first..first + n {
+        if i > first {
             list.push_str(", ");
         }
         match params {
@@ -364,11 +379,12 @@ impl StoreTx {
         entity.set_timestamps(created.unwrap_or(at), updated.unwrap_or(at));
         let (doc, links) = stored_doc(entity);
         let sql = AssertSqlSafe(format!(
-            "INSERT INTO {} (id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO {} (id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc, key_fold) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             E::KIND.plural()
         ));
         let (created, updated) = entity.timestamps();
+        let fold = fold_key(E::KIND, entity.key());
         let result: Result<(), EntityError> = with_tx!(self, |conn| async {
             sqlx::query(sql)
                 .bind(id)
@@ -380,6 +396,7 @@ impl StoreTx {
                 .bind(created.map(|t| t.0))
                 .bind(updated.map(|t| t.0))
                 .bind(Json(&doc))
+                .bind(&*fold)
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
@@ -404,10 +421,11 @@ impl StoreTx {
         entity.set_id(Some(id));
         let (doc, links) = stored_doc(entity);
         let sql = AssertSqlSafe(format!(
-            "UPDATE {} SET key = $2, name = $3, is_active = $4, tag_index = $5, auth_type = $6, updated_at = $7, doc = $8 \
-             WHERE id = $1",
+            "UPDATE {} SET key = $2, name = $3, is_active = $4, tag_index = $5, auth_type = $6, updated_at = $7, doc = $8, \
+             key_fold = $9 WHERE id = $1",
             E::KIND.plural()
         ));
+        let fold = fold_key(E::KIND, entity.key());
         with_tx!(self, |conn| async {
             let done = sqlx::query(sql)
                 .bind(id)
@@ -418,6 +436,7 @@ impl StoreTx {
                 .bind(entity.credential().map(|c| c.0.as_str()))
                 .bind(at.0)
                 .bind(Json(&doc))
+                .bind(&*fold)
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
@@ -428,6 +447,24 @@ impl StoreTx {
             Ok(true)
         }
         .await)
+    }
+
+    /// Rewrites a stored record's document and credential type only: no new timestamps,
+    /// the same key and links (a change of representation, such as a credential moved
+    /// into its encrypted form, not an edit).
+    pub async fn replace_doc<E: Entity>(&mut self, id: Uuid, entity: &E) -> sqlx::Result<()> {
+        let (doc, _links) = stored_doc(entity);
+        let sql = AssertSqlSafe(format!(
+            "UPDATE {} SET doc = $2, auth_type = $3 WHERE id = $1",
+            E::KIND.plural()
+        ));
+        with_tx!(self, |conn| sqlx::query(sql)
+            .bind(id)
+            .bind(Json(&doc))
+            .bind(entity.credential().map(|c| c.0.as_str()))
+            .execute(&mut *conn)
+            .await
+            .map(|_| ()))
     }
 }
 
@@ -458,7 +495,8 @@ impl StoreTx {
         Ok(Some(entity))
     }
 
-    /// The stored entities with these keys (links included), by key, seen from inside
+    /// The stored entities with these keys or keys folding the same (names differing
+    /// only in case: see [`fold_key`]), links included, by folded key, seen from inside
     /// the transaction: one query per chunk of keys (plus one per linked type for servers).
     pub async fn entities_by_keys<E: Entity>(
         &mut self,
@@ -466,14 +504,19 @@ impl StoreTx {
     ) -> sqlx::Result<HashMap<String, E>> {
         let mut found = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(IN_CHUNK) {
+            // By `key` too: a row stored before `key_fold` existed may have none.
             let sql = AssertSqlSafe(format!(
-                "SELECT id, doc FROM {} WHERE key IN {}",
+                "SELECT id, doc FROM {} WHERE key_fold IN {} OR key IN {}",
                 E::KIND.plural(),
-                in_list(chunk.len(), self.params())
+                in_list(chunk.len(), self.params()),
+                in_list_from(chunk.len() + 1, chunk.len(), self.params())
             ));
             let params = self.params();
             let (rows, links): (Vec<DocRow<E>>, _) = with_tx!(self, |conn| async {
                 let mut query = sqlx::query_as(sql);
+                for key in chunk {
+                    query = query.bind(fold_key(E::KIND, key).into_owned());
+                }
                 for key in chunk {
                     query = query.bind(*key);
                 }
@@ -486,7 +529,7 @@ impl StoreTx {
             found.extend(
                 hydrate_all(rows, links)
                     .into_iter()
-                    .map(|e| (e.key().to_owned(), e)),
+                    .map(|e| (fold_key(E::KIND, e.key()).into_owned(), e)),
             );
         }
         Ok(found)
@@ -534,11 +577,11 @@ impl StoreTx {
             })
             .collect();
         let head = format!(
-            "INSERT INTO {} (id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc) ",
+            "INSERT INTO {} (id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc, key_fold) ",
             E::KIND.plural()
         );
         let tail = if replace {
-            " ON CONFLICT (id) DO UPDATE SET key = excluded.key, name = excluded.name, \
+            " ON CONFLICT (id) DO UPDATE SET key = excluded.key, key_fold = excluded.key_fold, name = excluded.name, \
              is_active = excluded.is_active, tag_index = excluded.tag_index, \
              auth_type = excluded.auth_type, updated_at = excluded.updated_at, doc = excluded.doc"
         } else {
@@ -557,7 +600,8 @@ impl StoreTx {
                         .push_bind(doc.credential().map(|c| c.0.as_str()))
                         .push_bind(created.map(|t| t.0))
                         .push_bind(updated.map(|t| t.0))
-                        .push_bind(Json(doc));
+                        .push_bind(Json(doc))
+                        .push_bind(fold_key(E::KIND, doc.key()).into_owned());
                 });
                 insert.push(tail);
                 insert.build().execute(&mut *conn).await.map(drop)
@@ -736,6 +780,34 @@ impl Store {
             found.extend(rows.into_iter().map(|(key, _)| key));
         }
         Ok(found)
+    }
+
+    /// Refuses `key` when another entity of `kind` than `id` has a key differing from it
+    /// only in case (the unique index on `key_fold` refuses it too; this names the other).
+    pub async fn check_case_twin(
+        &self,
+        kind: EntityKind,
+        key: &str,
+        id: Option<Uuid>,
+    ) -> Result<(), EntityError> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT key FROM {} WHERE key_fold = $1 AND key <> $2 AND id <> $3",
+            kind.plural()
+        ));
+        let existing: Option<String> = with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(fold_key(kind, key).into_owned())
+            .bind(key)
+            .bind(id.unwrap_or_default())
+            .fetch_optional(pool)
+            .await)?;
+        match existing {
+            Some(existing) => Err(EntityError::CaseTwin {
+                kind: kind.singular(),
+                key: key.to_owned(),
+                existing,
+            }),
+            None => Ok(()),
+        }
     }
 
     pub async fn id_by_key(&self, kind: EntityKind, key: &str) -> sqlx::Result<Option<Uuid>> {

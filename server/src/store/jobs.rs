@@ -6,14 +6,14 @@
 //! and read back into spool files, so no step holds the whole file in memory. Jobs queued
 //! before chunks existed carry it in `import_jobs.payload`, which is still read.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use app::jobs::EntityResult;
 
-use super::{Store, now, with_pool};
+use super::{Store, entities::StoreTx, now, with_pool};
 use crate::transfer::{input::Input, spool::Spool};
 
 /// The size of one stored piece of a job's file.
@@ -192,8 +192,9 @@ impl Store {
         Ok(cancel.unwrap_or(false))
     }
 
-    /// Ends a job and forgets its file (chunks and payload) and sealed secret.
-    pub async fn finish_job(&self, id: Uuid, finish: Finish<'_>) -> sqlx::Result<()> {
+    /// Ends a job and forgets its file (chunks and payload) and sealed secret. Taken by
+    /// reference: a write that fails is tried again with the same outcome.
+    pub async fn finish_job(&self, id: Uuid, finish: &Finish<'_>) -> sqlx::Result<()> {
         let sql = "UPDATE import_jobs SET status = $2, finished_at = $3, processed = $4, total = $5, \
                    counts = $6, report = $7, errors = $8, payload = NULL, sealed_source_secret = NULL \
                    WHERE id = $1";
@@ -201,7 +202,12 @@ impl Store {
         let page_sql = "INSERT INTO import_job_results (job_id, page, results) VALUES ($1, $2, $3)";
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            // Each page is written as text on its own: never the whole report at once.
+            // A retried write starts over. Each page is written as text on its own:
+            // never the whole report at once.
+            sqlx::query("DELETE FROM import_job_results WHERE job_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             for (page, results) in finish.results.chunks(RESULTS_PAGE).enumerate() {
                 let text =
                     serde_json::to_string(results).map_err(|e| sqlx::Error::Encode(e.into()))?;
@@ -228,28 +234,42 @@ impl Store {
         })
     }
 
-    /// Asks a job to stop: a queued one is cancelled at once, a running one when its
-    /// runner next looks. The job's status afterwards, or `None` for an unknown id.
-    pub async fn request_job_cancel(&self, id: Uuid) -> sqlx::Result<Option<String>> {
-        let sql = "UPDATE import_jobs SET \
-                     cancel_requested = (status IN ('queued', 'running')), \
-                     finished_at = CASE WHEN status = 'queued' THEN $2 ELSE finished_at END, \
-                     payload = CASE WHEN status = 'queued' THEN NULL ELSE payload END, \
-                     sealed_source_secret = CASE WHEN status = 'queued' THEN NULL ELSE sealed_source_secret END, \
-                     status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END \
+    /// Asks a job to stop: a queued one is cancelled at once, and so is a running one whose
+    /// runner is gone (no heartbeat since `gone_before`: its transaction died with it); a
+    /// running one whose runner lives stops when its runner next looks. The job's status
+    /// afterwards, or `None` for an unknown id. An ended job's chunks are deleted.
+    pub async fn request_job_cancel(
+        &self,
+        id: Uuid,
+        gone_before: Option<DateTime<Utc>>,
+    ) -> sqlx::Result<Option<String>> {
+        let end = format!(
+            "UPDATE import_jobs SET status = 'cancelled', cancel_requested = TRUE, finished_at = $2, \
+               payload = NULL, sealed_source_secret = NULL \
+             WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND {}))",
+            runner_gone("$3")
+        );
+        let ask = "UPDATE import_jobs SET cancel_requested = (status IN ('queued', 'running')) \
                    WHERE id = $1 RETURNING status";
         let forget = "DELETE FROM import_job_chunks WHERE job_id = $1";
+        // Nothing is older than the epoch: without a judgement, no runner counts as gone.
+        let cutoff = gone_before.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let status: Option<String> = sqlx::query_scalar(sql)
+            let ended = sqlx::query(sqlx::AssertSqlSafe(end.clone()))
                 .bind(id)
                 .bind(now())
-                .fetch_optional(&mut *tx)
-                .await?;
-            // A running job keeps its file until its runner records the end.
-            if status.as_deref() == Some("cancelled") {
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if ended > 0 {
                 sqlx::query(forget).bind(id).execute(&mut *tx).await?;
             }
+            let status: Option<String> = sqlx::query_scalar(ask)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(status)
         })
@@ -293,24 +313,43 @@ impl Store {
         .await)
     }
 
-    /// Marks failed the running jobs whose runner went silent for longer than `silence`
-    /// (it crashed: its transaction was rolled back with it), except `runner`'s own.
+    /// Marks failed the running jobs of runners other than `runner` that are gone:
+    /// neither the runner (in `import_runners`) nor the job has a heartbeat since
+    /// `gone_before` (the runner crashed, and its transaction was rolled back with it).
+    /// Their chunks go.
     pub async fn fail_abandoned_jobs(
         &self,
         runner: &str,
-        silence: Duration,
+        gone_before: DateTime<Utc>,
         errors: &Value,
     ) -> sqlx::Result<u64> {
-        let sql = "UPDATE import_jobs SET status = 'failed', finished_at = $1, errors = $2, \
-                   payload = NULL, sealed_source_secret = NULL \
-                   WHERE status = 'running' AND (runner IS NULL OR runner <> $3) AND heartbeat_at < $4";
+        let find = format!(
+            "SELECT COUNT(*) FROM import_jobs WHERE status = 'running' \
+             AND (runner IS NULL OR runner <> $1) AND {}",
+            runner_gone("$2")
+        );
+        let fail = format!(
+            "UPDATE import_jobs SET status = 'failed', finished_at = $1, errors = $2, \
+               payload = NULL, sealed_source_secret = NULL \
+             WHERE status = 'running' AND (runner IS NULL OR runner <> $3) AND {}",
+            runner_gone("$4")
+        );
         with_pool!(self, |pool| {
+            // Read first: a write would wait for (on SQLite) another process's import.
+            let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(find.clone()))
+                .bind(runner)
+                .bind(gone_before)
+                .fetch_one(pool)
+                .await?;
+            if found == 0 {
+                return Ok(0);
+            }
             let mut tx = pool.begin().await?;
-            let failed = sqlx::query(sql)
+            let failed = sqlx::query(sqlx::AssertSqlSafe(fail.clone()))
                 .bind(now())
                 .bind(Json(errors))
                 .bind(runner)
-                .bind(now() - silence)
+                .bind(gone_before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -320,6 +359,91 @@ impl Store {
             tx.commit().await?;
             Ok(failed)
         })
+    }
+
+    /// The jobs `runner` holds as running.
+    pub async fn running_jobs_of(&self, runner: &str) -> sqlx::Result<Vec<Uuid>> {
+        let sql = "SELECT id FROM import_jobs WHERE status = 'running' AND runner = $1";
+        with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(runner)
+            .fetch_all(pool)
+            .await)
+    }
+
+    /// Stamps `runner`'s heartbeat (registering it the first time).
+    pub async fn runner_heartbeat(&self, runner: &str) -> sqlx::Result<()> {
+        let sql = "INSERT INTO import_runners (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+                   ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(runner)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(drop))
+    }
+
+    /// Forgets a runner that stops.
+    pub async fn leave_runner(&self, runner: &str) -> sqlx::Result<()> {
+        let sql = "DELETE FROM import_runners WHERE id = $1";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(runner)
+            .execute(pool)
+            .await
+            .map(drop))
+    }
+
+    /// Forgets the runners silent since before `before` (long gone).
+    pub async fn forget_runners(&self, before: DateTime<Utc>) -> sqlx::Result<()> {
+        let sql = "DELETE FROM import_runners WHERE heartbeat_at < $1";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(drop))
+    }
+}
+
+/// The condition, on an `import_jobs` row, that its runner is gone: neither the job nor
+/// its runner has a heartbeat since `cutoff` (a parameter such as `$3`).
+fn runner_gone(cutoff: &str) -> String {
+    format!(
+        "(import_jobs.heartbeat_at IS NULL OR import_jobs.heartbeat_at < {cutoff}) \
+         AND NOT EXISTS (SELECT 1 FROM import_runners \
+         WHERE import_runners.id = import_jobs.runner AND import_runners.heartbeat_at >= {cutoff})"
+    )
+}
+
+/// The key of the PostgreSQL advisory lock every import's transaction holds ("import" in
+/// ASCII): imports take turns.
+const IMPORT_LOCK: i64 = 0x696d_706f_7274;
+
+impl StoreTx {
+    /// Waits until no other import's transaction is open, then holds the turn until this
+    /// transaction ends. Two imports of the same keys at once on PostgreSQL would both
+    /// find a key missing and the second insert would fail on the unique index (or the
+    /// two would deadlock); taking turns, the second sees the first's rows and updates,
+    /// skips or reports them as conflicts like any existing entity. One lock for all
+    /// imports rather than one per key: a file of 300,000 keys would need 300,000 locks,
+    /// beyond the server's lock table, and an import is one transaction at a time per
+    /// process anyway. SQLite needs nothing: `BEGIN IMMEDIATE` already takes turns.
+    ///
+    /// The turn is waited for without the connection's `lock_timeout` (the bounded wait of
+    /// a write behind a long import): an import behind another one is queued work, not a
+    /// request to refuse. The bound applies again to every write after it.
+    pub async fn take_import_turn(&mut self) -> sqlx::Result<()> {
+        if let StoreTx::Postgres(tx) = self {
+            sqlx::query("SET LOCAL lock_timeout = 0")
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(IMPORT_LOCK)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("SET LOCAL lock_timeout TO DEFAULT")
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -76,10 +76,12 @@ impl Store {
             .await)
     }
 
-    pub async fn touch_token(&self, id: Uuid) -> sqlx::Result<()> {
-        let sql = "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2";
+    /// Records that token `id` was used at `at` (a later recorded use is kept).
+    pub async fn touch_token(&self, id: Uuid, at: DateTime<Utc>) -> sqlx::Result<()> {
+        let sql = "UPDATE api_tokens SET last_used_at = $1 \
+                   WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)";
         with_pool!(self, |pool| sqlx::query(sql)
-            .bind(now())
+            .bind(at)
             .bind(id)
             .execute(pool)
             .await

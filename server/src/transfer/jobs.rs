@@ -6,6 +6,14 @@
 //! PostgreSQL the runner writes progress to the row every second (its heartbeat) and
 //! reads back cancel requests made through other replicas. On SQLite the import's
 //! transaction holds the only write lock, so progress stays in memory until the end.
+//!
+//! Every process is a runner with an id and a heartbeat in `import_runners`, stamped
+//! every second. A running job is only ever ended by another process when its runner is
+//! gone: no heartbeat for the runner timeout, judged only by a process whose own
+//! heartbeats have landed steadily for that long (after a database restart, or on SQLite
+//! behind a long write lock, nobody's could). A job's final write is retried; one still
+//! owed is written by the worker's sweep, which also ends this runner's own jobs it has
+//! lost track of.
 
 use std::{
     collections::HashMap,
@@ -13,7 +21,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use app::jobs::{
@@ -42,15 +50,26 @@ use super::{
 use crate::{
     crypto::{Cipher, Plaintext},
     store::{
-        Store,
+        Store, StoreFailure,
         jobs::{ClaimedJob, Finish, JobRow, NewJob, RESULTS_PAGE},
     },
 };
 
-/// How often a running job writes its progress (PostgreSQL) and a worker looks for work.
+/// How often a process stamps its runner heartbeat, a running job writes its progress
+/// (PostgreSQL), and a worker looks for work.
 const HEARTBEAT: Duration = Duration::from_secs(1);
-/// A running job whose runner has been silent this long is taken for dead.
-const ABANDONED_AFTER: chrono::Duration = chrono::Duration::seconds(30);
+/// The longest pause between two of this process's heartbeats that still counts as steady.
+const STEADY_GAP: Duration = Duration::from_secs(3);
+/// How often the worker writes final statuses still owed and looks for abandoned jobs.
+const SWEEP: Duration = Duration::from_secs(5);
+/// Pauses between tries of a job's final write before it is left to the sweep.
+const FINISH_BACKOFF: [Duration; 5] = [
+    Duration::from_millis(100),
+    Duration::from_millis(300),
+    Duration::from_millis(900),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
 
 /// What a caller asks to import.
 pub struct JobRequest {
@@ -192,20 +211,77 @@ pub struct Jobs {
 struct Inner {
     store: Store,
     cipher: Arc<Cipher>,
-    /// This process, as recorded in the rows it claims.
+    /// This process, as recorded in the rows it claims and in `import_runners`.
     runner: String,
+    /// A runner silent this long is gone.
+    runner_timeout: Duration,
+    pulse: Mutex<Pulse>,
+    /// Jobs running here, or ended here with their final write still owed.
     live: Mutex<HashMap<Uuid, Arc<Live>>>,
+    /// Final writes not yet done (failing ones are tried again by the sweep).
+    owed: Mutex<HashMap<Uuid, Arc<Finish<'static>>>>,
     wake: Notify,
 }
 
+/// This process's own heartbeats: since when they have landed without a gap.
+#[derive(Default)]
+struct Pulse {
+    steady_since: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Pulse {
+    fn beat(&mut self, at: Instant) {
+        if self.last.is_none_or(|last| at - last > STEADY_GAP) {
+            self.steady_since = Some(at);
+        }
+        self.last = Some(at);
+    }
+
+    /// Whether this process's heartbeats have landed steadily for `span` up to `at`: then
+    /// the database (and on SQLite its write lock) let every live runner stamp its own,
+    /// and a runner silent for `span` is gone rather than unheard.
+    fn steady_for(&self, span: Duration, at: Instant) -> bool {
+        match (self.steady_since, self.last) {
+            (Some(since), Some(last)) => at - since >= span && at - last <= STEADY_GAP,
+            _ => false,
+        }
+    }
+}
+
+/// The background tasks of a serving process; [`Background::stop`] ends them.
+pub struct Background {
+    jobs: Jobs,
+    pulse: tokio::task::JoinHandle<()>,
+    worker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Stops the tasks (a running import's transaction rolls back), records this
+    /// runner's running jobs as interrupted and leaves `import_runners`.
+    pub async fn stop(self) {
+        if let Some(worker) = self.worker {
+            worker.abort();
+            let _ = worker.await;
+        }
+        self.pulse.abort();
+        let _ = self.pulse.await;
+        self.jobs.leave().await;
+    }
+}
+
 impl Jobs {
-    pub fn new(store: Store, cipher: Arc<Cipher>) -> Jobs {
+    /// `runner_timeout`: how long a runner may be silent before it counts as gone.
+    pub fn new(store: Store, cipher: Arc<Cipher>, runner_timeout: Duration) -> Jobs {
         Jobs {
             inner: Arc::new(Inner {
                 store,
                 cipher,
-                runner: format!("{}-{}", std::process::id(), Uuid::new_v4()),
+                runner: Uuid::new_v4().to_string(),
+                runner_timeout,
+                pulse: Mutex::new(Pulse::default()),
                 live: Mutex::new(HashMap::new()),
+                owed: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
             }),
         }
@@ -336,16 +412,36 @@ impl Jobs {
         }))
     }
 
-    /// Asks a job to stop; `None` for an unknown id. A running job rolls back.
+    /// Asks a job to stop; `None` for an unknown id. A running job rolls back; one whose
+    /// runner is gone is cancelled at once (its transaction died with the runner).
     pub async fn cancel(&self, id: Uuid) -> sqlx::Result<Option<JobStatus>> {
         if let Some(live) = self.live(id) {
             // Ours: the runner sees the flag before its next entity and records the end.
             // (On SQLite the row cannot be written while the import holds the lock.)
             live.cancel.store(true, Ordering::Relaxed);
-        } else if self.inner.store.request_job_cancel(id).await?.is_none() {
+        } else if self
+            .inner
+            .store
+            .request_job_cancel(id, self.gone_before())
+            .await?
+            .is_none()
+        {
             return Ok(None);
         }
         self.status(id).await
+    }
+
+    /// Runners with no heartbeat since this time are gone; `None` while this process
+    /// cannot tell (its own heartbeats have not landed steadily for a whole timeout).
+    fn gone_before(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let timeout = self.inner.runner_timeout;
+        let steady = self
+            .inner
+            .pulse
+            .lock()
+            .expect("pulse lock")
+            .steady_for(timeout, Instant::now());
+        steady.then(|| crate::store::now() - timeout)
     }
 
     /// Progress notifications of a job running in this process.
@@ -358,23 +454,30 @@ impl Jobs {
         self.inner.live.lock().expect("live lock").get(&id).cloned()
     }
 
-    /// Marks failed the jobs whose runner died (at start: on SQLite every running job).
-    pub async fn recover(&self) -> sqlx::Result<u64> {
-        let silence = match self.inner.store {
-            Store::Sqlite(_) => chrono::Duration::zero(),
-            Store::Postgres(_) => ABANDONED_AFTER,
+    /// Ends what no one else will: final writes still owed, this runner's own running jobs
+    /// it has lost track of, and the running jobs of runners that are gone.
+    pub async fn sweep(&self) -> sqlx::Result<u64> {
+        self.pay_owed().await;
+        let mine = self.inner.store.running_jobs_of(&self.inner.runner).await?;
+        for id in mine {
+            let tracked = self.live(id).is_some()
+                || self.inner.owed.lock().expect("owed lock").contains_key(&id);
+            if !tracked {
+                // Claimed but never run here (e.g. the claim's answer was lost).
+                tracing::warn!(job.id = %id, "import job lost by its runner; marking it failed");
+                self.inner
+                    .store
+                    .finish_job(id, &interrupted_finish())
+                    .await?;
+            }
+        }
+        let Some(gone_before) = self.gone_before() else {
+            return Ok(0);
         };
-        let errors = json!([FieldError {
-            pointer: String::new(),
-            code: "interrupted".into(),
-            message:
-                "the gateway running this import stopped before it finished; nothing was imported"
-                    .into(),
-        }]);
         let n = self
             .inner
             .store
-            .fail_abandoned_jobs(&self.inner.runner, silence, &errors)
+            .fail_abandoned_jobs(&self.inner.runner, gone_before, &interrupted_errors())
             .await?;
         if n > 0 {
             tracing::warn!(jobs.failed = n, "marked interrupted import jobs as failed");
@@ -382,26 +485,90 @@ impl Jobs {
         Ok(n)
     }
 
-    /// Runs queued jobs one at a time until the process ends.
-    pub fn spawn_worker(&self) -> tokio::task::JoinHandle<()> {
+    /// Tries the final writes still owed once more.
+    async fn pay_owed(&self) {
+        let owed: Vec<(Uuid, Arc<Finish<'static>>)> = {
+            let owed = self.inner.owed.lock().expect("owed lock");
+            owed.iter().map(|(id, f)| (*id, f.clone())).collect()
+        };
+        for (id, finish) in owed {
+            match self.inner.store.finish_job(id, &finish).await {
+                Ok(()) => self.paid(id),
+                Err(e) => {
+                    tracing::warn!(job.id = %id, error.detail = %e, "final status of an import job still not written");
+                }
+            }
+        }
+    }
+
+    /// Starts this process's runner heartbeat and, when `worker`, the import worker.
+    pub fn start(&self, worker: bool) -> Background {
+        Background {
+            jobs: self.clone(),
+            pulse: self.spawn_pulse(),
+            worker: worker.then(|| self.spawn_worker()),
+        }
+    }
+
+    /// Stamps this runner's heartbeat every second, and keeps note of how steadily.
+    fn spawn_pulse(&self) -> tokio::task::JoinHandle<()> {
         let jobs = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = jobs.recover().await {
-                tracing::error!(error.detail = %e, "cannot recover interrupted import jobs");
+            // Rows of runners gone for an hour no longer decide anything (once per start).
+            let long_gone = crate::store::now() - chrono::Duration::hours(1);
+            if let Err(e) = jobs.inner.store.forget_runners(long_gone).await {
+                tracing::warn!(error.detail = %e, "cannot forget long-gone import runners");
             }
-            let mut since_recovery = Duration::ZERO;
             loop {
+                match jobs.inner.store.runner_heartbeat(&jobs.inner.runner).await {
+                    Ok(()) => jobs
+                        .inner
+                        .pulse
+                        .lock()
+                        .expect("pulse lock")
+                        .beat(Instant::now()),
+                    Err(e) => tracing::warn!(error.detail = %e, "import runner heartbeat failed"),
+                }
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        })
+    }
+
+    /// Records this runner's running jobs as interrupted (their transactions are gone
+    /// with the stopped worker) and leaves `import_runners`.
+    async fn leave(&self) {
+        self.pay_owed().await;
+        let store = &self.inner.store;
+        let result = async {
+            for id in store.running_jobs_of(&self.inner.runner).await? {
+                store.finish_job(id, &interrupted_finish()).await?;
+            }
+            store.leave_runner(&self.inner.runner).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error.detail = %e, "import runner could not record its stop");
+        }
+    }
+
+    /// Runs queued jobs one at a time until the process ends, sweeping between them.
+    fn spawn_worker(&self) -> tokio::task::JoinHandle<()> {
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            let mut last_sweep: Option<Instant> = None;
+            loop {
+                if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP) {
+                    last_sweep = Some(Instant::now());
+                    if let Err(e) = jobs.sweep().await {
+                        tracing::error!(error.detail = %e, "import worker: sweep failed");
+                    }
+                }
                 match jobs.run_next().await {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(e) => tracing::error!(error.detail = %e, "import worker: database error"),
                 }
                 let _ = tokio::time::timeout(HEARTBEAT, jobs.inner.wake.notified()).await;
-                since_recovery += HEARTBEAT;
-                if since_recovery >= Duration::from_secs(10) && !jobs.is_sqlite() {
-                    since_recovery = Duration::ZERO;
-                    let _ = jobs.recover().await;
-                }
             }
         })
     }
@@ -423,16 +590,47 @@ impl Jobs {
             .expect("live lock")
             .insert(id, live.clone());
         tracing::info!(job.id = %id, "import job started");
+        // On SQLite the import's transaction holds the only write lock: no progress writes.
         let heartbeat = (!self.is_sqlite()).then(|| self.spawn_heartbeat(id, live.clone()));
         let finish = self.execute(job, &live).await;
         if let Some(h) = heartbeat {
             h.abort();
         }
-        let saved = self.inner.store.finish_job(id, finish).await;
-        self.inner.live.lock().expect("live lock").remove(&id);
-        live.notify();
-        saved?;
+        self.finish(id, finish).await;
         Ok(true)
+    }
+
+    /// Writes a job's end, trying again with backoff; a write still failing stays owed
+    /// and is left to the sweep (the job stays live here until then). Owed from the first
+    /// try, so that a stop in between still writes the real end.
+    async fn finish(&self, id: Uuid, finish: Finish<'static>) {
+        let finish = Arc::new(finish);
+        self.owe(id, &finish);
+        for pause in FINISH_BACKOFF.iter().map(Some).chain([None]) {
+            match self.inner.store.finish_job(id, &finish).await {
+                Ok(()) => return self.paid(id),
+                Err(e) => {
+                    tracing::warn!(job.id = %id, error.detail = %e, "writing the import job's final status failed");
+                }
+            }
+            match pause {
+                Some(pause) => tokio::time::sleep(*pause).await,
+                None => return,
+            }
+        }
+    }
+
+    fn owe(&self, id: Uuid, finish: &Arc<Finish<'static>>) {
+        let mut owed = self.inner.owed.lock().expect("owed lock");
+        owed.insert(id, finish.clone());
+    }
+
+    /// The job's end is written: it stops being owed and live here, and watchers look again.
+    fn paid(&self, id: Uuid) {
+        self.inner.owed.lock().expect("owed lock").remove(&id);
+        if let Some(live) = self.inner.live.lock().expect("live lock").remove(&id) {
+            live.notify();
+        }
     }
 
     /// Writes progress every second and picks up cancel requests made elsewhere.
@@ -517,13 +715,11 @@ impl Jobs {
             Err(ImportError::Conflict(message)) => failed(live, vec![refusal("conflict", message)]),
             Err(e) => {
                 tracing::error!(job.id = %job.id, error.detail = %e, "import job failed");
-                failed(
-                    live,
-                    vec![refusal(
-                        "internal",
-                        "the import failed on a database error; nothing was imported".into(),
-                    )],
-                )
+                let cause = match &e {
+                    ImportError::Database(e) => StoreFailure::of(e),
+                    _ => None,
+                };
+                failed(live, vec![database_refusal(cause)])
             }
         }
     }
@@ -578,11 +774,45 @@ fn parse_results(text: &str, skip: usize, take: usize) -> Vec<EntityResult> {
         .collect()
 }
 
+/// Why an import ended on a database error: a busy or full database says so.
+fn database_refusal(cause: Option<StoreFailure>) -> FieldError {
+    match cause {
+        Some(failure @ StoreFailure::Busy) => {
+            refusal("busy", format!("{failure}; nothing was imported"))
+        }
+        Some(failure @ StoreFailure::Full) => refusal("storage_full", failure.to_string()),
+        None => refusal(
+            "internal",
+            "the import failed on a database error; nothing was imported".into(),
+        ),
+    }
+}
+
 fn refusal(code: &str, message: String) -> FieldError {
     FieldError {
         pointer: String::new(),
         code: code.into(),
         message,
+    }
+}
+
+fn interrupted_errors() -> Value {
+    json!([refusal(
+        "interrupted",
+        "the gateway running this import stopped before it finished; nothing was imported".into(),
+    )])
+}
+
+/// The end of a job whose runner stopped (or lost it) before it finished.
+fn interrupted_finish() -> Finish<'static> {
+    Finish {
+        status: JobState::Failed.as_str(),
+        processed: 0,
+        total: 0,
+        counts: json!({}),
+        report: None,
+        errors: interrupted_errors(),
+        results: Vec::new(),
     }
 }
 
@@ -751,4 +981,40 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
 
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_judges_other_runners_only_after_a_whole_timeout_of_steady_heartbeats() {
+        let timeout = Duration::from_secs(30);
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut pulse = Pulse::default();
+        assert!(!pulse.steady_for(timeout, at(0)), "no heartbeat yet");
+        for s in 0..=29 {
+            pulse.beat(at(s));
+        }
+        assert!(
+            !pulse.steady_for(timeout, at(29)),
+            "29 s is not a whole timeout"
+        );
+        pulse.beat(at(30));
+        assert!(pulse.steady_for(timeout, at(30)));
+        // The database went away for 20 s (restarted): every runner was unheard meanwhile.
+        assert!(!pulse.steady_for(timeout, at(50)), "silent itself");
+        pulse.beat(at(50));
+        assert!(!pulse.steady_for(timeout, at(50)), "the count starts again");
+        for s in 51..=80 {
+            pulse.beat(at(s));
+        }
+        assert!(pulse.steady_for(timeout, at(80)));
+        // A write that waited 3 s for a lock still counts as steady; 4 s does not.
+        pulse.beat(at(83));
+        assert!(pulse.steady_for(timeout, at(83)));
+        pulse.beat(at(87));
+        assert!(!pulse.steady_for(timeout, at(87)));
+    }
 }

@@ -144,6 +144,7 @@ fn serve_starts_on_a_fresh_database_answers_health_and_stops_on_sigterm() {
         }
         let tools = client.get(format!("{url}/tools")).send().await.unwrap();
         assert_eq!(tools.status(), 401);
+        ui_bundle_is_served(&client, &url).await;
     });
 
     let pid = child.id().to_string();
@@ -173,6 +174,30 @@ fn serve_starts_on_a_fresh_database_answers_health_and_stops_on_sigterm() {
     assert!(
         std::path::Path::new(&secret_file).exists(),
         "the generated secret sits beside the database"
+    );
+}
+
+/// Started outside the checkout, the gateway still serves the UI's WASM: the binary
+/// carries the bundle (`server/src/http/site.rs`).
+async fn ui_bundle_is_served(client: &reqwest::Client, url: &str) {
+    let built = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/site/pkg/mcpgateway_bg.wasm"
+    );
+    if !std::path::Path::new(built).is_file() {
+        eprintln!("SKIPPED: the UI bundle is not built (./scripts/dev.sh site), nothing to embed");
+        return;
+    }
+    let wasm = client
+        .get(format!("{url}/pkg/mcpgateway_bg.wasm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wasm.status(), 200);
+    assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    assert_eq!(
+        wasm.bytes().await.unwrap().len() as u64,
+        std::fs::metadata(built).unwrap().len()
     );
 }
 

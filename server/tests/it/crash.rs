@@ -20,7 +20,7 @@ use sqlx::Connection;
 
 use crate::common::{
     TestDb,
-    harness::{api_for, cli, entity_counts, serve},
+    harness::{self, api_for, cli, entity_counts, kill9},
     seed_store,
 };
 
@@ -94,18 +94,6 @@ fn big_file(n: usize) -> (Vec<u8>, [i64; 6]) {
 
 fn sum(a: [i64; 6], b: [i64; 6]) -> [i64; 6] {
     std::array::from_fn(|i| a[i] + b[i])
-}
-
-fn kill9(child: &mut Child) {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    child.wait().unwrap();
 }
 
 fn wal_size(db_file: &Path) -> u64 {
@@ -203,6 +191,12 @@ async fn a_cli_import_killed_at_random_moments_leaves_no_partial_row() {
     store.close().await;
 }
 
+/// `mcpgateway serve` on `db`; the restarted server fails the killed one's job once it
+/// has been silent for the (shortened) runner timeout.
+fn serve(db: &TestDb) -> (Child, String) {
+    harness::serve(db, &[("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS", "5")])
+}
+
 #[tokio::test]
 async fn a_server_killed_during_an_import_job_reports_it_failed_after_restart() {
     let db = TestDb::sqlite();
@@ -238,7 +232,7 @@ async fn a_server_killed_during_an_import_job_reports_it_failed_after_restart() 
 
     let (mut child, url) = serve(&db);
     let api = api_for(&db, url).await;
-    // The worker marks the interrupted job failed when it starts.
+    // The worker marks the interrupted job failed once its runner has been silent long enough.
     let job = loop {
         let job = api.status(&id).await;
         if job.status.is_final() {

@@ -1,5 +1,6 @@
-//! Sign-in rate limits: per client IP and per account, 429 with `Retry-After` and a
-//! JSON error, and nobody else's sign-in is blocked by them.
+//! Sign-in rate limits on failed attempts: per client address and per account from one
+//! address, 429 with `Retry-After` and a JSON error; successes never count, the owner
+//! signs in from elsewhere, and `X-Forwarded-For` counts only from a trusted proxy.
 
 use std::net::IpAddr;
 
@@ -43,7 +44,7 @@ async fn outcome(app: &TestApp, ip: &str, email: &str, password: &str) -> &'stat
 }
 
 #[tokio::test]
-async fn the_sixth_wrong_password_is_429_with_retry_after_and_others_still_sign_in() {
+async fn guesses_lock_one_address_out_of_one_account_and_the_owner_still_signs_in() {
     on_each_backend(|db| async move {
         let app = TestApp::spawn(db).await;
         for (email, password) in [(OTHER_EMAIL, OTHER_PASSWORD), (THIRD_EMAIL, THIRD_PASSWORD)] {
@@ -51,7 +52,7 @@ async fn the_sixth_wrong_password_is_429_with_retry_after_and_others_still_sign_
             app.store.insert_user(email, &hash, false).await.unwrap();
         }
 
-        // Guessing the admin's password: five refusals, then 429 (the account's limit).
+        // Guessing the admin's password from one address: five refusals, then 429.
         for attempt in 1..=5 {
             let got = outcome(&app, "127.0.0.1", ADMIN_EMAIL, "wrong-guess").await;
             assert_eq!(got, "refused", "attempt {attempt}");
@@ -69,29 +70,33 @@ async fn the_sixth_wrong_password_is_429_with_retry_after_and_others_still_sign_
         assert_eq!(body["error"]["code"], "too_many_requests");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(
-            message.contains("too many sign-in attempts for this account"),
+            message.contains("for this account from this address"),
             "{message}"
         );
         assert!(!message.contains("wrong-guess"));
-        // Refused before the password is checked: the right one is refused too, from anywhere.
-        for ip in ["127.0.0.1", "127.0.0.3"] {
-            assert_eq!(
-                outcome(&app, ip, ADMIN_EMAIL, ADMIN_PASSWORD).await,
-                "limited"
-            );
-        }
-
-        // Another account, from the same IP and from another: not blocked by that limit.
+        // Refused before the password is checked: the right one is refused too, from there…
+        assert_eq!(
+            outcome(&app, "127.0.0.1", ADMIN_EMAIL, ADMIN_PASSWORD).await,
+            "limited"
+        );
+        // …but the admin, from anywhere else, signs in.
+        assert_eq!(
+            outcome(&app, "127.0.0.3", ADMIN_EMAIL, ADMIN_PASSWORD).await,
+            "in"
+        );
+        // Another account from the guessing address is not blocked by that limit.
         assert_eq!(
             outcome(&app, "127.0.0.1", OTHER_EMAIL, OTHER_PASSWORD).await,
             "in"
         );
-        assert_eq!(
-            outcome(&app, "127.0.0.2", THIRD_EMAIL, THIRD_PASSWORD).await,
-            "in"
-        );
 
-        // One IP guessing at many accounts: its limit (10 attempts a minute) stops it.
+        // Successes do not count: a dozen sign-ins in a minute from one address all work.
+        for n in 1..=12 {
+            let got = outcome(&app, "127.0.0.2", THIRD_EMAIL, THIRD_PASSWORD).await;
+            assert_eq!(got, "in", "sign-in {n}");
+        }
+
+        // One address guessing at many accounts: its limit (10 failures a minute) stops it.
         for i in 0..10 {
             let email = format!("user{i}@example.com");
             assert_eq!(
@@ -110,16 +115,85 @@ async fn the_sixth_wrong_password_is_429_with_retry_after_and_others_still_sign_
                 .contains("from this address"),
             "{body}"
         );
-        // …while the accounts it did not reach and other IPs sign in as before.
+        // …while other addresses sign in as before.
         assert_eq!(
             outcome(&app, "127.0.1.2", OTHER_EMAIL, OTHER_PASSWORD).await,
             "in"
         );
-        let audit = app.store.audit_entries(Some("login"), 10).await.unwrap();
-        assert_eq!(audit.len(), 3, "only the real sign-ins are audited");
+        let audit = app.store.audit_entries(Some("login"), 100).await.unwrap();
+        assert_eq!(audit.len(), 15, "only the real sign-ins are audited");
         app.stop().await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_slip_past_the_limit() {
+    let app = TestApp::spawn(crate::common::TestDb::sqlite()).await;
+    let outcomes = futures_util::future::join_all(
+        (0..20).map(|_| outcome(&app, "127.0.2.1", ADMIN_EMAIL, "wrong-guess")),
+    )
+    .await;
+    let refused = outcomes.iter().filter(|o| **o == "refused").count();
+    assert_eq!(refused, 5, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "limited").count(), 15);
+    app.stop().await;
+}
+
+/// A sign-in through a reverse proxy at `proxy` for a client at `forwarded_for`.
+async fn via_proxy(
+    app: &TestApp,
+    proxy: &str,
+    forwarded_for: &str,
+    password: &str,
+) -> reqwest::Response {
+    client_from(proxy)
+        .post(app.url("/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .header("x-forwarded-proto", "https")
+        .form(&[("email", ADMIN_EMAIL), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_client_address_comes_from_x_forwarded_for_only_behind_a_trusted_proxy() {
+    let app = TestApp::spawn_with(crate::common::TestDb::sqlite(), |s| {
+        s.trusted_proxies = serde_json::from_value(serde_json::json!(["127.0.3.1"])).unwrap();
+    })
+    .await;
+    // Behind the trusted proxy, each client is limited on its own address.
+    for _ in 0..5 {
+        let r = via_proxy(&app, "127.0.3.1", "203.0.113.7", "wrong-guess").await;
+        assert_eq!(r.status(), 303);
+    }
+    let r = via_proxy(&app, "127.0.3.1", "203.0.113.7", ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 429, "the guessing client is limited");
+    let r = via_proxy(&app, "127.0.3.1", "203.0.113.8", ADMIN_PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        303,
+        "another client through the same proxy signs in"
+    );
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("Secure"),
+        "the proxy says the client came over TLS: {cookie}"
+    );
+
+    // A peer that is not a trusted proxy cannot pick its address (or its scheme).
+    for n in 0..5 {
+        let r = via_proxy(&app, "127.0.3.2", &format!("198.51.100.{n}"), "wrong-guess").await;
+        assert_eq!(r.status(), 303);
+    }
+    let r = via_proxy(&app, "127.0.3.2", "198.51.100.99", "wrong-guess").await;
+    assert_eq!(r.status(), 429, "a forged X-Forwarded-For is ignored");
+    let r = via_proxy(&app, "127.0.3.3", "203.0.113.7", ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -5,18 +5,25 @@
 mod common;
 
 mod cli;
+mod connections;
 mod crash;
 mod crypto_props;
 mod entities_rest;
 mod export;
+mod header_credentials;
 mod hostile;
 mod import;
 mod import_batches;
+mod input_rules;
+mod job_runners;
+mod key_check;
 mod load;
 mod login;
 mod login_limits;
 mod memory;
 mod route_table;
 mod secrets_scan;
+mod security_headers;
+mod store_avail;
 mod store_story;
 mod transfer_rest;

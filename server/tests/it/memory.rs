@@ -34,7 +34,7 @@ struct Served {
 
 impl Served {
     async fn start(db: &TestDb) -> Served {
-        let (child, url) = serve(db);
+        let (child, url) = serve(db, &[]);
         let api = api_for(db, url).await;
         Served { child, api }
     }

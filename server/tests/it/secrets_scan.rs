@@ -6,7 +6,9 @@
 //! and rekey at debug level. Every response body, file, log line, audit row and the
 //! database file itself is scanned for the marker, the encryption secret and the API
 //! token: 0 hits. Wrong passwords run into the sign-in limit on the way (the 429 is
-//! logged, never the password). (`entities_rest::no_response_carries_a_seeded_secret` covers the seed
+//! logged, never the password), and so does a password typed into the email field; URLs
+//! with `user:password@` and misshapen credentials are refused without echoing them.
+//! (`entities_rest::no_response_carries_a_seeded_secret` covers the seed
 //! over REST on both backends; this is the whole-system sweep, SQLite.)
 
 use std::{
@@ -161,6 +163,10 @@ fn entities_with_secrets(marker: &str) -> Vec<(&'static str, Value)> {
             json!({"name": "scan-oauth", "url": "https://d.example.com", "auth": {"type": "oauth", "client_id": "cid", "client_secret": format!("cs-{marker}"), "token_url": "https://idp.example.com/token"}}),
         ),
         (
+            "tools",
+            json!({"name": "scan-headers", "url": "https://e.example.com", "headers": {"Authorization": format!("Bearer ha-{marker}"), "X-Api-Key": format!("xk-{marker}"), "Cookie": format!("sid={marker}"), "X-Session-Token": format!("st-{marker}"), "Accept": "application/json"}}),
+        ),
+        (
             "gateways",
             json!({"name": "scan-gateway", "url": "https://gw.example.com/sse", "transport": "SSE", "auth": {"type": "authheaders", "headers": {"X-Api-Key": format!("hdr-{marker}")}}}),
         ),
@@ -293,10 +299,47 @@ async fn no_secret_appears_in_any_response_file_log_audit_row_or_the_database() 
         .next()
         .unwrap()
         .to_owned();
-    // Wrong passwords until the account's limit answers 429 (logged, never the password).
-    for attempt in 1..=5 {
+    // Refused input holding the marker where credentials are, or might be: a URL's
+    // userinfo, a misshapen `auth`, and a password typed into the email field.
+    let refused = [
+        json!({"name": "scan-userinfo", "url": format!("https://u:{marker}@f.example.com")}),
+        json!({"name": "scan-misshapen", "url": "https://f.example.com", "auth": format!("Bearer {marker}")}),
+        json!({"name": "scan-misshapen", "url": "https://f.example.com", "headers": format!("Bearer {marker}")}),
+    ];
+    for body in refused {
+        let response = client
+            .http
+            .post(format!("{}/tools", client.url))
+            .bearer_auth(&client.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{body}");
+        seen.add("refused POST /tools", response.text().await.unwrap());
+    }
+    let typed_in_email = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/auth/login", server.url))
+        .form(&[
+            ("email", format!("pw-in-email-{marker}")),
+            ("password", "x".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typed_in_email.status(), 303);
+    seen.add(
+        "password in the email field",
+        typed_in_email.text().await.unwrap(),
+    );
+    // Wrong passwords until the account's limit answers 429 (logged, never the password);
+    // the sign-in above succeeded, so it does not count.
+    for attempt in 1..=6 {
         let wrong = sign_in(&server.url, &format!("wrong-{marker}")).await;
-        let expected = if attempt < 5 { 303 } else { 429 };
+        let expected = if attempt <= 5 { 303 } else { 429 };
         assert_eq!(wrong.status(), expected, "attempt {attempt}");
         seen.add("refused sign-in", wrong.text().await.unwrap());
     }
@@ -442,6 +485,15 @@ async fn no_secret_appears_in_any_response_file_log_audit_row_or_the_database() 
     assert!(
         log.contains("sign-in refused: too many attempts"),
         "the 429 is logged"
+    );
+    assert!(
+        log.contains("sign-in refused for unknown user"),
+        "a refused sign-in is logged without what was typed"
+    );
+    assert!(
+        export.contains("_mcpgateway_encrypted_header_value_v1")
+            && export.contains("application/json"),
+        "sensitive headers were exported encrypted, the others as they are"
     );
     seen.add("server log", log);
     let store = db.store().await;

@@ -217,12 +217,12 @@ async fn a_job_file_is_stored_in_chunks_survives_a_restart_and_goes_at_the_end()
             input.bytes() == bytes.as_slice(),
             "{backend}: read back whole"
         );
-        store.finish_job(big, ended()).await.unwrap();
+        store.finish_job(big, &ended()).await.unwrap();
         assert_eq!(store.job_chunk_count(big).await.unwrap(), 0, "{backend}");
 
         // Cancelled while queued: its chunks go at once.
         assert_eq!(store.job_chunk_count(small).await.unwrap(), 1);
-        let status = store.request_job_cancel(small).await.unwrap();
+        let status = store.request_job_cancel(small, None).await.unwrap();
         assert_eq!(status.as_deref(), Some("cancelled"));
         assert_eq!(store.job_chunk_count(small).await.unwrap(), 0, "{backend}");
 
@@ -237,7 +237,7 @@ async fn a_job_file_is_stored_in_chunks_survives_a_restart_and_goes_at_the_end()
         assert_eq!(job.id, again);
         let errors = serde_json::json!([]);
         let failed = store
-            .fail_abandoned_jobs("runner-c", Duration::seconds(-60), &errors)
+            .fail_abandoned_jobs("runner-c", now() + Duration::seconds(60), &errors)
             .await
             .unwrap();
         assert_eq!(failed, 2, "{backend}: both running jobs");

@@ -4,13 +4,17 @@
 
 use std::time::Duration;
 
-use app::jobs::{JobState, JobStatus};
+use app::jobs::JobState;
 use futures_util::StreamExt;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use server::entities::seed;
 
-use crate::common::{SECRET, TestApp, TestDb, harness::Api, on_each_backend};
+use crate::common::{
+    SECRET, TestApp, TestDb,
+    harness::{Api, read_events},
+    on_each_backend,
+};
 
 async fn seed_app(app: &TestApp) {
     crate::common::seed_store(&app.store).await;
@@ -309,23 +313,6 @@ async fn a_job_posted_to_one_replica_is_run_by_another() {
         a.stop().await;
     })
     .await;
-}
-
-/// Every SSE event (name, job status) until the stream ends.
-async fn read_events(response: reqwest::Response) -> Vec<(String, JobStatus)> {
-    let mut stream = response.bytes_stream();
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, stream.next()).await {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
-    text.split("\n\n")
-        .filter_map(|block| {
-            let event = block.lines().find_map(|l| l.strip_prefix("event: "))?;
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((event.to_owned(), serde_json::from_str(data).unwrap()))
-        })
-        .collect()
 }
 
 #[tokio::test]

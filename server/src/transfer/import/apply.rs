@@ -8,7 +8,7 @@ use std::{
 };
 
 use app::{
-    entities::{Entity, same_record},
+    entities::{Entity, keys::fold_key, same_record},
     jobs::{Action, ConflictStrategy, EntityResult, FieldChange},
     model::EntityKind,
     transfer::EntitySet,
@@ -181,7 +181,8 @@ impl<'t> Run<'t> {
         let (mut inserts, mut updates, mut renames) = (Vec::new(), Vec::new(), Vec::new());
         for mut entity in batch {
             let key = entity.key().to_owned();
-            let Some(mut existing) = stored.remove(&key) else {
+            // A stored name differing only in case is the same entity (see `fold_key`).
+            let Some(mut existing) = stored.remove(&*fold_key(E::KIND, &key)) else {
                 stamp_new(&mut entity);
                 inserts.push(entity);
                 self.record::<E>(key, Action::Created, Vec::new());
@@ -321,6 +322,25 @@ fn keep_equal_credentials<E: Entity>(entity: &mut E, existing: &mut E, target: &
     }
 }
 
+/// Headers as a change shows them: encrypted ones as `*****`, or `<changed>` when they
+/// differ from `before`'s (pass the same headers twice for the old side).
+fn shown_headers(headers: Option<&Value>, before: Option<&Value>) -> Value {
+    let Some(Value::Object(headers)) = headers else {
+        return headers.cloned().unwrap_or(Value::Null);
+    };
+    let shown = headers.iter().map(|(name, value)| {
+        let value = if !app::entities::tool::is_envelope(value) {
+            value.clone()
+        } else if before.and_then(|b| b.get(name)) == Some(value) {
+            Value::String(app::entities::tool::MASK.into())
+        } else {
+            Value::String("<changed>".into())
+        };
+        (name.clone(), value)
+    });
+    Value::Object(shown.collect())
+}
+
 /// The top-level fields that differ, ignoring ids and timestamps; credentials are
 /// never shown, only said to have changed.
 fn changes<E: Entity>(new: &E, old: &E) -> Vec<FieldChange> {
@@ -341,6 +361,13 @@ fn changes<E: Entity>(new: &E, old: &E) -> Vec<FieldChange> {
         .into_iter()
         .filter(|f| after.get(*f) != before.get(*f))
         .map(|f| {
+            if f == "headers" {
+                return FieldChange {
+                    field: f.clone(),
+                    before: shown_headers(before.get(f), before.get(f)),
+                    after: shown_headers(after.get(f), before.get(f)),
+                };
+            }
             let secret = matches!(f.as_str(), "auth_value" | "auth_query_params");
             let shown = |v: Option<&Value>| match v {
                 Some(_) if secret => Value::String("<secret>".into()),

@@ -78,9 +78,45 @@ pub enum ImportError {
     #[error("cancelled: nothing was imported")]
     Cancelled,
     #[error(transparent)]
-    Store(#[from] EntityError),
+    Store(EntityError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+impl From<EntityError> for ImportError {
+    /// A database error of the entity store is one of the import's database errors (so a
+    /// busy or full database is told as such, not as a refusal of the file).
+    fn from(e: EntityError) -> ImportError {
+        match e {
+            EntityError::Database(e) => ImportError::Database(e),
+            other => ImportError::Store(other),
+        }
+    }
+}
+
+impl ImportError {
+    /// A database refusal caused by another transaction writing the same rows at the
+    /// same time (a key taken meanwhile, a deadlock, a serialisation failure) is a
+    /// conflict the caller can resolve by trying again, not an internal error. (Imports
+    /// take turns, so this is the safety net for writers that do not.)
+    fn concurrent_as_conflict(self) -> ImportError {
+        let database = match &self {
+            ImportError::Store(EntityError::Duplicate { kind, key }) => {
+                return ImportError::Conflict(format!(
+                    "the {kind} `{key}` was written by someone else at the same time; try again"
+                ));
+            }
+            ImportError::Database(e) | ImportError::Store(EntityError::Database(e)) => e,
+            _ => return self,
+        };
+        let code = database.as_database_error().and_then(|d| d.code());
+        match code.as_deref() {
+            Some("23505" | "40001" | "40P01") => ImportError::Conflict(
+                "another import wrote the same entities at the same time; try again".into(),
+            ),
+            _ => self,
+        }
+    }
 }
 
 impl ImportReport {
@@ -239,7 +275,12 @@ async fn pipeline(
     let in_target = external_in_target(store, &selected).await?;
     let mut tx = match mode {
         Mode::Check => None,
-        _ => Some(store.begin().await?),
+        _ => {
+            let mut tx = store.begin().await?;
+            // Before the first read: what an import running meanwhile writes is seen.
+            tx.take_import_turn().await?;
+            Some(tx)
+        }
     };
     if let (Some(observer), true) = (options.observer, mode != Mode::Check) {
         observer.started(selected.total);
@@ -262,7 +303,15 @@ async fn pipeline(
     };
     match (tx, &outcome) {
         (Some(tx), Ok(_)) if mode == Mode::Commit => tx.commit().await?,
-        (Some(tx), _) => tx.rollback().await?,
+        (Some(tx), Ok(_)) => tx.rollback().await?,
+        (Some(tx), Err(_)) => {
+            // SQLite may have rolled back already (it does on SQLITE_FULL): rolling back
+            // again fails, and must not hide the error that ended the import. The pool
+            // closes such a connection rather than reuse it (store::sqlite_reusable).
+            if let Err(e) = tx.rollback().await {
+                tracing::warn!(error.detail = %e, "rolling back the failed import");
+            }
+        }
         (None, _) => {}
     }
     // Dependency order, as the batches were written per pass: what servers link to first.
@@ -355,7 +404,9 @@ pub async fn import(
         let input = input.clone();
         tokio::task::spawn_blocking(move || digest(&input))
     });
-    let applied = pipeline(store, target, &input, options, mode).await?;
+    let applied = pipeline(store, target, &input, options, mode)
+        .await
+        .map_err(ImportError::concurrent_as_conflict)?;
     let source = options.source.unwrap_or(target);
     let report = ImportReport {
         dry_run: options.dry_run,
@@ -404,7 +455,9 @@ pub async fn preview(
         source: options.source,
         observer: None,
     };
-    let applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun).await?;
+    let applied = pipeline(store, target, &input.into(), &dry, Mode::DryRun)
+        .await
+        .map_err(ImportError::concurrent_as_conflict)?;
     let servers = applied.selected.skim.servers();
     let results = applied.results;
     let dependencies = results

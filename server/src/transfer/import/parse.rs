@@ -186,6 +186,8 @@ impl Sink for Batcher<'_> {
             return;
         }
         rekey(&mut entity, index, self.plan, &mut self.errors);
+        // Sensitive headers a file gives in plaintext are stored encrypted, like REST's.
+        crate::entities::headers::seal_plain_headers(&self.plan.target, &mut entity);
         if !self.sending() {
             return;
         }

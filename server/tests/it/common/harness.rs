@@ -12,7 +12,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use server::store::Store;
 
-use super::{ADMIN_EMAIL, SECRET, TestApp, TestDb};
+use super::{SECRET, TestApp, TestDb};
 
 /// Reads `serve`'s standard output up to the line with its address: the base URL.
 pub fn address(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
@@ -34,44 +34,6 @@ pub fn cli(db: &TestDb) -> Command {
         .env("DATABASE_URL", &db.url)
         .env("AUTH_ENCRYPTION_SECRET", SECRET);
     cmd
-}
-
-/// `mcpgateway serve` on `db`; returns the child and its base URL.
-pub fn serve(db: &TestDb) -> (Child, String) {
-    let mut child = cli(db)
-        .args(["serve", "--port", "0"])
-        .env("MCPGATEWAY_ADMIN_PASSWORD", super::ADMIN_PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = address(&mut lines);
-    (child, url)
-}
-
-/// A client of the gateway at `url`, with an admin token the CLI makes on `db`.
-pub async fn api_for(db: &TestDb, url: String) -> Api {
-    let out = cli(db)
-        .args(["token", "create", "--email", ADMIN_EMAIL, "--name"])
-        .arg(uuid::Uuid::new_v4().simple().to_string())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
-    Api {
-        base: url,
-        token,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap(),
-    }
 }
 
 /// Rows of the six entity tables, in [`EntityKind::ALL`] order.
@@ -171,7 +133,12 @@ impl Api {
 
     /// Polls the job until it has ended.
     pub async fn finished(&self, id: &str) -> JobStatus {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        self.finished_within(id, Duration::from_secs(120)).await
+    }
+
+    /// Polls the job until it has ended; panics after `within`.
+    pub async fn finished_within(&self, id: &str, within: Duration) -> JobStatus {
+        let deadline = Instant::now() + within;
         loop {
             let status = self.status(id).await;
             if status.status.is_final() {
@@ -191,5 +158,76 @@ impl Api {
         let (code, body) = self.send(self.get("/admin/import/jobs?limit=500")).await;
         assert_eq!(code, 200, "{body}");
         body["jobs"].as_array().unwrap().len()
+    }
+}
+
+/// Every SSE event (name, job status) until the stream ends (at most a minute).
+pub async fn read_events(response: reqwest::Response) -> Vec<(String, JobStatus)> {
+    use futures_util::StreamExt;
+    let mut stream = response.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, stream.next()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    text.split("\n\n")
+        .filter_map(|block| {
+            let event = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((event.to_owned(), serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
+/// `kill -9` of a child process, waited for.
+pub fn kill9(child: &mut Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    child.wait().unwrap();
+}
+
+/// `mcpgateway serve --port 0` on `db` with these extra environment variables; the child
+/// and its base URL.
+pub fn serve(db: &TestDb, env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = cli(db)
+        .args(["serve", "--port", "0"])
+        .env("MCPGATEWAY_ADMIN_PASSWORD", super::ADMIN_PASSWORD)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = address(&mut lines);
+    (child, url)
+}
+
+/// A client of the gateway at `url` with a new admin token made by the CLI.
+pub async fn api_for(db: &TestDb, url: String) -> Api {
+    let out = cli(db)
+        .args(["token", "create", "--email", super::ADMIN_EMAIL, "--name"])
+        .arg(uuid::Uuid::new_v4().simple().to_string())
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    Api {
+        base: url,
+        token,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap(),
     }
 }

@@ -39,6 +39,15 @@ impl TestDb {
         }
     }
 
+    /// A SQLite database in the file `path` (whose directory the caller keeps).
+    pub fn sqlite_at(path: &std::path::Path) -> TestDb {
+        TestDb {
+            url: format!("sqlite://{}", path.display()),
+            backend: "sqlite",
+            _dir: None,
+        }
+    }
+
     /// A new, empty database on the server `TEST_DATABASE_URL` points at.
     pub async fn postgres() -> Option<TestDb> {
         let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
@@ -133,7 +142,9 @@ impl TestApp {
     pub async fn spawn_with(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = settings_for(&db);
         configure(&mut settings);
-        let store = db.store().await;
+        let store = Store::connect_with(&db.url, settings.lock_wait())
+            .await
+            .expect("open test store");
         bootstrap::ensure_admin(&store, &settings)
             .await
             .expect("bootstrap admin");
