@@ -51,7 +51,7 @@ pub struct Download {
 #[cfg_attr(not(feature = "hydrate"), path = "client/server.rs")]
 mod imp;
 
-pub use imp::{download, follow_job, post_empty, post_file, post_json, read_file, save};
+pub use imp::{download, follow_job, get_json, post_empty, post_file, post_json, read_file, save};
 
 /// "1.2 MB", "34 KB", "512 B".
 pub fn human_bytes(n: u64) -> String {

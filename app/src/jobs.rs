@@ -236,10 +236,17 @@ pub struct JobStatus {
     pub progress: JobProgress,
     /// Per type: created, updated, unchanged, skipped, renamed, failed.
     pub counts: Counts,
-    /// Per entity, once the job has ended (empty when it failed: nothing was written).
-    pub results: Vec<EntityResult>,
-    /// Why the job failed, each problem with its field.
+    /// How many per-entity results the job has (0 until it has ended, and when it failed:
+    /// nothing was written). They are read a page at a time, as [`JobResults`], from
+    /// `GET /admin/import/status/{id}/results?offset=&limit=`: a status stays small
+    /// however large the job.
+    #[serde(default)]
+    pub results_total: u64,
+    /// Why the job failed, each problem with its field: the first 1,000.
     pub errors: Vec<FieldError>,
+    /// How many problems there were in all (`errors` lists the first 1,000).
+    #[serde(default)]
+    pub errors_total: u64,
     pub warnings: Vec<FieldError>,
     /// One line: "Imported: 3 tools, 1 server".
     pub summary: Option<String>,
@@ -254,6 +261,23 @@ pub struct JobStatus {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+}
+
+/// A page of a job's per-entity results: `GET /admin/import/status/{id}/results`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct JobResults {
+    pub job_id: uuid::Uuid,
+    /// The position of the first result of this page (from 0).
+    pub offset: u64,
+    /// How many results the job has in all.
+    pub total: u64,
+    /// In dependency order (what servers link to first), at most the `limit` asked for.
+    pub results: Vec<EntityResult>,
+}
+
+impl JobResults {
+    /// The most results one page answers with (and the default).
+    pub const MAX_LIMIT: u64 = 1_000;
 }
 
 /// The answer to `POST /admin/import`: where to follow the job.

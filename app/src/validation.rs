@@ -23,6 +23,65 @@ impl std::fmt::Display for FieldError {
     }
 }
 
+/// How many problems a refusal lists; the rest are only counted (`errors_total`), so a
+/// file with millions of bad entities costs a bounded answer and bounded memory.
+pub const MAX_LISTED: usize = 1_000;
+
+/// Problems of one refusal: the first [`MAX_LISTED`] in order, and how many there were.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Problems {
+    pub listed: Vec<FieldError>,
+    pub total: u64,
+}
+
+impl Problems {
+    /// Counts `error`, and keeps it while fewer than [`MAX_LISTED`] are kept.
+    pub fn push(&mut self, error: FieldError) {
+        self.total += 1;
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(error);
+        }
+    }
+
+    /// Appends `other` (its unlisted problems are counted, not listed).
+    pub fn append(&mut self, other: Problems) {
+        let unlisted = other.total.saturating_sub(other.listed.len() as u64);
+        other.listed.into_iter().for_each(|e| self.push(e));
+        self.total += unlisted;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// How many were found but not listed.
+    pub fn unlisted(&self) -> u64 {
+        self.total.saturating_sub(self.listed.len() as u64)
+    }
+}
+
+impl std::ops::Deref for Problems {
+    type Target = [FieldError];
+
+    fn deref(&self) -> &[FieldError] {
+        &self.listed
+    }
+}
+
+impl From<Vec<FieldError>> for Problems {
+    fn from(errors: Vec<FieldError>) -> Problems {
+        let mut problems = Problems::default();
+        errors.into_iter().for_each(|e| problems.push(e));
+        problems
+    }
+}
+
+impl Extend<FieldError> for Problems {
+    fn extend<I: IntoIterator<Item = FieldError>>(&mut self, errors: I) {
+        errors.into_iter().for_each(|e| self.push(e));
+    }
+}
+
 /// Collects [`FieldError`]s, and warnings (accepted, but worth saying), below a base pointer.
 #[derive(Debug, Default)]
 pub struct Errors {
@@ -306,6 +365,27 @@ mod tests {
             parse_all::<Vec<Vec<String>>>(json!([[1, "a", 2], [3], ["b", 4]]), "").unwrap_err();
         let pointers: Vec<&str> = nested.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(pointers, ["/0/0", "/0/2", "/1/0", "/2/1"]);
+    }
+
+    #[test]
+    fn problems_list_the_first_thousand_and_count_all() {
+        let one = |i: usize| FieldError {
+            pointer: format!("/{i}"),
+            code: "c".into(),
+            message: "m".into(),
+        };
+        let mut problems: Problems = (0..1500).map(one).collect::<Vec<_>>().into();
+        assert_eq!((problems.listed.len(), problems.total), (MAX_LISTED, 1500));
+        assert_eq!(problems.unlisted(), 500);
+        let mut more = Problems::default();
+        more.extend((0..10).map(one));
+        more.total += 5; // found, not listed
+        let mut few = Problems::from(vec![one(7)]);
+        few.append(more);
+        assert_eq!((few.listed.len(), few.total), (11, 16));
+        problems.append(few);
+        assert_eq!((problems.listed.len(), problems.total), (MAX_LISTED, 1516));
+        assert_eq!(problems[999].pointer, "/999");
     }
 
     #[test]

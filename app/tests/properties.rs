@@ -13,7 +13,7 @@ use app::{
         EntitySet, ExportFile, ParsedFile, Sink, entity_at, file_text, keep_entities,
         original_pointer, outline_file, parse_file, read_file, skim,
     },
-    validation::FieldError,
+    validation::{FieldError, Problems},
 };
 use proptest::{prelude::*, sample::Index};
 use serde_json::{Map, Value, json};
@@ -110,7 +110,7 @@ fn check_any_input(bytes: &[u8]) -> Result<(), TestCaseError> {
         }
         let (kept, positions) = keep_entities(&doc, &|_, i| i % 2 == 0);
         if let Err(errors) = parse_file(&kept) {
-            for e in errors {
+            for e in errors.iter() {
                 let mapped = original_pointer(&e.pointer, &positions);
                 if let Some((_, i)) = entity_at(&mapped) {
                     prop_assert!(i % 2 == 0, "{e:?} maps to {mapped}");
@@ -144,7 +144,7 @@ fn check_two_walks(bytes: &[u8]) -> Result<(), TestCaseError> {
         let skim = skim(text, &mut |_| {});
         let mut set = Collected::default();
         let head = read_file(text, &skim, &passes, &mut set)?;
-        Ok::<_, Vec<FieldError>>((head, set.0))
+        Ok::<_, Problems>((head, set.0))
     })();
     match (parse_file(bytes), two) {
         (Err(one), Err(two)) => prop_assert_eq!(one, two),

@@ -137,6 +137,10 @@ test('a dropped export previews conflicts, updates, and shows progress to a summ
   assert.equal(await row.locator('.created').textContent(), '1');
   assert.equal(await row.locator('.updated').textContent(), '2');
   assert.equal(await row.locator('.unchanged').textContent(), '13');
+  // Per-entity results are fetched a page at a time (the status carries their count).
+  assert.equal(await page.locator('.job-summary details.results summary').textContent(), '50 entities');
+  await page.locator('.job-summary details.results summary').click();
+  await page.waitForFunction(() => document.querySelectorAll('.job-summary details.results li').length === 50);
   await snap('import-summary');
 
   const tools = await page.evaluate(async () => (await fetch('/tools?limit=100')).json());

@@ -14,7 +14,7 @@ use crate::store::StoreFailure;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub use app::validation::FieldError;
+pub use app::validation::{FieldError, Problems};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,6 +30,10 @@ pub enum Error {
     BadRequest(String),
     #[error("the request has {} invalid field(s)", .0.len())]
     Validation(Vec<FieldError>),
+    /// An import file's problems (422): the first 1,000 listed, all counted
+    /// (`errors_total`), so a file with millions of bad entities gets a small answer.
+    #[error("the file has {} problem(s)", .0.total)]
+    InvalidFile(Problems),
     /// Bad query parameters or form fields, each named (400).
     #[error("the request has {} invalid parameter(s)", .0.len())]
     Parameters(Vec<FieldError>),
@@ -107,7 +111,7 @@ impl Error {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::BadRequest(_) | Error::Parameters(_) => StatusCode::BAD_REQUEST,
-            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Validation(_) | Error::InvalidFile(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -124,7 +128,7 @@ impl Error {
             Error::NotFound => "not_found",
             Error::Conflict(_) => "conflict",
             Error::BadRequest(_) | Error::Parameters(_) => "bad_request",
-            Error::Validation(_) => "validation_failed",
+            Error::Validation(_) | Error::InvalidFile(_) => "validation_failed",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::TooManyRequests { .. } => "too_many_requests",
@@ -146,6 +150,9 @@ struct Body<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a [FieldError]>,
+    /// With `details` of an import file: how many problems there were in all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors_total: Option<u64>,
 }
 
 impl IntoResponse for Error {
@@ -157,6 +164,11 @@ impl IntoResponse for Error {
         }
         let details = match &self {
             Error::Validation(errors) | Error::Parameters(errors) => Some(errors.as_slice()),
+            Error::InvalidFile(problems) => Some(problems.listed.as_slice()),
+            _ => None,
+        };
+        let errors_total = match &self {
+            Error::InvalidFile(problems) => Some(problems.total),
             _ => None,
         };
         let body = Envelope {
@@ -164,6 +176,7 @@ impl IntoResponse for Error {
                 code: self.code(),
                 message: self.to_string(),
                 details,
+                errors_total,
             },
         };
         let mut response = (self.status_code(), Json(body)).into_response();

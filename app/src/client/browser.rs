@@ -58,6 +58,10 @@ pub async fn post_json<B: Serialize, T: DeserializeOwned>(
     answer(request.send().await.map_err(js_error)?).await
 }
 
+pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ClientError> {
+    answer(Request::get(url).send().await.map_err(js_error)?).await
+}
+
 pub async fn post_empty<T: DeserializeOwned>(url: &str) -> Result<T, ClientError> {
     answer(Request::post(url).send().await.map_err(js_error)?).await
 }

@@ -12,6 +12,10 @@ pub async fn post_json<B: Serialize, T: DeserializeOwned>(
     Err(ClientError::browser_only())
 }
 
+pub async fn get_json<T: DeserializeOwned>(_url: &str) -> Result<T, ClientError> {
+    Err(ClientError::browser_only())
+}
+
 pub async fn post_empty<T: DeserializeOwned>(_url: &str) -> Result<T, ClientError> {
     Err(ClientError::browser_only())
 }

@@ -15,7 +15,9 @@ use serde_json::Value;
 use crate::{
     client::{self, ClientError, Upload, human_bytes},
     jobs::Action,
-    jobs::{ConflictStrategy, ImportPreview, JobCreated, JobState, JobStatus},
+    jobs::{
+        ConflictStrategy, EntityResult, ImportPreview, JobCreated, JobResults, JobState, JobStatus,
+    },
     model::EntityKind,
     transfer::{OutlineRow, entity_at, keep_entities, original_pointer, outline_file, parse_file},
     validation::FieldError,
@@ -29,6 +31,8 @@ struct Loaded {
     rows: Vec<OutlineRow>,
     /// Every problem [`parse_file`] found (pointers into the original file).
     errors: Vec<FieldError>,
+    /// Problems found beyond the listed ones (a file lists its first 1,000).
+    unlisted: u64,
     /// The same errors by the entity they are in.
     errors_by_row: HashMap<(EntityKind, usize), Vec<String>>,
     warnings: Vec<FieldError>,
@@ -45,9 +49,12 @@ const ROWS_SHOWN: usize = 300;
 
 impl Loaded {
     fn check(name: String, bytes: &[u8]) -> Loaded {
-        let (errors, warnings) = match parse_file(bytes) {
-            Ok(parsed) => (Vec::new(), parsed.warnings),
-            Err(errors) => (errors, Vec::new()),
+        let (errors, unlisted, warnings) = match parse_file(bytes) {
+            Ok(parsed) => (Vec::new(), 0, parsed.warnings),
+            Err(problems) => {
+                let unlisted = problems.unlisted();
+                (problems.listed, unlisted, Vec::new())
+            }
         };
         let (document, rows) = match outline_file(bytes) {
             Some((d, r)) => (Some(d), r),
@@ -65,6 +72,7 @@ impl Loaded {
             document,
             rows,
             errors,
+            unlisted,
             errors_by_row,
             warnings,
         }
@@ -403,6 +411,7 @@ fn ErrorList(wizard: Wizard) -> impl IntoView {
         all.extend(wizard.server_errors());
         all
     };
+    let unlisted = move || wizard.loaded.with(|l| l.as_ref().map_or(0, |l| l.unlisted));
     let warnings = move || {
         wizard
             .loaded
@@ -421,7 +430,10 @@ fn ErrorList(wizard: Wizard) -> impl IntoView {
         </Show>
         <Show when=move || !errors().is_empty()>
             <div class="validation-errors" role="alert">
-                <h3>{move || format!("{} problem(s) found", errors().len())}</h3>
+                <h3>{move || match unlisted() {
+                    0 => format!("{} problem(s) found", errors().len()),
+                    n => format!("{} problem(s) found; the first {} are listed", errors().len() as u64 + n, errors().len()),
+                }}</h3>
                 <ul>
                     {move || errors().into_iter().map(|e| view! {
                         <li class="field-error"><code class="pointer">{e.pointer.clone()}</code> " " {e.message.clone()}</li>
@@ -649,15 +661,50 @@ fn JobSummary(job: JobStatus) -> impl IntoView {
                     }).collect_view()}
                 </tbody>
             </table>
-            <details class="results">
-                <summary>{format!("{} entities", job.results.len())}</summary>
-                <ul>
-                    {job.results.iter().map(|r| view! {
-                        <li>{format!("{} {}: {:?}", r.kind.singular(), r.name, r.action).to_lowercase()}</li>
-                    }).collect_view()}
-                </ul>
-            </details>
+            <ResultsList job_id=job.job_id total=job.results_total/>
         </div>
+    }
+    .into_any()
+}
+
+/// How many per-entity results the summary fetches at a time.
+const RESULTS_SHOWN: u64 = 200;
+
+/// A finished job's per-entity results, fetched a page at a time (the status carries
+/// only their count, however large the job).
+#[component]
+fn ResultsList(job_id: uuid::Uuid, total: u64) -> impl IntoView {
+    let results = RwSignal::new(Vec::<EntityResult>::new());
+    let error = RwSignal::new(None::<String>);
+    let more = move || {
+        let offset = results.with_untracked(Vec::len);
+        spawn_local(async move {
+            let url = format!(
+                "/admin/import/status/{job_id}/results?offset={offset}&limit={RESULTS_SHOWN}"
+            );
+            match client::get_json::<JobResults>(&url).await {
+                Ok(page) => results.update(|r| r.extend(page.results)),
+                Err(e) => error.set(Some(e.message)),
+            }
+        });
+    };
+    if total > 0 {
+        more();
+    }
+    let unread = move || (results.with(Vec::len) as u64) < total;
+    view! {
+        <details class="results">
+            <summary>{format!("{total} entities")}</summary>
+            <ul>
+                {move || results.get().into_iter().map(|r| view! {
+                    <li>{format!("{} {}: {:?}", r.kind.singular(), r.name, r.action).to_lowercase()}</li>
+                }).collect_view()}
+            </ul>
+            <Show when=move || unread() && error.with(Option::is_none)>
+                <button type="button" class="more-results" on:click=move |_| more()>"Show more"</button>
+            </Show>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        </details>
     }
     .into_any()
 }

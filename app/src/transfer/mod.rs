@@ -20,7 +20,7 @@ pub use skim::{Skim, SkimServer, skim};
 use crate::{
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
     model::EntityKind,
-    validation::FieldError,
+    validation::{FieldError, Problems},
 };
 
 /// The whole export file, as written (and, for `schema`, as described).
@@ -166,7 +166,7 @@ pub struct ParsedFile {
 
 /// Reads and validates an export file; on refusal, every problem found. The entities
 /// are collected: for files too large to hold, [`read_file`] hands them over one by one.
-pub fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Vec<FieldError>> {
+pub fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Problems> {
     let text = file_text(bytes, &mut |_| {})?;
     let skim = skim(text, &mut |_| {});
     let mut entities = Collect::default();
@@ -358,8 +358,8 @@ mod tests {
     fn refused(bytes: &[u8]) -> Vec<(String, String)> {
         parse_file(bytes)
             .unwrap_err()
-            .into_iter()
-            .map(|e| (e.pointer, e.code))
+            .iter()
+            .map(|e| (e.pointer.clone(), e.code.clone()))
             .collect()
     }
 

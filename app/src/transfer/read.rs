@@ -21,7 +21,7 @@ use crate::{
         Entity, Gateway, Prompt, Resource, Root, Server, Tool, keys::fold_key, parse_entity,
     },
     model::EntityKind,
-    validation::{Errors, FieldError, join},
+    validation::{Errors, FieldError, MAX_LISTED, Problems, join},
 };
 
 /// Takes the entities of a file as they are read.
@@ -80,19 +80,21 @@ pub fn read_file<S: Sink>(
     skim: &Skim,
     passes: &[&[EntityKind]],
     sink: &mut S,
-) -> Result<Head, Vec<FieldError>> {
+) -> Result<Head, Problems> {
     let mut reader = Reader {
         skim,
         first: true,
         envelope: Vec::new(),
-        entities_problems: Vec::new(),
+        entities_problems: Problems::default(),
         lists: BTreeMap::new(),
+        errors_total: 0,
+        kept_in_pass: 0,
         references: Vec::new(),
         twice: HashMap::new(),
         failed: false,
         later: BTreeMap::new(),
     };
-    let syntax = |e: serde_json::Error| vec![syntax_or_shape(&e)];
+    let syntax = |e: serde_json::Error| Problems::from(vec![syntax_or_shape(&e)]);
     for (i, kinds) in passes.iter().enumerate() {
         let mut pass = Pass {
             reader: &mut reader,
@@ -106,6 +108,7 @@ pub fn read_file<S: Sink>(
             continue;
         }
         pass.reader.first = false;
+        pass.reader.kept_in_pass = 0;
         let lists: Vec<(List, Range<usize>)> = pass
             .reader
             .later
@@ -186,9 +189,13 @@ struct Reader<'k> {
     /// The first pass reports the envelope and the structure; later ones only their lists.
     first: bool,
     envelope: Vec<(String, Value)>,
-    entities_problems: Vec<FieldError>,
+    entities_problems: Problems,
     /// Errors and warnings by list position, so that the file order survives the passes.
+    /// Each pass keeps its first [`MAX_LISTED`] errors (a pass reads in file order, so
+    /// the file's first ones are among them); the rest are only counted.
     lists: BTreeMap<usize, Found>,
+    errors_total: u64,
+    kept_in_pass: usize,
     /// Server references to entities the file lacks (warnings, reported last).
     references: Vec<FieldError>,
     /// For keys the skim saw twice, by folded key: the first position, its key and the
@@ -211,8 +218,20 @@ impl Reader<'_> {
     }
 
     fn error(&mut self, position: usize, error: FieldError) {
+        self.errors(position, vec![error]);
+    }
+
+    /// Counts `errors`; keeps them while this pass has kept fewer than [`MAX_LISTED`].
+    fn errors(&mut self, position: usize, errors: Vec<FieldError>) {
         self.failed = true;
-        self.found(position).errors.push(error);
+        self.errors_total += errors.len() as u64;
+        let room = MAX_LISTED.saturating_sub(self.kept_in_pass);
+        if room > 0 && !errors.is_empty() {
+            let kept = errors.len().min(room);
+            self.kept_in_pass += kept;
+            let found = self.found(position);
+            found.errors.extend(errors.into_iter().take(kept));
+        }
     }
 
     /// Validates one element; the entity when it is valid and not a merged duplicate.
@@ -225,8 +244,7 @@ impl Reader<'_> {
                 entity
             }
             Err(errors) => {
-                self.failed = true;
-                self.found(list.position).errors.extend(errors);
+                self.errors(list.position, errors);
                 return None;
             }
         };
@@ -304,7 +322,7 @@ impl Reader<'_> {
     }
 
     /// The envelope's problems first, then each list's in file order; else the head.
-    fn finish(self) -> Result<Head, Vec<FieldError>> {
+    fn finish(self) -> Result<Head, Problems> {
         let mut errors = Vec::new();
         let field = |name: &str, required: bool, errors: &mut Vec<FieldError>| {
             let value = self
@@ -318,12 +336,17 @@ impl Reader<'_> {
         let exported_at = field("exported_at", true, &mut errors);
         let exported_by = field("exported_by", false, &mut errors);
         let source_gateway = field("source_gateway", false, &mut errors);
-        errors.extend(self.entities_problems);
+        let mut errors = Problems::from(errors);
+        errors.append(self.entities_problems);
         let mut warnings = Vec::new();
+        let mut listed = 0;
         for found in self.lists.into_values() {
+            listed += found.errors.len() as u64;
             errors.extend(found.errors);
             warnings.extend(found.warnings);
         }
+        // Errors counted but not kept by their pass.
+        errors.total += self.errors_total - listed;
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -495,6 +518,31 @@ mod tests {
                 "/entities/tools/0/url"
             ]
         );
+    }
+
+    #[test]
+    fn the_first_problems_in_file_order_are_listed_and_all_are_counted() {
+        // Servers come first in the file but are read in the second pass: the listed
+        // problems are still the file's first ones.
+        let servers = vec![r#"{"tool_ids": []}"#; 1200].join(",");
+        let tools = vec![r#"{"name": "t"}"#; 1500].join(",");
+        let passes: [&[EntityKind]; 2] = [&[EntityKind::Tool], &[EntityKind::Server]];
+        let read = |lists: String| {
+            let text =
+                format!(r#"{{"version": "1", "exported_at": "x", "entities": {{{lists}}}}}"#);
+            let skim = skim(&text, &mut |_| {});
+            read_file(&text, &skim, &passes, &mut Seen::default()).unwrap_err()
+        };
+        let errors = read(format!(r#""servers": [{servers}], "tools": [{tools}]"#));
+        assert_eq!(errors.total, 2700);
+        assert_eq!(errors.listed.len(), MAX_LISTED);
+        assert_eq!(errors[0].pointer, "/entities/servers/0/name");
+        assert_eq!(errors[999].pointer, "/entities/servers/999/name");
+        // Tools first in the file: theirs are listed, the servers' only counted.
+        let errors = read(format!(r#""tools": [{tools}], "servers": [{servers}]"#));
+        assert_eq!(errors.total, 2700);
+        assert_eq!(errors.listed.len(), MAX_LISTED);
+        assert_eq!(errors[999].pointer, "/entities/tools/999/url");
     }
 
     #[test]

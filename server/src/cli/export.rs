@@ -142,12 +142,10 @@ fn source_gateway(settings: &Settings) -> String {
 fn refused(e: RemoteError) -> anyhow::Error {
     match e {
         RemoteError::Refused(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
+            super::eprint_problems(&errors);
             anyhow::anyhow!(
                 "the gateway refused the export: {} problem(s)",
-                errors.len()
+                errors.total
             )
         }
         RemoteError::Other(e) => e,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use app::validation::FieldError;
+use app::validation::{FieldError, Problems};
 use clap::{Args, builder::TypedValueParser};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -236,9 +236,14 @@ async fn on_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ImportReport> 
     if let Some(bar) = bar {
         bar.0.finish_and_clear();
     }
-    status
+    let mut report = status
         .and_then(remote::report_of)
-        .map_err(|e| refused(e, &opts.file, IMPORTED))
+        .map_err(|e| refused(e, &opts.file, IMPORTED))?;
+    report.results = remote
+        .results(&job)
+        .await
+        .map_err(|e| refused(e, &opts.file, IMPORTED))?;
+    Ok(report)
 }
 
 /// The report as JSON, or the plan lines, renames and the summary line. A failure as
@@ -253,7 +258,7 @@ fn print(
         (Ok(report), _) => report,
         (Err(e), Output::Json) => {
             let errors = e
-                .downcast_ref::<Problems>()
+                .downcast_ref::<RefusedFile>()
                 .map_or(&[][..], |p| p.errors.as_slice());
             let failure = serde_json::json!({
                 "file": file.display().to_string(),
@@ -365,27 +370,24 @@ pub(crate) fn refused(
     }
 }
 
-/// A refused file: its problems, each with its pointer.
+/// A refused file: its first problems, each with its pointer, and how many there were.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: {} problem(s); {outcome}", errors.len())]
-pub(crate) struct Problems {
+#[error("{file}: {total} problem(s); {outcome}")]
+pub(crate) struct RefusedFile {
     file: String,
     errors: Vec<FieldError>,
+    total: u64,
     outcome: &'static str,
 }
 
-/// Every problem printed as `pointer: message`; the error says what was not done.
-fn problems(
-    errors: Vec<FieldError>,
-    file: &std::path::Path,
-    outcome: &'static str,
-) -> anyhow::Error {
-    for e in &errors {
-        eprintln!("{e}");
-    }
-    Problems {
+/// Every listed problem printed as `pointer: message` (and how many more there were);
+/// the error says what was not done.
+fn problems(errors: Problems, file: &std::path::Path, outcome: &'static str) -> anyhow::Error {
+    super::eprint_problems(&errors);
+    RefusedFile {
         file: file.display().to_string(),
-        errors,
+        total: errors.total,
+        errors: errors.listed,
         outcome,
     }
     .into()

@@ -304,6 +304,20 @@ pub(crate) fn cli_actor(actor: Option<&str>) -> String {
     format!("cli:{user}")
 }
 
+/// Each listed problem as `pointer: message` on stderr, then how many were not listed.
+pub(crate) fn eprint_problems(problems: &app::validation::Problems) {
+    for e in problems.iter() {
+        eprintln!("{e}");
+    }
+    if problems.unlisted() > 0 {
+        eprintln!(
+            "… and {} more problem(s) not listed ({} in all)",
+            problems.unlisted(),
+            problems.total
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,11 +72,11 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
     super::may_write(&opts.out, opts.force)?;
     let bytes = super::validate::read_input(&opts.input)?;
     if let Err(errors) = parse_file(bytes.bytes()) {
-        report(&errors);
+        super::eprint_problems(&errors);
         anyhow::bail!(
             "{} is not a valid export file: {} problem(s)",
             opts.input.display(),
-            errors.len()
+            errors.total
         );
     }
     let mut file: Value = serde_json::from_slice(bytes.bytes())?;

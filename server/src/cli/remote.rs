@@ -5,8 +5,8 @@
 use std::{path::Path, time::Duration};
 
 use app::{
-    jobs::{ImportPreview, JobCreated, JobState, JobStatus},
-    validation::FieldError,
+    jobs::{EntityResult, ImportPreview, JobCreated, JobResults, JobState, JobStatus},
+    validation::{FieldError, Problems},
 };
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url, multipart};
 use serde::de::DeserializeOwned;
@@ -28,8 +28,8 @@ pub struct Remote {
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
     /// The gateway refused the request and named each problem (400 / 422).
-    #[error("the gateway refused the request: {} problem(s)", .0.len())]
-    Refused(Vec<FieldError>),
+    #[error("the gateway refused the request: {} problem(s)", .0.total)]
+    Refused(Problems),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -56,6 +56,8 @@ struct EnvelopeBody {
     message: String,
     #[serde(default)]
     details: Vec<FieldError>,
+    /// How many problems there were (an import file's refusal lists the first 1,000).
+    errors_total: Option<u64>,
 }
 
 impl Remote {
@@ -116,7 +118,13 @@ impl Remote {
         }
         let body = response.bytes().await.unwrap_or_default();
         match serde_json::from_slice::<Envelope>(&body) {
-            Ok(e) if !e.error.details.is_empty() => Err(RemoteError::Refused(e.error.details)),
+            Ok(e) if !e.error.details.is_empty() => {
+                let total = e.error.errors_total.unwrap_or(e.error.details.len() as u64);
+                Err(RemoteError::Refused(Problems {
+                    listed: e.error.details,
+                    total,
+                }))
+            }
             Ok(e) => {
                 Err(anyhow::anyhow!("the gateway answered {status}: {}", e.error.message).into())
             }
@@ -194,6 +202,28 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// Every per-entity result of a finished job, read a page at a time.
+    pub async fn results(&self, job: &JobCreated) -> Result<Vec<EntityResult>, RemoteError> {
+        let mut results = Vec::new();
+        loop {
+            let path = format!(
+                "admin/import/status/{}/results?offset={}&limit={}",
+                job.job_id,
+                results.len(),
+                JobResults::MAX_LIMIT
+            );
+            let page: JobResults = self.json(self.get(&path)?).await?;
+            let done = page.results.is_empty()
+                || results.len() + page.results.len() >= page.total as usize;
+            results.extend(page.results);
+            if done {
+                return Ok(results);
+            }
+        }
+    }
+}
+
 /// The multipart form: the file streamed from disk (or standard input), and the options.
 async fn upload(file: &Path, fields: &ImportFields) -> anyhow::Result<multipart::Form> {
     let name = file
@@ -247,7 +277,8 @@ pub fn report_of(status: JobStatus) -> Result<ImportReport, RemoteError> {
         JobState::Completed => Ok(ImportReport {
             dry_run: status.dry_run,
             strategy: status.conflict_strategy,
-            results: status.results,
+            // Read a page at a time afterwards (`Remote::results`).
+            results: Vec::new(),
             skipped_by_selection: status.skipped_by_selection as usize,
             warnings: status.warnings,
             rekeyed: status.rekeyed,
@@ -255,7 +286,10 @@ pub fn report_of(status: JobStatus) -> Result<ImportReport, RemoteError> {
         JobState::Cancelled => {
             Err(anyhow::anyhow!("the import was cancelled: nothing was imported").into())
         }
-        _ if !status.errors.is_empty() => Err(RemoteError::Refused(status.errors)),
+        _ if !status.errors.is_empty() => Err(RemoteError::Refused(Problems {
+            total: status.errors_total.max(status.errors.len() as u64),
+            listed: status.errors,
+        })),
         state => Err(anyhow::anyhow!("the import {}: nothing was imported", state.as_str()).into()),
     }
 }

@@ -6,7 +6,7 @@ use app::{
     entities::Entity,
     model::EntityKind,
     transfer::{Sink, file_text, read_file, skim},
-    validation::FieldError,
+    validation::{FieldError, Problems},
 };
 use clap::Args;
 
@@ -40,13 +40,11 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
             Ok(())
         }
         Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
+            super::eprint_problems(&errors);
             anyhow::bail!(
                 "{} is not a valid export file: {} problem(s)",
                 opts.file.display(),
-                errors.len()
+                errors.total
             )
         }
     }
@@ -56,7 +54,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
 type Counts = Vec<(EntityKind, usize)>;
 
 /// The warnings of a valid file and its entities per type (merged duplicates once).
-fn check(input: &Input) -> Result<(Vec<FieldError>, Counts), Vec<FieldError>> {
+fn check(input: &Input) -> Result<(Vec<FieldError>, Counts), Problems> {
     let release = &mut |offset| input.release_before(offset);
     let text = file_text(input.bytes(), release)?;
     let skim = skim(text, release);

@@ -6,7 +6,7 @@
 
 use app::{
     entities::{Gateway, Prompt, Resource, Root, Server, Tool},
-    jobs::{ExportPreview, ImportPreview, JobCreated, JobStatus},
+    jobs::{ExportPreview, ImportPreview, JobCreated, JobResults, JobStatus},
     model::EntityKind,
     transfer::ExportFile,
     validation::FieldError,
@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         transfer::preview_import,
         transfer::job_status,
         transfer::job_events,
+        transfer::job_results,
         transfer::cancel_job,
         transfer::list_jobs,
         transfer::audit,
@@ -135,8 +136,10 @@ struct ErrorEnvelope {
 struct ErrorBody {
     code: String,
     message: String,
-    /// Every invalid field, each with its JSON Pointer.
+    /// Every invalid field, each with its JSON Pointer (an import file: the first 1,000).
     details: Option<Vec<FieldError>>,
+    /// An import file's refusal: how many problems there were in all.
+    errors_total: Option<u64>,
 }
 
 /// The whole OpenAPI document.
@@ -168,6 +171,7 @@ fn schemas() -> Map<String, Value> {
     generator.subschema_for::<ImportPreview>();
     generator.subschema_for::<JobCreated>();
     generator.subschema_for::<JobStatus>();
+    generator.subschema_for::<JobResults>();
     generator.subschema_for::<JobList>();
     generator.subschema_for::<AuditList>();
     generator.subschema_for::<Selection>();

@@ -9,7 +9,7 @@
 use std::{collections::HashSet, convert::Infallible, time::Duration};
 
 use app::{
-    jobs::{ConflictStrategy, ExportPreview, ImportPreview, JobCreated, JobStatus},
+    jobs::{ConflictStrategy, ExportPreview, ImportPreview, JobCreated, JobResults, JobStatus},
     model::EntityKind,
     validation::FieldError,
 };
@@ -64,6 +64,7 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
         )
         .route("/admin/import/status/{id}", get(job_status))
         .route("/admin/import/status/{id}/events", get(job_events))
+        .route("/admin/import/status/{id}/results", get(job_results))
         .route("/admin/import/{id}/cancel", post(cancel_job))
         .route("/admin/import/jobs", get(list_jobs))
         .route("/admin/audit", get(audit))
@@ -404,7 +405,7 @@ pub async fn preview_import(
 
 fn refused(e: SubmitError) -> Error {
     match e {
-        SubmitError::Invalid(errors) => Error::Validation(errors),
+        SubmitError::Invalid(problems) => Error::InvalidFile(problems),
         SubmitError::Database(e) => Error::from(e),
     }
 }
@@ -627,6 +628,52 @@ impl Form {
     }
 }
 
+/// The largest option of an import request (any field but the file), in bytes. Options
+/// are a strategy, a flag, a pattern, secrets and a selection of names; a larger one is
+/// refused naming it (400) before it is kept, so no option costs memory in proportion to
+/// the body.
+pub const MAX_OPTION_BYTES: usize = 64 * 1024;
+/// The most option fields (any but the file) an import request may have.
+const MAX_OPTIONS: usize = 32;
+
+fn option_too_large(name: &str, size: usize) -> FieldError {
+    FieldError {
+        pointer: format!("/{}", app::validation::escape(name)),
+        code: "too_large".into(),
+        message: format!(
+            "is {size} bytes; an option may be at most {} KiB",
+            MAX_OPTION_BYTES / 1024
+        ),
+    }
+}
+
+fn too_many() -> FieldError {
+    bad(
+        "",
+        format!("more than {MAX_OPTIONS} option fields: send the file and the options it needs"),
+    )
+}
+
+/// An option field's text, read up to [`MAX_OPTION_BYTES`]; past that the rest of the
+/// field is read and dropped, and only its size is kept (`Err`).
+async fn option_text(
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> std::result::Result<std::result::Result<String, usize>, axum::extract::multipart::MultipartError>
+{
+    let mut text = Vec::new();
+    let mut size = 0;
+    while let Some(piece) = field.chunk().await? {
+        size += piece.len();
+        if size <= MAX_OPTION_BYTES {
+            text.extend_from_slice(&piece);
+        }
+    }
+    if size > MAX_OPTION_BYTES {
+        return Ok(Err(size));
+    }
+    Ok(Ok(String::from_utf8_lossy(&text).into_owned()))
+}
+
 async fn read_multipart(mut multipart: Multipart, limit: u64) -> Result<Form> {
     let too_large = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -639,8 +686,16 @@ async fn read_multipart(mut multipart: Multipart, limit: u64) -> Result<Form> {
         }
     };
     let mut form = Form::default();
+    let mut options = 0;
     while let Some(mut field) = multipart.next_field().await.map_err(too_large)? {
         let name = field.name().unwrap_or_default().to_owned();
+        if name != "file" {
+            options += 1;
+            if options > MAX_OPTIONS {
+                form.errors.push(too_many());
+                return Err(Error::Parameters(form.errors));
+            }
+        }
         if name == "file" {
             form.file_name = field.file_name().map(str::to_owned);
             let mut spool = Spool::new().map_err(spool_failed)?;
@@ -649,8 +704,10 @@ async fn read_multipart(mut multipart: Multipart, limit: u64) -> Result<Form> {
             }
             form.input = Some(spool.finish().await.map_err(spool_failed)?);
         } else {
-            let value = field.text().await.map_err(too_large)?;
-            form.set(&name, value);
+            match option_text(&mut field).await.map_err(too_large)? {
+                Ok(value) => form.set(&name, value),
+                Err(size) => form.errors.push(option_too_large(&name, size)),
+            }
         }
     }
     Ok(form)
@@ -665,6 +722,7 @@ async fn read_json(body: Input) -> Result<Form> {
         return Ok(form);
     };
     form.input = Some(body.slice(wrapped.data));
+    form.errors.extend(wrapped.refused);
     for (name, value) in wrapped.options {
         match value {
             Value::Null => {}
@@ -708,6 +766,8 @@ struct Wrapped {
     data: std::ops::Range<usize>,
     /// In order; a repeated name keeps its first place and its last value.
     options: Map<String, Value>,
+    /// Options too large to keep, or past the first [`MAX_OPTIONS`]: only named.
+    refused: Vec<FieldError>,
 }
 
 /// `bytes` as ContextForge's wrapper, or `None` when it is not one (the body is the file).
@@ -716,14 +776,27 @@ fn parse_wrapper(bytes: &[u8]) -> Option<Wrapped> {
     // costs no memory to rule out.
     let data = serde_json::from_slice::<ImportData>(bytes).ok()?.0?;
     let data = span_of(bytes, data);
-    // Second pass (a wrapper): the options.
+    // Second pass (a wrapper): the options, each parsed only if it is small.
     let mut options = Map::new();
-    if let Ok(Options(members)) = serde_json::from_slice::<Options>(bytes) {
+    let mut refused = Vec::new();
+    if let Ok(Options { members, more }) = serde_json::from_slice::<Options>(bytes) {
         for (name, raw) in members {
-            options.insert(name, serde_json::from_str(raw.get()).unwrap_or(Value::Null));
+            let size = raw.get().len();
+            if size > MAX_OPTION_BYTES {
+                refused.push(option_too_large(&name, size));
+            } else {
+                options.insert(name, serde_json::from_str(raw.get()).unwrap_or(Value::Null));
+            }
+        }
+        if more > 0 {
+            refused.push(too_many());
         }
     }
-    Some(Wrapped { data, options })
+    Some(Wrapped {
+        data,
+        options,
+        refused,
+    })
 }
 
 /// Where `raw` (borrowed from `bytes`) lies in `bytes`.
@@ -736,8 +809,15 @@ fn span_of(bytes: &[u8], raw: &RawValue) -> std::ops::Range<usize> {
 /// other member is skipped.
 struct ImportData<'a>(Option<&'a RawValue>);
 
-/// A JSON object's members other than `import_data`, in order, values borrowed.
-struct Options<'a>(Vec<(String, &'a RawValue)>);
+/// A JSON object's members other than `import_data`, in order, values borrowed: the
+/// first [`MAX_OPTIONS`] (names cut to [`NAME_CHARS`]), and how many more there were.
+struct Options<'a> {
+    members: Vec<(String, &'a RawValue)>,
+    more: usize,
+}
+
+/// How much of an option's name is kept (to name it in an error).
+const NAME_CHARS: usize = 100;
 
 impl<'de> Deserialize<'de> for ImportData<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -747,7 +827,10 @@ impl<'de> Deserialize<'de> for ImportData<'de> {
 
 impl<'de> Deserialize<'de> for Options<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(MembersVisitor(Options(Vec::new())))
+        deserializer.deserialize_map(MembersVisitor(Options {
+            members: Vec::new(),
+            more: 0,
+        }))
     }
 }
 
@@ -762,8 +845,8 @@ impl<'de> de::Visitor<'de> for MembersVisitor<ImportData<'de>> {
     }
 
     fn visit_map<A: de::MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
-        while let Some(is_data) = map.next_key_seed(IsImportData)? {
-            if is_data {
+        while let Some(name) = map.next_key_seed(ShortName)? {
+            if name == "import_data" {
                 self.0.0 = Some(map.next_value()?);
             } else {
                 map.next_value::<de::IgnoredAny>()?;
@@ -781,42 +864,49 @@ impl<'de> de::Visitor<'de> for MembersVisitor<Options<'de>> {
     }
 
     fn visit_map<A: de::MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
-        while let Some(name) = map.next_key::<String>()? {
+        while let Some(name) = map.next_key_seed(ShortName)? {
             let value: &'de RawValue = map.next_value()?;
-            if name != "import_data" {
-                self.0.0.push((name, value));
+            let options = &mut self.0;
+            if name == "import_data" {
+                continue;
+            }
+            if options.members.len() < MAX_OPTIONS {
+                options.members.push((name, value));
+            } else {
+                options.more += 1;
             }
         }
         Ok(self.0)
     }
 }
 
-/// Compares a member name with `import_data` without keeping it.
-struct IsImportData;
+/// A member name, cut to its first [`NAME_CHARS`] characters (a name may be megabytes).
+struct ShortName;
 
-impl<'de> de::DeserializeSeed<'de> for IsImportData {
-    type Value = bool;
+impl<'de> de::DeserializeSeed<'de> for ShortName {
+    type Value = String;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl de::Visitor<'_> for IsImportData {
-    type Value = bool;
+impl de::Visitor<'_> for ShortName {
+    type Value = String;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a member name")
     }
 
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<bool, E> {
-        Ok(name == "import_data")
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<String, E> {
+        Ok(name.chars().take(NAME_CHARS).collect())
     }
 }
 
 // ---- jobs --------------------------------------------------------------------------
 
-/// An import job: status, progress, counts per type, results per entity, errors.
+/// An import job: status, progress, counts per type, how many results, errors (the
+/// first 1,000 and their count). The per-entity results are paged: `…/results`.
 #[utoipa::path(get, path = "/admin/import/status/{id}", tag = "import",
     params(("id" = String, Path, description = "The job id")),
     responses(
@@ -829,6 +919,40 @@ pub async fn job_status(
 ) -> Result<Json<JobStatus>> {
     let id = job_id(&id)?;
     Ok(Json(state.jobs.status(id).await?.ok_or(Error::NotFound)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsParams {
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// A page of a finished job's per-entity results, in dependency order.
+#[utoipa::path(get, path = "/admin/import/status/{id}/results", tag = "import",
+    params(
+        ("id" = String, Path, description = "The job id"),
+        ("offset" = Option<u64>, Query, description = "The first result's position, from 0 (default 0)"),
+        ("limit" = Option<u64>, Query, description = "1-1000, default 1000"),
+    ),
+    responses(
+        (status = 200, description = "The page and the total", body = ref("#/components/schemas/JobResults")),
+        (status = 400, description = "A bad parameter, named", body = ref("#/components/schemas/ErrorEnvelope")),
+        (status = 404, description = "No such job", body = ref("#/components/schemas/ErrorEnvelope")),
+    ))]
+pub async fn job_results(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<ResultsParams>,
+) -> Result<Json<JobResults>> {
+    let id = job_id(&id)?;
+    let limit = params.limit.unwrap_or(JobResults::MAX_LIMIT);
+    if !(1..=JobResults::MAX_LIMIT).contains(&limit) {
+        return Err(Error::Parameters(vec![bad("limit", "must be 1-1000")]));
+    }
+    let offset = params.offset.unwrap_or(0);
+    let page = state.jobs.results(id, offset, limit).await?;
+    Ok(Json(page.ok_or(Error::NotFound)?))
 }
 
 /// Server-Sent Events: `progress` events as the job advances, then one `done` event.
@@ -1065,6 +1189,28 @@ mod tests {
             spool_body(declared, 1).await,
             Err(Error::PayloadTooLarge(1))
         ));
+    }
+
+    #[tokio::test]
+    async fn wrapper_options_too_large_or_too_many_are_named_not_kept() {
+        let big = format!("\"{}\"", "x".repeat(MAX_OPTION_BYTES));
+        let body = format!(r#"{{"import_data": {{}}, "include": {big}, "dry_run": true}}"#);
+        let form = read_json(mapped(body.as_bytes())).await.unwrap();
+        assert_eq!(
+            form.errors,
+            [option_too_large("include", MAX_OPTION_BYTES + 2)]
+        );
+        assert_eq!(form.errors[0].code, "too_large");
+        assert_eq!(form.dry_run.as_deref(), Some("true"));
+        assert!(form.include.is_none());
+        let many: String = (0..40).map(|i| format!(r#", "o{i}": 1"#)).collect();
+        let wrapped =
+            parse_wrapper(format!(r#"{{"import_data": {{}}{many}}}"#).as_bytes()).unwrap();
+        assert_eq!(wrapped.options.len(), MAX_OPTIONS);
+        assert_eq!(wrapped.refused, [too_many()]);
+        let long_name = format!(r#"{{"import_data": {{}}, "{}": 1}}"#, "n".repeat(1 << 20));
+        let wrapped = parse_wrapper(long_name.as_bytes()).unwrap();
+        assert_eq!(wrapped.options.keys().next().unwrap().len(), NAME_CHARS);
     }
 
     #[tokio::test]

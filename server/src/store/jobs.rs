@@ -11,6 +11,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use app::jobs::EntityResult;
+
 use super::{Store, entities::StoreTx, now, with_pool};
 use crate::transfer::{input::Input, spool::Spool};
 
@@ -73,7 +75,12 @@ pub struct Finish<'a> {
     pub counts: Value,
     pub report: Option<Box<serde_json::value::RawValue>>,
     pub errors: Value,
+    /// Per entity, stored in pages of [`RESULTS_PAGE`] (`import_job_results`).
+    pub results: Vec<EntityResult>,
 }
+
+/// How many per-entity results one row of `import_job_results` holds.
+pub const RESULTS_PAGE: usize = 1_000;
 
 impl Store {
     /// Queues a job: its row and its file's chunks, in one transaction.
@@ -192,8 +199,25 @@ impl Store {
                    counts = $6, report = $7, errors = $8, payload = NULL, sealed_source_secret = NULL \
                    WHERE id = $1";
         let forget = "DELETE FROM import_job_chunks WHERE job_id = $1";
+        let page_sql = "INSERT INTO import_job_results (job_id, page, results) VALUES ($1, $2, $3)";
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // A retried write starts over. Each page is written as text on its own:
+            // never the whole report at once.
+            sqlx::query("DELETE FROM import_job_results WHERE job_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for (page, results) in finish.results.chunks(RESULTS_PAGE).enumerate() {
+                let text =
+                    serde_json::to_string(results).map_err(|e| sqlx::Error::Encode(e.into()))?;
+                sqlx::query(page_sql)
+                    .bind(id)
+                    .bind(page as i64)
+                    .bind(text)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(sql)
                 .bind(id)
                 .bind(finish.status)
@@ -249,6 +273,23 @@ impl Store {
             tx.commit().await?;
             Ok(status)
         })
+    }
+
+    /// Pages `first..=last` of a job's results (each a JSON array), in order.
+    pub async fn job_result_pages(
+        &self,
+        id: Uuid,
+        first: i64,
+        last: i64,
+    ) -> sqlx::Result<Vec<String>> {
+        let sql = "SELECT results FROM import_job_results WHERE job_id = $1 AND page >= $2 AND page <= $3 \
+                   ORDER BY page";
+        with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(id)
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await)
     }
 
     pub async fn job(&self, id: Uuid) -> sqlx::Result<Option<JobRow>> {

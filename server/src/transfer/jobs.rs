@@ -25,9 +25,13 @@ use std::{
 };
 
 use app::jobs::{
-    ConflictStrategy, Counts, JobCreated, JobFile, JobProgress, JobState, JobStatus, count_results,
+    ConflictStrategy, Counts, JobCreated, JobFile, JobProgress, JobResults, JobState, JobStatus,
+    count_results,
 };
-use app::{model::EntityKind, validation::FieldError};
+use app::{
+    model::EntityKind,
+    validation::{FieldError, Problems},
+};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -47,7 +51,7 @@ use crate::{
     crypto::{Cipher, Plaintext},
     store::{
         Store, StoreFailure,
-        jobs::{ClaimedJob, Finish, JobRow, NewJob},
+        jobs::{ClaimedJob, Finish, JobRow, NewJob, RESULTS_PAGE},
     },
 };
 
@@ -114,8 +118,8 @@ struct StoredOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    #[error("the file has {} problem(s)", .0.len())]
-    Invalid(Vec<FieldError>),
+    #[error("the file has {} problem(s)", .0.total)]
+    Invalid(Problems),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -128,8 +132,12 @@ impl From<ImportError> for SubmitError {
                 SubmitError::Invalid(errors)
             }
             ImportError::Database(e) => SubmitError::Database(e),
-            ImportError::Store(e) => SubmitError::Invalid(vec![refusal("refused", e.to_string())]),
-            other => SubmitError::Invalid(vec![refusal(other_code(&other), other.to_string())]),
+            ImportError::Store(e) => {
+                SubmitError::Invalid(vec![refusal("refused", e.to_string())].into())
+            }
+            other => {
+                SubmitError::Invalid(vec![refusal(other_code(&other), other.to_string())].into())
+            }
         }
     }
 }
@@ -352,7 +360,7 @@ impl Jobs {
             return Ok(None);
         };
         let live = self.live(id);
-        Ok(Some(to_status(row, live.as_deref(), Results::Included)))
+        Ok(Some(to_status(row, live.as_deref())))
     }
 
     pub async fn list(&self, limit: i64) -> sqlx::Result<Vec<JobStatus>> {
@@ -361,9 +369,54 @@ impl Jobs {
             .into_iter()
             .map(|row| {
                 let live = self.live(row.id);
-                to_status(row, live.as_deref(), Results::Left)
+                to_status(row, live.as_deref())
             })
             .collect())
+    }
+
+    /// Results `offset..offset + limit` of a job (`limit` at most
+    /// [`JobResults::MAX_LIMIT`]): only the stored pages they lie in are read.
+    pub async fn results(
+        &self,
+        id: Uuid,
+        offset: u64,
+        limit: u64,
+    ) -> sqlx::Result<Option<JobResults>> {
+        let Some(row) = self.inner.store.job(id).await? else {
+            return Ok(None);
+        };
+        let report = read_report(&row);
+        let total = results_total(&row, &report);
+        let limit = limit.min(JobResults::MAX_LIMIT);
+        let end = offset.saturating_add(limit).min(total);
+        let mut results = Vec::new();
+        if offset < end {
+            let page = RESULTS_PAGE as u64;
+            let (first, last) = (offset / page, (end - 1) / page);
+            let pages = self
+                .inner
+                .store
+                .job_result_pages(id, first as i64, last as i64)
+                .await?;
+            let skip = (offset - first * page) as usize;
+            let take = (end - offset) as usize;
+            results = match (pages.is_empty(), &report.results) {
+                // A job finished before results were paged keeps them in its report.
+                (true, Some(legacy)) => parse_results(legacy.get(), offset as usize, take),
+                _ => pages
+                    .iter()
+                    .flat_map(|p| parse_results(p, 0, RESULTS_PAGE))
+                    .skip(skip)
+                    .take(take)
+                    .collect(),
+            };
+        }
+        Ok(Some(JobResults {
+            job_id: id,
+            offset,
+            total,
+            results,
+        }))
     }
 
     /// Asks a job to stop; `None` for an unknown id. A running job rolls back; one whose
@@ -708,12 +761,25 @@ fn parse_include(spec: Option<&str>) -> Result<Option<Include>, SubmitError> {
         .map(Include::parse)
         .transpose()
         .map_err(|message| {
-            SubmitError::Invalid(vec![FieldError {
-                pointer: "/include".into(),
-                code: "invalid".into(),
-                message,
-            }])
+            SubmitError::Invalid(
+                vec![FieldError {
+                    pointer: "/include".into(),
+                    code: "invalid".into(),
+                    message,
+                }]
+                .into(),
+            )
         })
+}
+
+/// The results `skip..skip + take` of a JSON array of results (a stored page).
+fn parse_results(text: &str, skip: usize, take: usize) -> Vec<EntityResult> {
+    let all: Vec<&serde_json::value::RawValue> = serde_json::from_str(text).unwrap_or_default();
+    all.into_iter()
+        .skip(skip)
+        .take(take)
+        .filter_map(|r| serde_json::from_str(r.get()).ok())
+        .collect()
 }
 
 /// Why an import ended on a database error: a busy or full database says so.
@@ -754,6 +820,7 @@ fn interrupted_finish() -> Finish<'static> {
         counts: json!({}),
         report: None,
         errors: interrupted_errors(),
+        results: Vec::new(),
     }
 }
 
@@ -766,12 +833,15 @@ fn progress_so_far(live: &Live) -> Finish<'static> {
         counts: serde_json::to_value(live.counts()).unwrap_or_default(),
         report: None,
         errors: json!([]),
+        results: Vec::new(),
     }
 }
 
 /// Nothing was written: the counts say which entities failed (per type, from the
 /// errors' pointers), not what was applied; `processed` says how far the run got.
-fn failed(live: &Live, errors: Vec<FieldError>) -> Finish<'static> {
+/// Kept as `{"listed": […], "total": n}` (the first 1,000 problems, and the count).
+fn failed(live: &Live, errors: impl Into<Problems>) -> Finish<'static> {
+    let errors: Problems = errors.into();
     let (processed, total) = live.progress();
     Finish {
         status: JobState::Failed.as_str(),
@@ -780,6 +850,7 @@ fn failed(live: &Live, errors: Vec<FieldError>) -> Finish<'static> {
         counts: serde_json::to_value(failed_counts(&errors)).unwrap_or_default(),
         report: None,
         errors: serde_json::to_value(errors).unwrap_or_default(),
+        results: Vec::new(),
     }
 }
 
@@ -813,22 +884,22 @@ fn completed(report: ImportReport) -> Finish<'static> {
         counts: serde_json::to_value(count_results(&report.results)).unwrap_or_default(),
         report: stored_report(&report).ok(),
         errors: json!([]),
+        results: report.results,
     }
 }
 
-/// The report as the job row keeps it, written straight to text: a `Value` of 100,000
-/// results would cost several times the text.
+/// The report as the job row keeps it; the results themselves go to their own pages.
 fn stored_report(report: &ImportReport) -> serde_json::Result<Box<serde_json::value::RawValue>> {
     #[derive(Serialize)]
     struct Stored<'a> {
-        results: &'a [EntityResult],
+        results_total: usize,
         warnings: &'a [FieldError],
         summary: String,
         skipped_by_selection: usize,
         rekeyed: bool,
     }
     serde_json::value::to_raw_value(&Stored {
-        results: &report.results,
+        results_total: report.results.len(),
         warnings: &report.warnings,
         summary: report.summary(),
         skipped_by_selection: report.skipped_by_selection,
@@ -836,10 +907,12 @@ fn stored_report(report: &ImportReport) -> serde_json::Result<Box<serde_json::va
     })
 }
 
-/// The report as read back: the results stay text until they are asked for.
+/// The report as read back. Jobs finished before results were paged hold them here
+/// (`results`, left as text unless a page of them is asked for).
 #[derive(Default, Deserialize)]
 struct ReadReport {
     results: Option<Box<serde_json::value::RawValue>>,
+    results_total: Option<u64>,
     #[serde(default)]
     warnings: Vec<FieldError>,
     summary: Option<String>,
@@ -849,14 +922,43 @@ struct ReadReport {
     rekeyed: bool,
 }
 
-/// Whether a status carries the per-entity results (a list of jobs does not).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Results {
-    Included,
-    Left,
+fn read_report(row: &JobRow) -> ReadReport {
+    row.report
+        .as_ref()
+        .and_then(|r| serde_json::from_str(r.0.get()).ok())
+        .unwrap_or_default()
 }
 
-fn to_status(row: JobRow, live: Option<&Live>, with: Results) -> JobStatus {
+/// How many results a job has: a completed job's report says (an older one: its count).
+fn results_total(row: &JobRow, report: &ReadReport) -> u64 {
+    match (row.status.as_str(), report.results_total) {
+        (_, Some(n)) => n,
+        ("completed", None) => row.processed as u64,
+        _ => 0,
+    }
+}
+
+/// A job's `errors` column: the first problems and their count, or (jobs ended before
+/// problems were counted, or interrupted) a plain list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredErrors {
+    Counted(Problems),
+    Listed(Vec<FieldError>),
+}
+
+impl From<StoredErrors> for Problems {
+    fn from(stored: StoredErrors) -> Problems {
+        match stored {
+            StoredErrors::Counted(problems) => problems,
+            StoredErrors::Listed(list) => list.into(),
+        }
+    }
+}
+
+fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
+    let report = read_report(&row);
+    let results_total = results_total(&row, &report);
     let options: StoredOptions = serde_json::from_value(row.options.0).unwrap_or(StoredOptions {
         conflict_strategy: ConflictStrategy::default(),
         dry_run: false,
@@ -865,14 +967,9 @@ fn to_status(row: JobRow, live: Option<&Live>, with: Results) -> JobStatus {
         warnings: Vec::new(),
         allow_missing_links: false,
     });
-    let report: ReadReport = row
-        .report
-        .and_then(|r| serde_json::from_str(r.0.get()).ok())
+    let errors: Problems = serde_json::from_value::<StoredErrors>(row.errors.0)
+        .map(Problems::from)
         .unwrap_or_default();
-    let results = match (&report.results, with) {
-        (Some(raw), Results::Included) => serde_json::from_str(raw.get()).unwrap_or_default(),
-        _ => Vec::new(),
-    };
     let (processed, total, counts) = match live {
         Some(live) => {
             let (p, t) = live.progress();
@@ -895,8 +992,9 @@ fn to_status(row: JobRow, live: Option<&Live>, with: Results) -> JobStatus {
         conflict_strategy: options.conflict_strategy,
         progress: JobProgress::new(processed, total),
         counts,
-        results,
-        errors: serde_json::from_value(row.errors.0).unwrap_or_default(),
+        results_total,
+        errors_total: errors.total,
+        errors: errors.listed,
         warnings,
         summary: report.summary,
         skipped_by_selection: report.skipped_by_selection as u64,

@@ -64,9 +64,10 @@ async fn import_file(
 
 fn invalid(result: Result<Vec<(EntityKind, Action)>, ImportError>) -> Vec<(String, String)> {
     match result {
-        Err(ImportError::Invalid(errors)) => {
-            errors.into_iter().map(|e| (e.pointer, e.code)).collect()
-        }
+        Err(ImportError::Invalid(errors)) => errors
+            .iter()
+            .map(|e| (e.pointer.clone(), e.code.clone()))
+            .collect(),
         other => panic!("expected a refused file, got {other:?}"),
     }
 }

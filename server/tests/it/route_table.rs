@@ -19,6 +19,7 @@ fn protected_routes() -> Vec<(Method, String)> {
         "/admin/import/preview",
         "/admin/import/status/123",
         "/admin/import/status/123/events",
+        "/admin/import/status/123/results",
         "/admin/import/123/cancel",
         "/admin/import/jobs",
         "/admin/audit",

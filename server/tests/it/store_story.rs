@@ -166,6 +166,7 @@ fn ended() -> Finish<'static> {
         counts: serde_json::json!({}),
         report: None,
         errors: serde_json::json!([]),
+        results: Vec::new(),
     }
 }
 

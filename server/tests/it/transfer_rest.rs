@@ -105,7 +105,13 @@ async fn the_curl_sequence_exports_then_imports_as_a_job() {
         assert_eq!(done.counts["tools"].created, 15);
         assert_eq!(done.counts["servers"].created, 5);
         assert_eq!(done.counts["roots"].created, 6);
-        assert_eq!(done.results.len(), 49);
+        assert_eq!(done.results_total, 49);
+        let (code, page) = api_b
+            .send(api_b.get(&format!("/admin/import/status/{id}/results?offset=40")))
+            .await;
+        assert_eq!(code, 200, "{page}");
+        assert_eq!(page["total"], 49);
+        assert_eq!(page["results"].as_array().unwrap().len(), 9);
         assert_eq!(done.file.name.as_deref(), Some("export.json"));
         assert_eq!(done.created_by, crate::common::ADMIN_EMAIL);
         assert_eq!(

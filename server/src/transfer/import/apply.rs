@@ -12,7 +12,7 @@ use app::{
     jobs::{Action, ConflictStrategy, EntityResult, FieldChange},
     model::EntityKind,
     transfer::EntitySet,
-    validation::FieldError,
+    validation::{FieldError, Problems},
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -27,7 +27,7 @@ use crate::{crypto::Cipher, store::entities::StoreTx};
 pub struct Finished {
     pub results: Vec<EntityResult>,
     /// Links that name nothing (the file is refused).
-    pub errors: Vec<FieldError>,
+    pub errors: Problems,
     /// With `fail`: the entities that exist and differ.
     pub conflicts: Vec<FieldError>,
     /// Links left out by `--allow-missing-links`, as warnings.
@@ -45,7 +45,7 @@ pub struct Run<'t> {
     in_target: &'t HashSet<(EntityKind, String)>,
     results: Vec<EntityResult>,
     /// Problems found while applying: references that name nothing.
-    errors: Vec<FieldError>,
+    errors: Problems,
     /// With `fail`: every entity that exists and differs (the import goes on to find
     /// them all, and is rolled back).
     conflicts: Vec<FieldError>,
@@ -79,7 +79,7 @@ impl<'t> Run<'t> {
             selected,
             in_target,
             results: Vec::new(),
-            errors: Vec::new(),
+            errors: Problems::default(),
             conflicts: Vec::new(),
             drop_missing_links,
             dropped: Vec::new(),

@@ -16,7 +16,11 @@ use std::{
 
 pub use app::jobs::{Action, ConflictStrategy, EntityResult, FieldChange, ImportPreview};
 use app::jobs::{PreviewItem, count_results};
-use app::{model::EntityKind, transfer::Head, validation::FieldError};
+use app::{
+    model::EntityKind,
+    transfer::Head,
+    validation::{FieldError, Problems},
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -70,8 +74,8 @@ pub struct ImportReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("the file has {} problem(s)", .0.len())]
-    Invalid(Vec<FieldError>),
+    #[error("the file has {} problem(s)", .0.total)]
+    Invalid(Problems),
     /// With `fail`: every entity that exists and differs, each with its pointer.
     #[error("{} conflict(s) with conflict strategy fail: nothing was imported", .0.len())]
     Conflict(Vec<FieldError>),

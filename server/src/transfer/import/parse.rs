@@ -17,7 +17,7 @@ use app::{
     entities::Entity,
     model::EntityKind,
     transfer::{EntitySet, Head, Sink, Skim, file_text, read_file, skim},
-    validation::FieldError,
+    validation::{FieldError, Problems},
 };
 use tokio::sync::mpsc;
 
@@ -78,12 +78,13 @@ pub struct Selected {
 }
 
 /// How the read ended: the file's head, or every problem of the file.
-pub type Parsed = Result<Head, Vec<FieldError>>;
+pub type Parsed = Result<Head, Problems>;
 
 /// Runs the parsing half; messages go to `out` until the writing half hangs up.
 pub fn parse(plan: Plan, out: mpsc::Sender<Message>) -> Parsed {
     let input = &plan.input;
-    let text = file_text(input.bytes(), &mut |offset| input.release_before(offset))?;
+    let text = file_text(input.bytes(), &mut |offset| input.release_before(offset))
+        .map_err(Problems::from)?;
     let skimmed = skim(text, &mut |offset| input.release_before(offset));
     let selected = Arc::new(select(skimmed, &plan));
     let _ = out.blocking_send(Message::Skimmed(selected.clone()));
@@ -94,7 +95,7 @@ pub fn parse(plan: Plan, out: mpsc::Sender<Message>) -> Parsed {
         pending: EntitySet::default(),
         positions: Vec::new(),
         kind: None,
-        errors: Vec::new(),
+        errors: Problems::default(),
     };
     let head = read_file(text, &selected.skim, &PASSES, &mut batcher);
     batcher.flush();
@@ -174,7 +175,7 @@ struct Batcher<'a> {
     positions: Vec<usize>,
     kind: Option<EntityKind>,
     /// Credentials the source key cannot open.
-    errors: Vec<FieldError>,
+    errors: Problems,
 }
 
 impl Batcher<'_> {
@@ -227,7 +228,7 @@ impl Sink for Batcher<'_> {
 
 /// Re-encrypts every credential from the source key to the target key; a blob the
 /// source key cannot open is an error naming its entity.
-fn rekey<E: Entity>(entity: &mut E, index: usize, plan: &Plan, errors: &mut Vec<FieldError>) {
+fn rekey<E: Entity>(entity: &mut E, index: usize, plan: &Plan, errors: &mut Problems) {
     let same_key = plan.source.fingerprint() == plan.target.fingerprint();
     let (kind, key) = (E::KIND.singular(), entity.key().to_owned());
     for (pointer, blob) in entity.blobs_mut() {
