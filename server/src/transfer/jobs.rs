@@ -128,9 +128,8 @@ impl From<ImportError> for SubmitError {
     /// Every refusal of a file is a list of problems; only the database is something else.
     fn from(e: ImportError) -> SubmitError {
         match e {
-            ImportError::Invalid(errors) | ImportError::Conflict(errors) => {
-                SubmitError::Invalid(errors)
-            }
+            ImportError::Invalid(errors) => SubmitError::Invalid(errors),
+            ImportError::Conflict(conflicts) => SubmitError::Invalid(conflicts.into()),
             ImportError::Database(e) => SubmitError::Database(e),
             ImportError::Store(e) => {
                 SubmitError::Invalid(vec![refusal("refused", e.to_string())].into())
