@@ -66,6 +66,10 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     };
     let actor = super::cli_actor(opts.actor.as_deref());
     let source = source_gateway(settings);
+    let spinner = super::progress::Progress::spinner("exporting");
+    if let Some(spinner) = &spinner {
+        spinner.0.set_message(format!("to {}", out.display()));
+    }
     let written = if out.as_os_str() == "-" {
         use tokio::io::AsyncWriteExt;
         let mut stdout = tokio::io::stdout();
@@ -80,6 +84,9 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         let mut file = tokio::io::BufWriter::new(file);
         export_to(&store, &options, &actor, &source, &mut file).await
     };
+    if let Some(spinner) = spinner {
+        spinner.done();
+    }
     store.close().await;
     let written = written?;
     for warning in &written.warnings {
