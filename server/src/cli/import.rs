@@ -219,11 +219,15 @@ async fn on_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ImportReport> 
         rekey_secret: expose(rekey_secret),
         allow_missing_links: opts.allow_missing_links,
     };
-    let upload = Progress::spinner("uploading");
-    if let Some(upload) = &upload {
-        upload.0.set_message(upload_size(&opts.file));
-    }
-    let job = remote.submit(&opts.file, &fields).await;
+    let upload = upload_bar(&opts.file);
+    let sent = upload.as_ref().map(|u| u.0.clone());
+    let job = remote
+        .submit(&opts.file, &fields, move |bytes| {
+            if let Some(sent) = &sent {
+                sent.inc(bytes);
+            }
+        })
+        .await;
     if let Some(upload) = upload {
         upload.done();
     }
@@ -357,15 +361,16 @@ impl Observer for Applied {
     }
 }
 
-/// `12.3 MB` for a file, `standard input` for `-` (its size is not known before the end).
-fn upload_size(file: &std::path::Path) -> String {
-    std::fs::metadata(file)
-        .ok()
-        .filter(|m| m.is_file())
-        .map_or_else(
-            || "standard input".to_owned(),
-            |m| indicatif::HumanBytes(m.len()).to_string(),
-        )
+/// Bytes sent of a file's size; standard input (read whole before it is sent) a spinner.
+fn upload_bar(file: &std::path::Path) -> Option<Progress> {
+    match std::fs::metadata(file).ok().filter(|m| m.is_file()) {
+        Some(meta) => Progress::bytes("uploading", meta.len()),
+        None => {
+            let spinner = Progress::spinner("uploading")?;
+            spinner.0.set_message("standard input");
+            Some(spinner)
+        }
+    }
 }
 
 /// What a refused file did not become: said in the error's last words.

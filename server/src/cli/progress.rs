@@ -9,7 +9,7 @@ use indicatif::{HumanDuration, ProgressState, ProgressStyle};
 /// a whole import in no time, or one slow first entity an hour): not shown yet.
 const SETTLED: Duration = Duration::from_secs(1);
 
-/// A bar counting entities (`seed`, `import`), or a spinner with the time spent
+/// A bar counting entities (`seed`, `import`) or bytes (an upload), or a spinner with the time spent
 /// when the total is not known (`export`, an upload).
 pub struct Progress(pub indicatif::ProgressBar);
 
@@ -21,6 +21,16 @@ impl Progress {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .with_key("rate", rate)
+        .with_key("left", left);
+        Self::on_terminal(verb, total, style)
+    }
+
+    /// `{verb} [bar] 1.20 MiB/12.31 MiB` (an upload).
+    pub fn bytes(verb: &str, total: u64) -> Option<Progress> {
+        let style = ProgressStyle::with_template(
+            "{spinner} {prefix} {wide_bar} {bytes}/{total_bytes}{left}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
         .with_key("left", left);
         Self::on_terminal(verb, total, style)
     }
@@ -48,7 +58,7 @@ impl Progress {
     }
 }
 
-/// Whole entities per second over the run so far, once it has settled.
+/// Whole entities (or bytes) per second over the run so far, once it has settled.
 fn per_second(state: &ProgressState) -> Option<f64> {
     let elapsed = state.elapsed();
     (elapsed >= SETTLED && state.pos() > 0).then(|| state.pos() as f64 / elapsed.as_secs_f64())

@@ -5,12 +5,16 @@
 
 use std::process::Command;
 
-use crate::common::{TestDb, harness};
+use crate::common::{TestApp, TestDb, harness};
 
 /// `mcpgateway ARGS` as `harness::cli` runs it, but inside a pseudo-terminal; the
 /// terminal's whole output (stdout and stderr, escape sequences included).
 fn on_terminal(db: &TestDb, args: &[&str]) -> String {
-    let base = harness::cli(db);
+    terminal_output(in_terminal(harness::cli(db), args).output().unwrap())
+}
+
+/// `base ARGS` in a pseudo-terminal: util-linux `script` with `base`'s environment.
+fn in_terminal(base: Command, args: &[&str]) -> Command {
     let mut line = base.get_program().to_string_lossy().into_owned();
     for arg in args {
         line.push_str(&format!(" '{arg}'"));
@@ -25,9 +29,13 @@ fn on_terminal(db: &TestDb, args: &[&str]) -> String {
     if let Some(dir) = base.get_current_dir() {
         cmd.current_dir(dir);
     }
-    let out = cmd.args(["-qfec", &line, "/dev/null"]).output().unwrap();
+    cmd.args(["-qfec", &line, "/dev/null"]);
+    cmd
+}
+
+fn terminal_output(out: std::process::Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{line}: {text}");
+    assert!(out.status.success(), "{text}");
     text
 }
 
@@ -96,4 +104,37 @@ fn piped_the_long_commands_print_no_progress() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(!stdout.contains('\x1b'), "{args:?}: {stdout}");
     }
+}
+
+#[tokio::test]
+async fn a_remote_import_shows_the_bytes_uploaded_then_the_entities() {
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.json");
+    let path = file.to_str().unwrap();
+    for args in [&["seed", "--scale", "1000"][..], &["export", "--out", path]] {
+        assert!(
+            harness::cli(&db)
+                .args(args)
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
+    }
+    let size = indicatif::HumanBytes(std::fs::metadata(&file).unwrap().len()).to_string();
+    let target = TestApp::spawn(TestDb::sqlite()).await;
+    let token = target.admin_token().await;
+    let mut remote = harness::cli(&TestDb::sqlite());
+    remote
+        .env("MCPGATEWAY_URL", &target.base)
+        .env("MCPGATEWAY_BEARER_TOKEN", &token);
+    let cmd = in_terminal(remote, &["import", path]);
+    let out = tokio::process::Command::from(cmd).output().await.unwrap();
+    let shown = terminal_output(out);
+    assert!(shown.contains("uploading"), "{shown}");
+    assert!(shown.contains(&format!("/{size}")), "{size}: {shown}");
+    assert!(!shown.contains("0/0 entities"), "{shown}");
+    assert!(shown.contains("Created 400 new tools"), "{shown}");
+    assert_whole_rates(&shown);
 }
