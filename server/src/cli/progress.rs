@@ -53,7 +53,12 @@ impl Progress {
     }
 
     /// Gone from the terminal, so that the summary line stands alone.
-    pub fn done(self) {
+    pub fn done(self) {}
+}
+
+/// Also on an early return: an error message is not printed after a stale frame.
+impl Drop for Progress {
+    fn drop(&mut self) {
         self.0.finish_and_clear();
     }
 }

@@ -125,11 +125,14 @@ async fn a_remote_import_shows_the_bytes_uploaded_then_the_entities() {
     let size = indicatif::HumanBytes(std::fs::metadata(&file).unwrap().len()).to_string();
     let target = TestApp::spawn(TestDb::sqlite()).await;
     let token = target.admin_token().await;
-    let mut remote = harness::cli(&TestDb::sqlite());
-    remote
-        .env("MCPGATEWAY_URL", &target.base)
-        .env("MCPGATEWAY_BEARER_TOKEN", &token);
-    let cmd = in_terminal(remote, &["import", path]);
+    // An empty local database: what is shown comes from the gateway.
+    let remote_cli = |args: &[&str]| {
+        let mut cli = harness::cli(&TestDb::sqlite());
+        cli.env("MCPGATEWAY_URL", &target.base)
+            .env("MCPGATEWAY_BEARER_TOKEN", &token);
+        in_terminal(cli, args)
+    };
+    let cmd = remote_cli(&["import", path]);
     let out = tokio::process::Command::from(cmd).output().await.unwrap();
     let shown = terminal_output(out);
     assert!(shown.contains("uploading"), "{shown}");
@@ -137,4 +140,11 @@ async fn a_remote_import_shows_the_bytes_uploaded_then_the_entities() {
     assert!(!shown.contains("0/0 entities"), "{shown}");
     assert!(shown.contains("Created 400 new tools"), "{shown}");
     assert_whole_rates(&shown);
+
+    let again = dir.path().join("again.json");
+    let cmd = remote_cli(&["export", "--out", again.to_str().unwrap()]);
+    let out = tokio::process::Command::from(cmd).output().await.unwrap();
+    let shown = terminal_output(out);
+    assert!(shown.contains("exporting"), "{shown}");
+    assert!(shown.contains("Exported 1000 total items"), "{shown}");
 }
