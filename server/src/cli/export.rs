@@ -136,9 +136,7 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
 
 /// A spinner on a terminal while the export is written (its length is known at the end).
 fn exporting(out: &std::path::Path) -> Option<super::progress::Progress> {
-    let spinner = super::progress::Progress::spinner("exporting")?;
-    spinner.0.set_message(format!("to {}", out.display()));
-    Some(spinner)
+    super::progress::Progress::spinner("exporting", format!("to {}", out.display()))
 }
 
 /// Where a local export comes from: the gateway's public origin when configured, else

@@ -309,10 +309,7 @@ struct Applied {
 
 impl Default for Applied {
     fn default() -> Self {
-        let checking = Progress::spinner("importing");
-        if let Some(checking) = &checking {
-            checking.0.set_message("checking the file");
-        }
+        let checking = Progress::spinner("importing", "checking the file");
         Applied {
             checking: std::sync::Mutex::new(checking),
             bar: std::sync::OnceLock::new(),
@@ -365,11 +362,7 @@ impl Observer for Applied {
 fn upload_bar(file: &std::path::Path) -> Option<Progress> {
     match std::fs::metadata(file).ok().filter(|m| m.is_file()) {
         Some(meta) => Progress::bytes("uploading", meta.len()),
-        None => {
-            let spinner = Progress::spinner("uploading")?;
-            spinner.0.set_message("standard input");
-            Some(spinner)
-        }
+        None => Progress::spinner("uploading", "standard input"),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Progress on stderr for the commands that can run for seconds (seed, import,
 //! export), only when stderr is a terminal: nothing in pipes, logs or CI output.
 
-use std::{io::IsTerminal, time::Duration};
+use std::{borrow::Cow, io::IsTerminal, time::Duration};
 
 use indicatif::{HumanDuration, ProgressState, ProgressStyle};
 
@@ -36,10 +36,11 @@ impl Progress {
     }
 
     /// `{verb} {message} (3s)`, turning while work of unknown length runs.
-    pub fn spinner(verb: &str) -> Option<Progress> {
+    pub fn spinner(verb: &str, message: impl Into<Cow<'static, str>>) -> Option<Progress> {
         let style = ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let progress = Self::on_terminal(verb, 0, style)?;
+        progress.0.set_message(message);
         progress.0.enable_steady_tick(Duration::from_millis(120));
         Some(progress)
     }

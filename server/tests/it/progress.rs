@@ -1,7 +1,7 @@
 //! Progress of the long commands (#14.7): on a terminal (stderr a pseudo-terminal, via
-//! util-linux `script`) `seed --scale`, `import` and `export` show what they are doing,
-//! with whole-number rates and no time left guessed from the first few entities; piped,
-//! nothing but the summary.
+//! util-linux `script`) `seed --scale`, `import`, `export`, `validate` and `diff` show
+//! what they are doing, with whole-number rates and no time left guessed from the first
+//! few entities; piped, nothing but the summary.
 
 use std::process::Command;
 
@@ -65,6 +65,10 @@ fn seed_import_and_export_show_progress_on_a_terminal() {
     let file = file.to_str().unwrap();
     let exported = on_terminal(&db, &["export", "--out", file]);
     assert!(exported.contains("exporting"), "{exported}");
+    let validated = on_terminal(&db, &["validate", file]);
+    assert!(validated.contains("checking"), "{validated}");
+    let compared = on_terminal(&db, &["diff", file]);
+    assert!(compared.contains("comparing"), "{compared}");
 
     let target = TestDb::sqlite();
     let imported = on_terminal(&target, &["import", file]);
@@ -86,6 +90,8 @@ fn piped_the_long_commands_print_no_progress() {
         (&db, &["seed", "--scale", "300"][..]),
         (&db, &["export", "--out", file]),
         (&target, &["import", file]),
+        (&db, &["validate", file]),
+        (&target, &["diff", file]),
     ] {
         let out = harness::cli(db).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -98,6 +104,8 @@ fn piped_the_long_commands_print_no_progress() {
             "seeding",
             "importing",
             "exporting",
+            "checking",
+            "comparing",
         ] {
             assert!(!stderr.contains(progress), "{args:?}: {stderr}");
         }
