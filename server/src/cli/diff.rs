@@ -70,7 +70,9 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
         observer: None,
         allow_missing_links: false,
     };
+    let comparing = comparing(&opts.file);
     let result = import(&store, &target, &bytes, &options, &super::cli_actor(None)).await;
+    drop(comparing);
     store.close().await;
     let report = super::import::explain(result, &opts.file, COMPARED)?;
     show(&report, &opts)
@@ -90,11 +92,16 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ExitCode>
         rekey_secret: None,
         allow_missing_links: false,
     };
-    let preview = remote
-        .preview(&opts.file, &fields)
-        .await
-        .map_err(|e| super::import::refused(e, &opts.file, COMPARED))?;
+    let comparing = comparing(&opts.file);
+    let preview = remote.preview(&opts.file, &fields).await;
+    drop(comparing);
+    let preview = preview.map_err(|e| super::import::refused(e, &opts.file, COMPARED))?;
     show(&super::remote::report_of_preview(preview), &opts)
+}
+
+/// A spinner on a terminal while the file is compared with the gateway (a dry-run import).
+fn comparing(file: &std::path::Path) -> Option<super::progress::Progress> {
+    super::progress::Progress::spinner("comparing", file.display().to_string())
 }
 
 /// Prints the plan (or its JSON) and answers the exit code `--exit-code` asks for.

@@ -66,6 +66,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
     };
     let actor = super::cli_actor(opts.actor.as_deref());
     let source = source_gateway(settings);
+    let spinner = exporting(&out);
     let written = if out.as_os_str() == "-" {
         use tokio::io::AsyncWriteExt;
         let mut stdout = tokio::io::stdout();
@@ -80,6 +81,9 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         let mut file = tokio::io::BufWriter::new(file);
         export_to(&store, &options, &actor, &source, &mut file).await
     };
+    if let Some(spinner) = spinner {
+        spinner.done();
+    }
     store.close().await;
     let written = written?;
     for warning in &written.warnings {
@@ -112,6 +116,7 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
     }
     let out = out_path(opts.out);
     super::may_write(&out, opts.force)?;
+    let spinner = exporting(&out);
     let bytes = if out.as_os_str() == "-" {
         let mut buffer = Vec::new();
         remote.export(&query, &mut buffer).await.map_err(refused)?;
@@ -124,8 +129,14 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
         remote.export(&query, &mut file).await.map_err(refused)?;
         std::fs::read(&out)?
     };
+    drop(spinner);
     print_summary(&counts_of(&bytes)?, &out);
     Ok(())
+}
+
+/// A spinner on a terminal while the export is written (its length is known at the end).
+fn exporting(out: &std::path::Path) -> Option<super::progress::Progress> {
+    super::progress::Progress::spinner("exporting", format!("to {}", out.display()))
 }
 
 /// Where a local export comes from: the gateway's public origin when configured, else

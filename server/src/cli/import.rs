@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     Output,
+    progress::Progress,
     remote::{self, ImportFields, Remote, RemoteError},
 };
 use crate::{
@@ -131,21 +132,19 @@ async fn local(opts: Opts, settings: &Settings) -> anyhow::Result<ImportReport> 
     let target = Cipher::new(&secret).with_sensitive_headers(settings.sensitive_header_rules());
     let source = source_secret.map(|s| Cipher::new(&s));
     check_key(&bytes, &opts, source.as_ref(), &target)?;
-    let bar = ProgressBar::on_terminal();
+    let bar = Applied::default();
     let options = ImportOptions {
         strategy: opts.conflict_strategy,
         dry_run: opts.dry_run,
         include: opts.include.clone(),
         picked: None,
         source: source.as_ref(),
-        observer: bar.as_ref().map(|b| b as &dyn Observer),
+        observer: Some(&bar),
         allow_missing_links: opts.allow_missing_links,
     };
     let actor = super::cli_actor(opts.actor.as_deref());
     let result = import(&store, &target, &bytes, &options, &actor).await;
-    if let Some(bar) = bar {
-        bar.0.finish_and_clear();
-    }
+    bar.done();
     store.close().await;
     // A file from before fingerprints: every credential named (as for any refused
     // file), then once the command that passes the exporting gateway's secret.
@@ -220,22 +219,30 @@ async fn on_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ImportReport> 
         rekey_secret: expose(rekey_secret),
         allow_missing_links: opts.allow_missing_links,
     };
+    let upload = upload_bar(&opts.file);
+    let sent = upload.as_ref().map(|u| u.0.clone());
     let job = remote
-        .submit(&opts.file, &fields)
-        .await
-        .map_err(|e| refused(e, &opts.file, IMPORTED))?;
-    let bar = ProgressBar::on_terminal();
-    let status = remote
-        .wait(&job, |processed, total| {
-            if let Some(bar) = &bar {
-                bar.0.set_length(total);
-                bar.0.set_position(processed);
+        .submit(&opts.file, &fields, move |bytes| {
+            if let Some(sent) = &sent {
+                sent.inc(bytes);
             }
         })
         .await;
-    if let Some(bar) = bar {
-        bar.0.finish_and_clear();
+    if let Some(upload) = upload {
+        upload.done();
     }
+    let job = job.map_err(|e| refused(e, &opts.file, IMPORTED))?;
+    let bar = Applied::default();
+    let status = remote
+        .wait(&job, |processed, total| {
+            // Until the gateway has checked the file the total is unknown: a spinner, not "0/0".
+            if total > 0 {
+                bar.started(total as usize);
+                bar.at(processed);
+            }
+        })
+        .await;
+    bar.done();
     let mut report = status
         .and_then(remote::report_of)
         .map_err(|e| refused(e, &opts.file, IMPORTED))?;
@@ -299,33 +306,68 @@ fn print(
     Ok(())
 }
 
-/// A progress bar on stderr while entities are applied, only when stderr is a terminal
-/// (never in pipes, logs or CI output).
-struct ProgressBar(indicatif::ProgressBar);
+/// A spinner while the file is checked, then a bar told of each entity applied.
+struct Applied {
+    checking: std::sync::Mutex<Option<Progress>>,
+    bar: std::sync::OnceLock<Option<Progress>>,
+}
 
-impl ProgressBar {
-    fn on_terminal() -> Option<ProgressBar> {
-        use std::io::IsTerminal;
-        std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} importing {bar:40} {pos}/{len} entities ({per_sec}, {eta} left)",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            ProgressBar(bar)
-        })
+impl Default for Applied {
+    fn default() -> Self {
+        let checking = Progress::spinner("importing", "checking the file");
+        Applied {
+            checking: std::sync::Mutex::new(checking),
+            bar: std::sync::OnceLock::new(),
+        }
     }
 }
 
-impl Observer for ProgressBar {
+impl Applied {
+    fn bar(&self) -> Option<&Progress> {
+        self.bar.get().and_then(Option::as_ref)
+    }
+
+    fn at(&self, processed: u64) {
+        if let Some(bar) = self.bar() {
+            bar.0.set_position(processed);
+        }
+    }
+
+    fn done(self) {
+        self.stop_checking();
+        if let Some(bar) = self.bar.into_inner().flatten() {
+            bar.done();
+        }
+    }
+
+    fn stop_checking(&self) {
+        let checking = self.checking.lock().map(|mut c| c.take());
+        if let Ok(Some(checking)) = checking {
+            checking.done();
+        }
+    }
+}
+
+impl Observer for Applied {
     fn started(&self, total: usize) {
-        self.0.set_length(total as u64);
+        self.bar.get_or_init(|| {
+            self.stop_checking();
+            Progress::entities("importing", total as u64)
+        });
     }
 
     fn applied(&self, _result: &EntityResult) {
-        self.0.inc(1);
+        if let Some(bar) = self.bar() {
+            bar.0.inc(1);
+        }
+    }
+}
+
+/// Bytes sent of a file's size; standard input (read whole before it is sent) a spinner.
+fn upload_bar(file: &std::path::Path) -> Option<Progress> {
+    match std::fs::metadata(file).ok().filter(|m| m.is_file()) {
+        Some(meta) => Progress::bytes("uploading", meta.len()),
+        None => Progress::spinner("uploading", "standard input"),
     }
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod diff;
 mod export;
 mod import;
+mod progress;
 mod rekey;
 mod remote;
 mod schema;

@@ -81,7 +81,9 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
     }
     let mut file: Value = serde_json::from_slice(bytes.bytes())?;
     let (from, to) = (Cipher::new(&from), Cipher::new(&to));
+    let rekeying = super::progress::Progress::spinner("re-encrypting", "credentials");
     let (count, errors) = rekey_file(&mut file, &from, &to);
+    drop(rekeying);
     if !errors.is_empty() {
         report(&errors);
         anyhow::bail!(

@@ -8,6 +8,7 @@ use app::{
     jobs::{EntityResult, ImportPreview, JobCreated, JobResults, JobState, JobStatus},
     validation::{FieldError, Problems},
 };
+use futures_util::TryStreamExt;
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url, multipart};
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
@@ -164,12 +165,14 @@ impl Remote {
     }
 
     /// `POST /admin/import`: the job the gateway queued for the file.
+    /// `uploaded` is told the size of each piece of the file as it is sent (a progress bar).
     pub async fn submit(
         &self,
         file: &Path,
         fields: &ImportFields,
+        uploaded: impl Fn(u64) + Send + Sync + 'static,
     ) -> Result<JobCreated, RemoteError> {
-        let form = upload(file, fields).await?;
+        let form = upload(file, fields, uploaded).await?;
         self.json(self.post("admin/import")?.multipart(form)).await
     }
 
@@ -179,7 +182,7 @@ impl Remote {
         file: &Path,
         fields: &ImportFields,
     ) -> Result<ImportPreview, RemoteError> {
-        let form = upload(file, fields).await?;
+        let form = upload(file, fields, |_| {}).await?;
         self.json(self.post("admin/import/preview")?.multipart(form))
             .await
     }
@@ -225,7 +228,11 @@ impl Remote {
 }
 
 /// The multipart form: the file streamed from disk (or standard input), and the options.
-async fn upload(file: &Path, fields: &ImportFields) -> anyhow::Result<multipart::Form> {
+async fn upload(
+    file: &Path,
+    fields: &ImportFields,
+    uploaded: impl Fn(u64) + Send + Sync + 'static,
+) -> anyhow::Result<multipart::Form> {
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -237,7 +244,9 @@ async fn upload(file: &Path, fields: &ImportFields) -> anyhow::Result<multipart:
             .await
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
         let length = opened.metadata().await?.len();
-        multipart::Part::stream_with_length(opened, length)
+        let sent = tokio_util::io::ReaderStream::with_capacity(opened, 64 * 1024)
+            .inspect_ok(move |piece| uploaded(piece.len() as u64));
+        multipart::Part::stream_with_length(reqwest::Body::wrap_stream(sent), length)
     };
     let mut form = multipart::Form::new()
         .part("file", part.file_name(name).mime_str("application/json")?)

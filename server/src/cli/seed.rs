@@ -29,7 +29,19 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
         actor: "seed",
     };
     let report = match opts.scale {
-        Some(n) => seed::scale(&service, n).await,
+        Some(n) => {
+            let bar = super::progress::Progress::entities("seeding", n as u64);
+            let seeded = seed::scale(&service, n, &|| {
+                if let Some(bar) = &bar {
+                    bar.0.inc(1);
+                }
+            })
+            .await;
+            if let Some(bar) = bar {
+                bar.done();
+            }
+            seeded
+        }
         None => seed::seed(&service).await,
     }
     .map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;

@@ -22,7 +22,10 @@ pub struct Opts {
 /// The file is read as an import reads it, one entity at a time (nothing is kept).
 pub fn run(opts: Opts) -> anyhow::Result<()> {
     let input = read_input(&opts.file)?;
-    match check(&input) {
+    let checking = super::progress::Progress::spinner("checking", opts.file.display().to_string());
+    let checked = check(&input);
+    drop(checking);
+    match checked {
         Ok((warnings, counts)) => {
             for warning in &warnings {
                 eprintln!("warning: {warning}");

@@ -21,6 +21,7 @@ mod load;
 mod login;
 mod login_limits;
 mod memory;
+mod progress;
 mod route_table;
 mod secrets_scan;
 mod security_headers;
