@@ -89,6 +89,8 @@ pub fn read_file<S: Sink>(
         lists: BTreeMap::new(),
         errors_total: 0,
         kept_in_pass: 0,
+        warnings_total: 0,
+        warnings_kept_in_pass: 0,
         references: Vec::new(),
         twice: HashMap::new(),
         failed: false,
@@ -109,6 +111,7 @@ pub fn read_file<S: Sink>(
         }
         pass.reader.first = false;
         pass.reader.kept_in_pass = 0;
+        pass.reader.warnings_kept_in_pass = 0;
         let lists: Vec<(List, Range<usize>)> = pass
             .reader
             .later
@@ -196,6 +199,10 @@ struct Reader<'k> {
     lists: BTreeMap<usize, Found>,
     errors_total: u64,
     kept_in_pass: usize,
+    /// Warnings are kept and counted like errors: a file whose every entity earns one
+    /// (a masked header, a merged duplicate) costs bounded memory and a bounded answer.
+    warnings_total: u64,
+    warnings_kept_in_pass: usize,
     /// Server references to entities the file lacks (warnings, reported last).
     references: Vec<FieldError>,
     /// For keys the skim saw twice, by folded key: the first position, its key and the
@@ -234,13 +241,29 @@ impl Reader<'_> {
         }
     }
 
+    /// Counts `warnings`; keeps them while this pass has kept fewer than [`MAX_LISTED`].
+    fn warnings(&mut self, position: Option<usize>, warnings: Vec<FieldError>) {
+        self.warnings_total += warnings.len() as u64;
+        let room = MAX_LISTED.saturating_sub(self.warnings_kept_in_pass);
+        let kept = warnings.len().min(room);
+        if kept == 0 {
+            return;
+        }
+        self.warnings_kept_in_pass += kept;
+        let warnings = warnings.into_iter().take(kept);
+        match position {
+            Some(position) => self.found(position).warnings.extend(warnings),
+            None => self.references.extend(warnings),
+        }
+    }
+
     /// Validates one element; the entity when it is valid and not a merged duplicate.
     fn entity<E: Entity>(&mut self, list: List, index: usize, raw: &RawValue) -> Option<E> {
         let base = join("/entities", E::KIND.plural());
         let pointer = join(&base, &index.to_string());
         let entity = match read_one::<E>(raw, &pointer) {
             Ok((entity, warnings)) => {
-                self.found(list.position).warnings.extend(warnings);
+                self.warnings(Some(list.position), warnings);
                 entity
             }
             Err(errors) => {
@@ -279,7 +302,7 @@ impl Reader<'_> {
                 "duplicate_merged",
                 format!("same as {base}/{first}: imported once"),
             );
-            self.found(list.position).warnings.push(warning);
+            self.warnings(Some(list.position), vec![warning]);
         } else {
             let field = if matches!(E::KIND, EntityKind::Resource | EntityKind::Root) {
                 "uri"
@@ -311,11 +334,12 @@ impl Reader<'_> {
             let field = kind.link_field();
             for (j, key) in keys.iter().enumerate() {
                 if !self.skim.contains(kind, key) {
-                    self.references.push(problem(
+                    let reference = problem(
                         format!("/entities/servers/{index}/{field}/{j}"),
                         "external_reference",
                         format!("`{key}` is not in the file: it must exist in the target"),
-                    ));
+                    );
+                    self.warnings(None, vec![reference]);
                 }
             }
         }
@@ -351,6 +375,18 @@ impl Reader<'_> {
             return Err(errors);
         }
         warnings.extend(self.references);
+        warnings.truncate(MAX_LISTED);
+        let unlisted = self.warnings_total - warnings.len() as u64;
+        if unlisted > 0 {
+            warnings.push(problem(
+                "",
+                "warnings_not_listed",
+                format!(
+                    "… and {unlisted} more warning(s) not listed ({} in all)",
+                    self.warnings_total
+                ),
+            ));
+        }
         Ok(Head {
             version: version.unwrap_or_default(),
             exported_at,
@@ -517,6 +553,29 @@ mod tests {
                 "/entities/roots",
                 "/entities/tools/0/url"
             ]
+        );
+    }
+
+    #[test]
+    fn warnings_past_the_first_thousand_are_counted_not_kept() {
+        let tools: Vec<String> = (0..1500)
+            .map(|i| format!(r#"{{"name": "t{i}", "url": "https://e.example.com", "headers": {{"X": "*****"}}}}"#))
+            .collect();
+        let text = format!(
+            r#"{{"version": "1", "exported_at": "x", "entities": {{"tools": [{}]}}}}"#,
+            tools.join(",")
+        );
+        let skim = skim(&text, &mut |_| {});
+        let passes: [&[EntityKind]; 1] = [&[EntityKind::Tool]];
+        let head = read_file(&text, &skim, &passes, &mut Seen::default()).unwrap();
+        assert_eq!(head.warnings.len(), MAX_LISTED + 1);
+        assert_eq!(head.warnings[0].pointer, "/entities/tools/0/headers/X");
+        assert_eq!(head.warnings[999].pointer, "/entities/tools/999/headers/X");
+        let last = &head.warnings[MAX_LISTED];
+        assert_eq!(last.code, "warnings_not_listed");
+        assert!(
+            last.message
+                .contains("500 more warning(s) not listed (1500 in all)")
         );
     }
 
