@@ -355,14 +355,7 @@ fn validate_lists_every_problem_with_its_pointer_and_exits_1() {
 #[test]
 fn export_writes_the_file_and_says_what_it_holds() {
     let db = TestDb::sqlite();
-    assert!(
-        mcpgateway(&db)
-            .arg("seed")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    seed(&db);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("all.json");
     let run = mcpgateway(&db)
@@ -407,14 +400,7 @@ fn export_writes_the_file_and_says_what_it_holds() {
 #[test]
 fn import_applies_a_file_reports_it_and_refuses_bad_ones_without_writing() {
     let a = TestDb::sqlite();
-    assert!(
-        mcpgateway(&a)
-            .arg("seed")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    seed(&a);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.json");
     assert!(
@@ -519,14 +505,7 @@ fn import_applies_a_file_reports_it_and_refuses_bad_ones_without_writing() {
 #[test]
 fn diff_shows_field_changes_hides_secrets_and_signals_drift() {
     let db = TestDb::sqlite();
-    assert!(
-        mcpgateway(&db)
-            .arg("seed")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    seed(&db);
     let export = mcpgateway(&db)
         .args(["export", "--out", "-"])
         .output()
@@ -576,14 +555,7 @@ fn diff_shows_field_changes_hides_secrets_and_signals_drift() {
 #[test]
 fn rekey_re_encrypts_a_file_offline_for_another_gateway() {
     let a = TestDb::sqlite();
-    assert!(
-        mcpgateway(&a)
-            .arg("seed")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    seed(&a);
     let dir = tempfile::tempdir().unwrap();
     let (original, rekeyed) = (dir.path().join("a.json"), dir.path().join("b.json"));
     assert!(
@@ -808,17 +780,20 @@ async fn remote_mode_drives_a_gateway_over_rest_with_the_local_output() {
     target.stop().await;
 }
 
+/// Fills `db` with the seed data set.
+fn seed(db: &TestDb) {
+    let out = mcpgateway(db).arg("seed").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A seeded database and its export in a temporary directory.
 fn seeded_export() -> (TestDb, tempfile::TempDir, std::path::PathBuf) {
     let db = TestDb::sqlite();
-    assert!(
-        mcpgateway(&db)
-            .arg("seed")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    seed(&db);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.json");
     let out = mcpgateway(&db)
