@@ -1,5 +1,5 @@
 //! The accept loop. `axum::serve` has no header-read timeout and no connection cap, so
-//! 1,100 connections that never finish their headers used to exhaust the file
+//! 1,100 connections that never finish their headers would exhaust the file
 //! descriptors. Here every connection is HTTP/1.1 with:
 //! - a header-read timeout (hyper's, which also ends idle keep-alive connections);
 //! - an idle timeout on request bodies (a stalled upload fails; a moving one never does);
