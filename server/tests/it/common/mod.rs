@@ -1,6 +1,5 @@
 //! Test support: a fresh database per test (SQLite always, PostgreSQL when
 //! `TEST_DATABASE_URL` is set), and a real server on a loopback port.
-#![allow(dead_code)]
 
 pub mod harness;
 
