@@ -27,5 +27,6 @@ mod secrets_scan;
 mod security_headers;
 mod store_avail;
 mod store_story;
+mod test_databases;
 mod transfer_rest;
 mod transfer_selection;
