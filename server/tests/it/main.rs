@@ -14,6 +14,7 @@ mod header_credentials;
 mod hostile;
 mod import;
 mod import_batches;
+mod in_process;
 mod input_rules;
 mod job_runners;
 mod key_check;
