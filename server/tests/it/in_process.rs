@@ -8,16 +8,11 @@ use axum::{
     body::Body,
     http::{Method, Request, StatusCode, header},
 };
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use server::{
-    auth::{self, bootstrap},
-    http::{self, AppState},
-    store::Store,
-};
+use server::{auth, http, store::Store};
 use tower::ServiceExt;
 
-use crate::common::{ADMIN_EMAIL, SECRET, TestDb, on_each_backend, settings_for};
+use crate::common::{ADMIN_EMAIL, SECRET, TestDb, on_each_backend, state_for};
 
 /// The gateway's router on a fresh database (uploads limited to 1 MB), and an admin token.
 struct InProcess {
@@ -29,18 +24,11 @@ struct InProcess {
 
 impl InProcess {
     async fn new(db: TestDb) -> InProcess {
-        let mut settings = settings_for(&db);
-        settings.max_upload_mb = 1;
-        let store = Store::connect_with(&db.url, settings.lock_wait())
-            .await
-            .expect("open test store");
-        bootstrap::ensure_admin(&store, &settings)
-            .await
-            .expect("bootstrap admin");
+        let state = state_for(&db, |s| s.max_upload_mb = 1).await;
+        let store = state.store.clone();
         let (_, token) = auth::create_api_token(&store, ADMIN_EMAIL, "in-process", None)
             .await
             .expect("token");
-        let state = AppState::new(store.clone(), settings, SecretString::from(SECRET));
         InProcess {
             router: http::app(state),
             token,

@@ -165,6 +165,19 @@ pub fn settings_for(db: &TestDb) -> Settings {
     }
 }
 
+/// What a gateway on `db` serves with (settings adjusted by `configure`), its admin made.
+pub async fn state_for(db: &TestDb, configure: impl FnOnce(&mut Settings)) -> AppState {
+    let mut settings = settings_for(db);
+    configure(&mut settings);
+    let store = Store::connect_with(&db.url, settings.lock_wait())
+        .await
+        .expect("open test store");
+    bootstrap::ensure_admin(&store, &settings)
+        .await
+        .expect("bootstrap admin");
+    AppState::new(store, settings, SecretString::from(SECRET))
+}
+
 /// A gateway serving on `127.0.0.1:<random port>`, stopped when dropped.
 pub struct TestApp {
     pub base: String,
@@ -181,17 +194,10 @@ impl TestApp {
 
     /// A gateway whose settings `configure` adjusts first.
     pub async fn spawn_with(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
-        let mut settings = settings_for(&db);
-        configure(&mut settings);
-        let store = Store::connect_with(&db.url, settings.lock_wait())
-            .await
-            .expect("open test store");
-        bootstrap::ensure_admin(&store, &settings)
-            .await
-            .expect("bootstrap admin");
+        let state = state_for(&db, configure).await;
+        let store = state.store.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(store.clone(), settings, SecretString::from(SECRET));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::launch_with_listener(state, listener, async {
             let _ = rx.await;
