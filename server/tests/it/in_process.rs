@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use server::{auth, http, store::Store};
 use tower::ServiceExt;
 
-use crate::common::{ADMIN_EMAIL, SECRET, TestDb, on_each_backend, state_for};
+use crate::common::{
+    ADMIN_EMAIL, SECRET, TestDb, harness::entity_counts, on_each_backend, state_for,
+};
 
 /// The gateway's router on a fresh database (uploads limited to 1 MB), and an admin token.
 struct InProcess {
@@ -186,14 +188,7 @@ async fn an_invalid_entity_answers_422_with_every_field_named_and_writes_nothing
             .post("/tools", "application/json", "{\"name\": ")
             .await;
         assert_refusal(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-        assert_eq!(
-            app.store
-                .count_entities(app::model::EntityKind::Tool)
-                .await
-                .unwrap(),
-            0,
-            "no row written"
-        );
+        assert_eq!(entity_counts(&app.store).await, [0; 6], "no row written");
     })
     .await;
 }
