@@ -21,7 +21,10 @@ impl ClientError {
         }
     }
 
-    #[allow(dead_code)]
+    #[cfg_attr(
+        feature = "hydrate",
+        expect(dead_code, reason = "the browser build calls the real client instead")
+    )]
     pub(crate) fn browser_only() -> ClientError {
         ClientError::new("only available in the browser")
     }

@@ -320,7 +320,7 @@ mod tests {
     use serde_json::json;
 
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "only deserialized: the test checks the error")]
     struct Sample {
         name: Option<String>,
         #[serde(default)]
@@ -391,13 +391,13 @@ mod tests {
     #[test]
     fn errors_under_credential_fields_never_quote_the_value() {
         #[derive(Debug, Deserialize)]
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only deserialized: the test checks the error")]
         #[serde(tag = "type")]
         enum Auth {
             Bearer { token: String },
         }
         #[derive(Debug, Deserialize)]
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only deserialized: the test checks the error")]
         struct WithAuth {
             auth: Option<Auth>,
             headers: Option<std::collections::BTreeMap<String, String>>,

@@ -390,7 +390,10 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::result_large_err)] // figment's Jail closures return its own large error type
+#[expect(
+    clippy::result_large_err,
+    reason = "figment's Jail closures return its own large error type"
+)]
 mod tests {
     use super::*;
     use figment::Jail;

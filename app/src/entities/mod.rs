@@ -98,11 +98,16 @@ pub type Meta<'a> = (
 /// True when `a` and `b` are equal but for their ids and timestamps (both are left as
 /// they were).
 pub fn same_record<E: Entity>(a: &mut E, b: &mut E) -> bool {
-    fn set_aside(meta: Meta<'_>) -> (Option<Uuid>, Option<Timestamp>, Option<Timestamp>) {
-        (meta.0.take(), meta.1.take(), meta.2.take())
+    fn set_aside(
+        (id, created, updated): Meta<'_>,
+    ) -> (Option<Uuid>, Option<Timestamp>, Option<Timestamp>) {
+        (id.take(), created.take(), updated.take())
     }
-    fn put_back(meta: Meta<'_>, saved: (Option<Uuid>, Option<Timestamp>, Option<Timestamp>)) {
-        (*meta.0, *meta.1, *meta.2) = saved;
+    fn put_back(
+        (id, created, updated): Meta<'_>,
+        saved: (Option<Uuid>, Option<Timestamp>, Option<Timestamp>),
+    ) {
+        (*id, *created, *updated) = saved;
     }
     let (saved_a, saved_b) = (set_aside(a.meta_mut()), set_aside(b.meta_mut()));
     let same = a == b;

@@ -122,7 +122,7 @@ fn Row(row: EntityRow) -> impl IntoView {
         format!("{} ({})", row.name, row.key)
     };
     view! {
-        <tr class="entity-row" data-key=row.key.clone() class:selected=checked>
+        <tr class="entity-row" data-key=row.key class:selected=checked>
             <td class="select">
                 <input type="checkbox" class="row-select" aria-label=format!("Select {}", row.key)
                     prop:checked=checked on:change=toggle/>

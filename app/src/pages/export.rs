@@ -151,7 +151,7 @@ fn ExportSelectedModal(on_close: Callback<()>) -> impl IntoView {
 fn PreviewBody(preview: ExportPreview) -> impl IntoView {
     let by_type = group(&preview.selected);
     let total = preview.total;
-    let dependencies = preview.dependencies.clone();
+    let dependencies = preview.dependencies;
     let has_dependencies = !dependencies.is_empty();
     view! {
         <p class="preview-total">{format!("{total} items in the file")}</p>

@@ -423,7 +423,7 @@ fn ErrorList(wizard: Wizard) -> impl IntoView {
                 <summary>{move || format!("{} note(s)", warnings().len())}</summary>
                 <ul>
                     {move || warnings().into_iter().map(|w| view! {
-                        <li><code class="pointer">{w.pointer.clone()}</code> " " {w.message.clone()}</li>
+                        <li><code class="pointer">{w.pointer}</code> " " {w.message}</li>
                     }).collect_view()}
                 </ul>
             </details>
@@ -436,7 +436,7 @@ fn ErrorList(wizard: Wizard) -> impl IntoView {
                 }}</h3>
                 <ul>
                     {move || errors().into_iter().map(|e| view! {
-                        <li class="field-error"><code class="pointer">{e.pointer.clone()}</code> " " {e.message.clone()}</li>
+                        <li class="field-error"><code class="pointer">{e.pointer}</code> " " {e.message}</li>
                     }).collect_view()}
                 </ul>
             </div>
@@ -591,7 +591,7 @@ fn EntityRow(wizard: Wizard, row: OutlineRow) -> impl IntoView {
         wizard.refresh_preview();
     };
     view! {
-        <tr class="import-row" class:invalid=invalid data-kind=row.kind.plural() data-key=row.key.clone()
+        <tr class="import-row" class:invalid=invalid data-kind=row.kind.plural() data-key=row.key
             aria-invalid=move || invalid().to_string()>
             <td><input type="checkbox" class="row-include" aria-label=format!("Import {}", row.key)
                 prop:checked=move || wizard.excluded.with(|e| !e.contains(&at)) on:change=toggle/></td>

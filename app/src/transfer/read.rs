@@ -67,8 +67,13 @@ pub fn file_text<'a>(
         }
         read_to(start);
     }
+    #[expect(
+        unsafe_code,
+        reason = "the bytes were checked above, a chunk at a time"
+    )]
     // SAFETY: every byte was checked above, chunk by chunk, with no gap between chunks.
-    Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+    let text = unsafe { std::str::from_utf8_unchecked(bytes) };
+    Ok(text)
 }
 
 /// Reads and validates the file's `text` (see [`file_text`]): the first pass walks the

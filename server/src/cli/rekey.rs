@@ -67,6 +67,10 @@ fn secrets(opts: &Opts) -> anyhow::Result<(SecretString, SecretString)> {
     Ok((from, to))
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "every subcommand's `run` takes its `Opts` as `Command` hands them over"
+)]
 pub fn run(opts: Opts) -> anyhow::Result<()> {
     let (from, to) = secrets(&opts)?;
     super::may_write(&opts.out, opts.force)?;

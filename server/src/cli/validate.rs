@@ -20,6 +20,10 @@ pub struct Opts {
 
 /// Prints every problem as `pointer: message` and fails, or a summary with warnings.
 /// The file is read as an import reads it, one entity at a time (nothing is kept).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "every subcommand's `run` takes its `Opts` as `Command` hands them over"
+)]
 pub fn run(opts: Opts) -> anyhow::Result<()> {
     let input = read_input(&opts.file)?;
     let checking = super::progress::Progress::spinner("checking", opts.file.display().to_string());

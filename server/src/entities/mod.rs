@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn a_header_sent_back_as_the_mask_keeps_its_envelope() {
         let envelope = json!({app::entities::tool::HEADER_ENVELOPE: "A".repeat(40)});
-        let mut doc = json!({"headers": {"Authorization": envelope.clone(), "Accept": "a"}});
+        let mut doc = json!({"headers": {"Authorization": envelope, "Accept": "a"}});
         merge_patch(
             &mut doc,
             json!({"headers": {"Authorization": "*****", "Accept": "*****", "X-New": "n"}})

@@ -57,6 +57,10 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the caller's copy of the secret is zeroized when this returns"
+    )]
     pub fn new(store: Store, settings: Settings, encryption_secret: SecretString) -> AppState {
         let leptos = LeptosOptions::builder()
             .output_name(settings.output_name.clone())

@@ -62,7 +62,7 @@ struct ApiDoc;
 
 /// `POST /admin/export/selective` and `/admin/export/preview`.
 #[derive(JsonSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read only by `JsonSchema`")]
 struct Selection {
     tools: Option<Vec<String>>,
     gateways: Option<Vec<String>>,
@@ -76,7 +76,7 @@ struct Selection {
 
 /// The fields of `POST /admin/import` (form fields, or keys beside `import_data`).
 #[derive(JsonSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read only by `JsonSchema`")]
 struct ImportRequest {
     /// The export file (multipart) — or, in JSON, `import_data`.
     file: Option<ExportFile>,
@@ -98,20 +98,20 @@ struct ImportRequest {
 }
 
 #[derive(JsonSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read only by `JsonSchema`")]
 struct JobList {
     jobs: Vec<JobStatus>,
 }
 
 #[derive(JsonSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read only by `JsonSchema`")]
 struct AuditList {
     entries: Vec<AuditRecord>,
 }
 
 /// One audit entry.
 #[derive(JsonSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read only by `JsonSchema`")]
 struct AuditRecord {
     id: uuid::Uuid,
     /// RFC 3339.
@@ -126,13 +126,13 @@ struct AuditRecord {
 
 /// Every refusal: `{"error": {"code", "message", "details"?}}`.
 #[derive(JsonSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read only by `JsonSchema`")]
 struct ErrorEnvelope {
     error: ErrorBody,
 }
 
 #[derive(JsonSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read only by `JsonSchema`")]
 struct ErrorBody {
     code: String,
     message: String,

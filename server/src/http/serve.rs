@@ -145,6 +145,7 @@ fn connection_service(
 /// Closes a connection the gateway has no room for, with a 503 if the socket takes it now.
 fn refuse(stream: TcpStream, peer: SocketAddr) {
     let _ = stream.try_write(BUSY);
+    drop(stream);
     tracing::warn!(client.ip = %peer.ip(), "connection refused: every connection is busy (max_connections)");
 }
 

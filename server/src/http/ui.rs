@@ -26,6 +26,7 @@ struct Backend {
     store: Store,
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "called as `map_err(failed)`")]
 fn failed(e: sqlx::Error) -> BackendError {
     tracing::error!(error.detail = %e, "a UI query failed");
     BackendError("the database did not answer".into())

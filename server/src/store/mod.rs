@@ -230,6 +230,10 @@ async fn sqlite_reusable(
     // Taking the handle waits for the commands queued before it, among them the rollback
     // of a transaction dropped on the way here.
     let mut handle = conn.lock_handle().await?;
+    #[expect(
+        unsafe_code,
+        reason = "sqlx does not say whether SQLite is in a transaction"
+    )]
     // SAFETY: the handle is locked for this thread; sqlite3_get_autocommit only reads it.
     let autocommit =
         unsafe { libsqlite3_sys::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) } != 0;

@@ -35,6 +35,10 @@ impl Input {
         if file.metadata()?.len() == 0 {
             return Ok(Input::from(Vec::new()));
         }
+        #[expect(
+            unsafe_code,
+            reason = "a file mapping sees changes others make to the file"
+        )]
         // SAFETY: the mapping is read-only and private; callers map files nobody
         // truncates while the import runs (see the module documentation).
         let map = unsafe { Mmap::map(file)? };
@@ -85,6 +89,10 @@ impl Input {
         if end == 0 {
             return;
         }
+        #[expect(
+            unsafe_code,
+            reason = "memmap2 marks MADV_DONTNEED as unchecked advice"
+        )]
         // SAFETY: a private read-only file mapping: dropped pages are read again from
         // the file on the next access, so no byte the parser sees changes.
         let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, 0, end) };
@@ -94,6 +102,7 @@ impl Input {
 fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *PAGE.get_or_init(|| {
+        #[expect(unsafe_code, reason = "sysconf is a C function")]
         // SAFETY: sysconf has no preconditions.
         let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         usize::try_from(size).unwrap_or(4096).max(1)

@@ -193,7 +193,7 @@ async fn a_cli_import_killed_at_random_moments_leaves_no_partial_row() {
 
 /// `mcpgateway serve` on `db`; the restarted server fails the killed one's job once it
 /// has been silent for the (shortened) runner timeout.
-fn serve(db: &TestDb) -> (Child, String) {
+fn serve(db: &TestDb) -> (harness::KillOnDrop, String) {
     harness::serve(db, &[("MCPGATEWAY_JOB_RUNNER_TIMEOUT_SECS", "5")])
 }
 

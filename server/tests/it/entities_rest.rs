@@ -306,7 +306,7 @@ async fn credentials_are_encrypted_never_returned_and_kept_across_updates() {
         let id = created["id"].as_str().unwrap();
         let stored = || async {
             let tool: app::entities::Tool = api.app.store.get_entity(id.parse().unwrap()).await.unwrap().unwrap();
-            tool.auth_value.clone()
+            tool.auth_value
         };
         let blob = stored().await.expect("stored encrypted");
         assert!(!blob.contains("SENTINEL"));

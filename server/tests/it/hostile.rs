@@ -83,6 +83,10 @@ fn committed() -> Vec<Case> {
         .collect()
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "called with `json!` literals"
+)]
 fn file_with(entities: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({"version": "1", "exported_at": "x", "entities": entities})).unwrap()
 }

@@ -40,6 +40,10 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "called with `json!` literals"
+)]
 fn file(entities: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({"version": "1", "exported_at": "x", "entities": entities})).unwrap()
 }

@@ -4,10 +4,7 @@
 //! whose runner heartbeats, and fails it once the runner is killed; two imports of the
 //! same keys at once both complete (or the second reports a conflict), never `internal`.
 
-use std::{
-    process::Child,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use app::jobs::{JobState, JobStatus};
 use secrecy::SecretString;
@@ -217,7 +214,7 @@ async fn cancel_ends_a_job_whose_runner_is_gone_and_deletes_its_chunks() {
 }
 
 /// `mcpgateway serve` on `db` with a short runner timeout; the child and its base URL.
-fn serve(db: &TestDb, workers: &str) -> (Child, String) {
+fn serve(db: &TestDb, workers: &str) -> (harness::KillOnDrop, String) {
     harness::serve(
         db,
         &[

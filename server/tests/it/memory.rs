@@ -9,17 +9,14 @@
 //! fresh server), 500,000 invalid entities listed one by one (~330 bytes each, in memory
 //! and again in the 422 body).
 
-use std::{
-    fmt::Write as _,
-    process::{Child, Command},
-};
+use std::{fmt::Write as _, process::Command};
 
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use crate::common::{
     TestDb,
-    harness::{Api, api_for, cli, serve},
+    harness::{Api, KillOnDrop, api_for, cli, serve},
 };
 
 /// The bound the tests assert on the server's peak RSS. An idle server sits near 25 MB;
@@ -28,7 +25,7 @@ const PEAK_MB: u64 = 100;
 
 /// A server process of its own, stopped when dropped.
 struct Served {
-    child: Child,
+    child: KillOnDrop,
     api: Api,
 }
 

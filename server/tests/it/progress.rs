@@ -14,6 +14,10 @@ fn on_terminal(db: &TestDb, args: &[&str]) -> String {
 }
 
 /// `base ARGS` in a pseudo-terminal: util-linux `script` with `base`'s environment.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "called with a fresh `Command`"
+)]
 fn in_terminal(base: Command, args: &[&str]) -> Command {
     let mut line = base.get_program().to_string_lossy().into_owned();
     for arg in args {
@@ -33,6 +37,10 @@ fn in_terminal(base: Command, args: &[&str]) -> Command {
     cmd
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "called with a fresh `Output`"
+)]
 fn terminal_output(out: std::process::Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}");

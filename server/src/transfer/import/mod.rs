@@ -294,7 +294,7 @@ async fn pipeline(
         stop: stop.clone(),
     };
     let (sender, mut receiver) = mpsc::channel(IN_FLIGHT);
-    let parser = tokio::task::spawn_blocking(move || parse::parse(plan, sender));
+    let parser = tokio::task::spawn_blocking(move || parse::parse(&plan, sender));
     // The first message is the skim, unless the file is refused before it (not text).
     let Some(Message::Skimmed(selected)) = receiver.recv().await else {
         return Err(ImportError::Invalid(

@@ -81,15 +81,15 @@ pub struct Selected {
 pub type Parsed = Result<Head, Problems>;
 
 /// Runs the parsing half; messages go to `out` until the writing half hangs up.
-pub fn parse(plan: Plan, out: mpsc::Sender<Message>) -> Parsed {
+pub fn parse(plan: &Plan, out: mpsc::Sender<Message>) -> Parsed {
     let input = &plan.input;
     let text = file_text(input.bytes(), &mut |offset| input.release_before(offset))
         .map_err(Problems::from)?;
     let skimmed = skim(text, &mut |offset| input.release_before(offset));
-    let selected = Arc::new(select(skimmed, &plan));
+    let selected = Arc::new(select(skimmed, plan));
     let _ = out.blocking_send(Message::Skimmed(selected.clone()));
     let mut batcher = Batcher {
-        plan: &plan,
+        plan,
         selected: &selected,
         out,
         pending: EntitySet::default(),

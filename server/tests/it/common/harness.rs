@@ -192,9 +192,34 @@ pub fn kill9(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// A child process killed (and waited for) when dropped, so a failed test leaves no
+/// server behind and none holds its database when the database is dropped.
+pub struct KillOnDrop(Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // A child already waited for is not signalled again (std knows it has exited).
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `mcpgateway serve --port 0` on `db` with these extra environment variables; the child
 /// and its base URL.
-pub fn serve(db: &TestDb, env: &[(&str, &str)]) -> (Child, String) {
+pub fn serve(db: &TestDb, env: &[(&str, &str)]) -> (KillOnDrop, String) {
     let mut child = cli(db)
         .args(["serve", "--port", "0"])
         .env("MCPGATEWAY_ADMIN_PASSWORD", super::ADMIN_PASSWORD)
@@ -205,7 +230,7 @@ pub fn serve(db: &TestDb, env: &[(&str, &str)]) -> (Child, String) {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = address(&mut lines);
-    (child, url)
+    (KillOnDrop(child), url)
 }
 
 /// A client of the gateway at `url` with a new admin token made by the CLI.

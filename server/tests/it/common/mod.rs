@@ -1,6 +1,5 @@
 //! Test support: a fresh database per test (SQLite always, PostgreSQL when
 //! `TEST_DATABASE_URL` is set), and a real server on a loopback port.
-#![allow(dead_code)]
 
 pub mod harness;
 
@@ -21,11 +20,50 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
 pub const SECRET: &str = "test-encryption-secret-0123456789abcdef";
 
-/// A database made for one test; the SQLite file lives as long as this value.
+/// A database made for one test; the SQLite file, or the PostgreSQL database, lives as
+/// long as this value.
 pub struct TestDb {
     pub url: String,
     pub backend: &'static str,
     _dir: Option<TempDir>,
+    _database: Option<DropDatabase>,
+}
+
+/// Drops a PostgreSQL test database when its test is done with it, passed or failed
+/// (`Drop` runs while a panic unwinds), so the test cluster does not fill up.
+struct DropDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // A thread with a runtime of its own: the test's runtime may be single-threaded
+        // and is blocked in this `drop`. `FORCE` ends the connections still open, e.g.
+        // those of a server the test stopped but did not wait for.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect(&admin_url).await?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await?;
+                conn.close().await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        // Never a panic here: it would abort a test that is already unwinding.
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("test database {} not dropped: {e:#}", self.name),
+            Err(_) => eprintln!("test database {} not dropped: panicked", self.name),
+        }
+    }
 }
 
 impl TestDb {
@@ -36,6 +74,7 @@ impl TestDb {
             url,
             backend: "sqlite",
             _dir: Some(dir),
+            _database: None,
         }
     }
 
@@ -45,6 +84,7 @@ impl TestDb {
             url: format!("sqlite://{}", path.display()),
             backend: "sqlite",
             _dir: None,
+            _database: None,
         }
     }
 
@@ -72,6 +112,7 @@ impl TestDb {
             url: format!("{server}/{name}"),
             backend: "postgres",
             _dir: None,
+            _database: Some(DropDatabase { admin_url, name }),
         })
     }
 
@@ -124,6 +165,19 @@ pub fn settings_for(db: &TestDb) -> Settings {
     }
 }
 
+/// What a gateway on `db` serves with (settings adjusted by `configure`), its admin made.
+pub async fn state_for(db: &TestDb, configure: impl FnOnce(&mut Settings)) -> AppState {
+    let mut settings = settings_for(db);
+    configure(&mut settings);
+    let store = Store::connect_with(&db.url, settings.lock_wait())
+        .await
+        .expect("open test store");
+    bootstrap::ensure_admin(&store, &settings)
+        .await
+        .expect("bootstrap admin");
+    AppState::new(store, settings, SecretString::from(SECRET))
+}
+
 /// A gateway serving on `127.0.0.1:<random port>`, stopped when dropped.
 pub struct TestApp {
     pub base: String,
@@ -140,17 +194,10 @@ impl TestApp {
 
     /// A gateway whose settings `configure` adjusts first.
     pub async fn spawn_with(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
-        let mut settings = settings_for(&db);
-        configure(&mut settings);
-        let store = Store::connect_with(&db.url, settings.lock_wait())
-            .await
-            .expect("open test store");
-        bootstrap::ensure_admin(&store, &settings)
-            .await
-            .expect("bootstrap admin");
+        let state = state_for(&db, configure).await;
+        let store = state.store.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(store.clone(), settings, SecretString::from(SECRET));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::launch_with_listener(state, listener, async {
             let _ = rx.await;
@@ -212,6 +259,7 @@ impl TestApp {
                 url: String::new(),
                 backend: "stopped",
                 _dir: None,
+                _database: None,
             },
         );
         self.stop().await;
@@ -224,6 +272,7 @@ impl TestApp {
             url: self.db.url.clone(),
             backend: self.db.backend,
             _dir: None,
+            _database: None,
         };
         TestApp::spawn_with(db, configure).await
     }
