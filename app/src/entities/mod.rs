@@ -30,7 +30,7 @@ pub use tool::Tool;
 
 use crate::{
     model::EntityKind,
-    validation::{Errors, FieldError, parse_partial},
+    validation::{Code, Errors, FieldError, parse_partial},
 };
 
 /// What every entity type offers to the generic store, REST and UI code.
@@ -230,10 +230,10 @@ pub(crate) fn check_credentials(
         return;
     }
     match (auth_type, auth_value) {
-        (None, Some(v)) if !v.is_empty() => errors.add(join(base, "auth_type"), "required", "required when auth_value is given"),
+        (None, Some(v)) if !v.is_empty() => errors.add(join(base, "auth_type"), Code::Required, "required when auth_value is given"),
         (Some(_), Some(v)) if !v.is_empty() && !looks_like_blob(v) => errors.add(
             join(base, "auth_value"),
-            "invalid_ciphertext",
+            Code::InvalidCiphertext,
             "must be an encrypted value (URL-safe base64 of nonce, ciphertext and tag); send plaintext credentials in `auth` instead",
         ),
         _ => {}

@@ -359,7 +359,7 @@ mod tests {
         parse_file(bytes)
             .unwrap_err()
             .iter()
-            .map(|e| (e.pointer.clone(), e.code.clone()))
+            .map(|e| (e.pointer.clone(), e.code.to_string()))
             .collect()
     }
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use app::{
     entities::{Entity, Timestamp, keys::fold_key},
     model::EntityKind,
-    validation::{FieldError, join},
+    validation::{Code, FieldError, join},
 };
 use sqlx::{AssertSqlSafe, QueryBuilder, types::Json};
 use uuid::Uuid;
@@ -766,7 +766,7 @@ impl Store {
                 if self.id_by_key(kind, key).await?.is_none() {
                     errors.push(FieldError {
                         pointer: join(&join(base, field), &i.to_string()),
-                        code: "unknown_reference".into(),
+                        code: Code::UnknownReference,
                         message: format!(
                             "no {} with the key `{key}`",
                             kind.plural().trim_end_matches('s')

@@ -30,7 +30,7 @@ use app::jobs::{
 };
 use app::{
     model::EntityKind,
-    validation::{FieldError, Problems},
+    validation::{Code, FieldError, Problems},
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ impl From<ImportError> for SubmitError {
             ImportError::Conflict(conflicts) => SubmitError::Invalid(conflicts.into()),
             ImportError::Database(e) => SubmitError::Database(e),
             ImportError::Store(e) => {
-                SubmitError::Invalid(vec![refusal("refused", e.to_string())].into())
+                SubmitError::Invalid(vec![refusal(Code::Refused, e.to_string())].into())
             }
             other => {
                 SubmitError::Invalid(vec![refusal(other_code(&other), other.to_string())].into())
@@ -141,10 +141,10 @@ impl From<ImportError> for SubmitError {
     }
 }
 
-fn other_code(e: &ImportError) -> &'static str {
+fn other_code(e: &ImportError) -> Code {
     match e {
-        ImportError::Cancelled => "cancelled",
-        _ => "refused",
+        ImportError::Cancelled => Code::Cancelled,
+        _ => Code::Refused,
     }
 }
 
@@ -672,7 +672,7 @@ impl Jobs {
                 return failed(
                     live,
                     vec![refusal(
-                        "internal",
+                        Code::Internal,
                         "the stored file could not be read; nothing was imported".into(),
                     )],
                 );
@@ -680,7 +680,7 @@ impl Jobs {
         };
         let stored: StoredOptions = match serde_json::from_value(job.options.0) {
             Ok(o) => o,
-            Err(e) => return failed(live, vec![refusal("bad_job", e.to_string())]),
+            Err(e) => return failed(live, vec![refusal(Code::BadJob, e.to_string())]),
         };
         let source = match job.sealed_source_secret.as_deref().map(|s| self.unseal(s)) {
             None => None,
@@ -691,7 +691,7 @@ impl Jobs {
             Ok(i) => i,
             Err(SubmitError::Invalid(e)) => return failed(live, e),
             Err(SubmitError::Database(e)) => {
-                return failed(live, vec![refusal("database", e.to_string())]);
+                return failed(live, vec![refusal(Code::Database, e.to_string())]);
             }
         };
         let options = ImportOptions {
@@ -732,11 +732,10 @@ impl Jobs {
     }
 
     fn unseal(&self, sealed: &str) -> Result<Cipher, FieldError> {
-        let plain = self
-            .inner
-            .cipher
-            .decrypt(sealed)
-            .map_err(|e| refusal("source_secret", format!("the stored source secret {e}")))?;
+        let plain =
+            self.inner.cipher.decrypt(sealed).map_err(|e| {
+                refusal(Code::SourceSecret, format!("the stored source secret {e}"))
+            })?;
         let secret = plain
             .0
             .get("source_secret")
@@ -763,7 +762,7 @@ fn parse_include(spec: Option<&str>) -> Result<Option<Include>, SubmitError> {
             SubmitError::Invalid(
                 vec![FieldError {
                     pointer: "/include".into(),
-                    code: "invalid".into(),
+                    code: Code::Invalid,
                     message,
                 }]
                 .into(),
@@ -785,27 +784,23 @@ fn parse_results(text: &str, skip: usize, take: usize) -> Vec<EntityResult> {
 fn database_refusal(cause: Option<StoreFailure>) -> FieldError {
     match cause {
         Some(failure @ StoreFailure::Busy) => {
-            refusal("busy", format!("{failure}; nothing was imported"))
+            refusal(Code::Busy, format!("{failure}; nothing was imported"))
         }
-        Some(failure @ StoreFailure::Full) => refusal("storage_full", failure.to_string()),
+        Some(failure @ StoreFailure::Full) => refusal(Code::StorageFull, failure.to_string()),
         None => refusal(
-            "internal",
+            Code::Internal,
             "the import failed on a database error; nothing was imported".into(),
         ),
     }
 }
 
-fn refusal(code: &str, message: String) -> FieldError {
-    FieldError {
-        pointer: String::new(),
-        code: code.into(),
-        message,
-    }
+fn refusal(code: Code, message: String) -> FieldError {
+    FieldError::new("", code, message)
 }
 
 fn interrupted_errors() -> Value {
     json!([refusal(
-        "interrupted",
+        Code::Interrupted,
         "the gateway running this import stopped before it finished; nothing was imported".into(),
     )])
 }

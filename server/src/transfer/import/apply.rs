@@ -12,7 +12,7 @@ use app::{
     jobs::{Action, ConflictStrategy, EntityResult, FieldChange},
     model::EntityKind,
     transfer::EntitySet,
-    validation::{FieldError, Problems},
+    validation::{Code, FieldError, Problems},
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -201,13 +201,13 @@ impl<'t> Run<'t> {
             if self.drop_missing_links {
                 self.dropped.push(FieldError {
                     pointer,
-                    code: "missing_link_dropped".into(),
+                    code: Code::MissingLinkDropped,
                     message: format!("{what}: the link is left out (--allow-missing-links)"),
                 });
             } else {
                 self.errors.push(FieldError {
                     pointer,
-                    code: "unknown_reference".into(),
+                    code: Code::UnknownReference,
                     message: what,
                 });
             }
@@ -249,7 +249,7 @@ impl<'t> Run<'t> {
                 (false, ConflictStrategy::Fail) => {
                     self.conflicts.push(FieldError {
                         pointer: format!("/entities/{}/{position}", E::KIND.plural()),
-                        code: "conflict".into(),
+                        code: Code::Conflict,
                         message: format!(
                             "{} `{key}` already exists and differs in {}",
                             E::KIND.singular(),

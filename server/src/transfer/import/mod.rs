@@ -19,7 +19,7 @@ use app::jobs::{PreviewItem, count_results};
 use app::{
     model::EntityKind,
     transfer::Head,
-    validation::{FieldError, Problems},
+    validation::{Code, FieldError, Problems},
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -103,7 +103,7 @@ impl ImportError {
     fn concurrent(message: String) -> ImportError {
         ImportError::Conflict(vec![FieldError {
             pointer: String::new(),
-            code: "conflict".into(),
+            code: Code::Conflict,
             message,
         }])
     }
