@@ -38,10 +38,15 @@ pub trait Entity:
     Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + Unpin + std::fmt::Debug + 'static
 {
     const KIND: EntityKind;
+    /// The top-level fields that hold credentials (encrypted): never shown, only said to
+    /// be set or changed.
+    const SECRET_FIELDS: &'static [&'static str] = &["auth_value", "auth_query_params"];
 
     /// The unique key within the type: the name, or the URI for resources and roots.
     fn key(&self) -> &str;
     fn name(&self) -> &str;
+    /// Gives the entity a new key (its name, or its URI for resources and roots).
+    fn set_key(&mut self, key: String);
     fn id(&self) -> Option<Uuid>;
     fn set_id(&mut self, id: Option<Uuid>);
     fn tags(&self) -> &[Tag];
@@ -181,6 +186,9 @@ macro_rules! entity_key {
         fn key(&self) -> &str {
             self.name.as_deref().unwrap_or_default()
         }
+        fn set_key(&mut self, key: String) {
+            self.name = Some(key);
+        }
         fn name(&self) -> &str {
             self.key()
         }
@@ -188,6 +196,9 @@ macro_rules! entity_key {
     (uri) => {
         fn key(&self) -> &str {
             self.uri.as_deref().unwrap_or_default()
+        }
+        fn set_key(&mut self, key: String) {
+            self.uri = Some(key);
         }
         fn name(&self) -> &str {
             self.name.as_deref().unwrap_or_default()

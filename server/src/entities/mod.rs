@@ -174,8 +174,9 @@ pub fn view<E: Entity>(entity: &E) -> Value {
     let auth_set = entity.credential().is_some();
     let mut value = serde_json::to_value(entity).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
-        map.remove("auth_value");
-        map.remove("auth_query_params");
+        for field in E::SECRET_FIELDS {
+            map.remove(*field);
+        }
         headers::mask_headers(map);
         if map.contains_key("auth_type") || auth_set {
             map.insert("auth_set".into(), Value::Bool(auth_set));

@@ -19,15 +19,16 @@ use super::{Store, now, with_pool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EntityError {
-    #[error("a {kind} with the key `{key}` (or one differing from it only in case) already exists")]
-    Duplicate { kind: &'static str, key: String },
+    #[error("a {} with the key `{key}` (or one differing from it only in case) already exists", kind.singular())]
+    Duplicate { kind: EntityKind, key: String },
     /// The key folds like a stored one: it differs only in case, or from a row stored
     /// before keys were trimmed (names are unique regardless of case).
     #[error(
-        "`{key}` is the same name as the existing {kind} `{existing}`: names are compared trimmed and regardless of case"
+        "`{key}` is the same name as the existing {} `{existing}`: names are compared trimmed and regardless of case",
+        kind.singular()
     )]
     CaseTwin {
-        kind: &'static str,
+        kind: EntityKind,
         key: String,
         existing: String,
     },
@@ -823,7 +824,7 @@ impl Store {
             .await)?;
         match existing {
             Some(existing) => Err(EntityError::CaseTwin {
-                kind: kind.singular(),
+                kind,
                 key: key.to_owned(),
                 existing,
             }),
@@ -977,7 +978,7 @@ impl Store {
 fn duplicate_or(e: sqlx::Error, kind: EntityKind, key: &str) -> EntityError {
     match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => EntityError::Duplicate {
-            kind: kind.plural().trim_end_matches('s'),
+            kind,
             key: key.to_owned(),
         },
         other => EntityError::Database(other),
