@@ -375,7 +375,7 @@ mod tests {
         let check = |u: &str| {
             let mut e = Errors::default();
             check_url(u, &["http", "https"], "/url", &mut e);
-            e.list.first().map(|e| e.code.as_str())
+            e.list.first().map(|e| e.code.to_string())
         };
         assert_eq!(check("https://api.example.com/x"), None);
         assert_eq!(check("ftp://x"), Some("invalid_scheme".into()));

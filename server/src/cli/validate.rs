@@ -80,7 +80,7 @@ const KNOWN_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "20
 fn check_version(version: &str) -> Result<Option<FieldError>, FieldError> {
     let problem = |code: Code, message: String| FieldError {
         pointer: "/version".into(),
-        code: code.into(),
+        code,
         message,
     };
     if chrono::NaiveDate::parse_from_str(version, "%Y-%m-%d").is_err() {

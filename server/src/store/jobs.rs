@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use app::jobs::{EntityResult, JobState};
+use app::jobs::{Counts, EntityResult, JobState};
 
 use super::{Store, entities::StoreTx, now, with_pool};
 
@@ -78,7 +78,7 @@ pub struct Finish {
     pub status: JobState,
     pub processed: i64,
     pub total: i64,
-    pub counts: Value,
+    pub counts: Counts,
     pub report: Option<Box<serde_json::value::RawValue>>,
     pub errors: Value,
     /// Per entity, stored in pages of [`RESULTS_PAGE`] (`import_job_results`).
@@ -180,7 +180,7 @@ impl Store {
         id: Uuid,
         processed: i64,
         total: i64,
-        counts: &Value,
+        counts: &Counts,
     ) -> sqlx::Result<bool> {
         let sql = "UPDATE import_jobs SET heartbeat_at = $2, processed = $3, total = $4, counts = $5 \
                    WHERE id = $1 RETURNING cancel_requested";

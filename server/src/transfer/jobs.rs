@@ -642,7 +642,7 @@ impl Jobs {
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
                 let (processed, total) = live.progress();
-                let counts = serde_json::to_value(live.counts()).unwrap_or_default();
+                let counts = live.counts();
                 match store
                     .job_heartbeat(id, processed as i64, total as i64, &counts)
                     .await
@@ -706,7 +706,7 @@ impl Jobs {
             Ok(report) => completed(report),
             Err(ImportError::Cancelled) => Finish {
                 status: JobState::Cancelled,
-                counts: json!({}),
+                counts: Counts::new(),
                 ..progress_so_far(live)
             },
             Err(ImportError::Invalid(errors)) => failed(live, errors),
@@ -824,7 +824,7 @@ fn interrupted_finish() -> Finish {
         status: JobState::Failed,
         processed: 0,
         total: 0,
-        counts: json!({}),
+        counts: Counts::new(),
         report: None,
         errors: interrupted_errors(),
         results: Vec::new(),
@@ -837,7 +837,7 @@ fn progress_so_far(live: &Live) -> Finish {
         status: JobState::Running,
         processed: processed as i64,
         total: total as i64,
-        counts: serde_json::to_value(live.counts()).unwrap_or_default(),
+        counts: live.counts(),
         report: None,
         errors: json!([]),
         results: Vec::new(),
@@ -854,7 +854,7 @@ fn failed(live: &Live, errors: impl Into<Problems>) -> Finish {
         status: JobState::Failed,
         processed: processed as i64,
         total: total as i64,
-        counts: serde_json::to_value(failed_counts(&errors)).unwrap_or_default(),
+        counts: failed_counts(&errors),
         report: None,
         errors: serde_json::to_value(errors).unwrap_or_default(),
         results: Vec::new(),
@@ -888,7 +888,7 @@ fn completed(report: ImportReport) -> Finish {
         status: JobState::Completed,
         processed: n,
         total: n,
-        counts: serde_json::to_value(count_results(&report.results)).unwrap_or_default(),
+        counts: count_results(&report.results),
         report: stored_report(&report).ok(),
         errors: json!([]),
         results: report.results,

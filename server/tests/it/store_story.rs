@@ -164,7 +164,7 @@ fn ended() -> Finish {
         status: JobState::Completed,
         processed: 0,
         total: 0,
-        counts: serde_json::json!({}),
+        counts: Default::default(),
         report: None,
         errors: serde_json::json!([]),
         results: Vec::new(),
