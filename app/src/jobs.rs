@@ -402,3 +402,21 @@ pub struct ImportPreview {
     pub results: Vec<EntityResult>,
     pub warnings: Vec<FieldError>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_sent_by_plural_name_in_alphabetical_order() {
+        let mut counts = Counts::new();
+        counts.of(EntityKind::Tool).created = 2;
+        counts.of(EntityKind::Gateway).failed = 1;
+        let text = serde_json::to_string(&counts).unwrap();
+        assert!(text.starts_with(r#"{"gateways":{"#), "{text}");
+        assert!(text.contains(r#"},"tools":{"created":2,"#), "{text}");
+        let read: Counts = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, counts);
+        assert_eq!(read["tools"].created, 2);
+    }
+}

@@ -522,6 +522,22 @@ mod tests {
     }
 
     #[test]
+    fn codes_travel_as_the_text_they_always_had() {
+        let error = FieldError::new("/url", Code::InvalidScheme, "m");
+        assert_eq!(
+            serde_json::to_value(&error).unwrap(),
+            json!({"pointer": "/url", "code": "invalid_scheme", "message": "m"})
+        );
+        let read: FieldError = serde_json::from_value(
+            json!({"pointer": "", "code": "missing_link_dropped", "message": ""}),
+        )
+        .unwrap();
+        assert_eq!(read.code, Code::MissingLinkDropped);
+        assert_eq!(read.code, "missing_link_dropped");
+        assert_eq!(Code::StorageFull.to_string(), "storage_full");
+    }
+
+    #[test]
     fn a_valid_document_parses() {
         let s = parse_all::<Sample>(json!({"name": "a", "port": 80}), "").unwrap();
         assert_eq!(s.port, Some(80));

@@ -201,16 +201,7 @@ impl ImportReport {
                     let n = self.count(kind, *action);
                     let (future, past, adjective) = plan_words(*action);
                     let verb = if self.dry_run { future } else { past };
-                    (n > 0).then(|| {
-                        format!(
-                            "{verb} {n}{adjective} {}",
-                            if n == 1 {
-                                kind.singular()
-                            } else {
-                                kind.plural()
-                            }
-                        )
-                    })
+                    (n > 0).then(|| format!("{verb} {n}{adjective} {}", kind_name(n, kind)))
                 })
                 .collect();
             if !phrases.is_empty() {
@@ -255,14 +246,16 @@ fn capitalise(s: &str) -> String {
 }
 
 fn plural(n: usize, kind: EntityKind) -> String {
-    format!(
-        "{n} {}",
-        if n == 1 {
-            kind.singular()
-        } else {
-            kind.plural()
-        }
-    )
+    format!("{n} {}", kind_name(n, kind))
+}
+
+/// What `n` entities of `kind` are called: `tool` or `tools`.
+fn kind_name(n: usize, kind: EntityKind) -> &'static str {
+    if n == 1 {
+        kind.singular()
+    } else {
+        kind.plural()
+    }
 }
 
 /// What an accepted run of the pipeline gives.
