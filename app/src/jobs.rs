@@ -137,17 +137,79 @@ impl ActionCounts {
     }
 }
 
-/// Per type (plural name), the outcomes so far.
-pub type Counts = BTreeMap<String, ActionCounts>;
+/// Per type, the outcomes so far. Sent as an object keyed by plural name (`"tools"`), in
+/// the alphabetical order of those names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts(BTreeMap<EntityKind, ActionCounts>);
+
+impl Counts {
+    pub fn new() -> Counts {
+        Counts::default()
+    }
+
+    /// The outcomes of `kind`, starting from none.
+    pub fn of(&mut self, kind: EntityKind) -> &mut ActionCounts {
+        self.0.entry(kind).or_default()
+    }
+
+    pub fn get(&self, kind: EntityKind) -> Option<&ActionCounts> {
+        self.0.get(&kind)
+    }
+
+    /// The types with outcomes, in the order they are sent (by plural name).
+    pub fn iter(&self) -> impl Iterator<Item = (EntityKind, &ActionCounts)> {
+        let mut all: Vec<_> = self.0.iter().map(|(k, c)| (*k, c)).collect();
+        all.sort_by_key(|(k, _)| k.plural());
+        all.into_iter()
+    }
+}
+
+/// `counts["tools"]`: the outcomes of a type by its plural (or singular) name.
+impl std::ops::Index<&str> for Counts {
+    type Output = ActionCounts;
+
+    fn index(&self, name: &str) -> &ActionCounts {
+        EntityKind::parse(name)
+            .and_then(|kind| self.get(kind))
+            .unwrap_or_else(|| panic!("no counts for `{name}`"))
+    }
+}
+
+impl Serialize for Counts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter().map(|(kind, c)| (kind.plural(), c)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Counts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Counts, D::Error> {
+        let by_name = BTreeMap::<String, ActionCounts>::deserialize(d)?;
+        Ok(Counts(
+            by_name
+                .into_iter()
+                .filter_map(|(name, c)| EntityKind::parse(&name).map(|kind| (kind, c)))
+                .collect(),
+        ))
+    }
+}
+
+impl schemars::JsonSchema for Counts {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Counts".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        BTreeMap::<String, ActionCounts>::json_schema(generator)
+    }
+}
 
 /// Counts the outcomes of `results` per type.
 pub fn count_results<'a>(results: impl IntoIterator<Item = &'a EntityResult>) -> Counts {
     let mut counts = Counts::new();
     for r in results {
-        counts
-            .entry(r.kind.plural().to_owned())
-            .or_default()
-            .add(r.action);
+        counts.of(r.kind).add(r.action);
     }
     counts
 }
@@ -192,6 +254,15 @@ impl JobState {
             self,
             JobState::Completed | JobState::Failed | JobState::Cancelled
         )
+    }
+}
+
+/// A status as stored (the database keeps the text).
+impl TryFrom<String> for JobState {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<JobState, String> {
+        JobState::parse(&text).ok_or_else(|| format!("`{text}` is not a job status"))
     }
 }
 
@@ -330,4 +401,22 @@ pub struct ImportPreview {
     /// Per entity, what would happen.
     pub results: Vec<EntityResult>,
     pub warnings: Vec<FieldError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_sent_by_plural_name_in_alphabetical_order() {
+        let mut counts = Counts::new();
+        counts.of(EntityKind::Tool).created = 2;
+        counts.of(EntityKind::Gateway).failed = 1;
+        let text = serde_json::to_string(&counts).unwrap();
+        assert!(text.starts_with(r#"{"gateways":{"#), "{text}");
+        assert!(text.contains(r#"},"tools":{"created":2,"#), "{text}");
+        let read: Counts = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, counts);
+        assert_eq!(read["tools"].created, 2);
+    }
 }

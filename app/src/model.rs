@@ -121,7 +121,7 @@ pub struct EntityRow {
     pub tags: Vec<String>,
     pub is_active: bool,
     /// The credential's type when one is set (never the credential).
-    pub auth_type: Option<String>,
+    pub auth_type: Option<crate::entities::AuthType>,
 }
 
 /// One entity in full (as the API shows it, without secrets) and its dependencies.

@@ -8,8 +8,110 @@ use serde_json::Value;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FieldError {
     pub pointer: String,
-    pub code: String,
+    /// Documented as a string: clients match on the text, and new codes may come.
+    #[schemars(with = "String")]
+    pub code: Code,
     pub message: String,
+}
+
+impl FieldError {
+    pub fn new(pointer: impl Into<String>, code: Code, message: impl Into<String>) -> FieldError {
+        FieldError {
+            pointer: pointer.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Declares [`Code`] with each variant's wire text, written once.
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
+        /// What is wrong with a field: a closed set, sent as its snake_case text.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum Code {
+            $($(#[$doc])* #[serde(rename = $text)] $variant,)*
+        }
+
+        impl Code {
+            /// The text the wire carries.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    Required = "required",
+    Invalid = "invalid",
+    InvalidType = "invalid_type",
+    InvalidJson = "invalid_json",
+    InvalidUtf8 = "invalid_utf8",
+    InvalidName = "invalid_name",
+    InvalidUrl = "invalid_url",
+    InvalidUri = "invalid_uri",
+    InvalidScheme = "invalid_scheme",
+    InvalidSchema = "invalid_schema",
+    InvalidTag = "invalid_tag",
+    InvalidEnum = "invalid_enum",
+    InvalidBase64 = "invalid_base64",
+    InvalidMimeType = "invalid_mime_type",
+    InvalidCiphertext = "invalid_ciphertext",
+    CredentialsInUrl = "credentials_in_url",
+    PathTraversal = "path_traversal",
+    ConfusableCharacter = "confusable_character",
+    InvisibleCharacter = "invisible_character",
+    MixedScript = "mixed_script",
+    TooLong = "too_long",
+    TooDeep = "too_deep",
+    TooMany = "too_many",
+    TooLarge = "too_large",
+    Empty = "empty",
+    Truncated = "truncated",
+    UnknownType = "unknown_type",
+    UnknownVersion = "unknown_version",
+    UnknownReference = "unknown_reference",
+    Duplicate = "duplicate",
+    DuplicateKey = "duplicate_key",
+    DuplicateMerged = "duplicate_merged",
+    MaskedValue = "masked_value",
+    ExternalReference = "external_reference",
+    WarningsNotListed = "warnings_not_listed",
+    MatchesNothing = "matches_nothing",
+    MissingLinkDropped = "missing_link_dropped",
+    Conflict = "conflict",
+    Conflicting = "conflicting",
+    Undecryptable = "undecryptable",
+    Refused = "refused",
+    Cancelled = "cancelled",
+    Interrupted = "interrupted",
+    Busy = "busy",
+    StorageFull = "storage_full",
+    Database = "database",
+    Internal = "internal",
+    BadJob = "bad_job",
+    SourceSecret = "source_secret",
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Code {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 impl std::fmt::Display for FieldError {
@@ -90,20 +192,12 @@ pub struct Errors {
 }
 
 impl Errors {
-    pub fn warn(&mut self, pointer: impl Into<String>, code: &str, message: impl Into<String>) {
-        self.warnings.push(FieldError {
-            pointer: pointer.into(),
-            code: code.into(),
-            message: message.into(),
-        });
+    pub fn warn(&mut self, pointer: impl Into<String>, code: Code, message: impl Into<String>) {
+        self.warnings.push(FieldError::new(pointer, code, message));
     }
 
-    pub fn add(&mut self, pointer: impl Into<String>, code: &str, message: impl Into<String>) {
-        self.list.push(FieldError {
-            pointer: pointer.into(),
-            code: code.into(),
-            message: message.into(),
-        });
+    pub fn add(&mut self, pointer: impl Into<String>, code: Code, message: impl Into<String>) {
+        self.list.push(FieldError::new(pointer, code, message));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -162,7 +256,7 @@ pub fn parse_partial<T: DeserializeOwned>(
                 }
                 errors.push(FieldError {
                     pointer: original.iter().fold(base.to_owned(), |p, t| join(&p, t)),
-                    code: "invalid_type".into(),
+                    code: Code::InvalidType,
                     message,
                 });
                 match remove_at(&mut value, &tokens) {
@@ -371,7 +465,7 @@ mod tests {
     fn problems_list_the_first_thousand_and_count_all() {
         let one = |i: usize| FieldError {
             pointer: format!("/{i}"),
-            code: "c".into(),
+            code: Code::Invalid,
             message: "m".into(),
         };
         let mut problems: Problems = (0..1500).map(one).collect::<Vec<_>>().into();
@@ -425,6 +519,22 @@ mod tests {
         let variant = parse_all::<WithAuth>(json!({"auth": {"type": "hunter2"}}), "").unwrap_err();
         assert!(!variant[0].message.contains("hunter2"), "{variant:?}");
         assert!(variant[0].message.contains("Bearer"), "{variant:?}");
+    }
+
+    #[test]
+    fn codes_travel_as_the_text_they_always_had() {
+        let error = FieldError::new("/url", Code::InvalidScheme, "m");
+        assert_eq!(
+            serde_json::to_value(&error).unwrap(),
+            json!({"pointer": "/url", "code": "invalid_scheme", "message": "m"})
+        );
+        let read: FieldError = serde_json::from_value(
+            json!({"pointer": "", "code": "missing_link_dropped", "message": ""}),
+        )
+        .unwrap();
+        assert_eq!(read.code, Code::MissingLinkDropped);
+        assert_eq!(read.code, "missing_link_dropped");
+        assert_eq!(Code::StorageFull.to_string(), "storage_full");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use app::{
     transfer::{
         EntitySet, ParsedFile, entity_at, keep_entities, original_pointer, outline_file, parse_file,
     },
-    validation::FieldError,
+    validation::{Code, FieldError},
 };
 use serde_json::{Value, json};
 
@@ -390,7 +390,7 @@ pub fn check_outline_keep(bytes: &[u8]) {
     let (kept, positions) = keep_entities(&document, &keep);
     check_kept(&document, &kept, &positions, &keep);
     if let Err(kept_errors) = parse_file(&kept) {
-        let original: HashSet<(String, String)> = match &parsed {
+        let original: HashSet<(String, Code)> = match &parsed {
             Err(errors) => errors
                 .iter()
                 .map(|e| (e.pointer.clone(), e.code.clone()))

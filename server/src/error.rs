@@ -14,7 +14,7 @@ use crate::store::StoreFailure;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub use app::validation::{FieldError, Problems};
+pub use app::validation::{Code, FieldError, Problems};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -230,12 +230,12 @@ mod tests {
         let errors = vec![
             FieldError {
                 pointer: "/name".into(),
-                code: "required".into(),
+                code: Code::Required,
                 message: "required".into(),
             },
             FieldError {
                 pointer: "/url".into(),
-                code: "scheme".into(),
+                code: Code::InvalidScheme,
                 message: "bad scheme".into(),
             },
         ];

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::common::AuthType;
-use crate::validation::{Errors, join};
+use crate::validation::{Code, Errors, join};
 
 #[derive(Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -55,7 +55,7 @@ impl AuthInput {
     pub fn check(&self, pointer: &str, errors: &mut Errors) {
         let non_empty = |v: &str, field: &str, errors: &mut Errors| {
             if v.is_empty() {
-                errors.add(join(pointer, field), "required", "must not be empty");
+                errors.add(join(pointer, field), Code::Required, "must not be empty");
             }
         };
         match self {
@@ -63,7 +63,11 @@ impl AuthInput {
                 non_empty(username, "username", errors);
                 non_empty(password, "password", errors);
                 if username.contains(':') {
-                    errors.add(join(pointer, "username"), "invalid", "must not contain ':'");
+                    errors.add(
+                        join(pointer, "username"),
+                        Code::Invalid,
+                        "must not contain ':'",
+                    );
                 }
             }
             AuthInput::Bearer { token } => non_empty(token, "token", errors),
@@ -129,10 +133,10 @@ impl AuthInput {
 /// Header or parameter names of `[A-Za-z0-9_-]`, string values, at most 100 entries.
 pub fn check_string_map(map: &Map<String, Value>, pointer: &str, errors: &mut Errors) {
     if map.is_empty() {
-        errors.add(pointer, "required", "must name at least one entry");
+        errors.add(pointer, Code::Required, "must name at least one entry");
     }
     if map.len() > 100 {
-        errors.add(pointer, "too_many", "must have at most 100 entries");
+        errors.add(pointer, Code::TooMany, "must have at most 100 entries");
     }
     for (k, v) in map {
         if k.is_empty()
@@ -142,12 +146,12 @@ pub fn check_string_map(map: &Map<String, Value>, pointer: &str, errors: &mut Er
         {
             errors.add(
                 join(pointer, k),
-                "invalid_name",
+                Code::InvalidName,
                 "names may only contain letters, digits, '-' and '_'",
             );
         }
         if !v.is_string() {
-            errors.add(join(pointer, k), "invalid_type", "must be a string");
+            errors.add(join(pointer, k), Code::InvalidType, "must be a string");
         }
     }
 }

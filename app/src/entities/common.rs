@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::validation::{Errors, join};
+use crate::validation::{Code, Errors, join};
 
 /// A JSON object (schemas, annotations, capabilities), key order kept.
 pub type JsonObject = Map<String, Value>;
@@ -78,7 +78,7 @@ impl Tag {
         {
             errors.add(
                 pointer,
-                "invalid_tag",
+                Code::InvalidTag,
                 format!("tag `{}` must be 2-100 characters of a-z, 0-9, '-', ':' or '.', starting and ending with a letter or digit", self.label),
             );
         }
@@ -191,11 +191,11 @@ pub fn check_tool_name(name: &str, pointer: &str, errors: &mut Errors) {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
     if name.is_empty() {
-        errors.add(pointer, "required", "must not be empty");
+        errors.add(pointer, Code::Required, "must not be empty");
     } else if name.chars().count() > 128 || !first_ok || !rest_ok {
         errors.add(
             pointer,
-            "invalid_name",
+            Code::InvalidName,
             "must be at most 128 characters of letters, digits, '_', '.', '-' or '/', starting with a letter, digit or '_'",
         );
     }
@@ -205,16 +205,16 @@ pub fn check_tool_name(name: &str, pointer: &str, errors: &mut Errors) {
 /// `_ . -` (plus `( ) : , /` for display names written by people), at most 255.
 pub fn check_name(name: &str, pointer: &str, errors: &mut Errors) {
     if name.trim().is_empty() {
-        errors.add(pointer, "required", "must not be empty");
+        errors.add(pointer, Code::Required, "must not be empty");
     } else if name.chars().count() > 255 {
-        errors.add(pointer, "too_long", "must be at most 255 characters");
+        errors.add(pointer, Code::TooLong, "must be at most 255 characters");
     } else if name
         .chars()
         .any(|c| c.is_control() || "<>\"'`\\".contains(c))
     {
         errors.add(
             pointer,
-            "invalid_name",
+            Code::InvalidName,
             "must not contain control characters or any of < > \" ' ` \\",
         );
     }
@@ -228,17 +228,17 @@ pub const CREDENTIALS_IN_URL: &str = "must not contain credentials (user:passwor
 /// characters.
 pub fn check_url(url: &str, schemes: &[&str], pointer: &str, errors: &mut Errors) {
     if url.trim().is_empty() {
-        errors.add(pointer, "required", "must not be empty");
+        errors.add(pointer, Code::Required, "must not be empty");
         return;
     }
     if url.len() > 2048 {
-        errors.add(pointer, "too_long", "must be at most 2048 characters");
+        errors.add(pointer, Code::TooLong, "must be at most 2048 characters");
         return;
     }
     let Some((scheme, rest)) = url.split_once("://") else {
         errors.add(
             pointer,
-            "invalid_url",
+            Code::InvalidUrl,
             "must be an absolute URL such as https://host/path",
         );
         return;
@@ -246,7 +246,7 @@ pub fn check_url(url: &str, schemes: &[&str], pointer: &str, errors: &mut Errors
     if !schemes.contains(&scheme.to_ascii_lowercase().as_str()) {
         errors.add(
             pointer,
-            "invalid_scheme",
+            Code::InvalidScheme,
             format!(
                 "scheme `{scheme}` is not allowed; use one of {}",
                 schemes.join(", ")
@@ -258,18 +258,18 @@ pub fn check_url(url: &str, schemes: &[&str], pointer: &str, errors: &mut Errors
     let host = match authority.rsplit_once('@') {
         // Userinfo would be stored, listed and exported as typed: refused, never echoed.
         Some((_, host)) => {
-            errors.add(pointer, "credentials_in_url", CREDENTIALS_IN_URL);
+            errors.add(pointer, Code::CredentialsInUrl, CREDENTIALS_IN_URL);
             host
         }
         None => authority,
     };
     if host.is_empty() && scheme != "file" {
-        errors.add(pointer, "invalid_url", "must name a host");
+        errors.add(pointer, Code::InvalidUrl, "must name a host");
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         errors.add(
             pointer,
-            "invalid_url",
+            Code::InvalidUrl,
             "must not contain spaces or control characters",
         );
     }
@@ -282,7 +282,7 @@ pub fn check_schema(schema: &JsonObject, pointer: &str, errors: &mut Errors) {
         Some(Value::String(t)) if t == "object" => {}
         Some(_) => errors.add(
             join(pointer, "type"),
-            "invalid_schema",
+            Code::InvalidSchema,
             "the top-level type of an input schema must be \"object\"",
         ),
     }
@@ -291,12 +291,16 @@ pub fn check_schema(schema: &JsonObject, pointer: &str, errors: &mut Errors) {
     {
         errors.add(
             join(pointer, "properties"),
-            "invalid_schema",
+            Code::InvalidSchema,
             "must be an object",
         );
     }
     if depth(&Value::Object(schema.clone())) > 30 {
-        errors.add(pointer, "too_deep", "must not nest deeper than 30 levels");
+        errors.add(
+            pointer,
+            Code::TooDeep,
+            "must not nest deeper than 30 levels",
+        );
     }
 }
 
@@ -311,7 +315,7 @@ fn depth(v: &Value) -> usize {
 /// A value that must be present: reports `required` when it is not.
 pub fn required<'a, T>(value: &'a Option<T>, pointer: &str, errors: &mut Errors) -> Option<&'a T> {
     if value.is_none() {
-        errors.add(pointer, "required", "required");
+        errors.add(pointer, Code::Required, "required");
     }
     value.as_ref()
 }
@@ -371,7 +375,7 @@ mod tests {
         let check = |u: &str| {
             let mut e = Errors::default();
             check_url(u, &["http", "https"], "/url", &mut e);
-            e.list.first().map(|e| e.code.clone())
+            e.list.first().map(|e| e.code.to_string())
         };
         assert_eq!(check("https://api.example.com/x"), None);
         assert_eq!(check("ftp://x"), Some("invalid_scheme".into()));

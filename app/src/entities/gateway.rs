@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     model::EntityKind,
-    validation::{Errors, join},
+    validation::{Code, Errors, join},
 };
 
 #[derive(
@@ -149,7 +149,7 @@ impl Entity for Gateway {
             if hc.interval == 0 || hc.timeout == 0 {
                 errors.add(
                     join(base, "health_check"),
-                    "invalid",
+                    Code::Invalid,
                     "interval and timeout must be at least 1 second",
                 );
             }
@@ -163,7 +163,7 @@ impl Entity for Gateway {
             {
                 errors.add(
                     join(&join(base, "passthrough_headers"), &i.to_string()),
-                    "invalid_name",
+                    Code::InvalidName,
                     format!(
                         "header names are 1-{} letters, digits, '-' and '_'",
                         limits::HEADER_NAME
@@ -176,7 +176,7 @@ impl Entity for Gateway {
             if !value.as_str().is_some_and(looks_like_blob) {
                 errors.add(
                     join(&join(base, "auth_query_params"), param),
-                    "invalid_ciphertext",
+                    Code::InvalidCiphertext,
                     "must be an encrypted value (URL-safe base64 of nonce, ciphertext and tag)",
                 );
             }

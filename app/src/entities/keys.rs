@@ -17,7 +17,7 @@ use unicode_security::{GeneralSecurityProfile, MixedScript};
 use super::common::check_name;
 use crate::{
     model::EntityKind,
-    validation::{Errors, join},
+    validation::{Code, Errors, join},
 };
 
 /// `key` trimmed and in NFC; borrowed when it already is (every plain ASCII key).
@@ -56,7 +56,7 @@ pub fn key_field<'a>(
 ) -> Option<&'a str> {
     normalise_in_place(key);
     let Some(key) = key.as_deref() else {
-        errors.add(pointer, "required", "required");
+        errors.add(pointer, Code::Required, "required");
         return None;
     };
     check_key(key, pointer, errors);
@@ -97,7 +97,7 @@ pub fn check_key(key: &str, pointer: &str, errors: &mut Errors) {
     if let Some((at, c)) = key.chars().enumerate().find(|(_, c)| is_invisible(*c)) {
         errors.add(
             pointer,
-            "invisible_character",
+            Code::InvisibleCharacter,
             format!(
                 "must not contain invisible, space-like or format characters: U+{:04X} at character {}",
                 c as u32,
@@ -110,7 +110,7 @@ pub fn check_key(key: &str, pointer: &str, errors: &mut Errors) {
     {
         errors.add(
             pointer,
-            "confusable_character",
+            Code::ConfusableCharacter,
             format!(
                 "`{c}` (U+{:04X}) is not a letter or digit Unicode recommends for identifiers (UTS #39); write it with a recommended one",
                 c as u32
@@ -119,7 +119,7 @@ pub fn check_key(key: &str, pointer: &str, errors: &mut Errors) {
     } else if words(key).any(|word| !word.is_single_script()) {
         errors.add(
             pointer,
-            "mixed_script",
+            Code::MixedScript,
             "mixes letters of different scripts in one word (such as Latin and Cyrillic), which makes it a look-alike of another name; write each word in one script",
         );
     }
@@ -183,7 +183,11 @@ mod tests {
     fn codes(key: &str) -> Vec<String> {
         let mut errors = Errors::default();
         check_key(&normalise_key(key), "/name", &mut errors);
-        errors.list.into_iter().map(|e| e.code).collect()
+        errors
+            .list
+            .into_iter()
+            .map(|e| e.code.to_string())
+            .collect()
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::validation::{Errors, join};
+use crate::validation::{Code, Errors, join};
 
 /// Descriptions (every type) and a tool's `original_description`, in characters.
 pub const DESCRIPTION: usize = 10_000;
@@ -39,7 +39,7 @@ pub fn check_chars(text: &str, max: usize, pointer: &str, errors: &mut Errors) {
     if text.len() > max && text.chars().count() > max {
         errors.add(
             pointer,
-            "too_long",
+            Code::TooLong,
             format!("must be at most {} characters", thousands(max)),
         );
     }
@@ -57,7 +57,7 @@ pub fn check_bytes(text: &str, max: usize, pointer: &str, errors: &mut Errors) {
     if text.len() > max {
         errors.add(
             pointer,
-            "too_long",
+            Code::TooLong,
             format!("must be at most {} bytes", thousands(max)),
         );
     }
@@ -89,7 +89,7 @@ pub fn check_json_size(map: &serde_json::Map<String, Value>, pointer: &str, erro
     if !fits {
         errors.add(
             pointer,
-            "too_long",
+            Code::TooLong,
             format!(
                 "must be at most {} bytes of text (strings, keys and numbers)",
                 thousands(JSON_OBJECT_BYTES)

@@ -30,7 +30,7 @@ pub use tool::Tool;
 
 use crate::{
     model::EntityKind,
-    validation::{Errors, FieldError, parse_partial},
+    validation::{Code, Errors, FieldError, parse_partial},
 };
 
 /// What every entity type offers to the generic store, REST and UI code.
@@ -38,10 +38,15 @@ pub trait Entity:
     Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + Unpin + std::fmt::Debug + 'static
 {
     const KIND: EntityKind;
+    /// The top-level fields that hold credentials (encrypted): never shown, only said to
+    /// be set or changed.
+    const SECRET_FIELDS: &'static [&'static str] = &["auth_value", "auth_query_params"];
 
     /// The unique key within the type: the name, or the URI for resources and roots.
     fn key(&self) -> &str;
     fn name(&self) -> &str;
+    /// Gives the entity a new key (its name, or its URI for resources and roots).
+    fn set_key(&mut self, key: String);
     fn id(&self) -> Option<Uuid>;
     fn set_id(&mut self, id: Option<Uuid>);
     fn tags(&self) -> &[Tag];
@@ -186,6 +191,9 @@ macro_rules! entity_key {
         fn key(&self) -> &str {
             self.name.as_deref().unwrap_or_default()
         }
+        fn set_key(&mut self, key: String) {
+            self.name = Some(key);
+        }
         fn name(&self) -> &str {
             self.key()
         }
@@ -193,6 +201,9 @@ macro_rules! entity_key {
     (uri) => {
         fn key(&self) -> &str {
             self.uri.as_deref().unwrap_or_default()
+        }
+        fn set_key(&mut self, key: String) {
+            self.uri = Some(key);
         }
         fn name(&self) -> &str {
             self.name.as_deref().unwrap_or_default()
@@ -235,10 +246,10 @@ pub(crate) fn check_credentials(
         return;
     }
     match (auth_type, auth_value) {
-        (None, Some(v)) if !v.is_empty() => errors.add(join(base, "auth_type"), "required", "required when auth_value is given"),
+        (None, Some(v)) if !v.is_empty() => errors.add(join(base, "auth_type"), Code::Required, "required when auth_value is given"),
         (Some(_), Some(v)) if !v.is_empty() && !looks_like_blob(v) => errors.add(
             join(base, "auth_value"),
-            "invalid_ciphertext",
+            Code::InvalidCiphertext,
             "must be an encrypted value (URL-safe base64 of nonce, ciphertext and tag); send plaintext credentials in `auth` instead",
         ),
         _ => {}

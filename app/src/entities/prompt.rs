@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     model::EntityKind,
-    validation::{Errors, join},
+    validation::{Code, Errors, join},
 };
 
 /// The longest template accepted (64 KiB).
@@ -81,7 +81,7 @@ impl Entity for Prompt {
         {
             errors.add(
                 join(base, "template"),
-                "too_long",
+                Code::TooLong,
                 format!("must be at most {MAX_TEMPLATE} bytes"),
             );
         }

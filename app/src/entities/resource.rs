@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     model::EntityKind,
-    validation::{Errors, join},
+    validation::{Code, Errors, join},
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -84,14 +84,14 @@ impl Entity for Resource {
         {
             errors.add(
                 join(base, "mime_type"),
-                "invalid_mime_type",
+                Code::InvalidMimeType,
                 format!("`{m}` is not a MIME type such as text/plain"),
             );
         }
         if self.content.is_some() && self.blob.is_some() {
             errors.add(
                 join(base, "blob"),
-                "conflict",
+                Code::Conflict,
                 "give either text `content` or base64 `blob`, not both",
             );
         }
@@ -106,7 +106,7 @@ impl Entity for Resource {
             {
                 errors.add(
                     join(base, "blob"),
-                    "invalid_base64",
+                    Code::InvalidBase64,
                     "must be standard base64",
                 );
             }
@@ -127,11 +127,11 @@ fn check_resource_uri(uri: &str, pointer: &str, errors: &mut Errors) {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
     if uri.is_empty() {
-        errors.add(pointer, "required", "must not be empty");
+        errors.add(pointer, Code::Required, "must not be empty");
     } else if !scheme_ok {
         errors.add(
             pointer,
-            "invalid_uri",
+            Code::InvalidUri,
             "must start with a scheme such as file:, https: or db:",
         );
     } else if uri.len() > 2048
@@ -141,13 +141,13 @@ fn check_resource_uri(uri: &str, pointer: &str, errors: &mut Errors) {
     {
         errors.add(
             pointer,
-            "invalid_uri",
+            Code::InvalidUri,
             "must be at most 2048 characters, without spaces, control characters or < > \" ' ` \\",
         );
     } else if has_dot_dot_segment(uri) {
         errors.add(
             pointer,
-            "invalid_uri",
+            Code::InvalidUri,
             "must not contain '..' segments, also when percent-encoded (%2e%2e, ..%2f)",
         );
     }

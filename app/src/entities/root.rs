@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     model::EntityKind,
-    validation::{Errors, join},
+    validation::{Code, Errors, join},
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -51,7 +51,7 @@ impl Entity for Root {
             if uri.starts_with("file://") && has_dot_dot_segment(uri) {
                 errors.add(
                     pointer,
-                    "path_traversal",
+                    Code::PathTraversal,
                     "a file root must not contain '..' segments, also when percent-encoded (%2e%2e, ..%2f)",
                 );
             }

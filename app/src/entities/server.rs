@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     model::EntityKind,
-    validation::{Errors, join},
+    validation::{Code, Errors, join},
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -102,7 +102,7 @@ impl Entity for Server {
                 if r.is_empty() {
                     errors.add(
                         join(&join(base, field), &i.to_string()),
-                        "required",
+                        Code::Required,
                         "must not be empty",
                     );
                 }

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     model::EntityKind,
-    validation::{Errors, join},
+    validation::{Code, Errors, join},
 };
 
 #[derive(
@@ -169,7 +169,7 @@ impl Entity for Tool {
         {
             errors.add(
                 join(base, "request_type"),
-                "invalid_enum",
+                Code::InvalidEnum,
                 "a REST tool's request_type must be GET, POST, PUT, DELETE or PATCH",
             );
         }
@@ -239,7 +239,7 @@ impl Tool {
             self.headers.shift_remove(&name);
             errors.warn(
                 join(pointer, &name),
-                "masked_value",
+                Code::MaskedValue,
                 format!("header `{name}` holds the mask \"{MASK}\", not a value: left out"),
             );
         }
@@ -250,7 +250,7 @@ impl Tool {
             if !value.is_string() && !is_envelope(value) {
                 errors.add(
                     join(pointer, name),
-                    "invalid_type",
+                    Code::InvalidType,
                     format!("must be a string, or an encrypted envelope {{\"{HEADER_ENVELOPE}\": \"<blob>\"}}"),
                 );
             }
@@ -262,7 +262,7 @@ impl Tool {
             {
                 errors.add(
                     join(pointer, name),
-                    "invalid_name",
+                    Code::InvalidName,
                     format!(
                         "header names are 1-{} letters, digits, '-' and '_'",
                         limits::HEADER_NAME

@@ -130,7 +130,7 @@ fn Row(row: EntityRow) -> impl IntoView {
             <td><A href=href>{title}</A></td>
             <td class="summary">{row.summary}</td>
             <td class="tags">{row.tags.into_iter().map(|t| view! { <span class="tag">{t}</span> }).collect_view()}</td>
-            <td>{row.auth_type.unwrap_or_else(|| "—".into())}</td>
+            <td>{row.auth_type.map_or("—", |t| t.as_str())}</td>
             <td>{if row.is_active { "yes" } else { "no" }}</td>
         </tr>
     }

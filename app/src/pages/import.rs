@@ -472,7 +472,7 @@ fn Summary(wizard: Wizard) -> impl IntoView {
                 <thead><tr><th scope="col">"Type"</th><th scope="col">"In the file"</th><th scope="col">"New"</th><th scope="col">"Existing"</th></tr></thead>
                 <tbody>
                     {move || counts().into_iter().map(|(kind, n)| {
-                        let c = preview().and_then(|p| p.preview.counts.get(kind.plural()).copied()).unwrap_or_default();
+                        let c = preview().and_then(|p| p.preview.counts.get(kind).copied()).unwrap_or_default();
                         let existing = c.updated + c.unchanged + c.skipped + c.renamed;
                         view! {
                             <tr data-kind=kind.plural()>
@@ -652,8 +652,8 @@ fn JobSummary(job: JobStatus) -> impl IntoView {
                 </tr></thead>
                 <tbody>
                     {job.counts.iter().map(|(kind, c)| view! {
-                        <tr data-kind=kind.clone()>
-                            <th scope="row">{kind.clone()}</th>
+                        <tr data-kind=kind.plural()>
+                            <th scope="row">{kind.plural()}</th>
                             <td class="created">{c.created}</td><td class="updated">{c.updated}</td>
                             <td class="unchanged">{c.unchanged}</td><td class="skipped">{c.skipped}</td>
                             <td class="renamed">{c.renamed}</td><td class="failed">{c.failed}</td>

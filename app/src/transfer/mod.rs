@@ -116,39 +116,6 @@ impl EntitySet {
             .map(|(k, key, _)| (k, key))
             .collect()
     }
-
-    /// Forgets the store's ids (an export carries none).
-    pub fn clear_ids(&mut self) {
-        fn clear<E: Entity>(list: &mut [E]) {
-            list.iter_mut().for_each(|e| e.set_id(None));
-        }
-        clear(&mut self.tools);
-        clear(&mut self.gateways);
-        clear(&mut self.servers);
-        clear(&mut self.prompts);
-        clear(&mut self.resources);
-        clear(&mut self.roots);
-    }
-
-    /// Only the entities whose `(type, key)` is in `keys`.
-    pub fn retain_keys(self, keys: &std::collections::HashSet<(EntityKind, String)>) -> EntitySet {
-        fn keep<E: Entity>(
-            list: Vec<E>,
-            keys: &std::collections::HashSet<(EntityKind, String)>,
-        ) -> Vec<E> {
-            list.into_iter()
-                .filter(|e| keys.contains(&(E::KIND, e.key().to_owned())))
-                .collect()
-        }
-        EntitySet {
-            tools: keep(self.tools, keys),
-            gateways: keep(self.gateways, keys),
-            servers: keep(self.servers, keys),
-            prompts: keep(self.prompts, keys),
-            resources: keep(self.resources, keys),
-            roots: keep(self.roots, keys),
-        }
-    }
 }
 
 /// A file that passed validation.
@@ -359,7 +326,7 @@ mod tests {
         parse_file(bytes)
             .unwrap_err()
             .iter()
-            .map(|e| (e.pointer.clone(), e.code.clone()))
+            .map(|e| (e.pointer.clone(), e.code.to_string()))
             .collect()
     }
 

@@ -21,7 +21,7 @@ use crate::{
         Entity, Gateway, Prompt, Resource, Root, Server, Tool, keys::fold_key, parse_entity,
     },
     model::EntityKind,
-    validation::{Errors, FieldError, MAX_LISTED, Problems, join},
+    validation::{Code, Errors, FieldError, MAX_LISTED, Problems, join},
 };
 
 /// Takes the entities of a file as they are read.
@@ -52,7 +52,7 @@ pub fn file_text<'a>(
 ) -> Result<&'a str, Vec<FieldError>> {
     let bytes = without_bom(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(vec![problem("", "empty", "the file is empty")]);
+        return Err(vec![problem("", Code::Empty, "the file is empty")]);
     }
     let mut start = 0;
     while start < bytes.len() {
@@ -155,7 +155,7 @@ pub fn without_bom(bytes: &[u8]) -> &[u8] {
 fn invalid_utf8(at: usize) -> Vec<FieldError> {
     vec![problem(
         "",
-        "invalid_utf8",
+        Code::InvalidUtf8,
         format!("the file is not UTF-8 text (byte {at})"),
     )]
 }
@@ -170,24 +170,24 @@ pub(crate) fn syntax_or_shape(e: &serde_json::Error) -> FieldError {
     match e.classify() {
         Category::Data if duplicate.is_some() => problem(
             join("", duplicate.as_deref().unwrap_or_default()),
-            "duplicate_key",
+            Code::DuplicateKey,
             format!("given twice (line {}); keep one", e.line()),
         ),
         Category::Data => problem(
             "",
-            "invalid_type",
+            Code::InvalidType,
             "the file must be a JSON object with version, exported_at and entities",
         ),
         Category::Eof => problem(
             "",
-            "truncated",
+            Code::Truncated,
             format!(
                 "the JSON ends too early (line {}, column {})",
                 e.line(),
                 e.column()
             ),
         ),
-        _ => problem("", "invalid_json", format!("invalid JSON: {e}")),
+        _ => problem("", Code::InvalidJson, format!("invalid JSON: {e}")),
     }
 }
 
@@ -304,7 +304,7 @@ impl Reader<'_> {
         if same {
             let warning = problem(
                 &pointer,
-                "duplicate_merged",
+                Code::DuplicateMerged,
                 format!("same as {base}/{first}: imported once"),
             );
             self.warnings(Some(list.position), vec![warning]);
@@ -326,7 +326,7 @@ impl Reader<'_> {
             };
             self.error(
                 list.position,
-                problem(join(&pointer, field), "duplicate", message),
+                problem(join(&pointer, field), Code::Duplicate, message),
             );
         }
         false
@@ -341,7 +341,7 @@ impl Reader<'_> {
                 if !self.skim.contains(kind, key) {
                     let reference = problem(
                         format!("/entities/servers/{index}/{field}/{j}"),
-                        "external_reference",
+                        Code::ExternalReference,
                         format!("`{key}` is not in the file: it must exist in the target"),
                     );
                     self.warnings(None, vec![reference]);
@@ -385,7 +385,7 @@ impl Reader<'_> {
         if unlisted > 0 {
             warnings.push(problem(
                 "",
-                "warnings_not_listed",
+                Code::WarningsNotListed,
                 format!(
                     "… and {unlisted} more warning(s) not listed ({} in all)",
                     self.warnings_total
@@ -410,17 +410,17 @@ fn text_field(
 ) -> Option<String> {
     match value {
         None | Some(Value::Null) if required => {
-            errors.push(problem(pointer, "required", "required"));
+            errors.push(problem(pointer, Code::Required, "required"));
             None
         }
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if required && s.trim().is_empty() => {
-            errors.push(problem(pointer, "required", "must not be empty"));
+            errors.push(problem(pointer, Code::Required, "must not be empty"));
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            errors.push(problem(pointer, "invalid_type", "must be a string"));
+            errors.push(problem(pointer, Code::InvalidType, "must be a string"));
             None
         }
     }
@@ -433,7 +433,11 @@ fn read_one<E: Entity>(
     pointer: &str,
 ) -> Result<(E, Vec<FieldError>), Vec<FieldError>> {
     if !raw.get().trim_start().starts_with('{') {
-        return Err(vec![problem(pointer, "invalid_type", "must be an object")]);
+        return Err(vec![problem(
+            pointer,
+            Code::InvalidType,
+            "must be an object",
+        )]);
     }
     if let Ok(mut entity) = serde_json::from_str::<E>(raw.get()) {
         let mut errors = Errors::default();
@@ -442,7 +446,7 @@ fn read_one<E: Entity>(
         return errors.into_result((entity, warnings));
     }
     let value: Value = serde_json::from_str(raw.get())
-        .map_err(|e| vec![problem(pointer, "invalid_json", e.to_string())])?;
+        .map_err(|e| vec![problem(pointer, Code::InvalidJson, e.to_string())])?;
     parse_entity::<E>(value, pointer)
 }
 

@@ -3,6 +3,7 @@
 //! JSON. Both passes of a read (the [`skim`](super::skim) and the validating
 //! [`read`](super::read)) are walks; nothing of the file is kept by the walk itself.
 
+use crate::validation::Code;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -55,12 +56,8 @@ pub fn walk_list<'de, W: Walker<'de>>(
     de.end()
 }
 
-pub fn problem(pointer: impl Into<String>, code: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        pointer: pointer.into(),
-        code: code.into(),
-        message: message.into(),
-    }
+pub fn problem(pointer: impl Into<String>, code: Code, message: impl Into<String>) -> FieldError {
+    FieldError::new(pointer, code, message)
 }
 
 struct FileVisitor<'w, W> {
@@ -99,7 +96,7 @@ impl<'de, W: Walker<'de>> Visitor<'de> for FileVisitor<'_, W> {
         }
         if !entities {
             self.walker
-                .entities_problem(problem("/entities", "required", "required"));
+                .entities_problem(problem("/entities", Code::Required, "required"));
         }
         Ok(())
     }
@@ -196,7 +193,7 @@ impl<'de, W: Walker<'de>> Entities<'_, W> {
     fn wrong(self) {
         self.walker.entities_problem(problem(
             "/entities",
-            "invalid_type",
+            Code::InvalidType,
             "must be an object of entity lists",
         ));
     }
@@ -223,7 +220,7 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Entities<'_, W> {
             let here = position;
             position += 1;
             let Some(kind) = kind else {
-                self.walker.type_problem(here, problem(base, "unknown_type", format!("unknown entity type `{name}`; expected one of tools, gateways, servers, prompts, resources, roots")));
+                self.walker.type_problem(here, problem(base, Code::UnknownType, format!("unknown entity type `{name}`; expected one of tools, gateways, servers, prompts, resources, roots")));
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
@@ -232,7 +229,7 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Entities<'_, W> {
                     here,
                     problem(
                         base,
-                        "duplicate_key",
+                        Code::DuplicateKey,
                         "given twice; put every entity of a type in one list",
                     ),
                 );
@@ -254,7 +251,7 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Entities<'_, W> {
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         self.walker
-            .entities_problem(problem("/entities", "required", "required"));
+            .entities_problem(problem("/entities", Code::Required, "required"));
         Ok(())
     }
 
@@ -275,8 +272,10 @@ struct Items<'w, W> {
 impl<'de, W: Walker<'de>> Items<'_, W> {
     fn wrong(self) {
         let base = crate::validation::join("/entities", self.list.kind.plural());
-        self.walker
-            .list_problem(self.list, problem(base, "invalid_type", "must be a list"));
+        self.walker.list_problem(
+            self.list,
+            problem(base, Code::InvalidType, "must be a list"),
+        );
     }
 
     fn scalar<E>(self) -> Result<(), E> {

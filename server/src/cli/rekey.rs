@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use app::{
     entities::tool::HEADER_ENVELOPE,
     transfer::parse_file,
-    validation::{FieldError, join},
+    validation::{Code, FieldError, join},
 };
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
@@ -166,7 +166,7 @@ fn rekey_file(file: &mut Value, from: &Cipher, to: &Cipher) -> (usize, Vec<Field
                     }
                     Err(e) => errors.push(FieldError {
                         pointer,
-                        code: "undecryptable".into(),
+                        code: Code::Undecryptable,
                         message: format!("the credential {e}"),
                     }),
                 }

@@ -6,7 +6,7 @@ use app::{
     entities::Entity,
     model::EntityKind,
     transfer::{Sink, file_text, read_file, skim},
-    validation::{FieldError, Problems},
+    validation::{Code, FieldError, Problems},
 };
 use clap::Args;
 
@@ -82,20 +82,20 @@ const KNOWN_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "20
 /// `validate` is the strict check: a version is a date, and one we do not know is
 /// worth a warning. (An import stays as lenient as ContextForge's: any non-empty version.)
 fn check_version(version: &str) -> Result<Option<FieldError>, FieldError> {
-    let problem = |code: &str, message: String| FieldError {
+    let problem = |code: Code, message: String| FieldError {
         pointer: "/version".into(),
-        code: code.into(),
+        code,
         message,
     };
     if chrono::NaiveDate::parse_from_str(version, "%Y-%m-%d").is_err() {
         return Err(problem(
-            "invalid",
+            Code::Invalid,
             format!("`{version}` is not a format version: one is a date such as 2025-11-25"),
         ));
     }
     Ok((!KNOWN_VERSIONS.contains(&version)).then(|| {
         problem(
-            "unknown_version",
+            Code::UnknownVersion,
             format!(
                 "`{version}` is not a version this gateway knows ({}); the file is read as the current format",
                 KNOWN_VERSIONS.join(", ")

@@ -2,6 +2,7 @@
 //! credential encryption, reference checks and audit. The REST API, the UI and the seed
 //! command all come through here.
 
+use app::validation::Code;
 pub mod headers;
 pub mod seed;
 pub mod upgrade;
@@ -65,7 +66,7 @@ impl Entities<'_> {
         let Value::Object(patch) = patch else {
             return Err(Error::Validation(vec![FieldError {
                 pointer: String::new(),
-                code: "invalid_type".into(),
+                code: Code::InvalidType,
                 message: "a patch must be a JSON object".into(),
             }]));
         };
@@ -127,7 +128,7 @@ pub fn seal<E: Entity>(cipher: &Cipher, entity: &mut E, base: &str) -> Result<()
         .filter_map(|(pointer, blob)| {
             cipher.decrypt(blob).err().map(|e| FieldError {
                 pointer: format!("{base}{pointer}"),
-                code: "undecryptable".into(),
+                code: Code::Undecryptable,
                 message: format!("the credential {e}"),
             })
         })
@@ -173,8 +174,9 @@ pub fn view<E: Entity>(entity: &E) -> Value {
     let auth_set = entity.credential().is_some();
     let mut value = serde_json::to_value(entity).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
-        map.remove("auth_value");
-        map.remove("auth_query_params");
+        for field in E::SECRET_FIELDS {
+            map.remove(*field);
+        }
         headers::mask_headers(map);
         if map.contains_key("auth_type") || auth_set {
             map.insert("auth_set".into(), Value::Bool(auth_set));

@@ -118,11 +118,9 @@ where
             // for this process's own write transaction.
             let cipher = key.get().await?;
             let mut tx = store.begin().await?;
-            for seen in stale {
-                // Read again under the write lock: an edit made meanwhile is kept.
-                let Some(mut entity) = tx.entity_by_key::<E>(seen.key()).await? else {
-                    continue;
-                };
+            let keys: Vec<&str> = stale.iter().map(|e| e.key()).collect();
+            // Read again under the write lock: an edit made meanwhile is kept.
+            for mut entity in tx.entities_by_keys::<E>(&keys).await?.into_values() {
                 if needs_upgrade(&mut entity, rules) {
                     upgrade(&mut entity, cipher);
                     let id = entity.id().expect("stored records have ids");

@@ -1,6 +1,7 @@
 //! REST CRUD for the six entity types: `GET|POST /{type}`, `GET|PATCH|DELETE /{type}/{id}`.
 //! Thin adapters over [`crate::entities::Entities`]; bodies use the export file's field names.
 
+use app::validation::Code;
 use app::{
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
     validation::FieldError,
@@ -164,7 +165,7 @@ fn parse_json(body: &[u8]) -> Result<Value> {
     serde_json::from_slice(body).map_err(|e| {
         Error::Validation(vec![FieldError {
             pointer: String::new(),
-            code: "invalid_json".into(),
+            code: Code::InvalidJson,
             message: format!("the body is not valid JSON: {e}"),
         }])
     })

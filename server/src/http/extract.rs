@@ -2,6 +2,7 @@
 //! answers like every other refusal (`{"error": {code, message, details}}`), not with
 //! axum's plain-text rejection.
 
+use app::validation::Code;
 use axum::extract::{
     FromRequestParts,
     rejection::{PathRejection, QueryRejection},
@@ -20,7 +21,7 @@ pub struct Path<T>(pub T);
 fn parameter(message: String) -> Error {
     Error::Parameters(vec![FieldError {
         pointer: String::new(),
-        code: "invalid".into(),
+        code: Code::Invalid,
         message,
     }])
 }

@@ -6,6 +6,7 @@
 //! - `GET /admin/import/status/{id}`, `…/events` (SSE), `POST /admin/import/{id}/cancel`,
 //!   `GET /admin/import/jobs`, `GET /admin/audit`.
 
+use app::validation::Code;
 use std::{collections::HashSet, convert::Infallible, time::Duration};
 
 use app::{
@@ -189,7 +190,7 @@ const EXPORT_PIPE_BYTES: usize = 256 * 1024;
 fn bad(name: &str, message: impl Into<String>) -> FieldError {
     FieldError {
         pointer: format!("/{name}"),
-        code: "invalid".into(),
+        code: Code::Invalid,
         message: message.into(),
     }
 }
@@ -198,7 +199,7 @@ fn bad(name: &str, message: impl Into<String>) -> FieldError {
 fn twice(name: &str) -> FieldError {
     FieldError {
         pointer: format!("/{name}"),
-        code: "conflicting".into(),
+        code: Code::Conflicting,
         message: format!(
             "`{name}` is given twice with different values (form field, JSON member or query parameter): give it once"
         ),
@@ -283,7 +284,7 @@ fn selection_options(body: &[u8]) -> Result<ExportOptions> {
     let body: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
         Error::Parameters(vec![FieldError {
             pointer: String::new(),
-            code: "invalid_json".into(),
+            code: Code::InvalidJson,
             message: format!("the body is not a JSON object: {e}"),
         }])
     })?;
@@ -318,7 +319,7 @@ fn selection_options(body: &[u8]) -> Result<ExportOptions> {
         let Some(kind) = EntityKind::parse(name) else {
             errors.push(FieldError {
                 pointer,
-                code: "unknown_type".into(),
+                code: Code::UnknownType,
                 message: format!("`{name}` is not an entity type"),
             });
             continue;
@@ -326,7 +327,7 @@ fn selection_options(body: &[u8]) -> Result<ExportOptions> {
         let Some(items) = value.as_array() else {
             errors.push(FieldError {
                 pointer,
-                code: "invalid".into(),
+                code: Code::Invalid,
                 message: "must be a list of ids or names".into(),
             });
             continue;
@@ -338,7 +339,7 @@ fn selection_options(body: &[u8]) -> Result<ExportOptions> {
                 }
                 None => errors.push(FieldError {
                     pointer: format!("{pointer}/{i}"),
-                    code: "invalid".into(),
+                    code: Code::Invalid,
                     message: "must be an id or a name (a string)".into(),
                 }),
             }
@@ -619,7 +620,7 @@ impl Form {
                 ),
                 _ => self.errors.push(FieldError {
                     pointer: format!("/selected_entities/{name}"),
-                    code: "invalid".into(),
+                    code: Code::Invalid,
                     message: "must be an entity type with a list of names".into(),
                 }),
             }
@@ -639,7 +640,7 @@ const MAX_OPTIONS: usize = 32;
 fn option_too_large(name: &str, size: usize) -> FieldError {
     FieldError {
         pointer: format!("/{}", app::validation::escape(name)),
-        code: "too_large".into(),
+        code: Code::TooLarge,
         message: format!(
             "is {size} bytes; an option may be at most {} KiB",
             MAX_OPTION_BYTES / 1024

@@ -133,7 +133,7 @@ fn row<E: Entity>(entity: &E) -> EntityRow {
         summary: entity.summary(),
         tags: entity.tags().iter().map(|t| t.label.clone()).collect(),
         is_active: entity.is_active(),
-        auth_type: entity.credential().map(|(t, _)| t.as_str().to_owned()),
+        auth_type: entity.credential().map(|(t, _)| t),
     }
 }
 

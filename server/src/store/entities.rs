@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use app::{
     entities::{Entity, Timestamp, keys::fold_key},
     model::EntityKind,
-    validation::{FieldError, join},
+    validation::{Code, FieldError, join},
 };
 use sqlx::{AssertSqlSafe, QueryBuilder, types::Json};
 use uuid::Uuid;
@@ -19,15 +19,16 @@ use super::{Store, now, with_pool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EntityError {
-    #[error("a {kind} with the key `{key}` (or one differing from it only in case) already exists")]
-    Duplicate { kind: &'static str, key: String },
+    #[error("a {} with the key `{key}` (or one differing from it only in case) already exists", kind.singular())]
+    Duplicate { kind: EntityKind, key: String },
     /// The key folds like a stored one: it differs only in case, or from a row stored
     /// before keys were trimmed (names are unique regardless of case).
     #[error(
-        "`{key}` is the same name as the existing {kind} `{existing}`: names are compared trimmed and regardless of case"
+        "`{key}` is the same name as the existing {} `{existing}`: names are compared trimmed and regardless of case",
+        kind.singular()
     )]
     CaseTwin {
-        kind: &'static str,
+        kind: EntityKind,
         key: String,
         existing: String,
     },
@@ -198,27 +199,6 @@ fn stored_doc<E: Entity>(entity: &E) -> (E, Vec<(EntityKind, Vec<String>)>) {
     doc.set_id(None);
     let links = doc.take_links();
     (doc, links)
-}
-
-/// Writes a server's links inside transaction `$tx` (clearing the old ones first when
-/// `$clear`); keys that name nothing are skipped (callers check them beforehand).
-macro_rules! write_links {
-    ($tx:ident, $server:expr, $links:expr, $clear:expr) => {
-        for (kind, keys) in &$links {
-            let (table, column) = link_table(*kind);
-            if $clear {
-                let clear = AssertSqlSafe(format!("DELETE FROM {table} WHERE server_id = $1"));
-                sqlx::query(clear).bind($server).execute(&mut *$tx).await?;
-            }
-            let insert = format!(
-                "INSERT INTO {table} (server_id, {column}, position) SELECT $1, id, $3 FROM {} WHERE key = $2",
-                kind.plural()
-            );
-            for (position, key) in keys.iter().enumerate() {
-                sqlx::query(AssertSqlSafe(insert.clone())).bind($server).bind(key).bind(position as i32).execute(&mut *$tx).await?;
-            }
-        }
-    };
 }
 
 /// An open transaction on the store: several writes that land together or not at all.
@@ -398,39 +378,15 @@ impl StoreTx {
         let at = Timestamp(now());
         let (created, updated) = entity.timestamps();
         entity.set_timestamps(created.unwrap_or(at), updated.unwrap_or(at));
-        let (doc, links) = stored_doc(entity);
-        let sql = AssertSqlSafe(format!(
-            "INSERT INTO {} (id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc, key_fold) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            E::KIND.plural()
-        ));
-        let (created, updated) = entity.timestamps();
-        let fold = fold_key(E::KIND, entity.key());
-        let result: Result<(), EntityError> = with_tx!(self, |conn| async {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(entity.key())
-                .bind(entity.name())
-                .bind(entity.is_active())
-                .bind(tag_index(entity))
-                .bind(entity.credential().map(|c| c.0.as_str()))
-                .bind(created.map(|t| t.0))
-                .bind(updated.map(|t| t.0))
-                .bind(Json(&doc))
-                .bind(&*fold)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
-            write_links!(conn, id, links, false);
-            Ok(())
-        }
-        .await);
-        result?;
+        let mut row = entity.clone();
+        row.set_id(Some(id));
+        self.write_entities(vec![row], false).await?;
         entity.set_id(Some(id));
         Ok(id)
     }
 
-    /// Replaces a stored entity (same id; `created_at` kept, `updated_at` now).
+    /// Replaces a stored entity (same id; `created_at` kept, `updated_at` now); false
+    /// when there is none with this id.
     pub async fn update_entity<E: Entity>(
         &mut self,
         id: Uuid,
@@ -440,34 +396,22 @@ impl StoreTx {
         let at = Timestamp(now());
         entity.set_timestamps(created.unwrap_or(at), at);
         entity.set_id(Some(id));
-        let (doc, links) = stored_doc(entity);
-        let sql = AssertSqlSafe(format!(
-            "UPDATE {} SET key = $2, name = $3, is_active = $4, tag_index = $5, auth_type = $6, updated_at = $7, doc = $8, \
-             key_fold = $9 WHERE id = $1",
+        // Says whether the row exists and holds it (PostgreSQL's row lock; SQLite's write
+        // transaction holds every row), so that the write below replaces and never inserts.
+        let hold = AssertSqlSafe(format!(
+            "UPDATE {} SET updated_at = updated_at WHERE id = $1",
             E::KIND.plural()
         ));
-        let fold = fold_key(E::KIND, entity.key());
-        with_tx!(self, |conn| async {
-            let done = sqlx::query(sql)
-                .bind(id)
-                .bind(entity.key())
-                .bind(entity.name())
-                .bind(entity.is_active())
-                .bind(tag_index(entity))
-                .bind(entity.credential().map(|c| c.0.as_str()))
-                .bind(at.0)
-                .bind(Json(&doc))
-                .bind(&*fold)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| duplicate_or(e, E::KIND, entity.key()))?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            write_links!(conn, id, links, true);
-            Ok(true)
+        let found = with_tx!(self, |conn| sqlx::query(hold)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if found == 0 {
+            return Ok(false);
         }
-        .await)
+        self.write_entities(vec![entity.clone()], true).await?;
+        Ok(true)
     }
 
     /// Rewrites a stored record's document and credential type only: no new timestamps,
@@ -490,32 +434,6 @@ impl StoreTx {
 }
 
 impl StoreTx {
-    /// The stored entity with this key (links included), seen from inside the transaction.
-    pub async fn entity_by_key<E: Entity>(&mut self, key: &str) -> sqlx::Result<Option<E>> {
-        let sql = AssertSqlSafe(format!(
-            "SELECT id, doc FROM {} WHERE key = $1",
-            E::KIND.plural()
-        ));
-        let row: Option<DocRow<E>> = with_tx!(self, |conn| sqlx::query_as(sql)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await)?;
-        let Some(row) = row else { return Ok(None) };
-        let mut entity = row.doc.0;
-        entity.set_id(Some(row.id));
-        if E::KIND == EntityKind::Server {
-            for kind in [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource] {
-                let sql = AssertSqlSafe(links_query(kind));
-                let keys = with_tx!(self, |conn| sqlx::query_scalar(sql)
-                    .bind(row.id)
-                    .fetch_all(&mut *conn)
-                    .await)?;
-                entity.set_links(kind, keys);
-            }
-        }
-        Ok(Some(entity))
-    }
-
     /// The stored entities with these keys or keys folding the same (names differing
     /// only in case: see [`fold_key`]), links included, by folded key, seen from inside
     /// the transaction: one query per chunk of keys (plus one per linked type for servers).
@@ -597,16 +515,11 @@ impl StoreTx {
                 (id, doc, links)
             })
             .collect();
-        let head = format!(
-            "INSERT INTO {} (id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc, key_fold) ",
-            E::KIND.plural()
-        );
+        let head = format!("INSERT INTO {} ({COLUMNS}) ", E::KIND.plural());
         let tail = if replace {
-            " ON CONFLICT (id) DO UPDATE SET key = excluded.key, key_fold = excluded.key_fold, name = excluded.name, \
-             is_active = excluded.is_active, tag_index = excluded.tag_index, \
-             auth_type = excluded.auth_type, updated_at = excluded.updated_at, doc = excluded.doc"
+            replace_tail()
         } else {
-            ""
+            String::new()
         };
         for chunk in stored.chunks(BATCH_ROWS) {
             let done = with_tx!(self, |conn| {
@@ -624,7 +537,7 @@ impl StoreTx {
                         .push_bind(Json(doc))
                         .push_bind(fold_key(E::KIND, doc.key()).into_owned());
                 });
-                insert.push(tail);
+                insert.push(&tail);
                 insert.build().execute(&mut *conn).await.map(drop)
             });
             // A unique violation here means a concurrent writer took one of the keys.
@@ -699,19 +612,21 @@ impl StoreTx {
         }
         Ok(())
     }
+}
 
-    /// True when an entity of `kind` has this key.
-    pub async fn key_exists(&mut self, kind: EntityKind, key: &str) -> sqlx::Result<bool> {
-        let sql = AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM {} WHERE key = $1",
-            kind.plural()
-        ));
-        let n: i64 = with_tx!(self, |conn| sqlx::query_scalar(sql)
-            .bind(key)
-            .fetch_one(&mut *conn)
-            .await)?;
-        Ok(n > 0)
-    }
+/// The columns of an entity row, in the order [`StoreTx::write_entities`] binds them.
+const COLUMNS: &str =
+    "id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc, key_fold";
+
+/// What makes an entity row's `INSERT` replace the stored row with the same id: every
+/// column but `id` and `created_at`.
+fn replace_tail() -> String {
+    let set: Vec<String> = COLUMNS
+        .split(", ")
+        .filter(|c| !matches!(*c, "id" | "created_at"))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(" ON CONFLICT (id) DO UPDATE SET {}", set.join(", "))
 }
 
 /// `key, id` of the entities of `kind` whose key is one of the `n` parameters.
@@ -720,15 +635,6 @@ fn keys_query(kind: EntityKind, n: usize, params: Params) -> String {
         "SELECT key, id FROM {} WHERE key IN {}",
         kind.plural(),
         in_list(n, params)
-    )
-}
-
-/// The keys a server links to of `kind`, in order (bind the server id as `$1`).
-fn links_query(kind: EntityKind) -> String {
-    let (table, column) = link_table(kind);
-    format!(
-        "SELECT t.key FROM {table} l JOIN {} t ON t.id = l.{column} WHERE l.server_id = $1 ORDER BY l.position",
-        kind.plural()
     )
 }
 
@@ -766,7 +672,7 @@ impl Store {
                 if self.id_by_key(kind, key).await?.is_none() {
                     errors.push(FieldError {
                         pointer: join(&join(base, field), &i.to_string()),
-                        code: "unknown_reference".into(),
+                        code: Code::UnknownReference,
                         message: format!(
                             "no {} with the key `{key}`",
                             kind.plural().trim_end_matches('s')
@@ -823,7 +729,7 @@ impl Store {
             .await)?;
         match existing {
             Some(existing) => Err(EntityError::CaseTwin {
-                kind: kind.singular(),
+                kind,
                 key: key.to_owned(),
                 existing,
             }),
@@ -848,10 +754,7 @@ impl Store {
             .bind(id)
             .fetch_optional(pool)
             .await)?;
-        match row {
-            Some(row) => Ok(Some(self.hydrate(row).await?)),
-            None => Ok(None),
-        }
+        Ok(self.with_links(row.into_iter().collect()).await?.pop())
     }
 
     /// A page of entities ordered by key, and the number matching the filters.
@@ -891,13 +794,18 @@ impl Store {
             Ok::<_, sqlx::Error>((rows, total))
         }
         .await)?;
+        Ok((self.with_links(rows).await?, total))
+    }
+
+    /// Stored records with their ids and (for servers) their links filled in.
+    async fn with_links<E: Entity>(&self, rows: Vec<DocRow<E>>) -> sqlx::Result<Vec<E>> {
         let ids = server_ids(&rows);
         let params = self.params();
         let links = with_pool!(self, |pool| async {
             Ok::<_, sqlx::Error>(fetch_links!(pool, ids, params))
         }
         .await)?;
-        Ok((hydrate_all(rows, links), total))
+        Ok(hydrate_all(rows, links))
     }
 
     /// Replaces a stored entity in its own transaction; see [`StoreTx::update_entity`].
@@ -955,29 +863,12 @@ impl Store {
         let sql = AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", kind.plural()));
         with_pool!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await)
     }
-
-    /// The stored record with its id and (for servers) its links filled in.
-    async fn hydrate<E: Entity>(&self, row: DocRow<E>) -> sqlx::Result<E> {
-        let mut entity = row.doc.0;
-        entity.set_id(Some(row.id));
-        if E::KIND == EntityKind::Server {
-            for kind in [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource] {
-                let sql = AssertSqlSafe(links_query(kind));
-                let keys = with_pool!(self, |pool| sqlx::query_scalar(sql)
-                    .bind(row.id)
-                    .fetch_all(pool)
-                    .await)?;
-                entity.set_links(kind, keys);
-            }
-        }
-        Ok(entity)
-    }
 }
 
 fn duplicate_or(e: sqlx::Error, kind: EntityKind, key: &str) -> EntityError {
     match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => EntityError::Duplicate {
-            kind: kind.plural().trim_end_matches('s'),
+            kind,
             key: key.to_owned(),
         },
         other => EntityError::Database(other),

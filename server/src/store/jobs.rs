@@ -3,18 +3,19 @@
 //! `FOR UPDATE SKIP LOCKED`, on SQLite because it has one writer at a time.
 //!
 //! A job's file is stored in chunks of [`CHUNK`] bytes (`import_job_chunks`), written from
-//! and read back into spool files, so no step holds the whole file in memory. Jobs queued
-//! before chunks existed carry it in `import_jobs.payload`, which is still read.
+//! the caller's bytes and handed back one chunk at a time, so no step needs the whole file
+//! in memory. (The `payload` column of jobs queued before chunks existed is not read.)
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use app::jobs::EntityResult;
+use app::jobs::{Counts, EntityResult, JobState};
 
 use super::{Store, entities::StoreTx, now, with_pool};
-use crate::transfer::{input::Input, spool::Spool};
 
 /// The size of one stored piece of a job's file.
 pub const CHUNK: usize = 1 << 20;
@@ -23,7 +24,8 @@ pub const CHUNK: usize = 1 << 20;
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct JobRow {
     pub id: Uuid,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobState,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -42,6 +44,13 @@ pub struct JobRow {
 const COLUMNS: &str = "id, status, created_by, created_at, started_at, finished_at, options, \
                        file_name, file_sha256, file_size, processed, total, counts, report, errors";
 
+/// The file of a job to queue: its bytes, and a way to let go of those already stored.
+pub trait Payload: Sync {
+    fn bytes(&self) -> &[u8];
+    /// The first `offset` bytes are stored: a mapped file lets go of their pages.
+    fn stored_up_to(&self, _offset: usize) {}
+}
+
 /// A job to queue.
 pub struct NewJob<'a> {
     pub id: Uuid,
@@ -49,8 +58,8 @@ pub struct NewJob<'a> {
     pub options: Value,
     pub file_name: Option<&'a str>,
     pub file_sha256: &'a str,
-    /// The file, stored in chunks; a mapped file's pages are let go as they are written.
-    pub payload: &'a Input,
+    /// The file, stored in chunks.
+    pub payload: &'a dyn Payload,
     /// The source secret, encrypted with the gateway's own key.
     pub sealed_source_secret: Option<String>,
 }
@@ -61,18 +70,15 @@ pub struct ClaimedJob {
     pub id: Uuid,
     pub created_by: String,
     pub options: Json<Value>,
-    /// The file of a job queued before chunks existed (`None` for newer jobs).
-    #[sqlx(rename = "payload")]
-    pub legacy_payload: Option<Vec<u8>>,
     pub sealed_source_secret: Option<String>,
 }
 
 /// How a job ended.
-pub struct Finish<'a> {
-    pub status: &'a str,
+pub struct Finish {
+    pub status: JobState,
     pub processed: i64,
     pub total: i64,
-    pub counts: Value,
+    pub counts: Counts,
     pub report: Option<Box<serde_json::value::RawValue>>,
     pub errors: Value,
     /// Per entity, stored in pages of [`RESULTS_PAGE`] (`import_job_results`).
@@ -83,6 +89,18 @@ pub struct Finish<'a> {
 pub const RESULTS_PAGE: usize = 1_000;
 
 impl Store {
+    /// Whether the backend takes one write transaction at a time (SQLite): a running
+    /// import holds the only write lock, so nothing else can write progress meanwhile.
+    pub fn single_writer(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
+    }
+
+    /// The time before which a runner (or job) that has not stamped its heartbeat counts
+    /// as gone, `timeout` after its last one, on the clock the heartbeats are stamped with.
+    pub fn abandoned_after(&self, timeout: Duration) -> DateTime<Utc> {
+        now() - timeout
+    }
+
     /// Queues a job: its row and its file's chunks, in one transaction.
     pub async fn insert_job(&self, job: NewJob<'_>) -> sqlx::Result<()> {
         let sql = "INSERT INTO import_jobs (id, status, created_by, created_at, options, file_name, \
@@ -110,29 +128,14 @@ impl Store {
                     .bind(chunk)
                     .execute(&mut *tx)
                     .await?;
-                job.payload.release_before((seq + 1) * CHUNK);
+                job.payload.stored_up_to((seq + 1) * CHUNK);
             }
             tx.commit().await
         })
     }
 
-    /// The file of a claimed job, spooled from its chunks (in order) and mapped; a job
-    /// queued before chunks existed hands over its `payload` column (`legacy`).
-    pub async fn job_payload(&self, id: Uuid, legacy: Option<Vec<u8>>) -> sqlx::Result<Input> {
-        let mut spool = Spool::new()?;
-        let mut chunks = 0;
-        while let Some(data) = self.job_chunk(id, chunks).await? {
-            spool.write(&data).await?;
-            chunks += 1;
-        }
-        match legacy {
-            Some(payload) if chunks == 0 => Ok(Input::from(payload)),
-            _ => Ok(spool.finish().await?),
-        }
-    }
-
     /// One stored chunk of a job's file (`seq` from 0), or `None` past the last.
-    async fn job_chunk(&self, id: Uuid, seq: i64) -> sqlx::Result<Option<Vec<u8>>> {
+    pub async fn job_chunk(&self, id: Uuid, seq: i64) -> sqlx::Result<Option<Vec<u8>>> {
         let sql = "SELECT data FROM import_job_chunks WHERE job_id = $1 AND seq = $2";
         with_pool!(self, |pool| sqlx::query_scalar(sql)
             .bind(id)
@@ -160,7 +163,7 @@ impl Store {
             "UPDATE import_jobs SET status = 'running', runner = $1, started_at = $2, heartbeat_at = $2 \
              WHERE id = (SELECT id FROM import_jobs WHERE status = 'queued' \
                          ORDER BY created_at LIMIT 1 {lock}) AND status = 'queued' \
-             RETURNING id, created_by, options, payload, sealed_source_secret"
+             RETURNING id, created_by, options, sealed_source_secret"
         );
         with_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
             sql.clone()
@@ -177,7 +180,7 @@ impl Store {
         id: Uuid,
         processed: i64,
         total: i64,
-        counts: &Value,
+        counts: &Counts,
     ) -> sqlx::Result<bool> {
         let sql = "UPDATE import_jobs SET heartbeat_at = $2, processed = $3, total = $4, counts = $5 \
                    WHERE id = $1 RETURNING cancel_requested";
@@ -192,11 +195,11 @@ impl Store {
         Ok(cancel.unwrap_or(false))
     }
 
-    /// Ends a job and forgets its file (chunks and payload) and sealed secret. Taken by
-    /// reference: a write that fails is tried again with the same outcome.
-    pub async fn finish_job(&self, id: Uuid, finish: &Finish<'_>) -> sqlx::Result<()> {
+    /// Ends a job and forgets its file (chunks) and sealed secret. Taken by reference: a
+    /// write that fails is tried again with the same outcome.
+    pub async fn finish_job(&self, id: Uuid, finish: &Finish) -> sqlx::Result<()> {
         let sql = "UPDATE import_jobs SET status = $2, finished_at = $3, processed = $4, total = $5, \
-                   counts = $6, report = $7, errors = $8, payload = NULL, sealed_source_secret = NULL \
+                   counts = $6, report = $7, errors = $8, sealed_source_secret = NULL \
                    WHERE id = $1";
         let forget = "DELETE FROM import_job_chunks WHERE job_id = $1";
         let page_sql = "INSERT INTO import_job_results (job_id, page, results) VALUES ($1, $2, $3)";
@@ -220,7 +223,7 @@ impl Store {
             }
             sqlx::query(sql)
                 .bind(id)
-                .bind(finish.status)
+                .bind(finish.status.as_str())
                 .bind(now())
                 .bind(finish.processed)
                 .bind(finish.total)
@@ -242,10 +245,10 @@ impl Store {
         &self,
         id: Uuid,
         gone_before: Option<DateTime<Utc>>,
-    ) -> sqlx::Result<Option<String>> {
+    ) -> sqlx::Result<Option<JobState>> {
         let end = format!(
             "UPDATE import_jobs SET status = 'cancelled', cancel_requested = TRUE, finished_at = $2, \
-               payload = NULL, sealed_source_secret = NULL \
+               sealed_source_secret = NULL \
              WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND {}))",
             runner_gone("$3")
         );
@@ -271,7 +274,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(status)
+            Ok(status.and_then(|s| JobState::parse(&s)))
         })
     }
 
@@ -330,7 +333,7 @@ impl Store {
         );
         let fail = format!(
             "UPDATE import_jobs SET status = 'failed', finished_at = $1, errors = $2, \
-               payload = NULL, sealed_source_secret = NULL \
+               sealed_source_secret = NULL \
              WHERE status = 'running' AND (runner IS NULL OR runner <> $3) AND {}",
             runner_gone("$4")
         );

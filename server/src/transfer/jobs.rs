@@ -30,7 +30,7 @@ use app::jobs::{
 };
 use app::{
     model::EntityKind,
-    validation::{FieldError, Problems},
+    validation::{Code, FieldError, Problems},
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -45,13 +45,13 @@ use super::{
     },
     input::Input,
     selection::Include,
-    spool::sha256_hex,
+    spool::{Spool, sha256_hex},
 };
 use crate::{
     crypto::{Cipher, Plaintext},
     store::{
         Store, StoreFailure,
-        jobs::{ClaimedJob, Finish, JobRow, NewJob, RESULTS_PAGE},
+        jobs::{ClaimedJob, Finish, JobRow, NewJob, Payload, RESULTS_PAGE},
     },
 };
 
@@ -132,7 +132,7 @@ impl From<ImportError> for SubmitError {
             ImportError::Conflict(conflicts) => SubmitError::Invalid(conflicts.into()),
             ImportError::Database(e) => SubmitError::Database(e),
             ImportError::Store(e) => {
-                SubmitError::Invalid(vec![refusal("refused", e.to_string())].into())
+                SubmitError::Invalid(vec![refusal(Code::Refused, e.to_string())].into())
             }
             other => {
                 SubmitError::Invalid(vec![refusal(other_code(&other), other.to_string())].into())
@@ -141,10 +141,10 @@ impl From<ImportError> for SubmitError {
     }
 }
 
-fn other_code(e: &ImportError) -> &'static str {
+fn other_code(e: &ImportError) -> Code {
     match e {
-        ImportError::Cancelled => "cancelled",
-        _ => "refused",
+        ImportError::Cancelled => Code::Cancelled,
+        _ => Code::Refused,
     }
 }
 
@@ -195,8 +195,7 @@ impl Observer for Live {
         self.counts
             .lock()
             .expect("counts lock")
-            .entry(result.kind.plural().to_owned())
-            .or_default()
+            .of(result.kind)
             .add(result.action);
         self.processed.fetch_add(1, Ordering::Relaxed);
         self.notify();
@@ -224,7 +223,7 @@ struct Inner {
     /// Jobs running here, or ended here with their final write still owed.
     live: Mutex<HashMap<Uuid, Arc<Live>>>,
     /// Final writes not yet done (failing ones are tried again by the sweep).
-    owed: Mutex<HashMap<Uuid, Arc<Finish<'static>>>>,
+    owed: Mutex<HashMap<Uuid, Arc<Finish>>>,
     wake: Notify,
 }
 
@@ -447,7 +446,7 @@ impl Jobs {
             .lock()
             .expect("pulse lock")
             .steady_for(timeout, Instant::now());
-        steady.then(|| crate::store::now() - timeout)
+        steady.then(|| self.inner.store.abandoned_after(timeout))
     }
 
     /// Progress notifications of a job running in this process.
@@ -493,7 +492,7 @@ impl Jobs {
 
     /// Tries the final writes still owed once more.
     async fn pay_owed(&self) {
-        let owed: Vec<(Uuid, Arc<Finish<'static>>)> = {
+        let owed: Vec<(Uuid, Arc<Finish>)> = {
             let owed = self.inner.owed.lock().expect("owed lock");
             owed.iter().map(|(id, f)| (*id, f.clone())).collect()
         };
@@ -521,7 +520,7 @@ impl Jobs {
         let jobs = self.clone();
         tokio::spawn(async move {
             // Rows of runners gone for an hour no longer decide anything (once per start).
-            let long_gone = crate::store::now() - chrono::Duration::hours(1);
+            let long_gone = jobs.inner.store.abandoned_after(Duration::from_secs(3600));
             if let Err(e) = jobs.inner.store.forget_runners(long_gone).await {
                 tracing::warn!(error.detail = %e, "cannot forget long-gone import runners");
             }
@@ -579,10 +578,6 @@ impl Jobs {
         })
     }
 
-    fn is_sqlite(&self) -> bool {
-        matches!(self.inner.store, Store::Sqlite(_))
-    }
-
     /// Claims and runs the oldest queued job; false when there was none.
     pub async fn run_next(&self) -> sqlx::Result<bool> {
         let Some(job) = self.inner.store.claim_job(&self.inner.runner).await? else {
@@ -596,8 +591,9 @@ impl Jobs {
             .expect("live lock")
             .insert(id, live.clone());
         tracing::info!(job.id = %id, "import job started");
-        // On SQLite the import's transaction holds the only write lock: no progress writes.
-        let heartbeat = (!self.is_sqlite()).then(|| self.spawn_heartbeat(id, live.clone()));
+        // With one writer at a time the import's transaction holds the lock: no progress writes.
+        let heartbeat =
+            (!self.inner.store.single_writer()).then(|| self.spawn_heartbeat(id, live.clone()));
         let finish = self.execute(job, &live).await;
         if let Some(h) = heartbeat {
             h.abort();
@@ -609,7 +605,7 @@ impl Jobs {
     /// Writes a job's end, trying again with backoff; a write still failing stays owed
     /// and is left to the sweep (the job stays live here until then). Owed from the first
     /// try, so that a stop in between still writes the real end.
-    async fn finish(&self, id: Uuid, finish: Finish<'static>) {
+    async fn finish(&self, id: Uuid, finish: Finish) {
         let finish = Arc::new(finish);
         self.owe(id, &finish);
         for pause in FINISH_BACKOFF.iter().map(Some).chain([None]) {
@@ -626,7 +622,7 @@ impl Jobs {
         }
     }
 
-    fn owe(&self, id: Uuid, finish: &Arc<Finish<'static>>) {
+    fn owe(&self, id: Uuid, finish: &Arc<Finish>) {
         let mut owed = self.inner.owed.lock().expect("owed lock");
         owed.insert(id, finish.clone());
     }
@@ -646,7 +642,7 @@ impl Jobs {
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
                 let (processed, total) = live.progress();
-                let counts = serde_json::to_value(live.counts()).unwrap_or_default();
+                let counts = live.counts();
                 match store
                     .job_heartbeat(id, processed as i64, total as i64, &counts)
                     .await
@@ -659,20 +655,15 @@ impl Jobs {
         })
     }
 
-    async fn execute(&self, job: ClaimedJob, live: &Live) -> Finish<'static> {
-        let input = match self
-            .inner
-            .store
-            .job_payload(job.id, job.legacy_payload)
-            .await
-        {
+    async fn execute(&self, job: ClaimedJob, live: &Live) -> Finish {
+        let input = match stored_file(&self.inner.store, job.id).await {
             Ok(input) => input,
             Err(e) => {
                 tracing::error!(job.id = %job.id, error.detail = %e, "cannot read the job's stored file");
                 return failed(
                     live,
                     vec![refusal(
-                        "internal",
+                        Code::Internal,
                         "the stored file could not be read; nothing was imported".into(),
                     )],
                 );
@@ -680,7 +671,7 @@ impl Jobs {
         };
         let stored: StoredOptions = match serde_json::from_value(job.options.0) {
             Ok(o) => o,
-            Err(e) => return failed(live, vec![refusal("bad_job", e.to_string())]),
+            Err(e) => return failed(live, vec![refusal(Code::BadJob, e.to_string())]),
         };
         let source = match job.sealed_source_secret.as_deref().map(|s| self.unseal(s)) {
             None => None,
@@ -691,7 +682,7 @@ impl Jobs {
             Ok(i) => i,
             Err(SubmitError::Invalid(e)) => return failed(live, e),
             Err(SubmitError::Database(e)) => {
-                return failed(live, vec![refusal("database", e.to_string())]);
+                return failed(live, vec![refusal(Code::Database, e.to_string())]);
             }
         };
         let options = ImportOptions {
@@ -714,8 +705,8 @@ impl Jobs {
         match result {
             Ok(report) => completed(report),
             Err(ImportError::Cancelled) => Finish {
-                status: JobState::Cancelled.as_str(),
-                counts: json!({}),
+                status: JobState::Cancelled,
+                counts: Counts::new(),
                 ..progress_so_far(live)
             },
             Err(ImportError::Invalid(errors)) => failed(live, errors),
@@ -732,11 +723,10 @@ impl Jobs {
     }
 
     fn unseal(&self, sealed: &str) -> Result<Cipher, FieldError> {
-        let plain = self
-            .inner
-            .cipher
-            .decrypt(sealed)
-            .map_err(|e| refusal("source_secret", format!("the stored source secret {e}")))?;
+        let plain =
+            self.inner.cipher.decrypt(sealed).map_err(|e| {
+                refusal(Code::SourceSecret, format!("the stored source secret {e}"))
+            })?;
         let secret = plain
             .0
             .get("source_secret")
@@ -745,6 +735,28 @@ impl Jobs {
             .to_owned();
         Ok(Cipher::new(&SecretString::from(secret)))
     }
+}
+
+/// A mapped file lets go of the pages the store has written.
+impl Payload for Input {
+    fn bytes(&self) -> &[u8] {
+        Input::bytes(self)
+    }
+
+    fn stored_up_to(&self, offset: usize) {
+        self.release_before(offset);
+    }
+}
+
+/// The file of a queued job, spooled from its stored chunks (in order) and mapped.
+pub async fn stored_file(store: &Store, id: Uuid) -> sqlx::Result<Input> {
+    let mut spool = Spool::new()?;
+    let mut seq = 0;
+    while let Some(data) = store.job_chunk(id, seq).await? {
+        spool.write(&data).await?;
+        seq += 1;
+    }
+    Ok(spool.finish().await?)
 }
 
 /// The file's SHA-256, hashed off the async threads (a window at a time).
@@ -763,7 +775,7 @@ fn parse_include(spec: Option<&str>) -> Result<Option<Include>, SubmitError> {
             SubmitError::Invalid(
                 vec![FieldError {
                     pointer: "/include".into(),
-                    code: "invalid".into(),
+                    code: Code::Invalid,
                     message,
                 }]
                 .into(),
@@ -785,51 +797,47 @@ fn parse_results(text: &str, skip: usize, take: usize) -> Vec<EntityResult> {
 fn database_refusal(cause: Option<StoreFailure>) -> FieldError {
     match cause {
         Some(failure @ StoreFailure::Busy) => {
-            refusal("busy", format!("{failure}; nothing was imported"))
+            refusal(Code::Busy, format!("{failure}; nothing was imported"))
         }
-        Some(failure @ StoreFailure::Full) => refusal("storage_full", failure.to_string()),
+        Some(failure @ StoreFailure::Full) => refusal(Code::StorageFull, failure.to_string()),
         None => refusal(
-            "internal",
+            Code::Internal,
             "the import failed on a database error; nothing was imported".into(),
         ),
     }
 }
 
-fn refusal(code: &str, message: String) -> FieldError {
-    FieldError {
-        pointer: String::new(),
-        code: code.into(),
-        message,
-    }
+fn refusal(code: Code, message: String) -> FieldError {
+    FieldError::new("", code, message)
 }
 
 fn interrupted_errors() -> Value {
     json!([refusal(
-        "interrupted",
+        Code::Interrupted,
         "the gateway running this import stopped before it finished; nothing was imported".into(),
     )])
 }
 
 /// The end of a job whose runner stopped (or lost it) before it finished.
-fn interrupted_finish() -> Finish<'static> {
+fn interrupted_finish() -> Finish {
     Finish {
-        status: JobState::Failed.as_str(),
+        status: JobState::Failed,
         processed: 0,
         total: 0,
-        counts: json!({}),
+        counts: Counts::new(),
         report: None,
         errors: interrupted_errors(),
         results: Vec::new(),
     }
 }
 
-fn progress_so_far(live: &Live) -> Finish<'static> {
+fn progress_so_far(live: &Live) -> Finish {
     let (processed, total) = live.progress();
     Finish {
-        status: JobState::Running.as_str(),
+        status: JobState::Running,
         processed: processed as i64,
         total: total as i64,
-        counts: serde_json::to_value(live.counts()).unwrap_or_default(),
+        counts: live.counts(),
         report: None,
         errors: json!([]),
         results: Vec::new(),
@@ -839,14 +847,14 @@ fn progress_so_far(live: &Live) -> Finish<'static> {
 /// Nothing was written: the counts say which entities failed (per type, from the
 /// errors' pointers), not what was applied; `processed` says how far the run got.
 /// Kept as `{"listed": […], "total": n}` (the first 1,000 problems, and the count).
-fn failed(live: &Live, errors: impl Into<Problems>) -> Finish<'static> {
+fn failed(live: &Live, errors: impl Into<Problems>) -> Finish {
     let errors: Problems = errors.into();
     let (processed, total) = live.progress();
     Finish {
-        status: JobState::Failed.as_str(),
+        status: JobState::Failed,
         processed: processed as i64,
         total: total as i64,
-        counts: serde_json::to_value(failed_counts(&errors)).unwrap_or_default(),
+        counts: failed_counts(&errors),
         report: None,
         errors: serde_json::to_value(errors).unwrap_or_default(),
         results: Vec::new(),
@@ -868,19 +876,19 @@ fn failed_counts(errors: &[FieldError]) -> Counts {
             continue;
         };
         if seen.insert((kind, index.to_owned())) {
-            counts.entry(kind.plural().to_owned()).or_default().failed += 1;
+            counts.of(kind).failed += 1;
         }
     }
     counts
 }
 
-fn completed(report: ImportReport) -> Finish<'static> {
+fn completed(report: ImportReport) -> Finish {
     let n = report.results.len() as i64;
     Finish {
-        status: JobState::Completed.as_str(),
+        status: JobState::Completed,
         processed: n,
         total: n,
-        counts: serde_json::to_value(count_results(&report.results)).unwrap_or_default(),
+        counts: count_results(&report.results),
         report: stored_report(&report).ok(),
         errors: json!([]),
         results: report.results,
@@ -930,9 +938,9 @@ fn read_report(row: &JobRow) -> ReadReport {
 
 /// How many results a job has: a completed job's report says (an older one: its count).
 fn results_total(row: &JobRow, report: &ReadReport) -> u64 {
-    match (row.status.as_str(), report.results_total) {
+    match (row.status, report.results_total) {
         (_, Some(n)) => n,
-        ("completed", None) => row.processed as u64,
+        (JobState::Completed, None) => row.processed as u64,
         _ => 0,
     }
 }
@@ -986,7 +994,7 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
     }
     JobStatus {
         job_id: row.id,
-        status: JobState::parse(&row.status).unwrap_or(JobState::Failed),
+        status: row.status,
         dry_run: options.dry_run,
         conflict_strategy: options.conflict_strategy,
         progress: JobProgress::new(processed, total),

@@ -70,7 +70,7 @@ fn invalid(result: Result<Vec<(EntityKind, Action)>, ImportError>) -> Vec<(Strin
     match result {
         Err(ImportError::Invalid(errors)) => errors
             .iter()
-            .map(|e| (e.pointer.clone(), e.code.clone()))
+            .map(|e| (e.pointer.clone(), e.code.to_string()))
             .collect(),
         other => panic!("expected a refused file, got {other:?}"),
     }

@@ -1,6 +1,7 @@
 //! One story over the store, run on SQLite and on PostgreSQL.
 
 use crate::common::on_each_backend;
+use app::jobs::JobState;
 use chrono::Duration;
 use server::{
     auth::{self, AuthMethod},
@@ -9,7 +10,7 @@ use server::{
         jobs::{CHUNK, Finish, NewJob},
         now,
     },
-    transfer::input::Input,
+    transfer::{input::Input, jobs::stored_file},
 };
 
 #[tokio::test]
@@ -158,12 +159,12 @@ fn new_job(id: uuid::Uuid, payload: &Input) -> NewJob<'_> {
     }
 }
 
-fn ended() -> Finish<'static> {
+fn ended() -> Finish {
     Finish {
-        status: "completed",
+        status: JobState::Completed,
         processed: 0,
         total: 0,
-        counts: serde_json::json!({}),
+        counts: Default::default(),
         report: None,
         errors: serde_json::json!([]),
         results: Vec::new(),
@@ -181,7 +182,7 @@ async fn a_job_file_is_stored_in_chunks_survives_a_restart_and_goes_at_the_end()
         let mut file = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut file, &bytes).unwrap();
         let mapped = Input::map(&file).unwrap();
-        let (big, small, legacy) = (
+        let (big, small, other) = (
             uuid::Uuid::new_v4(),
             uuid::Uuid::new_v4(),
             uuid::Uuid::new_v4(),
@@ -191,28 +192,14 @@ async fn a_job_file_is_stored_in_chunks_survives_a_restart_and_goes_at_the_end()
         assert_eq!(store.job_chunk_count(big).await.unwrap(), 3, "{backend}");
         let tiny = Input::from(b"{}".to_vec());
         store.insert_job(new_job(small, &tiny)).await.unwrap();
-        // A job queued before chunks existed: its file in the `payload` column.
-        let sql = "INSERT INTO import_jobs (id, status, created_by, created_at, file_sha256, \
-                   file_size, payload) VALUES ($1, 'queued', 'old', $2, '0', 3, $3)";
-        server::store::with_pool!(&store, |pool| sqlx::query(sql)
-            .bind(legacy)
-            .bind(now() + Duration::seconds(5))
-            .bind(b"old".as_slice())
-            .execute(pool)
-            .await
-            .map(drop))
-        .unwrap();
+        store.insert_job(new_job(other, &tiny)).await.unwrap();
         store.close().await;
 
         // Restarted between the POST and the run: the oldest job comes back byte for byte.
         let store = db.store().await;
         let job = store.claim_job("runner-a").await.unwrap().expect("queued");
         assert_eq!(job.id, big);
-        assert!(
-            job.legacy_payload.is_none(),
-            "{backend}: nothing in `payload`"
-        );
-        let input = store.job_payload(job.id, job.legacy_payload).await.unwrap();
+        let input = stored_file(&store, job.id).await.unwrap();
         assert!(
             input.bytes() == bytes.as_slice(),
             "{backend}: read back whole"
@@ -223,14 +210,14 @@ async fn a_job_file_is_stored_in_chunks_survives_a_restart_and_goes_at_the_end()
         // Cancelled while queued: its chunks go at once.
         assert_eq!(store.job_chunk_count(small).await.unwrap(), 1);
         let status = store.request_job_cancel(small, None).await.unwrap();
-        assert_eq!(status.as_deref(), Some("cancelled"));
+        assert_eq!(status, Some(JobState::Cancelled));
         assert_eq!(store.job_chunk_count(small).await.unwrap(), 0, "{backend}");
 
-        // The old job reads its column; a runner that died leaves nothing behind.
+        // A one-chunk file comes back too; a runner that died leaves nothing behind.
         let job = store.claim_job("runner-a").await.unwrap().expect("queued");
-        assert_eq!(job.id, legacy);
-        let input = store.job_payload(job.id, job.legacy_payload).await.unwrap();
-        assert_eq!(input.bytes(), b"old");
+        assert_eq!(job.id, other);
+        let input = stored_file(&store, job.id).await.unwrap();
+        assert_eq!(input.bytes(), b"{}");
         let again = uuid::Uuid::new_v4();
         store.insert_job(new_job(again, &tiny)).await.unwrap();
         let job = store.claim_job("runner-b").await.unwrap().expect("queued");

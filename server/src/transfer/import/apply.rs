@@ -12,7 +12,7 @@ use app::{
     jobs::{Action, ConflictStrategy, EntityResult, FieldChange},
     model::EntityKind,
     transfer::EntitySet,
-    validation::{FieldError, Problems},
+    validation::{Code, FieldError, Problems},
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -201,13 +201,13 @@ impl<'t> Run<'t> {
             if self.drop_missing_links {
                 self.dropped.push(FieldError {
                     pointer,
-                    code: "missing_link_dropped".into(),
+                    code: Code::MissingLinkDropped,
                     message: format!("{what}: the link is left out (--allow-missing-links)"),
                 });
             } else {
                 self.errors.push(FieldError {
                     pointer,
-                    code: "unknown_reference".into(),
+                    code: Code::UnknownReference,
                     message: what,
                 });
             }
@@ -249,7 +249,7 @@ impl<'t> Run<'t> {
                 (false, ConflictStrategy::Fail) => {
                     self.conflicts.push(FieldError {
                         pointer: format!("/entities/{}/{position}", E::KIND.plural()),
-                        code: "conflict".into(),
+                        code: Code::Conflict,
                         message: format!(
                             "{} `{key}` already exists and differs in {}",
                             E::KIND.singular(),
@@ -283,7 +283,7 @@ impl<'t> Run<'t> {
                 .collect();
             let new_keys = self.free_keys(E::KIND, &keys).await?;
             for ((result, insert), new_key) in renames.into_iter().zip(new_keys) {
-                rename(&mut inserts[insert], &new_key);
+                inserts[insert].set_key(new_key.clone());
                 let old_key = self.results[result].name.clone();
                 self.renamed.insert((E::KIND, old_key), new_key.clone());
                 self.results[result].new_name = Some(new_key);
@@ -420,7 +420,7 @@ fn changes<E: Entity>(new: &E, old: &E) -> Vec<FieldChange> {
                     after: shown_headers(after.get(f), before.get(f)),
                 };
             }
-            let secret = matches!(f.as_str(), "auth_value" | "auth_query_params");
+            let secret = E::SECRET_FIELDS.contains(&f.as_str());
             let shown = |v: Option<&Value>| match v {
                 Some(_) if secret => Value::String("<secret>".into()),
                 v => v.cloned().unwrap_or(Value::Null),
@@ -436,18 +436,4 @@ fn changes<E: Entity>(new: &E, old: &E) -> Vec<FieldChange> {
             }
         })
         .collect()
-}
-
-/// Gives an entity a new key (its name, or its URI for resources and roots).
-fn rename<E: Entity>(entity: &mut E, new_key: &str) {
-    let field = if matches!(E::KIND, EntityKind::Resource | EntityKind::Root) {
-        "uri"
-    } else {
-        "name"
-    };
-    let mut value = serde_json::to_value(&*entity).unwrap_or(Value::Null);
-    value[field] = Value::String(new_key.to_owned());
-    if let Ok(renamed) = serde_json::from_value::<E>(value) {
-        *entity = renamed;
-    }
 }

@@ -19,7 +19,7 @@ use app::jobs::{PreviewItem, count_results};
 use app::{
     model::EntityKind,
     transfer::Head,
-    validation::{FieldError, Problems},
+    validation::{Code, FieldError, Problems},
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -103,7 +103,7 @@ impl ImportError {
     fn concurrent(message: String) -> ImportError {
         ImportError::Conflict(vec![FieldError {
             pointer: String::new(),
-            code: "conflict".into(),
+            code: Code::Conflict,
             message,
         }])
     }
@@ -116,7 +116,8 @@ impl ImportError {
         let database = match &self {
             ImportError::Store(EntityError::Duplicate { kind, key }) => {
                 return ImportError::concurrent(format!(
-                    "the {kind} `{key}` was written by someone else at the same time; try again"
+                    "the {} `{key}` was written by someone else at the same time; try again",
+                    kind.singular()
                 ));
             }
             ImportError::Database(e) | ImportError::Store(EntityError::Database(e)) => e,
@@ -194,45 +195,46 @@ impl ImportReport {
     pub fn plan_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for kind in EntityKind::ALL {
-            let phrases: Vec<String> = [
-                (Action::Updated, "update", " existing"),
-                (Action::Created, "create", " new"),
-                (Action::Renamed, "rename", ""),
-                (Action::Skipped, "skip", " existing"),
-                (Action::Unchanged, "leave", " unchanged"),
-            ]
-            .iter()
-            .filter_map(|(action, verb, adjective)| {
-                let n = self.count(kind, *action);
-                (n > 0).then(|| {
-                    format!(
-                        "{verb} {n}{adjective} {}",
-                        if n == 1 {
-                            kind.singular()
-                        } else {
-                            kind.plural()
-                        }
-                    )
+            let phrases: Vec<String> = PLAN_ORDER
+                .iter()
+                .filter_map(|action| {
+                    let n = self.count(kind, *action);
+                    let (future, past, adjective) = plan_words(*action);
+                    let verb = if self.dry_run { future } else { past };
+                    (n > 0).then(|| format!("{verb} {n}{adjective} {}", kind_name(n, kind)))
                 })
-            })
-            .collect();
+                .collect();
             if !phrases.is_empty() {
-                let lead = if self.dry_run { "Would " } else { "" };
-                let mut line = format!("{lead}{}", phrases.join(", "));
-                if !self.dry_run {
-                    line = capitalise(
-                        &line
-                            .replace("update ", "updated ")
-                            .replace("create ", "created ")
-                            .replace("rename ", "renamed ")
-                            .replace("skip ", "skipped ")
-                            .replace("leave ", "left "),
-                    );
-                }
-                lines.push(line);
+                let phrases = phrases.join(", ");
+                lines.push(if self.dry_run {
+                    format!("Would {phrases}")
+                } else {
+                    capitalise(&phrases)
+                });
             }
         }
         lines
+    }
+}
+
+/// The outcomes in the order a plan line names them.
+const PLAN_ORDER: [Action; 5] = [
+    Action::Updated,
+    Action::Created,
+    Action::Renamed,
+    Action::Skipped,
+    Action::Unchanged,
+];
+
+/// How a plan line names an outcome: the verb planned ("update"), the verb done
+/// ("updated"), and what is said of the entities (" existing").
+fn plan_words(action: Action) -> (&'static str, &'static str, &'static str) {
+    match action {
+        Action::Updated => ("update", "updated", " existing"),
+        Action::Created => ("create", "created", " new"),
+        Action::Renamed => ("rename", "renamed", ""),
+        Action::Skipped => ("skip", "skipped", " existing"),
+        Action::Unchanged => ("leave", "left", " unchanged"),
     }
 }
 
@@ -244,14 +246,16 @@ fn capitalise(s: &str) -> String {
 }
 
 fn plural(n: usize, kind: EntityKind) -> String {
-    format!(
-        "{n} {}",
-        if n == 1 {
-            kind.singular()
-        } else {
-            kind.plural()
-        }
-    )
+    format!("{n} {}", kind_name(n, kind))
+}
+
+/// What `n` entities of `kind` are called: `tool` or `tools`.
+fn kind_name(n: usize, kind: EntityKind) -> &'static str {
+    if n == 1 {
+        kind.singular()
+    } else {
+        kind.plural()
+    }
 }
 
 /// What an accepted run of the pipeline gives.

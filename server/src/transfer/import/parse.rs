@@ -17,7 +17,7 @@ use app::{
     entities::Entity,
     model::EntityKind,
     transfer::{EntitySet, Head, Sink, Skim, file_text, read_file, skim},
-    validation::{FieldError, Problems},
+    validation::{Code, FieldError, Problems},
 };
 use tokio::sync::mpsc;
 
@@ -160,7 +160,7 @@ fn unmatched(include: &Include, skim: &Skim) -> Vec<FieldError> {
         .into_iter()
         .map(|item| FieldError {
             pointer: "/include".into(),
-            code: "matches_nothing".into(),
+            code: Code::MatchesNothing,
             message: format!("--include `{item}` matches no entity of the file"),
         })
         .collect()
@@ -237,7 +237,7 @@ fn rekey<E: Entity>(entity: &mut E, index: usize, plan: &Plan, errors: &mut Prob
             Ok(plain) => *blob = plan.target.encrypt(&plain),
             Err(e) => errors.push(FieldError {
                 pointer: format!("/entities/{}/{index}{pointer}", E::KIND.plural()),
-                code: "undecryptable".into(),
+                code: Code::Undecryptable,
                 message: format!("the credential of {kind} `{key}` {e}; give the exporting gateway's secret as the source secret"),
             }),
         }
