@@ -134,7 +134,7 @@ fn wants_page(request: &Request) -> bool {
 }
 
 /// True when the `Origin` header names this gateway (its `Host`, or `public_origin`).
-fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };

@@ -20,6 +20,7 @@ mod key_check;
 mod load;
 mod login;
 mod login_limits;
+mod mcp;
 mod memory;
 mod progress;
 mod route_table;
