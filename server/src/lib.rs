@@ -4,6 +4,7 @@
 //! - [`http`]: the axum router (REST API, auth, the Leptos admin UI).
 //! - [`mcp`]: the MCP endpoints (per virtual server, and the gateway's own).
 //! - [`store`]: SQLite or PostgreSQL behind one interface, chosen by `DATABASE_URL`.
+//! - [`invoke`]: the tool-call engine (REST tools' upstreams, guarded).
 //! - [`auth`]: passwords, API tokens, sessions, first-start bootstrap.
 //! - [`config`]: layered settings; [`telemetry`]: logging; [`error`]: the HTTP error type.
 
@@ -16,6 +17,7 @@ pub mod entities;
 pub mod error;
 pub mod http;
 pub mod mcp;
+pub mod invoke;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;

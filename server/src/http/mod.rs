@@ -51,6 +51,8 @@ pub struct AppState {
     pub exports: Arc<tokio::sync::Semaphore>,
     /// API token uses, written to the store in the background (never by a request).
     pub token_use: Arc<TokenUse>,
+    /// Calls tools' upstreams (MCP `tools/call`, `verify`) and counts the calls.
+    pub invoker: crate::invoke::Invoker,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -86,6 +88,7 @@ impl AppState {
             ),
             token_use: Arc::default(),
             mcp: crate::mcp::McpSessions::default(),
+            invoker: crate::invoke::Invoker::new(cipher.clone(), &settings),
             store,
             settings: Arc::new(settings),
             cipher,

@@ -15,6 +15,7 @@ mod hostile;
 mod import;
 mod import_batches;
 mod input_rules;
+mod invoke;
 mod job_runners;
 mod key_check;
 mod load;

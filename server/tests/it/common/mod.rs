@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod harness;
+pub mod upstream;
 
 use std::{future::Future, time::Duration};
 
