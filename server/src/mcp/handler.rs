@@ -7,9 +7,10 @@ use axum::http::request::Parts;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        GetPromptRequestParams, GetPromptResponse, ListPromptsResult, ListResourceTemplatesResult,
-        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-        ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
+        CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+        ServerConfig,
     },
     service::RequestContext,
 };
@@ -20,7 +21,10 @@ use super::{
     catalog::{self, BadCursor, Scope},
     render::{self, RenderError},
 };
-use crate::http::AppState;
+use crate::{
+    http::AppState,
+    invoke::{InvokeError, ToolOutcome},
+};
 
 /// One MCP session's handler; every request reads its scope from its own HTTP request,
 /// so a session sees what the store holds now, never a copy taken at `initialize`.
@@ -121,6 +125,36 @@ impl ServerHandler for Gateway {
         wire(list_page(self, &context, &request, "tools", show).await?)
     }
 
+    /// Calls the tool's upstream with its stored credentials. What the upstream answered,
+    /// failures included, is a tool result (`isError`) the caller's model can read; an
+    /// unknown tool is a protocol error, as the MCP spec says.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let scope = scope_of(&context)?;
+        let tool = catalog::find::<Tool>(&self.state.store, &scope, &request.name)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                McpError::invalid_params(format!("unknown tool {:?}", request.name), None)
+            })?;
+        let arguments = request.arguments.unwrap_or_default();
+        let outcome = match self.state.invoker.call_tool(&tool, arguments).await {
+            Ok(outcome) => outcome,
+            Err(e) => refusal(e),
+        };
+        let mut result = json!({
+            "content": [{"type": "text", "text": outcome.text}],
+            "isError": outcome.is_error,
+        });
+        if let Some(structured) = outcome.structured {
+            result["structuredContent"] = structured;
+        }
+        Ok(CallToolResponse::Complete(wire(result)?))
+    }
+
     async fn list_prompts(
         &self,
         request: Option<PaginatedRequestParams>,
@@ -192,5 +226,25 @@ impl ServerHandler for Gateway {
             })?;
         let result = json!({"contents": [catalog::contents_json(&resource)]});
         Ok(ReadResourceResponse::Complete(wire(result)?))
+    }
+}
+
+/// A call the invoker refused, as a tool error naming every problem (MCP asks input
+/// errors to reach the model, so it can correct its arguments).
+fn refusal(error: InvokeError) -> ToolOutcome {
+    let text = match &error {
+        InvokeError::InvalidArguments(problems) => {
+            let listed: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.pointer, p.message))
+                .collect();
+            format!("invalid arguments: {}", listed.join("; "))
+        }
+        InvokeError::NotCallable(why) => why.clone(),
+    };
+    ToolOutcome {
+        text,
+        structured: None,
+        is_error: true,
     }
 }

@@ -14,7 +14,10 @@ mod render;
 
 use std::sync::Arc;
 
-use app::entities::server::Server;
+use app::{
+    entities::{Entity, keys::fold_key, server::Server},
+    model::EntityKind,
+};
 use axum::{
     Router,
     extract::{Request, State},
@@ -96,8 +99,12 @@ fn allowed_hosts(settings: &Settings) -> Vec<String> {
 
 async fn admit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let checked = check_caller(&state, &request).map(|()| server_ref(request.uri().path()));
+    let limit = request
+        .extensions()
+        .get::<Principal>()
+        .and_then(|p| p.servers.clone());
     let resolved = match checked {
-        Ok(Some(id)) => resolve(&state, &id).await,
+        Ok(Some(id)) => resolve(&state, &id, limit.as_deref()).await,
         Ok(None) => Ok(Scope::Gateway),
         Err(e) => Err(e),
     };
@@ -126,16 +133,27 @@ fn check_caller(state: &AppState, request: &Request) -> Result<()> {
     Ok(())
 }
 
-/// The server a path names (`/servers/{id}/mcp`, decoded), `None` for `/mcp`.
-fn server_ref(path: &str) -> Option<String> {
+/// The server a path names (`/servers/{id}/mcp`, decoded), `None` for any other path.
+pub fn server_ref(path: &str) -> Option<String> {
     let id = path.strip_prefix("/servers/")?.strip_suffix("/mcp")?;
     Some(percent_decode_str(id).decode_utf8_lossy().into_owned())
 }
 
-async fn resolve(state: &AppState, id: &str) -> Result<Scope> {
+/// The active server `id` names, if the token's `limit` (when it has one) lists it.
+async fn resolve(state: &AppState, id: &str, limit: Option<&[String]>) -> Result<Scope> {
     let server = find_server(state, id).await?.ok_or(Error::NotFound)?;
     if !server.is_active {
         return Err(Error::NotFound);
+    }
+    let name = fold_key(EntityKind::Server, server.key()).into_owned();
+    if limit.is_some_and(|names| {
+        !names
+            .iter()
+            .any(|n| fold_key(EntityKind::Server, n) == name)
+    }) {
+        return Err(Error::Forbidden(
+            "this token is limited to other servers' MCP endpoints",
+        ));
     }
     Ok(Scope::Server(Box::new(server)))
 }

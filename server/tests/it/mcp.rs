@@ -249,3 +249,152 @@ async fn the_door_answers_401_404_and_403_before_any_mcp() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn each_tool_called_through_mcp_reaches_its_upstream_with_exactly_the_stored_credentials() {
+    on_each_backend(|db| async move {
+        let up = crate::common::upstream::Upstream::start().await;
+        let app = TestApp::spawn_with(db, |s| s.allow_private_networks = true).await;
+        let token = app.admin_token().await;
+        let schema = json!({"type": "object", "properties": {"q": {"type": "string"}},
+                            "required": ["q"]});
+        let kinds = [
+            (
+                "basic",
+                json!({"type": "basic", "username": "ann", "password": "pw-basic-1"}),
+            ),
+            ("bearer", json!({"type": "bearer", "token": "tok-bearer-2"})),
+            (
+                "headers",
+                json!({"type": "authheaders", "headers": {"X-Api-Key": "key-3"}}),
+            ),
+        ];
+        for (kind, auth) in &kinds {
+            let tool = json!({"name": format!("cred-{kind}"), "url": up.url(&format!("/{kind}")),
+                              "request_type": "POST", "input_schema": schema, "auth": auth});
+            create(&app, &token, "/tools", tool).await;
+        }
+        let failing =
+            json!({"name": "cred-refused", "url": up.url("/status/503"), "request_type": "GET"});
+        create(&app, &token, "/tools", failing).await;
+        let all = ["cred-basic", "cred-bearer", "cred-headers", "cred-refused"];
+        create(
+            &app,
+            &token,
+            "/servers",
+            json!({"name": "creds", "tool_ids": all}),
+        )
+        .await;
+
+        let client = connect(&app, "/servers/creds/mcp", &token).await;
+        let call = |name: &str, args: Value| -> rmcp::model::CallToolRequestParams {
+            serde_json::from_value(json!({"name": name, "arguments": args})).unwrap()
+        };
+        for (kind, _) in &kinds {
+            let result = client
+                .call_tool(call(&format!("cred-{kind}"), json!({"q": kind})))
+                .await
+                .unwrap();
+            assert_ne!(result.is_error, Some(true), "{kind}: {result:?}");
+            let seen = up.seen(&format!("/{kind}"));
+            assert_eq!(seen.len(), 1, "{kind}: one upstream request");
+            assert!(
+                seen[0].body.contains(kind),
+                "{kind}: the arguments are sent"
+            );
+        }
+        let header = |path: &str, name: &str| up.seen(path)[0].headers.get(name).cloned();
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode("ann:pw-basic-1");
+        assert_eq!(
+            header("/basic", "authorization"),
+            Some(format!("Basic {basic}"))
+        );
+        assert_eq!(
+            header("/bearer", "authorization"),
+            Some("Bearer tok-bearer-2".into())
+        );
+        assert_eq!(header("/headers", "x-api-key"), Some("key-3".into()));
+        assert_eq!(header("/headers", "authorization"), None);
+
+        // Arguments that break the schema never reach the upstream: a tool error names them.
+        let bad = client
+            .call_tool(call("cred-bearer", json!({"q": 7})))
+            .await
+            .unwrap();
+        assert_eq!(bad.is_error, Some(true));
+        assert!(
+            serde_json::to_string(&bad.content).unwrap().contains("/q"),
+            "{bad:?}"
+        );
+        assert_eq!(up.seen("/bearer").len(), 1);
+        // An upstream failure is a tool error the model can read, not a protocol error.
+        let refused = client
+            .call_tool(call("cred-refused", json!({})))
+            .await
+            .unwrap();
+        assert_eq!(refused.is_error, Some(true));
+        // A tool the server does not link is unknown here, though the gateway has it.
+        create(
+            &app,
+            &token,
+            "/tools",
+            json!({"name": "elsewhere", "url": up.url("/x")}),
+        )
+        .await;
+        let unknown = client
+            .call_tool(call("elsewhere", json!({})))
+            .await
+            .unwrap_err();
+        assert!(unknown.to_string().contains("unknown tool"), "{unknown}");
+        assert!(up.seen("/x").is_empty());
+        client.cancel().await.unwrap();
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_scoped_to_a_server_reaches_its_mcp_endpoint_and_nothing_else() {
+    on_each_backend(|db| async move {
+        let app = TestApp::spawn(db).await;
+        let admin = app.admin_token().await;
+        seed(&app, &admin, "http://127.0.0.1:9").await;
+        create(&app, &admin, "/servers", json!({"name": "gamma"})).await;
+        let scope = ["ALPHA".to_owned()];
+        let (_, scoped) = server::auth::create_scoped_api_token(
+            &app.store,
+            crate::common::ADMIN_EMAIL,
+            "mcp-client",
+            None,
+            Some(&scope[..]),
+        )
+        .await
+        .unwrap();
+        let bearer = format!("Bearer {scoped}");
+        let auth = ("authorization", bearer.as_str());
+
+        let ok = post_initialize(&app, "/servers/alpha/mcp", &[auth]).await;
+        assert_eq!(ok.status(), 200);
+        let client = connect(&app, "/servers/alpha/mcp", &scoped).await;
+        assert_eq!(client.list_all_tools().await.unwrap().len(), 1);
+        client.cancel().await.unwrap();
+
+        let other = post_initialize(&app, "/servers/gamma/mcp", &[auth]).await;
+        assert_eq!(other.status(), 403, "another server's endpoint");
+        let gateway = post_initialize(&app, "/mcp", &[auth]).await;
+        assert_eq!(gateway.status(), 403, "the gateway's own endpoint");
+        for path in ["/tools", "/servers", "/admin/export", "/auth/me"] {
+            let response = app
+                .client()
+                .get(app.url(path))
+                .bearer_auth(&scoped)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 403, "{path}");
+        }
+        app.stop().await;
+    })
+    .await;
+}
