@@ -82,8 +82,9 @@ async function seedConformanceServer() {
     description: 'Tests simple text content response', auth: bearer });
   await create('/tools', { name: 'test_error_handling', url: `${upstream.url}/fail`, request_type: 'GET',
     description: 'Tests error response handling' });
-  await create('/prompts', { name: 'test_simple_prompt', template: 'This is a simple prompt for testing.' });
-  await create('/prompts', { name: 'test_prompt_with_arguments',
+  await create('/prompts', { name: 'test_simple_prompt', description: 'A simple prompt without arguments',
+    template: 'This is a simple prompt for testing.' });
+  await create('/prompts', { name: 'test_prompt_with_arguments', description: 'A prompt with arguments',
     template: "Prompt with arguments: arg1='{{ arg1 }}', arg2='{{ arg2 }}'",
     input_schema: { type: 'object', properties: { arg1: { type: 'string', description: 'First test argument' },
       arg2: { type: 'string', description: 'Second test argument' } }, required: ['arg1', 'arg2'] } });
