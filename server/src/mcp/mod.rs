@@ -33,7 +33,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use catalog::Scope;
-pub use handler::protocol_versions;
 
 use crate::{
     auth::{AuthMethod, Principal},
@@ -52,14 +51,6 @@ pub struct McpSessions {
 
 /// The gateway's own endpoint.
 pub const GATEWAY_PATH: &str = "/mcp";
-
-/// The MCP endpoint of the server `id` (its id or its name, percent-encoded).
-pub fn server_path(id: &str) -> String {
-    format!(
-        "/servers/{}/mcp",
-        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
-    )
-}
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let config = StreamableHttpServerConfig::default()

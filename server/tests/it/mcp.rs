@@ -242,7 +242,7 @@ async fn the_door_answers_401_404_and_403_before_any_mcp() {
         )
         .await;
         assert_eq!(foreign.status(), 403);
-        let ours = format!("{}", app.base);
+        let ours = app.base.clone();
         let same = post_initialize(&app, "/servers/alpha/mcp", &[auth, ("origin", &ours)]).await;
         assert_eq!(same.status(), 200);
         app.stop().await;
