@@ -398,3 +398,50 @@ async fn a_token_scoped_to_a_server_reaches_its_mcp_endpoint_and_nothing_else() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn token_create_with_server_makes_a_scoped_token_and_refuses_unknown_servers() {
+    let app = TestApp::spawn(crate::common::TestDb::sqlite()).await;
+    let admin = app.admin_token().await;
+    seed(&app, &admin, "http://127.0.0.1:9").await;
+    let create = |servers: &[&str]| {
+        let mut cmd = crate::common::harness::cli(&app.db);
+        cmd.args([
+            "token",
+            "create",
+            "--email",
+            crate::common::ADMIN_EMAIL,
+            "--name",
+            "scoped",
+        ]);
+        for s in servers {
+            cmd.args(["--server", s]);
+        }
+        cmd.output().unwrap()
+    };
+    let refused = create(&["alpha", "nobody", "ghost"]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("no server named nobody, ghost"), "{why}");
+
+    let made = create(&["alpha"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let stdout = String::from_utf8(made.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().trim().to_owned();
+    let bearer = format!("Bearer {token}");
+    let ok = post_initialize(&app, "/servers/alpha/mcp", &[("authorization", &bearer)]).await;
+    assert_eq!(ok.status(), 200);
+    let rest = app
+        .client()
+        .get(app.url("/tools"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 403);
+    app.stop().await;
+}
