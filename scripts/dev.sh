@@ -44,8 +44,10 @@ ensure_build_tools() {
     say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (matches the wasm-bindgen crate pin)"
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   fi
-  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ]; then
-    say "installing npm packages (binaryen's wasm-opt, playwright-core)"
+  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] \
+    || [ ! -d node_modules/@modelcontextprotocol/sdk ] \
+    || [ ! -d node_modules/@modelcontextprotocol/conformance ]; then
+    say "installing npm packages (wasm-opt, playwright-core, the MCP TypeScript SDK and conformance suite)"
     npm ci --no-audit --no-fund --loglevel=error
   fi
 }

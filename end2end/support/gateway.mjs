@@ -37,8 +37,11 @@ async function waitUntilHealthy(url, child, seconds = 60) {
   throw new Error(`mcpgateway did not answer ${url}/health within ${seconds}s`);
 }
 
-/** A running gateway: `{ url, stop() }`; `seed: true` fills it with the seed data set first. */
-export async function startGateway({ seed = false } = {}) {
+/**
+ * A running gateway: `{ url, cli(args), stop() }`; `seed: true` fills it with the seed data
+ * set first; `env` adds settings; `cli` runs another subcommand on the same database.
+ */
+export async function startGateway({ seed = false, env: extra = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'mcpgw-e2e-'));
   const port = await freePort();
   const bin = process.env.MCPGATEWAY_BIN ?? join(root, 'target', 'debug', 'mcpgateway');
@@ -48,6 +51,7 @@ export async function startGateway({ seed = false } = {}) {
     MCPGATEWAY_ADMIN_PASSWORD: ADMIN_PASSWORD,
     LEPTOS_SITE_ROOT: process.env.MCPGATEWAY_SITE_ROOT ?? join(root, 'target', 'site'),
     LOG_LEVEL: 'warn',
+    ...extra,
   };
   if (seed) execFileSync(bin, ['seed'], { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
   const child = spawn(bin, ['serve', '--host', '127.0.0.1', '--port', String(port)], {
@@ -59,6 +63,7 @@ export async function startGateway({ seed = false } = {}) {
   await waitUntilHealthy(url, child);
   return {
     url,
+    cli: (args) => execFileSync(bin, args, { cwd: dir, env, encoding: 'utf8' }),
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));

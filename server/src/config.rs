@@ -87,6 +87,21 @@ pub struct Settings {
     /// Cookie and X-Api-Key always are. A list, or one comma-separated string (env).
     #[serde(deserialize_with = "list_or_commas")]
     pub sensitive_headers: Vec<String>,
+    /// Tool calls may reach loopback, private, link-local and metadata addresses (off:
+    /// such upstreams are refused at call time, after DNS resolution).
+    pub allow_private_networks: bool,
+    /// Upstreams called even when they resolve to a private address: IP addresses, CIDR
+    /// ranges or host names; a list, or one comma-separated string (env).
+    #[serde(deserialize_with = "list_or_commas")]
+    pub outbound_allow: Vec<String>,
+    /// Seconds a tool call may take when the tool sets no `timeout` of its own.
+    pub tool_timeout_secs: u32,
+    /// Seconds to connect to an upstream.
+    pub outbound_connect_timeout_secs: u32,
+    /// The largest upstream answer read, in KiB; a larger one is an error result.
+    pub tool_response_max_kb: u32,
+    /// Calls in flight at once to one upstream (host and port); more wait for a turn.
+    pub upstream_concurrency: u32,
 }
 
 /// A list of strings, or one string of comma-separated items (how an env var gives it).
@@ -136,6 +151,12 @@ impl Default for Settings {
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
             sensitive_headers: DEFAULT_SENSITIVE.map(str::to_owned).to_vec(),
+            allow_private_networks: false,
+            outbound_allow: Vec::new(),
+            tool_timeout_secs: 60,
+            outbound_connect_timeout_secs: 10,
+            tool_response_max_kb: 4096,
+            upstream_concurrency: 32,
         }
     }
 }
@@ -258,6 +279,22 @@ impl Settings {
                 self.body_read_timeout_secs,
                 "MCPGATEWAY_BODY_READ_TIMEOUT_SECS",
             ),
+            (
+                self.tool_timeout_secs.into(),
+                "MCPGATEWAY_TOOL_TIMEOUT_SECS",
+            ),
+            (
+                self.outbound_connect_timeout_secs.into(),
+                "MCPGATEWAY_OUTBOUND_CONNECT_TIMEOUT_SECS",
+            ),
+            (
+                self.tool_response_max_kb.into(),
+                "MCPGATEWAY_TOOL_RESPONSE_MAX_KB",
+            ),
+            (
+                self.upstream_concurrency.into(),
+                "MCPGATEWAY_UPSTREAM_CONCURRENCY",
+            ),
         ] {
             if value == 0 {
                 errors.push(format!("{key}: must be at least 1"));
@@ -270,6 +307,9 @@ impl Settings {
             errors.push(format!(
                 "MCPGATEWAY_DB_LOCK_WAIT_MS: must be at most {MAX_LOCK_WAIT_MS} (a request waits this long at most)"
             ));
+        }
+        if let Err(e) = crate::invoke::guard::OutboundAllow::parse(&self.outbound_allow) {
+            errors.push(format!("MCPGATEWAY_OUTBOUND_ALLOW: {e}"));
         }
         if let Err(e) = SensitiveHeaders::new(&self.sensitive_headers) {
             errors.push(format!("MCPGATEWAY_SENSITIVE_HEADERS: {e}"));

@@ -180,6 +180,13 @@ impl IntoResponse for Error {
             },
         };
         let mut response = (self.status_code(), Json(body)).into_response();
+        if let Error::Unauthorized = self {
+            // RFC 6750, as the MCP authorization spec asks of a 401.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="mcpgateway""#),
+            );
+        }
         if let Error::TooManyRequests {
             retry_after_secs, ..
         }

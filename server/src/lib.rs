@@ -2,7 +2,9 @@
 //!
 //! - [`cli`]: the `mcpgateway` binary's subcommands, each a thin adapter.
 //! - [`http`]: the axum router (REST API, auth, the Leptos admin UI).
+//! - [`mcp`]: the MCP endpoints (per virtual server, and the gateway's own).
 //! - [`store`]: SQLite or PostgreSQL behind one interface, chosen by `DATABASE_URL`.
+//! - [`invoke`]: the tool-call engine (REST tools' upstreams, guarded).
 //! - [`auth`]: passwords, API tokens, sessions, first-start bootstrap.
 //! - [`config`]: layered settings; [`telemetry`]: logging; [`error`]: the HTTP error type.
 
@@ -14,6 +16,8 @@ pub mod crypto;
 pub mod entities;
 pub mod error;
 pub mod http;
+pub mod invoke;
+pub mod mcp;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;

@@ -24,6 +24,8 @@ pub struct Principal {
     pub user_id: Uuid,
     pub email: String,
     pub via: AuthMethod,
+    /// For a token limited to named servers' MCP endpoints: their names.
+    pub servers: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,13 +53,25 @@ pub async fn create_api_token(
     name: &str,
     expires_at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<(ApiToken, String)> {
+    create_scoped_api_token(store, email, name, expires_at, None).await
+}
+
+/// Issues an API token for `email` that reaches only the MCP endpoints of `servers`
+/// (when given: names of existing servers, checked by the caller).
+pub async fn create_scoped_api_token(
+    store: &Store,
+    email: &str,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+    servers: Option<&[String]>,
+) -> anyhow::Result<(ApiToken, String)> {
     let user = store
         .user_by_email(email)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
     let plaintext = random_token(TOKEN_PREFIX);
     let token = store
-        .insert_token(user.id, name, &token_hash(&plaintext), expires_at)
+        .insert_token(user.id, name, &token_hash(&plaintext), expires_at, servers)
         .await
         .map_err(|e| match e {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
@@ -93,6 +107,7 @@ pub async fn token_principal(
             user_id: u.id,
             email: u.email,
             via: AuthMethod::Bearer,
+            servers: row.server_scope(),
         };
         (principal, row.id)
     }))
@@ -111,6 +126,7 @@ pub async fn principal_for_session(store: &Store, cookie: &str) -> sqlx::Result<
         user_id: u.id,
         email: u.email,
         via: AuthMethod::Session,
+        servers: None,
     }))
 }
 
@@ -137,6 +153,7 @@ pub async fn login(
             user_id: user.id,
             email: user.email,
             via: AuthMethod::Session,
+            servers: None,
         },
         cookie,
     )))

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Subcommand};
 
+use app::entities::Entity;
+
 use crate::{
     auth,
     config::Settings,
@@ -45,6 +47,10 @@ pub struct CreateOpts {
     /// Lifetime such as 30d, 12h or 90m; never expires when omitted.
     #[arg(long, value_parser = parse_lifetime)]
     pub expires: Option<Duration>,
+    /// Limit the token to this server's MCP endpoint (repeat for more servers): it then
+    /// reaches nothing else, the REST API and the admin UI included.
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -68,8 +74,15 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
 
 async fn create(store: &Store, opts: CreateOpts) -> anyhow::Result<()> {
     let expires_at = opts.expires.map(|d| now() + d);
-    let (token, plaintext) =
-        auth::create_api_token(store, &opts.user.email, &opts.name, expires_at).await?;
+    let servers = server_names(store, &opts.servers).await?;
+    let (token, plaintext) = auth::create_scoped_api_token(
+        store,
+        &opts.user.email,
+        &opts.name,
+        expires_at,
+        servers.as_deref(),
+    )
+    .await?;
     let entry = NewAuditEntry {
         actor: &opts.user.email,
         action: "token.create",
@@ -86,6 +99,35 @@ async fn create(store: &Store, opts: CreateOpts) -> anyhow::Result<()> {
     );
     println!("{plaintext}");
     Ok(())
+}
+
+/// The stored names of the servers given (`None` for none given); every unknown one is
+/// named in the error, and no token is made.
+async fn server_names(store: &Store, given: &[String]) -> anyhow::Result<Option<Vec<String>>> {
+    if given.is_empty() {
+        return Ok(None);
+    }
+    let keys: Vec<&str> = given.iter().map(String::as_str).collect();
+    let mut tx = store.begin_snapshot().await?;
+    let found = tx
+        .entities_by_keys::<app::entities::server::Server>(&keys)
+        .await?;
+    tx.rollback().await?;
+    let fold =
+        |k: &str| app::entities::keys::fold_key(app::model::EntityKind::Server, k).into_owned();
+    let unknown: Vec<&str> = keys
+        .iter()
+        .filter(|k| !found.contains_key(&fold(k)))
+        .copied()
+        .collect();
+    if !unknown.is_empty() {
+        anyhow::bail!("--server: no server named {}", unknown.join(", "));
+    }
+    Ok(Some(
+        keys.iter()
+            .map(|k| found[&fold(k)].key().to_owned())
+            .collect(),
+    ))
 }
 
 async fn list(store: &Store, email: &str) -> anyhow::Result<()> {

@@ -78,6 +78,12 @@ pub async fn require_auth(
             Error::Unauthorized.into_response()
         };
     };
+    if principal.servers.is_some() && crate::mcp::server_ref(request.uri().path()).is_none() {
+        return Error::Forbidden(
+            "this token reaches only the MCP endpoints of the servers it names",
+        )
+        .into_response();
+    }
     if principal.via == AuthMethod::Session
         && !is_safe(request.method())
         && !same_origin(request.headers(), &state)
@@ -134,7 +140,7 @@ fn wants_page(request: &Request) -> bool {
 }
 
 /// True when the `Origin` header names this gateway (its `Host`, or `public_origin`).
-fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };

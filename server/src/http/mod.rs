@@ -29,6 +29,7 @@ use crate::{
     auth::usage::TokenUse, config::Settings, crypto::Cipher, store::Store, transfer::jobs::Jobs,
 };
 
+pub(crate) use auth::same_origin;
 pub use auth::{PUBLIC_PATHS, SESSION_COOKIE};
 pub use ui::ui_paths;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub cipher: Arc<Cipher>,
     /// Import jobs: submitted here, run by this process's worker or another replica's.
     pub jobs: Jobs,
+    /// MCP sessions (`/mcp`, `/servers/{id}/mcp`), ended on shutdown.
+    pub mcp: crate::mcp::McpSessions,
     pub leptos: LeptosOptions,
     /// Sign-in attempts per client IP and per account.
     pub login_limits: Arc<limit::LoginLimits>,
@@ -48,6 +51,8 @@ pub struct AppState {
     pub exports: Arc<tokio::sync::Semaphore>,
     /// API token uses, written to the store in the background (never by a request).
     pub token_use: Arc<TokenUse>,
+    /// Calls tools' upstreams (MCP `tools/call`, `verify`) and counts the calls.
+    pub invoker: crate::invoke::Invoker,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -86,6 +91,8 @@ impl AppState {
                 Duration::from_secs(settings.job_runner_timeout_secs.into()),
             ),
             token_use: Arc::default(),
+            mcp: crate::mcp::McpSessions::default(),
+            invoker: crate::invoke::Invoker::new(cipher.clone(), &settings),
             store,
             settings: Arc::new(settings),
             cipher,
@@ -105,7 +112,8 @@ pub fn app(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(entities::routes())
         .merge(transfer::routes(max_upload))
-        .merge(openapi::routes());
+        .merge(openapi::routes())
+        .merge(crate::mcp::routes(&state));
     ui::routes(api, &state)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -127,6 +135,11 @@ pub async fn launch_with_listener(
     let flusher = token_use.clone().spawn_flusher(store.clone());
     let background = state.jobs.start(state.settings.import_workers > 0);
     let limits = serve::Limits::from_settings(&state.settings);
+    let mcp_streams = state.mcp.shutdown.clone();
+    let shutdown = async move {
+        shutdown.await;
+        mcp_streams.cancel();
+    };
     serve::serve(listener, app(state), limits, shutdown).await;
     // A running import's transaction rolls back; its job is recorded as interrupted.
     background.stop().await;

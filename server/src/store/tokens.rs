@@ -15,17 +15,29 @@ pub struct ApiToken {
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The servers whose MCP endpoints alone it reaches (a JSON array of names); `None`
+    /// for a token without that limit.
+    #[serde(skip)]
+    pub servers: Option<String>,
 }
 
 impl ApiToken {
     pub fn is_active(&self, at: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > at)
     }
+
+    /// The server names a scoped token is limited to; `None` when it is not scoped.
+    pub fn server_scope(&self) -> Option<Vec<String>> {
+        // Written only by `insert_token`, always a JSON array; anything else reaches nothing.
+        self.servers
+            .as_deref()
+            .map(|s| serde_json::from_str(s).unwrap_or_default())
+    }
 }
 
 macro_rules! token_columns {
     () => {
-        "id, user_id, name, created_at, expires_at, last_used_at, revoked_at"
+        "id, user_id, name, created_at, expires_at, last_used_at, revoked_at, servers"
     };
 }
 
@@ -36,6 +48,7 @@ impl Store {
         name: &str,
         token_hash: &str,
         expires_at: Option<DateTime<Utc>>,
+        servers: Option<&[String]>,
     ) -> sqlx::Result<ApiToken> {
         let token = ApiToken {
             id: Uuid::new_v4(),
@@ -45,9 +58,10 @@ impl Store {
             expires_at,
             last_used_at: None,
             revoked_at: None,
+            servers: servers.map(|s| serde_json::Value::from(s.to_vec()).to_string()),
         };
-        let sql = "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let sql = "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, servers) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
         with_pool!(self, |pool| {
             sqlx::query(sql)
                 .bind(token.id)
@@ -56,6 +70,7 @@ impl Store {
                 .bind(token_hash)
                 .bind(token.created_at)
                 .bind(token.expires_at)
+                .bind(&token.servers)
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())

@@ -1,0 +1,250 @@
+//! The MCP methods, answered from the store for the scope the request's path named.
+
+use std::borrow::Cow;
+
+use app::entities::{prompt::Prompt, resource::Resource, tool::Tool};
+use axum::http::request::Parts;
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+        ServerConfig,
+    },
+    service::RequestContext,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::{
+    catalog::{self, BadCursor, Scope},
+    render::{self, RenderError},
+};
+use crate::{
+    http::AppState,
+    invoke::{InvokeError, ToolOutcome},
+};
+
+/// One MCP session's handler; every request reads its scope from its own HTTP request,
+/// so a session sees what the store holds now, never a copy taken at `initialize`.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(super) state: AppState,
+}
+
+/// The revisions served: those with an `initialize` handshake, 2025-11-25 and older.
+pub fn protocol_versions() -> &'static [ProtocolVersion] {
+    ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25)
+}
+
+/// The scope the door (`super::admit`) resolved for this request.
+pub(super) fn scope_of(context: &RequestContext<RoleServer>) -> Result<Scope, McpError> {
+    context
+        .extensions
+        .get::<Parts>()
+        .and_then(|parts| parts.extensions.get::<Scope>())
+        .cloned()
+        .ok_or_else(|| McpError::internal_error("internal error", None))
+}
+
+/// A store failure: logged here, answered without its text.
+pub(super) fn internal(error: anyhow::Error) -> McpError {
+    if let Some(bad) = error.downcast_ref::<BadCursor>() {
+        return McpError::invalid_params(bad.to_string(), None);
+    }
+    tracing::error!(error.detail = ?error, "MCP request failed");
+    McpError::internal_error("internal error", None)
+}
+
+/// Builds an rmcp result from the JSON the MCP schema gives it.
+fn wire<T: DeserializeOwned>(value: Value) -> Result<T, McpError> {
+    serde_json::from_value(value).map_err(|e| internal(anyhow::Error::new(e)))
+}
+
+fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {
+    request.as_ref().and_then(|r| r.cursor.as_deref())
+}
+
+/// `{field: [...], nextCursor?}` for one page of `E`, each shown by `show`.
+async fn list_page<E: app::entities::Entity>(
+    gateway: &Gateway,
+    context: &RequestContext<RoleServer>,
+    request: &Option<PaginatedRequestParams>,
+    field: &str,
+    show: impl Fn(&E) -> Option<Value>,
+) -> Result<Value, McpError> {
+    let scope = scope_of(context)?;
+    let (page, next) = catalog::page::<E>(&gateway.state.store, &scope, cursor(request))
+        .await
+        .map_err(internal)?;
+    let items: Vec<Value> = page.iter().filter_map(show).collect();
+    let mut out = json!({ field: items });
+    if let Some(next) = next {
+        out["nextCursor"] = json!(next);
+    }
+    Ok(out)
+}
+
+impl ServerHandler for Gateway {
+    fn get_info(&self) -> ServerConfig {
+        let info = json!({
+            "protocolVersion": ProtocolVersion::V_2025_11_25,
+            "capabilities": {
+                "tools": {"listChanged": false},
+                "prompts": {"listChanged": false},
+                "resources": {"listChanged": false, "subscribe": false},
+                "logging": {},
+            },
+            "serverInfo": {"name": "mcpgateway", "version": env!("CARGO_PKG_VERSION")},
+        });
+        serde_json::from_value(info).expect("a valid initialize result")
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(protocol_versions())
+    }
+
+    // Deprecated by SEP-2577 for 2026-07-28; the revisions served here still have it.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        // The gateway sends no log notifications: any level is accepted.
+        Ok(())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let show = |t: &Tool| Some(catalog::tool_json(t));
+        wire(list_page(self, &context, &request, "tools", show).await?)
+    }
+
+    /// Calls the tool's upstream with its stored credentials. What the upstream answered,
+    /// failures included, is a tool result (`isError`) the caller's model can read; an
+    /// unknown tool is a protocol error, as the MCP spec says.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let scope = scope_of(&context)?;
+        let tool = catalog::find::<Tool>(&self.state.store, &scope, &request.name)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                McpError::invalid_params(format!("unknown tool {:?}", request.name), None)
+            })?;
+        let arguments = request.arguments.unwrap_or_default();
+        let outcome = match self.state.invoker.call_tool(&tool, arguments).await {
+            Ok(outcome) => outcome,
+            Err(e) => refusal(e),
+        };
+        let mut result = json!({
+            "content": [{"type": "text", "text": outcome.text}],
+            "isError": outcome.is_error,
+        });
+        if let Some(structured) = outcome.structured {
+            result["structuredContent"] = structured;
+        }
+        Ok(CallToolResponse::Complete(wire(result)?))
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let show = |p: &Prompt| Some(catalog::prompt_json(p));
+        wire(list_page(self, &context, &request, "prompts", show).await?)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let scope = scope_of(&context)?;
+        let prompt = catalog::find::<Prompt>(&self.state.store, &scope, &request.name)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                McpError::invalid_params(format!("no prompt {:?}", request.name), None)
+            })?;
+        let arguments = request.arguments.unwrap_or_default();
+        let text = render::render(&prompt, &arguments).map_err(|e| match e {
+            RenderError::Missing(_) => McpError::invalid_params(e.to_string(), None),
+            RenderError::Template(_) => McpError::internal_error(e.to_string(), None),
+        })?;
+        let mut result = json!({
+            "messages": [{"role": "user", "content": {"type": "text", "text": text}}],
+        });
+        if let Some(description) = &prompt.description {
+            result["description"] = json!(description);
+        }
+        Ok(GetPromptResponse::Complete(wire(result)?))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let show = |r: &Resource| (!catalog::is_template(r)).then(|| catalog::resource_json(r));
+        wire(list_page(self, &context, &request, "resources", show).await?)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let show = |r: &Resource| catalog::is_template(r).then(|| catalog::resource_json(r));
+        wire(list_page(self, &context, &request, "resourceTemplates", show).await?)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let scope = scope_of(&context)?;
+        let resource = catalog::find::<Resource>(&self.state.store, &scope, &request.uri)
+            .await
+            .map_err(internal)?
+            .filter(|r| !catalog::is_template(r))
+            .ok_or_else(|| {
+                McpError::resource_not_found(
+                    format!("no resource {:?}", request.uri),
+                    Some(json!({"uri": request.uri})),
+                )
+            })?;
+        let result = json!({"contents": [catalog::contents_json(&resource)]});
+        Ok(ReadResourceResponse::Complete(wire(result)?))
+    }
+}
+
+/// A call the invoker refused, as a tool error naming every problem (MCP asks input
+/// errors to reach the model, so it can correct its arguments).
+fn refusal(error: InvokeError) -> ToolOutcome {
+    let text = match &error {
+        InvokeError::InvalidArguments(problems) => {
+            let listed: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.pointer, p.message))
+                .collect();
+            format!("invalid arguments: {}", listed.join("; "))
+        }
+        InvokeError::NotCallable(why) => why.clone(),
+    };
+    ToolOutcome {
+        text,
+        structured: None,
+        is_error: true,
+    }
+}

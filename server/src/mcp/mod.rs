@@ -1,0 +1,163 @@
+//! The gateway serves what it stores: an MCP endpoint (Streamable HTTP, rmcp) per active
+//! virtual server at `/servers/{id or name}/mcp`, and the gateway's own at `/mcp` with
+//! every active tool, prompt and resource.
+//!
+//! The door ([`admit`]) runs after authentication and before rmcp: it takes bearer
+//! tokens only (a cookie is the admin UI's, not an MCP client's), refuses a foreign
+//! `Origin`, resolves the path to a [`Scope`] (404 for an unknown or inactive server)
+//! and hands it to the handler in the request's extensions. rmcp checks the `Host`
+//! (DNS rebinding) against loopback names and the public origin's host.
+
+mod catalog;
+mod handler;
+mod render;
+
+use std::sync::Arc;
+
+use app::{
+    entities::{Entity, keys::fold_key, server::Server},
+    model::EntityKind,
+};
+use axum::{
+    Router,
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use percent_encoding::percent_decode_str;
+use rmcp::transport::{
+    StreamableHttpServerConfig, StreamableHttpService,
+    streamable_http_server::session::local::LocalSessionManager,
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use catalog::Scope;
+
+use crate::{
+    auth::{AuthMethod, Principal},
+    config::Settings,
+    error::{Error, Result},
+    http::AppState,
+};
+
+/// The MCP sessions of this process, and the signal that ends their streams on shutdown
+/// (an open `GET` stream would otherwise hold the graceful shutdown for ever).
+#[derive(Clone, Default)]
+pub struct McpSessions {
+    sessions: Arc<LocalSessionManager>,
+    pub shutdown: CancellationToken,
+}
+
+/// The gateway's own endpoint.
+pub const GATEWAY_PATH: &str = "/mcp";
+
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed_hosts(&state.settings))
+        .with_cancellation_token(state.mcp.shutdown.clone());
+    let for_handler = state.clone();
+    let service = StreamableHttpService::new(
+        move || {
+            Ok(handler::Gateway {
+                state: for_handler.clone(),
+            })
+        },
+        state.mcp.sessions.clone(),
+        config,
+    );
+    Router::new()
+        .route_service(GATEWAY_PATH, service.clone())
+        .route_service("/servers/{id}/mcp", service)
+        .route_layer(middleware::from_fn_with_state(state.clone(), admit))
+}
+
+/// The `Host` values accepted: loopback names (any port), the public origin's host, and
+/// the configured listen address when it names one host.
+fn allowed_hosts(settings: &Settings) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+    if let Some(origin) = &settings.public_origin
+        && let Ok(uri) = origin.parse::<axum::http::Uri>()
+        && let Some(authority) = uri.authority()
+    {
+        hosts.push(authority.host().trim_matches(['[', ']']).to_owned());
+    }
+    if !matches!(settings.host.as_str(), "" | "0.0.0.0" | "::" | "[::]") {
+        hosts.push(settings.host.trim_matches(['[', ']']).to_owned());
+    }
+    hosts
+}
+
+async fn admit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let checked = check_caller(&state, &request).map(|()| server_ref(request.uri().path()));
+    let limit = request
+        .extensions()
+        .get::<Principal>()
+        .and_then(|p| p.servers.clone());
+    let resolved = match checked {
+        Ok(Some(id)) => resolve(&state, &id, limit.as_deref()).await,
+        Ok(None) => Ok(Scope::Gateway),
+        Err(e) => Err(e),
+    };
+    match resolved {
+        Ok(scope) => {
+            request.extensions_mut().insert(scope);
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Bearer tokens only, and no foreign `Origin`.
+fn check_caller(state: &AppState, request: &Request) -> Result<()> {
+    let principal = request.extensions().get::<Principal>();
+    if !principal.is_some_and(|p| p.via == AuthMethod::Bearer) {
+        return Err(Error::Unauthorized);
+    }
+    if request.headers().contains_key(axum::http::header::ORIGIN)
+        && !crate::http::same_origin(request.headers(), state)
+    {
+        return Err(Error::Forbidden(
+            "cross-origin MCP request refused: the Origin header must match this gateway",
+        ));
+    }
+    Ok(())
+}
+
+/// The server a path names (`/servers/{id}/mcp`, decoded), `None` for any other path.
+pub fn server_ref(path: &str) -> Option<String> {
+    let id = path.strip_prefix("/servers/")?.strip_suffix("/mcp")?;
+    Some(percent_decode_str(id).decode_utf8_lossy().into_owned())
+}
+
+/// The active server `id` names, if the token's `limit` (when it has one) lists it.
+async fn resolve(state: &AppState, id: &str, limit: Option<&[String]>) -> Result<Scope> {
+    let server = find_server(state, id).await?.ok_or(Error::NotFound)?;
+    if !server.is_active {
+        return Err(Error::NotFound);
+    }
+    let name = fold_key(EntityKind::Server, server.key()).into_owned();
+    if limit.is_some_and(|names| {
+        !names
+            .iter()
+            .any(|n| fold_key(EntityKind::Server, n) == name)
+    }) {
+        return Err(Error::Forbidden(
+            "this token is limited to other servers' MCP endpoints",
+        ));
+    }
+    Ok(Scope::Server(Box::new(server)))
+}
+
+/// The server with this id, or else with this name.
+async fn find_server(state: &AppState, id: &str) -> Result<Option<Server>> {
+    if let Ok(uuid) = Uuid::parse_str(id)
+        && let Some(server) = state.store.get_entity::<Server>(uuid).await?
+    {
+        return Ok(Some(server));
+    }
+    let mut tx = state.store.begin_snapshot().await?;
+    let found = tx.entities_by_keys::<Server>(&[id]).await?;
+    tx.rollback().await?;
+    Ok(found.into_values().next())
+}
