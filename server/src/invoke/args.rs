@@ -1,6 +1,6 @@
 //! Arguments checked against the tool's input schema before anything is sent.
 
-use app::validation::{FieldError, join};
+use app::validation::{Code, FieldError, join};
 use serde_json::{Map, Value};
 
 /// The longest message kept per problem: a schema error may quote a large argument.
@@ -25,11 +25,23 @@ pub fn check(schema: &Map<String, Value>, arguments: &Value) -> Result<Vec<Field
             }
             FieldError {
                 pointer,
-                code: error.kind().keyword().to_owned(),
+                code: code_of(error.kind().keyword()),
                 message: bounded(error.to_string()),
             }
         })
         .collect())
+}
+
+/// The closed set of codes our errors use, from the JSON Schema keyword that failed.
+fn code_of(keyword: &str) -> Code {
+    match keyword {
+        "required" => Code::Required,
+        "type" => Code::InvalidType,
+        "enum" | "const" => Code::InvalidEnum,
+        "maxLength" => Code::TooLong,
+        "maxItems" | "maxProperties" => Code::TooMany,
+        _ => Code::Invalid,
+    }
 }
 
 fn bounded(mut text: String) -> String {

@@ -20,7 +20,7 @@ use std::{
 
 use app::entities::tool::{IntegrationType, RequestType, Tool};
 use reqwest::{
-    Method, StatusCode,
+    Method,
     header::{HeaderMap, HeaderName, HeaderValue},
 };
 use secrecy::ExposeSecret;

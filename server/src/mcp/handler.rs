@@ -49,6 +49,7 @@ pub(super) fn scope_of(context: &RequestContext<RoleServer>) -> Result<Scope, Mc
 }
 
 /// A store failure: logged here, answered without its text.
+#[expect(clippy::needless_pass_by_value, reason = "used as `map_err(internal)`")]
 pub(super) fn internal(error: anyhow::Error) -> McpError {
     if let Some(bad) = error.downcast_ref::<BadCursor>() {
         return McpError::invalid_params(bad.to_string(), None);
@@ -106,7 +107,10 @@ impl ServerHandler for Gateway {
     }
 
     // Deprecated by SEP-2577 for 2026-07-28; the revisions served here still have it.
-    #[allow(deprecated)]
+    #[expect(
+        deprecated,
+        reason = "SetLevelRequestParams is deprecated for a later protocol revision that this gateway does not serve yet"
+    )]
     async fn set_level(
         &self,
         _request: rmcp::model::SetLevelRequestParams,
@@ -232,7 +236,7 @@ impl ServerHandler for Gateway {
 /// A call the invoker refused, as a tool error naming every problem (MCP asks input
 /// errors to reach the model, so it can correct its arguments).
 fn refusal(error: InvokeError) -> ToolOutcome {
-    let text = match &error {
+    let text = match error {
         InvokeError::InvalidArguments(problems) => {
             let listed: Vec<String> = problems
                 .iter()
@@ -240,7 +244,7 @@ fn refusal(error: InvokeError) -> ToolOutcome {
                 .collect();
             format!("invalid arguments: {}", listed.join("; "))
         }
-        InvokeError::NotCallable(why) => why.clone(),
+        InvokeError::NotCallable(why) => why,
     };
     ToolOutcome {
         text,

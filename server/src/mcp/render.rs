@@ -61,7 +61,10 @@ mod tests {
     }
 
     fn args(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+        match v {
+            Value::Object(map) => map,
+            other => panic!("arguments must be an object, not {other}"),
+        }
     }
 
     #[test]
