@@ -3,12 +3,12 @@
 //! Every refusal answers `{"error": {"code", "message", "details"?}}`. Internal errors
 //! answer 500 with a fixed message: their text is logged once here, never sent.
 
+use app::wire::{ErrorBody, ErrorEnvelope};
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
 
 use crate::store::StoreFailure;
 
@@ -121,6 +121,17 @@ impl Error {
         }
     }
 
+    /// `Retry-After`, in whole seconds, of a refusal that may succeed later.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | Error::Busy { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
     fn code(&self) -> &'static str {
         match self {
             Error::Unauthorized => "unauthorized",
@@ -139,22 +150,6 @@ impl Error {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a [FieldError]>,
-    /// With `details` of an import file: how many problems there were in all.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errors_total: Option<u64>,
-}
-
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
@@ -162,32 +157,26 @@ impl IntoResponse for Error {
             Error::Database(e) => tracing::error!(error.detail = %e, "database error"),
             _ => {}
         }
-        let details = match &self {
-            Error::Validation(errors) | Error::Parameters(errors) => Some(errors.as_slice()),
-            Error::InvalidFile(problems) => Some(problems.listed.as_slice()),
-            _ => None,
+        let (status, retry_after) = (self.status_code(), self.retry_after());
+        let (code, message) = (self.code().to_owned(), self.to_string());
+        let (details, errors_total) = match self {
+            Error::Validation(errors) | Error::Parameters(errors) => (Some(errors), None),
+            Error::InvalidFile(problems) => (Some(problems.listed), Some(problems.total)),
+            _ => (None, None),
         };
-        let errors_total = match &self {
-            Error::InvalidFile(problems) => Some(problems.total),
-            _ => None,
-        };
-        let body = Envelope {
-            error: Body {
-                code: self.code(),
-                message: self.to_string(),
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                code,
+                message,
                 details,
                 errors_total,
             },
         };
-        let mut response = (self.status_code(), Json(body)).into_response();
-        if let Error::TooManyRequests {
-            retry_after_secs, ..
-        }
-        | Error::Busy { retry_after_secs } = &self
-        {
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
