@@ -194,13 +194,18 @@ impl<'de> Deserialize<'de> for ExportFormat {
 
 /// The query of `GET /admin/export` and `GET /admin/export/preview`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
-    /// Only these types (default all six).
+    /// Only these types, comma-separated, singular or plural: tools, gateways, servers,
+    /// prompts, resources, roots (default all six).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", param(value_type = Option<String>))]
     pub types: Option<TypeList>,
-    /// Types to leave out.
+    /// Types to leave out (comma-separated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", param(value_type = Option<String>))]
     pub exclude_types: Option<TypeList>,
     /// Comma-separated: entities with any of these tags (all of them with `tags_all`),
     /// plus the servers that use them (which keep all their links).
@@ -208,15 +213,18 @@ pub struct ExportQuery {
     pub tags: Option<String>,
     /// Every tag of `tags` must match (default false: any one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", param(value_type = Option<bool>))]
     pub tags_all: Option<Flag>,
     /// Names or globs per type, e.g. `tool:weather_api,server:ai-*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include: Option<String>,
     /// Include disabled entities (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", param(value_type = Option<bool>))]
     pub include_inactive: Option<Flag>,
     /// Add what selected servers need (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", param(value_type = Option<bool>))]
     pub include_dependencies: Option<Flag>,
     /// Only `json` (ContextForge's name, `export_format`, is read too).
     #[serde(
@@ -224,6 +232,7 @@ pub struct ExportQuery {
         skip_serializing_if = "Option::is_none",
         alias = "export_format"
     )]
+    #[cfg_attr(feature = "ssr", param(value_type = Option<String>))]
     pub format: Option<ExportFormat>,
 }
 
@@ -521,6 +530,8 @@ pub struct JobList {
 
 /// The query of `GET /admin/import/jobs`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     /// 1-500, default 50.
@@ -529,6 +540,8 @@ pub struct JobsQuery {
 
 /// The query of `GET /admin/import/status/{id}/results`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
     /// The first result's position, from 0 (default 0).
@@ -560,6 +573,8 @@ pub struct AuditRecord {
 
 /// The query of `GET /admin/audit`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     /// e.g. export, import, rekey, login.

@@ -277,3 +277,59 @@ fn schema_links(part: &Value) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of an operation's query parameters.
+    fn parameters(doc: &Value, path: &str, method: &str) -> Vec<String> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn query_parameters_and_bodies_are_described_by_the_wire_types() {
+        let doc = document();
+        let export = [
+            "types",
+            "exclude_types",
+            "tags",
+            "tags_all",
+            "include",
+            "include_inactive",
+            "include_dependencies",
+            "format",
+        ];
+        for path in ["/admin/export", "/admin/export/preview"] {
+            assert_eq!(parameters(&doc, path, "get"), export, "{path}");
+        }
+        assert_eq!(parameters(&doc, "/admin/import/jobs", "get"), ["limit"]);
+        assert_eq!(
+            parameters(&doc, "/admin/import/status/{id}/results", "get"),
+            ["offset", "limit"]
+        );
+        assert_eq!(
+            parameters(&doc, "/admin/audit", "get"),
+            ["action", "user", "since", "limit"]
+        );
+        let schemas = &doc["components"]["schemas"];
+        for (schema, field) in [
+            ("EntitySelection", "entity_selections"),
+            ("ImportOptions", "allow_missing_links"),
+            ("ErrorEnvelope", "error"),
+            ("AuditList", "entries"),
+            ("JobList", "jobs"),
+        ] {
+            assert!(
+                schemas[schema]["properties"].get(field).is_some(),
+                "{schema}.{field}"
+            );
+        }
+    }
+}

@@ -12,12 +12,7 @@ use crate::{
 /// The audit trail: exports, imports, key rotations, sign-ins and entity changes, with
 /// who did them (never a secret).
 #[utoipa::path(get, path = "/admin/audit", tag = "audit",
-    params(
-        ("action" = Option<String>, Query, description = "e.g. export, import, rekey, login"),
-        ("user" = Option<String>, Query, description = "The actor's email"),
-        ("since" = Option<String>, Query, description = "RFC 3339 time"),
-        ("limit" = Option<i64>, Query, description = "1-1000, default 100"),
-    ),
+    params(AuditFilter),
     responses((status = 200, description = "Entries, newest first", body = ref("#/components/schemas/AuditList"))))]
 pub async fn audit(
     State(state): State<AppState>,

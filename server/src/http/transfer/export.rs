@@ -27,16 +27,7 @@ use crate::{
 
 /// Export the configuration as a download.
 #[utoipa::path(get, path = "/admin/export", tag = "export",
-    params(
-        ("types" = Option<String>, Query, description = "Comma-separated types (tools, gateways, servers, prompts, resources, roots)"),
-        ("exclude_types" = Option<String>, Query, description = "Comma-separated types to leave out"),
-        ("tags" = Option<String>, Query, description = "Entities with any of these tags (all of them with `tags_all=true`), plus the servers that use them (which keep all their links)"),
-        ("tags_all" = Option<bool>, Query, description = "Every tag of `tags` must match (default false: any one)"),
-        ("include" = Option<String>, Query, description = "Names or globs per type, e.g. `tool:weather_api,server:ai-*`"),
-        ("include_inactive" = Option<bool>, Query, description = "Include disabled entities (default false)"),
-        ("include_dependencies" = Option<bool>, Query, description = "Add what selected servers need (default true)"),
-        ("format" = Option<String>, Query, description = "Only `json`"),
-    ),
+    params(ExportQuery),
     responses(
         (status = 200, description = "The export file (attachment)", body = ref("#/components/schemas/ExportFile")),
         (status = 400, description = "A bad parameter, named", body = ref("#/components/schemas/ErrorEnvelope")),
@@ -68,6 +59,7 @@ pub async fn export_selected(
 
 /// What `GET /admin/export` would hold with the same parameters.
 #[utoipa::path(get, path = "/admin/export/preview", tag = "export",
+    params(ExportQuery),
     responses((status = 200, description = "Counts, selected entities and added dependencies", body = ref("#/components/schemas/ExportPreview"))))]
 pub async fn preview_export_query(
     State(state): State<AppState>,

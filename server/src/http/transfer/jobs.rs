@@ -43,8 +43,7 @@ pub async fn job_status(
 #[utoipa::path(get, path = "/admin/import/status/{id}/results", tag = "import",
     params(
         ("id" = String, Path, description = "The job id"),
-        ("offset" = Option<u64>, Query, description = "The first result's position, from 0 (default 0)"),
-        ("limit" = Option<u64>, Query, description = "1-1000, default 1000"),
+        ResultsQuery,
     ),
     responses(
         (status = 200, description = "The page and the total", body = ref("#/components/schemas/JobResults")),
@@ -118,7 +117,7 @@ pub async fn cancel_job(
 
 /// Recent import jobs, newest first (without per-entity results).
 #[utoipa::path(get, path = "/admin/import/jobs", tag = "import",
-    params(("limit" = Option<i64>, Query, description = "1-500, default 50")),
+    params(JobsQuery),
     responses((status = 200, description = "Jobs", body = ref("#/components/schemas/JobList"))))]
 pub async fn list_jobs(
     State(state): State<AppState>,
