@@ -7,8 +7,8 @@
 
 use std::borrow::Cow;
 
-use schemars::{JsonSchema, Schema, SchemaGenerator};
-use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, de};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -73,14 +73,9 @@ fn object(pairs: &[(String, String)]) -> Value {
 
 /// A yes/no parameter: `true`, `1`, `yes`, `false`, `0`, `no` or empty (any case), or a
 /// JSON boolean.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(transparent)]
 pub struct Flag(pub bool);
-
-impl Serialize for Flag {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bool(self.0)
-    }
-}
 
 impl<'de> Deserialize<'de> for Flag {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Flag, D::Error> {
@@ -102,18 +97,6 @@ impl<'de> Deserialize<'de> for Flag {
             }
         }
         deserializer.deserialize_any(Visitor)
-    }
-}
-
-impl JsonSchema for Flag {
-    fn schema_name() -> Cow<'static, str> {
-        "Flag".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        bool::json_schema(generator)
     }
 }
 
@@ -139,15 +122,9 @@ pub fn parse_types(spec: &str) -> Result<Vec<EntityKind>, String> {
 }
 
 /// Types as a parameter: `tool,servers` (see [`parse_types`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TypeList(pub Vec<EntityKind>);
-
-impl Serialize for TypeList {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let names: Vec<&str> = self.0.iter().map(|k| k.plural()).collect();
-        serializer.serialize_str(&names.join(","))
-    }
-}
+#[derive(Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(transparent)]
+pub struct TypeList(#[schemars(with = "String")] pub Vec<EntityKind>);
 
 impl<'de> Deserialize<'de> for TypeList {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TypeList, D::Error> {
@@ -156,23 +133,8 @@ impl<'de> Deserialize<'de> for TypeList {
     }
 }
 
-impl JsonSchema for TypeList {
-    fn schema_name() -> Cow<'static, str> {
-        "TypeList".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "description": "Comma-separated types, singular or plural: tools, gateways, servers, prompts, resources, roots",
-        })
-    }
-}
-
 /// The export file's format: only JSON.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     #[default]
@@ -193,45 +155,34 @@ impl<'de> Deserialize<'de> for ExportFormat {
 // ---- export --------------------------------------------------------------------------
 
 /// The query of `GET /admin/export` and `GET /admin/export/preview`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExportQuery {
     /// Only these types, comma-separated, singular or plural: tools, gateways, servers,
     /// prompts, resources, roots (default all six).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", param(value_type = Option<String>))]
     pub types: Option<TypeList>,
     /// Types to leave out (comma-separated).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", param(value_type = Option<String>))]
     pub exclude_types: Option<TypeList>,
     /// Comma-separated: entities with any of these tags (all of them with `tags_all`),
     /// plus the servers that use them (which keep all their links).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<String>,
     /// Every tag of `tags` must match (default false: any one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", param(value_type = Option<bool>))]
     pub tags_all: Option<Flag>,
     /// Names or globs per type, e.g. `tool:weather_api,server:ai-*`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include: Option<String>,
     /// Include disabled entities (default false).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", param(value_type = Option<bool>))]
     pub include_inactive: Option<Flag>,
     /// Add what selected servers need (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", param(value_type = Option<bool>))]
     pub include_dependencies: Option<Flag>,
     /// Only `json` (ContextForge's name, `export_format`, is read too).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        alias = "export_format"
-    )]
+    #[serde(alias = "export_format")]
     #[cfg_attr(feature = "ssr", param(value_type = Option<String>))]
     pub format: Option<ExportFormat>,
 }
@@ -325,36 +276,35 @@ impl Default for EntitySelection {
 }
 
 impl EntitySelection {
+    /// The six lists, in [`EntityKind::ALL`]'s order.
+    fn lists_mut(&mut self) -> [&mut Vec<String>; 6] {
+        [
+            &mut self.tools,
+            &mut self.gateways,
+            &mut self.servers,
+            &mut self.prompts,
+            &mut self.resources,
+            &mut self.roots,
+        ]
+    }
+
     /// The list of one type.
     pub fn list_mut(&mut self, kind: EntityKind) -> &mut Vec<String> {
-        match kind {
-            EntityKind::Tool => &mut self.tools,
-            EntityKind::Gateway => &mut self.gateways,
-            EntityKind::Server => &mut self.servers,
-            EntityKind::Prompt => &mut self.prompts,
-            EntityKind::Resource => &mut self.resources,
-            EntityKind::Root => &mut self.roots,
-        }
+        let lists = EntityKind::ALL.into_iter().zip(self.lists_mut());
+        let mut list = lists.filter(|(k, _)| *k == kind).map(|(_, list)| list);
+        list.next().expect("a list per type")
     }
 
     /// Every (type, id or name) chosen, ContextForge's nested lists included.
-    pub fn picked(&self) -> Vec<(EntityKind, String)> {
-        let lists = [
-            (EntityKind::Tool, &self.tools),
-            (EntityKind::Gateway, &self.gateways),
-            (EntityKind::Server, &self.servers),
-            (EntityKind::Prompt, &self.prompts),
-            (EntityKind::Resource, &self.resources),
-            (EntityKind::Root, &self.roots),
-        ];
+    pub fn into_picked(mut self) -> Vec<(EntityKind, String)> {
+        let lists = EntityKind::ALL.into_iter().zip(self.lists_mut());
         let mut picked: Vec<(EntityKind, String)> = lists
-            .into_iter()
-            .flat_map(|(kind, items)| items.iter().map(move |i| (kind, i.clone())))
+            .flat_map(|(kind, items)| std::mem::take(items).into_iter().map(move |i| (kind, i)))
             .collect();
         picked.extend(
             self.entity_selections
-                .iter()
-                .flat_map(|inner| inner.picked()),
+                .into_iter()
+                .flat_map(|inner| inner.into_picked()),
         );
         picked
     }
@@ -370,7 +320,7 @@ impl EntitySelection {
         if !errors.is_empty() {
             return Err(errors);
         }
-        if selection.picked().is_empty() {
+        if selection.clone().into_picked().is_empty() {
             return Err(vec![invalid("/", "select at least one entity")]);
         }
         Ok(selection)
@@ -432,30 +382,24 @@ fn import_error(error: FieldError) -> FieldError {
 /// The options of `POST /admin/import` and `POST /admin/import/preview`, beside the file
 /// (multipart field `file`, or ContextForge's `import_data` in a JSON body): form
 /// fields, the JSON body's other members, or query parameters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ImportOptions {
     /// skip, update (default), rename or fail (any case).
-    #[serde(default, deserialize_with = "conflict_strategy")]
+    #[serde(deserialize_with = "conflict_strategy")]
     pub conflict_strategy: ConflictStrategy,
     /// Check and plan only; write nothing.
-    #[serde(default)]
     pub dry_run: Flag,
     /// Names or globs per type, e.g. `tool:weather_api,server:ai-*`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include: Option<String>,
     /// Only these entities of the file, by name (JSON, in a form field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selected_entities: Option<EntitySelection>,
     /// The exporting gateway's AUTH_ENCRYPTION_SECRET, when it differs from this one's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_secret: Option<String>,
     /// ContextForge's name: must equal this gateway's AUTH_ENCRYPTION_SECRET.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rekey_secret: Option<String>,
     /// Leave out, each with a warning, a server's links to entities neither the file
     /// nor this gateway has (default false: such a link refuses the file).
-    #[serde(default)]
     pub allow_missing_links: Flag,
 }
 
@@ -679,7 +623,7 @@ mod tests {
         let read = EntitySelection::parse_export(object_of(body)).unwrap();
         assert_eq!(read, sent);
         assert_eq!(
-            read.picked(),
+            read.clone().into_picked(),
             [
                 (EntityKind::Tool, "t1".to_owned()),
                 (EntityKind::Root, "r1".to_owned())
@@ -690,7 +634,10 @@ mod tests {
             json!({"entity_selections": {"server": ["s"]}}),
         ))
         .unwrap();
-        assert_eq!(nested.picked(), [(EntityKind::Server, "s".to_owned())]);
+        assert_eq!(
+            nested.clone().into_picked(),
+            [(EntityKind::Server, "s".to_owned())]
+        );
         assert!(nested.include_dependencies);
     }
 

@@ -123,7 +123,7 @@ fn selection_options(body: &[u8]) -> Result<ExportOptions> {
     Ok(ExportOptions {
         include_dependencies: selection.include_dependencies,
         include_inactive: true,
-        picked: Some(selection.picked().into_iter().collect()),
+        picked: Some(selection.into_picked().into_iter().collect()),
         ..Default::default()
     })
 }

@@ -8,7 +8,7 @@ use app::{
     jobs::{ImportPreview, JobCreated},
     transfer::wrapper::{MAX_OPTION_BYTES, MAX_OPTIONS, option_too_large, parse_wrapper, too_many},
     validation::FieldError,
-    wire::{ImportOptions, invalid},
+    wire::{EntitySelection, ImportOptions, invalid},
 };
 use axum::{
     Extension, Json,
@@ -233,7 +233,7 @@ impl Form {
             strategy: options.conflict_strategy,
             dry_run: options.dry_run.0,
             include: options.include.filter(|s| !s.trim().is_empty()),
-            selected: options.selected_entities.map(|s| s.picked()),
+            selected: options.selected_entities.map(EntitySelection::into_picked),
             source_secret: options
                 .source_secret
                 .filter(|s| !s.is_empty())
