@@ -1,7 +1,8 @@
 //! The one error type of the HTTP layer, and its JSON envelope.
 //!
-//! Every refusal answers `{"error": {"code", "message", "details"?}}`. Internal errors
-//! answer 500 with a fixed message: their text is logged once here, never sent.
+//! Every refusal answers `{"error": {"code", "message", "details"?}}` ([`ErrorEnvelope`],
+//! the type the browser and the CLI read it with). Internal errors answer 500 with a
+//! fixed message: their text is logged once here, never sent.
 
 use app::wire::{ErrorBody, ErrorEnvelope};
 use axum::{
