@@ -545,7 +545,10 @@ mod tests {
     }
 
     fn object_of(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
+        match value {
+            Value::Object(members) => members,
+            other => panic!("not an object: {other}"),
+        }
     }
 
     fn pointers_and_messages(errors: &[FieldError]) -> Vec<(&str, &str, &str)> {
@@ -623,7 +626,7 @@ mod tests {
         let read = EntitySelection::parse_export(object_of(body)).unwrap();
         assert_eq!(read, sent);
         assert_eq!(
-            read.clone().into_picked(),
+            read.into_picked(),
             [
                 (EntityKind::Tool, "t1".to_owned()),
                 (EntityKind::Root, "r1".to_owned())
@@ -722,7 +725,7 @@ mod tests {
             "selected_entities": {"widgets": ["a"], "tools": "a"},
             "source_secret": 12,
         });
-        let errors = ImportOptions::parse(options.as_object().unwrap().clone()).unwrap_err();
+        let errors = ImportOptions::parse(object_of(options)).unwrap_err();
         let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(
             pointers,
@@ -744,7 +747,7 @@ mod tests {
         // ConflictStrategy's own words, and any case.
         assert!(errors[0].message.contains("is not a conflict strategy"));
         let upper = json!({"conflict_strategy": "SKIP"});
-        let read = ImportOptions::parse(upper.as_object().unwrap().clone()).unwrap();
+        let read = ImportOptions::parse(object_of(upper)).unwrap();
         assert_eq!(read.conflict_strategy, ConflictStrategy::Skip);
     }
 
