@@ -1,14 +1,15 @@
 //! The one error type of the HTTP layer, and its JSON envelope.
 //!
-//! Every refusal answers `{"error": {"code", "message", "details"?}}`. Internal errors
-//! answer 500 with a fixed message: their text is logged once here, never sent.
+//! Every refusal answers `{"error": {"code", "message", "details"?}}` ([`ErrorEnvelope`],
+//! the type the browser and the CLI read it with). Internal errors answer 500 with a
+//! fixed message: their text is logged once here, never sent.
 
+use app::wire::{ErrorBody, ErrorEnvelope};
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
 
 use crate::store::StoreFailure;
 
@@ -121,6 +122,17 @@ impl Error {
         }
     }
 
+    /// `Retry-After`, in whole seconds, of a refusal that may succeed later.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | Error::Busy { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
     fn code(&self) -> &'static str {
         match self {
             Error::Unauthorized => "unauthorized",
@@ -139,22 +151,6 @@ impl Error {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a [FieldError]>,
-    /// With `details` of an import file: how many problems there were in all.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errors_total: Option<u64>,
-}
-
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
@@ -162,39 +158,34 @@ impl IntoResponse for Error {
             Error::Database(e) => tracing::error!(error.detail = %e, "database error"),
             _ => {}
         }
-        let details = match &self {
-            Error::Validation(errors) | Error::Parameters(errors) => Some(errors.as_slice()),
-            Error::InvalidFile(problems) => Some(problems.listed.as_slice()),
-            _ => None,
+        let (status, retry_after) = (self.status_code(), self.retry_after());
+        let unauthorized = matches!(self, Error::Unauthorized);
+        let (code, message) = (self.code().to_owned(), self.to_string());
+        let (details, errors_total) = match self {
+            Error::Validation(errors) | Error::Parameters(errors) => (Some(errors), None),
+            Error::InvalidFile(problems) => (Some(problems.listed), Some(problems.total)),
+            _ => (None, None),
         };
-        let errors_total = match &self {
-            Error::InvalidFile(problems) => Some(problems.total),
-            _ => None,
-        };
-        let body = Envelope {
-            error: Body {
-                code: self.code(),
-                message: self.to_string(),
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                code,
+                message,
                 details,
                 errors_total,
             },
         };
-        let mut response = (self.status_code(), Json(body)).into_response();
-        if let Error::Unauthorized = self {
+        let mut response = (status, Json(body)).into_response();
+        if unauthorized {
             // RFC 6750, as the MCP authorization spec asks of a 401.
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Bearer realm="mcpgateway""#),
             );
         }
-        if let Error::TooManyRequests {
-            retry_after_secs, ..
-        }
-        | Error::Busy { retry_after_secs } = &self
-        {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -9,7 +9,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, BlobPropertyBag, FormData, HtmlAnchorElement, Url};
 
 use super::{ClientError, Download, Upload};
-use crate::validation::FieldError;
+use crate::wire::ErrorEnvelope;
 
 fn js_error(e: impl std::fmt::Debug) -> ClientError {
     ClientError::new(format!("the browser refused: {e:?}"))
@@ -17,20 +17,10 @@ fn js_error(e: impl std::fmt::Debug) -> ClientError {
 
 /// The server's error envelope, or the status line.
 async fn refusal(response: Response) -> ClientError {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        error: Body,
-    }
-    #[derive(serde::Deserialize)]
-    struct Body {
-        message: String,
-        #[serde(default)]
-        details: Vec<FieldError>,
-    }
-    match response.json::<Envelope>().await {
-        Ok(e) => ClientError {
-            message: e.error.message,
-            details: e.error.details,
+    match response.json::<ErrorEnvelope>().await {
+        Ok(ErrorEnvelope { error }) => ClientError {
+            message: error.message,
+            details: error.details.unwrap_or_default(),
         },
         Err(_) => ClientError::new(format!(
             "the gateway answered {} {}",
@@ -79,9 +69,9 @@ pub async fn post_file<T: DeserializeOwned>(url: &str, upload: Upload) -> Result
 }
 
 /// GET (no body) or POST (JSON body) a file, telling `progress` the bytes received.
-pub async fn download(
+pub async fn download<B: Serialize>(
     url: &str,
-    body: Option<&serde_json::Value>,
+    body: Option<&B>,
     progress: impl Fn(u64),
 ) -> Result<Download, ClientError> {
     let response = match body {

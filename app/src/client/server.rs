@@ -24,9 +24,9 @@ pub async fn post_file<T: DeserializeOwned>(_url: &str, _upload: Upload) -> Resu
     Err(ClientError::browser_only())
 }
 
-pub async fn download(
+pub async fn download<B: Serialize>(
     _url: &str,
-    _body: Option<&serde_json::Value>,
+    _body: Option<&B>,
     _progress: impl Fn(u64),
 ) -> Result<Download, ClientError> {
     Err(ClientError::browser_only())

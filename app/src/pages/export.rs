@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use leptos::{prelude::*, task::spawn_local};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::modal::Modal;
@@ -13,6 +13,7 @@ use crate::{
     client::{self, human_bytes},
     jobs::{ExportPreview, PreviewItem},
     model::EntityKind,
+    wire::EntitySelection,
 };
 
 /// The entities ticked on the tabs, by type: id → key. Lives as long as the signed-in
@@ -71,16 +72,17 @@ impl Selection {
     }
 
     /// The body of `/admin/export/selective`: per type, the selected ids.
-    fn request(&self, include_dependencies: bool) -> Value {
-        let mut body = serde_json::Map::new();
+    fn request(&self, include_dependencies: bool) -> EntitySelection {
+        let mut body = EntitySelection {
+            include_dependencies,
+            ..Default::default()
+        };
         self.0.with(|s| {
-            for (kind, ids) in s.iter().filter(|(_, ids)| !ids.is_empty()) {
-                let ids: Vec<String> = ids.keys().map(Uuid::to_string).collect();
-                body.insert(kind.plural().into(), json!(ids));
+            for (kind, ids) in s {
+                body.list_mut(*kind).extend(ids.keys().map(Uuid::to_string));
             }
         });
-        body.insert("include_dependencies".into(), json!(include_dependencies));
-        Value::Object(body)
+        body
     }
 }
 
@@ -251,7 +253,7 @@ impl DownloadState {
         }
     }
 
-    fn run(self, url: &'static str, body: Option<Value>) {
+    fn run(self, url: &'static str, body: Option<EntitySelection>) {
         self.busy.set(true);
         self.received.set(0);
         self.outcome.set(None);

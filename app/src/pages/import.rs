@@ -21,6 +21,7 @@ use crate::{
     model::EntityKind,
     transfer::{OutlineRow, entity_at, keep_entities, original_pointer, outline_file, parse_file},
     validation::FieldError,
+    wire::ImportOptions,
 };
 
 /// A file that was read and checked in the browser (shared, never copied: it may be large).
@@ -181,19 +182,16 @@ impl Wizard {
         let document = loaded.document.as_ref()?;
         let excluded = self.excluded.get_untracked();
         let (bytes, positions) = keep_entities(document, &|kind, i| !excluded.contains(&(kind, i)));
-        let mut fields = vec![(
-            "conflict_strategy",
-            self.strategy.get_untracked().to_string(),
-        )];
-        let secret = self.source_secret.get_untracked();
-        if !secret.is_empty() {
-            fields.push(("source_secret", secret));
-        }
+        let options = ImportOptions {
+            conflict_strategy: self.strategy.get_untracked(),
+            source_secret: Some(self.source_secret.get_untracked()).filter(|s| !s.is_empty()),
+            ..Default::default()
+        };
         Some((
             Upload {
                 file_name: loaded.name.clone(),
                 bytes,
-                fields,
+                fields: options.fields(),
             },
             positions,
         ))

@@ -13,6 +13,7 @@ use serde_json::Value;
 mod read;
 mod skim;
 mod walk;
+pub mod wrapper;
 
 pub use read::{Head, Sink, file_text, read_file, without_bom};
 pub use skim::{Skim, SkimServer, skim};

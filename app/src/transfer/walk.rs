@@ -320,7 +320,8 @@ impl<'de, W: Walker<'de>> Visitor<'de> for Items<'_, W> {
 }
 
 /// The byte offsets of `raw` in `text` (which `raw` was borrowed from).
-pub fn span(text: &str, raw: &RawValue) -> std::ops::Range<usize> {
+pub fn span(text: &(impl AsRef<[u8]> + ?Sized), raw: &RawValue) -> std::ops::Range<usize> {
+    let text = text.as_ref();
     let start = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
     start..start + raw.get().len()
 }

@@ -2,13 +2,11 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+use app::wire;
 use clap::Args;
 use secrecy::ExposeSecret;
 
-use super::{
-    Output,
-    remote::{ImportFields, Remote},
-};
+use super::{Output, remote::Remote};
 use crate::{
     auth::bootstrap,
     config::Settings,
@@ -80,20 +78,18 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
 
 /// The same plan from a remote gateway: `POST /admin/import/preview`.
 pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ExitCode> {
-    let fields = ImportFields {
-        conflict_strategy: ConflictStrategy::Update.as_str().into(),
-        dry_run: true,
+    let options = wire::ImportOptions {
+        dry_run: wire::Flag(true),
         include: opts.include.as_ref().map(|i| i.describe().join(",")),
         source_secret: super::secret(
             opts.source_secret.clone(),
             opts.source_secret_file.as_deref(),
         )?
         .map(|s| s.expose_secret().to_owned()),
-        rekey_secret: None,
-        allow_missing_links: false,
+        ..Default::default()
     };
     let comparing = comparing(&opts.file);
-    let preview = remote.preview(&opts.file, &fields).await;
+    let preview = remote.preview(&opts.file, &options).await;
     drop(comparing);
     let preview = preview.map_err(|e| super::import::refused(e, &opts.file, COMPARED))?;
     show(&super::remote::report_of_preview(preview), &opts)

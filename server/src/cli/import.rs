@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 
 use app::validation::{FieldError, Problems};
+use app::wire;
 use clap::{Args, builder::TypedValueParser};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     Output,
     progress::Progress,
-    remote::{self, ImportFields, Remote, RemoteError},
+    remote::{self, Remote, RemoteError},
 };
 use crate::{
     auth::bootstrap,
@@ -211,18 +212,19 @@ pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
 async fn on_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ImportReport> {
     let (source_secret, rekey_secret) = opts.secrets()?;
     let expose = |s: Option<SecretString>| s.map(|s| s.expose_secret().to_owned());
-    let fields = ImportFields {
-        conflict_strategy: opts.conflict_strategy.as_str().into(),
-        dry_run: opts.dry_run,
+    let options = wire::ImportOptions {
+        conflict_strategy: opts.conflict_strategy,
+        dry_run: wire::Flag(opts.dry_run),
         include: opts.include.map(|i| i.describe().join(",")),
+        selected_entities: None,
         source_secret: expose(source_secret),
         rekey_secret: expose(rekey_secret),
-        allow_missing_links: opts.allow_missing_links,
+        allow_missing_links: wire::Flag(opts.allow_missing_links),
     };
     let upload = upload_bar(&opts.file);
     let sent = upload.as_ref().map(|u| u.0.clone());
     let job = remote
-        .submit(&opts.file, &fields, move |bytes| {
+        .submit(&opts.file, &options, move |bytes| {
             if let Some(sent) = &sent {
                 sent.inc(bytes);
             }

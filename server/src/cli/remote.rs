@@ -6,7 +6,8 @@ use std::{path::Path, time::Duration};
 
 use app::{
     jobs::{EntityResult, ImportPreview, JobCreated, JobResults, JobState, JobStatus},
-    validation::{FieldError, Problems},
+    validation::Problems,
+    wire::{ErrorBody, ErrorEnvelope, ImportOptions},
 };
 use futures_util::TryStreamExt;
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url, multipart};
@@ -33,32 +34,6 @@ pub enum RemoteError {
     Refused(Problems),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
-}
-
-/// The fields of an import request (`POST /admin/import` and `/admin/import/preview`).
-#[derive(Debug, Default)]
-pub struct ImportFields {
-    pub conflict_strategy: String,
-    pub dry_run: bool,
-    pub include: Option<String>,
-    pub source_secret: Option<String>,
-    pub rekey_secret: Option<String>,
-    pub allow_missing_links: bool,
-}
-
-/// The error envelope every API error uses.
-#[derive(serde::Deserialize)]
-struct Envelope {
-    error: EnvelopeBody,
-}
-
-#[derive(serde::Deserialize)]
-struct EnvelopeBody {
-    message: String,
-    #[serde(default)]
-    details: Vec<FieldError>,
-    /// How many problems there were (an import file's refusal lists the first 1,000).
-    errors_total: Option<u64>,
 }
 
 impl Remote {
@@ -118,11 +93,18 @@ impl Remote {
             return Ok(response);
         }
         let body = response.bytes().await.unwrap_or_default();
-        match serde_json::from_slice::<Envelope>(&body) {
-            Ok(e) if !e.error.details.is_empty() => {
-                let total = e.error.errors_total.unwrap_or(e.error.details.len() as u64);
+        match serde_json::from_slice::<ErrorEnvelope>(&body) {
+            Ok(ErrorEnvelope {
+                error:
+                    ErrorBody {
+                        details: Some(details),
+                        errors_total,
+                        ..
+                    },
+            }) if !details.is_empty() => {
+                let total = errors_total.unwrap_or(details.len() as u64);
                 Err(RemoteError::Refused(Problems {
-                    listed: e.error.details,
+                    listed: details,
                     total,
                 }))
             }
@@ -169,10 +151,10 @@ impl Remote {
     pub async fn submit(
         &self,
         file: &Path,
-        fields: &ImportFields,
+        options: &ImportOptions,
         uploaded: impl Fn(u64) + Send + Sync + 'static,
     ) -> Result<JobCreated, RemoteError> {
-        let form = upload(file, fields, uploaded).await?;
+        let form = upload(file, options, uploaded).await?;
         self.json(self.post("admin/import")?.multipart(form)).await
     }
 
@@ -180,9 +162,9 @@ impl Remote {
     pub async fn preview(
         &self,
         file: &Path,
-        fields: &ImportFields,
+        options: &ImportOptions,
     ) -> Result<ImportPreview, RemoteError> {
-        let form = upload(file, fields, |_| {}).await?;
+        let form = upload(file, options, |_| {}).await?;
         self.json(self.post("admin/import/preview")?.multipart(form))
             .await
     }
@@ -230,7 +212,7 @@ impl Remote {
 /// The multipart form: the file streamed from disk (or standard input), and the options.
 async fn upload(
     file: &Path,
-    fields: &ImportFields,
+    options: &ImportOptions,
     uploaded: impl Fn(u64) + Send + Sync + 'static,
 ) -> anyhow::Result<multipart::Form> {
     let name = file
@@ -248,22 +230,10 @@ async fn upload(
             .inspect_ok(move |piece| uploaded(piece.len() as u64));
         multipart::Part::stream_with_length(reqwest::Body::wrap_stream(sent), length)
     };
-    let mut form = multipart::Form::new()
-        .part("file", part.file_name(name).mime_str("application/json")?)
-        .text("conflict_strategy", fields.conflict_strategy.clone())
-        .text("dry_run", fields.dry_run.to_string());
-    if fields.allow_missing_links {
-        form = form.text("allow_missing_links", "true");
-    }
-    let optional = [
-        ("include", &fields.include),
-        ("source_secret", &fields.source_secret),
-        ("rekey_secret", &fields.rekey_secret),
-    ];
-    for (name, value) in optional {
-        if let Some(value) = value {
-            form = form.text(name, value.clone());
-        }
+    let mut form =
+        multipart::Form::new().part("file", part.file_name(name).mime_str("application/json")?);
+    for (field, value) in options.fields() {
+        form = form.text(field, value);
     }
     Ok(form)
 }

@@ -9,18 +9,21 @@ use app::{
     jobs::{ExportPreview, ImportPreview, JobCreated, JobResults, JobStatus},
     model::EntityKind,
     transfer::ExportFile,
-    validation::FieldError,
+    wire::{AuditList, EntitySelection, ErrorEnvelope, ImportOptions, JobList},
 };
 use axum::{
     Json, Router,
     response::{Html, IntoResponse},
     routing::get,
 };
-use schemars::{JsonSchema, generate::SchemaSettings};
+use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use super::{AppState, transfer};
+use super::{
+    AppState,
+    transfer::{audit, export, import, jobs},
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -38,18 +41,18 @@ pub fn routes() -> Router<AppState> {
         description = "MCP gateway control plane: entity CRUD, configuration export and import (ContextForge-compatible files, credentials AES-256-GCM encrypted).",
     ),
     paths(
-        transfer::export_all,
-        transfer::export_selected,
-        transfer::preview_export_query,
-        transfer::preview_export_selected,
-        transfer::start_import,
-        transfer::preview_import,
-        transfer::job_status,
-        transfer::job_events,
-        transfer::job_results,
-        transfer::cancel_job,
-        transfer::list_jobs,
-        transfer::audit,
+        export::export_all,
+        export::export_selected,
+        export::preview_export_query,
+        export::preview_export_selected,
+        import::start_import,
+        import::preview_import,
+        jobs::job_status,
+        jobs::job_events,
+        jobs::job_results,
+        jobs::cancel_job,
+        jobs::list_jobs,
+        audit::audit,
     ),
     tags(
         (name = "export", description = "Configuration out: whole, filtered or selected, with dependencies"),
@@ -59,88 +62,6 @@ pub fn routes() -> Router<AppState> {
     )
 )]
 struct ApiDoc;
-
-/// `POST /admin/export/selective` and `/admin/export/preview`.
-#[derive(JsonSchema)]
-#[expect(dead_code, reason = "read only by `JsonSchema`")]
-struct Selection {
-    tools: Option<Vec<String>>,
-    gateways: Option<Vec<String>>,
-    servers: Option<Vec<String>>,
-    prompts: Option<Vec<String>>,
-    resources: Option<Vec<String>>,
-    roots: Option<Vec<String>>,
-    /// Add what the chosen servers need (default true).
-    include_dependencies: Option<bool>,
-}
-
-/// The fields of `POST /admin/import` (form fields, or keys beside `import_data`).
-#[derive(JsonSchema)]
-#[expect(dead_code, reason = "read only by `JsonSchema`")]
-struct ImportRequest {
-    /// The export file (multipart) — or, in JSON, `import_data`.
-    file: Option<ExportFile>,
-    import_data: Option<ExportFile>,
-    /// skip, update (default), rename or fail.
-    conflict_strategy: Option<app::jobs::ConflictStrategy>,
-    dry_run: Option<bool>,
-    /// Names or globs per type, e.g. `tool:weather_api,server:ai-*`.
-    include: Option<String>,
-    /// Only these entities of the file: `{"tools": ["name", …], …}`.
-    selected_entities: Option<Value>,
-    /// The exporting gateway's AUTH_ENCRYPTION_SECRET, when it differs from this one's.
-    source_secret: Option<String>,
-    /// ContextForge's name: must equal this gateway's AUTH_ENCRYPTION_SECRET.
-    rekey_secret: Option<String>,
-    /// Leave out, each with a warning, a server's links to entities neither the file
-    /// nor this gateway has (default false: such a link refuses the file).
-    allow_missing_links: Option<bool>,
-}
-
-#[derive(JsonSchema)]
-#[expect(dead_code, reason = "read only by `JsonSchema`")]
-struct JobList {
-    jobs: Vec<JobStatus>,
-}
-
-#[derive(JsonSchema)]
-#[expect(dead_code, reason = "read only by `JsonSchema`")]
-struct AuditList {
-    entries: Vec<AuditRecord>,
-}
-
-/// One audit entry.
-#[derive(JsonSchema)]
-#[expect(dead_code, reason = "read only by `JsonSchema`")]
-struct AuditRecord {
-    id: uuid::Uuid,
-    /// RFC 3339.
-    at: String,
-    actor: String,
-    action: String,
-    target_type: Option<String>,
-    target_name: Option<String>,
-    /// Counts, file digest, key fingerprints (never a secret).
-    details: Value,
-}
-
-/// Every refusal: `{"error": {"code", "message", "details"?}}`.
-#[derive(JsonSchema)]
-#[expect(dead_code, reason = "read only by `JsonSchema`")]
-struct ErrorEnvelope {
-    error: ErrorBody,
-}
-
-#[derive(JsonSchema)]
-#[expect(dead_code, reason = "read only by `JsonSchema`")]
-struct ErrorBody {
-    code: String,
-    message: String,
-    /// Every invalid field, each with its JSON Pointer (an import file: the first 1,000).
-    details: Option<Vec<FieldError>>,
-    /// An import file's refusal: how many problems there were in all.
-    errors_total: Option<u64>,
-}
 
 /// The whole OpenAPI document.
 pub fn document() -> Value {
@@ -174,8 +95,8 @@ fn schemas() -> Map<String, Value> {
     generator.subschema_for::<JobResults>();
     generator.subschema_for::<JobList>();
     generator.subschema_for::<AuditList>();
-    generator.subschema_for::<Selection>();
-    generator.subschema_for::<ImportRequest>();
+    generator.subschema_for::<EntitySelection>();
+    generator.subschema_for::<ImportOptions>();
     generator.subschema_for::<ErrorEnvelope>();
     generator.subschema_for::<Tool>();
     generator.subschema_for::<Gateway>();
@@ -355,4 +276,60 @@ fn schema_links(part: &Value) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of an operation's query parameters.
+    fn parameters(doc: &Value, path: &str, method: &str) -> Vec<String> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn query_parameters_and_bodies_are_described_by_the_wire_types() {
+        let doc = document();
+        let export = [
+            "types",
+            "exclude_types",
+            "tags",
+            "tags_all",
+            "include",
+            "include_inactive",
+            "include_dependencies",
+            "format",
+        ];
+        for path in ["/admin/export", "/admin/export/preview"] {
+            assert_eq!(parameters(&doc, path, "get"), export, "{path}");
+        }
+        assert_eq!(parameters(&doc, "/admin/import/jobs", "get"), ["limit"]);
+        assert_eq!(
+            parameters(&doc, "/admin/import/status/{id}/results", "get"),
+            ["offset", "limit"]
+        );
+        assert_eq!(
+            parameters(&doc, "/admin/audit", "get"),
+            ["action", "user", "since", "limit"]
+        );
+        let schemas = &doc["components"]["schemas"];
+        for (schema, field) in [
+            ("EntitySelection", "entity_selections"),
+            ("ImportOptions", "allow_missing_links"),
+            ("ErrorEnvelope", "error"),
+            ("AuditList", "entries"),
+            ("JobList", "jobs"),
+        ] {
+            assert!(
+                schemas[schema]["properties"].get(field).is_some(),
+                "{schema}.{field}"
+            );
+        }
+    }
 }

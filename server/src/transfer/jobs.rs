@@ -455,6 +455,53 @@ impl Jobs {
             .and_then(|l| l.changed.as_ref().map(|tx| tx.subscribe()))
     }
 
+    /// The job's states as they change (progress moved or the state changed), from the
+    /// current one to the final one; `None` when there is no such job. Bursts of entities
+    /// become one state per 100 ms at most.
+    pub async fn watch(
+        &self,
+        id: Uuid,
+    ) -> sqlx::Result<Option<impl futures_util::Stream<Item = JobStatus> + use<>>> {
+        let Some(first) = self.status(id).await? else {
+            return Ok(None);
+        };
+        let states = futures_util::stream::unfold(
+            (self.clone(), Some(first), None::<JobStatus>),
+            move |(jobs, next, last)| async move {
+                let status = match next {
+                    Some(s) => s,
+                    None => jobs.next_change(id, last.as_ref()?).await?,
+                };
+                // After the final state, the next poll ends the stream.
+                let last = (!status.status.is_final()).then(|| status.clone());
+                Some((status, (jobs, None, last)))
+            },
+        );
+        Ok(Some(states))
+    }
+
+    /// The job's next different status; `None` once it cannot be read.
+    async fn next_change(&self, id: Uuid, last: &JobStatus) -> Option<JobStatus> {
+        let mut changes = self.subscribe(id);
+        loop {
+            match changes.as_mut() {
+                Some(rx) => {
+                    let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                // Running in another process (or not yet here): poll.
+                None => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+            let status = self.status(id).await.ok()??;
+            if status.status != last.status || status.progress != last.progress {
+                return Some(status);
+            }
+            if changes.is_none() {
+                changes = self.subscribe(id);
+            }
+        }
+    }
+
     fn live(&self, id: Uuid) -> Option<Arc<Live>> {
         self.inner.live.lock().expect("live lock").get(&id).cloned()
     }

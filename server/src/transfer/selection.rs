@@ -83,26 +83,7 @@ impl Include {
     }
 }
 
-/// One type name, singular or plural.
-pub fn parse_kind(name: &str) -> Result<EntityKind, String> {
-    EntityKind::parse(name).ok_or_else(|| {
-        format!(
-            "`{name}` is not an entity type (tools, gateways, servers, prompts, resources, roots)"
-        )
-    })
-}
-
-/// `tool,server` (singular or plural), each type once; empty means all six.
-pub fn parse_types(spec: &str) -> Result<Vec<EntityKind>, String> {
-    let mut kinds = Vec::new();
-    for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let kind = parse_kind(name)?;
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
-    }
-    Ok(kinds)
-}
+pub use app::wire::{parse_kind, parse_types};
 
 #[cfg(test)]
 mod tests {
