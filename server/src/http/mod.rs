@@ -12,6 +12,7 @@ mod headers;
 mod health;
 pub mod limit;
 mod openapi;
+mod outbound;
 mod serve;
 mod site;
 mod trace;
@@ -104,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(entities::routes())
         .merge(transfer::routes(max_upload))
+        .merge(outbound::routes())
         .merge(openapi::routes());
     ui::routes(api, &state)
         .layer(middleware::from_fn_with_state(

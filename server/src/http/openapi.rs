@@ -10,6 +10,7 @@ use app::{
     model::EntityKind,
     transfer::ExportFile,
     validation::FieldError,
+    verify::{VerifyReport, VerifyRequest},
 };
 use axum::{
     Json, Router,
@@ -20,7 +21,7 @@ use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use super::{AppState, transfer};
+use super::{AppState, outbound, transfer};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -50,12 +51,16 @@ pub fn routes() -> Router<AppState> {
         transfer::cancel_job,
         transfer::list_jobs,
         transfer::audit,
+        outbound::verify_credentials,
+        outbound::metrics,
     ),
     tags(
         (name = "export", description = "Configuration out: whole, filtered or selected, with dependencies"),
         (name = "import", description = "Configuration in: checked, previewed, run as durable jobs"),
         (name = "audit", description = "Who exported, imported and rotated keys"),
         (name = "entities", description = "CRUD of the six entity types"),
+        (name = "verify", description = "Are stored credentials still accepted upstream?"),
+        (name = "metrics", description = "Tool calls, errors and latency (Prometheus)"),
     )
 )]
 struct ApiDoc;
@@ -177,6 +182,8 @@ fn schemas() -> Map<String, Value> {
     generator.subschema_for::<Selection>();
     generator.subschema_for::<ImportRequest>();
     generator.subschema_for::<ErrorEnvelope>();
+    generator.subschema_for::<VerifyRequest>();
+    generator.subschema_for::<VerifyReport>();
     generator.subschema_for::<Tool>();
     generator.subschema_for::<Gateway>();
     generator.subschema_for::<Server>();

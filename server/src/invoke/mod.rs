@@ -11,6 +11,7 @@ mod args;
 pub mod credentials;
 pub mod guard;
 pub mod metrics;
+pub mod verify;
 
 use std::{
     collections::HashMap,
@@ -20,7 +21,7 @@ use std::{
 
 use app::entities::tool::{IntegrationType, RequestType, Tool};
 use reqwest::{
-    Method, StatusCode,
+    Method,
     header::{HeaderMap, HeaderName, HeaderValue},
 };
 use secrecy::ExposeSecret;
@@ -278,6 +279,16 @@ impl Invoker {
         let response = request.send().await.map_err(|e| failure_of(&e))?;
         tracing::Span::current().record("upstream_status", response.status().as_u16());
         let status = response.status();
+        if status.is_redirection() {
+            // Same-host redirects were followed; this one leads elsewhere.
+            return Err(Failure::Status(ToolOutcome {
+                text: format!(
+                    "upstream answered {status}: a redirect to another host, not followed"
+                ),
+                structured: None,
+                is_error: true,
+            }));
+        }
         let body = read_bounded(response, self.inner.max_response).await?;
         if status.is_success() {
             Ok(answer::success(
