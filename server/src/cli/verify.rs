@@ -40,6 +40,17 @@ pub struct Opts {
 }
 
 impl Opts {
+    /// `import --verify`: the gateway's tools, once the import is committed.
+    pub fn after_import(import: &super::import::Opts) -> Option<Opts> {
+        import.verify.then(|| Opts {
+            target: import.target.clone(),
+            types: vec![EntityKind::Tool],
+            include: None,
+            actor: import.actor.clone(),
+            output: import.output,
+        })
+    }
+
     fn request(&self) -> VerifyRequest {
         VerifyRequest {
             types: self.types.clone(),

@@ -326,16 +326,22 @@ impl Invoker {
         );
         tracing::Span::current().record("upstream", upstream.as_str());
         let mut headers = HeaderMap::new();
-        for (name, value) in &call.credentials.headers {
+        let plain = call
+            .credentials
+            .plain_headers
+            .iter()
+            .map(|(n, v)| (n, v.as_str(), false));
+        let sealed = (call.credentials.headers.iter()).map(|(n, v)| (n, v.expose_secret(), true));
+        for (name, value, sensitive) in plain.chain(sealed) {
             let (Ok(name), Ok(mut value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value.expose_secret()),
+                HeaderValue::from_str(value),
             ) else {
                 return Err(Failure::Refused(format!(
                     "the stored header `{name}` is not a valid HTTP header"
                 )));
             };
-            value.set_sensitive(true);
+            value.set_sensitive(sensitive);
             headers.insert(name, value);
         }
         if let Some(grant) = &call.credentials.oauth {

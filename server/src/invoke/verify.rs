@@ -160,8 +160,21 @@ fn has_credentials(tool: &Tool) -> bool {
 }
 
 impl Invoker {
-    /// One tool's verdict: skipped without credentials or when not a REST tool.
+    /// One tool's verdict (counted in the metrics): skipped without credentials or when
+    /// not a REST tool.
     pub async fn verify_tool(&self, tool: &Tool) -> EntityVerdict {
+        let verdict = self.judge(tool).await;
+        let label = match verdict.verdict {
+            Verdict::Ok => "ok",
+            Verdict::Rejected => "rejected",
+            Verdict::Unreachable => "unreachable",
+            Verdict::Skipped => "skipped",
+        };
+        self.inner.metrics.record_verification(&verdict.name, label);
+        verdict
+    }
+
+    async fn judge(&self, tool: &Tool) -> EntityVerdict {
         let verdict = |verdict, status: Option<u16>, detail: Option<String>| EntityVerdict {
             kind: EntityKind::Tool,
             name: tool.key().to_owned(),

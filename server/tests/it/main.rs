@@ -30,3 +30,4 @@ mod store_avail;
 mod store_story;
 mod transfer_rest;
 mod transfer_selection;
+mod verify;
