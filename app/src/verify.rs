@@ -30,6 +30,17 @@ pub enum Verdict {
     Skipped,
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Rejected => "rejected",
+            Verdict::Unreachable => "unreachable",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
 /// One entity's result; `detail` never holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EntityVerdict {

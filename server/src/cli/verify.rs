@@ -93,11 +93,10 @@ fn show(report: &VerifyReport, output: Output) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {
         for r in &report.results {
+            // Upper case: the line that fails the run stands out.
             let verdict = match r.verdict {
-                Verdict::Ok => "ok",
                 Verdict::Rejected => "REJECTED",
-                Verdict::Unreachable => "unreachable",
-                Verdict::Skipped => "skipped",
+                other => other.as_str(),
             };
             let status = r.status.map(|s| format!(" {s}")).unwrap_or_default();
             let detail = r

@@ -164,13 +164,9 @@ impl Invoker {
     /// not a REST tool.
     pub async fn verify_tool(&self, tool: &Tool) -> EntityVerdict {
         let verdict = self.judge(tool).await;
-        let label = match verdict.verdict {
-            Verdict::Ok => "ok",
-            Verdict::Rejected => "rejected",
-            Verdict::Unreachable => "unreachable",
-            Verdict::Skipped => "skipped",
-        };
-        self.inner.metrics.record_verification(&verdict.name, label);
+        self.inner
+            .metrics
+            .record_verification(&verdict.name, verdict.verdict.as_str());
         verdict
     }
 

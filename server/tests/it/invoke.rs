@@ -54,7 +54,8 @@ fn args(value: Value) -> Map<String, Value> {
     value.as_object().unwrap().clone()
 }
 
-fn basic(user: &str, password: &str) -> String {
+/// The `Authorization` value of HTTP Basic credentials.
+pub fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
     format!(
         "Basic {}",

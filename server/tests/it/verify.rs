@@ -23,17 +23,10 @@ use crate::common::{
     on_each_backend,
     upstream::Upstream,
 };
+use crate::invoke::basic;
 
 const KEY_A: &str = "gateway-a-key-0123456789abcdef-AAAA";
 const KEY_B: &str = "gateway-b-key-0123456789abcdef-BBBB";
-
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
 
 /// Three tools on `up`, one per header credential kind, stored under `key`; each path
 /// of the upstream demands exactly its tool's credential.
