@@ -1,6 +1,7 @@
 //! The `mcpgateway` command line: one binary, one subcommand per file.
 
 mod bench;
+mod bench_calls;
 mod diff;
 mod export;
 mod import;
