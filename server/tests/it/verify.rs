@@ -122,13 +122,16 @@ async fn exported_credentials_work_on_the_importing_gateway_and_verify_names_the
         .await;
         assert_eq!(code, 0, "{stderr}");
         let db_b = db_a.another().await;
-        let (code, _, stderr) = run(cli(&db_b)
+        // `import --verify`: the import is committed, then B's tools are verified.
+        let (code, stdout, stderr) = run(cli(&db_b)
             .env("AUTH_ENCRYPTION_SECRET", KEY_B)
             .env("MCPGATEWAY_SOURCE_SECRET", KEY_A)
-            .arg("import")
+            .env("MCPGATEWAY_ALLOW_PRIVATE_NETWORKS", "true")
+            .args(["import", "--verify"])
             .arg(&file))
         .await;
         assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("Verified 3 tools: 3 ok"), "{stdout}");
         // Every tool called through B's store and key: the upstream sees the originals.
         let store_b = db_b.store().await;
         let invoker = Invoker::new(
@@ -198,7 +201,7 @@ async fn exported_credentials_work_on_the_importing_gateway_and_verify_names_the
         // One audit row per run, naming the rejected tool, holding no secret.
         let store_b = db_b.store().await;
         let rows = store_b.audit_entries(Some("verify"), 10).await.unwrap();
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4, "import --verify and three verify runs");
         assert_eq!(rows[0].details.0["rejected"], json!(["story-basic"]));
         assert!(!serde_json::to_string(&rows).unwrap().contains("pw-"));
     })
