@@ -12,6 +12,7 @@ pub mod model;
 mod pages;
 pub mod transfer;
 pub mod validation;
+pub mod verify;
 pub mod wire;
 
 #[cfg(feature = "ssr")]

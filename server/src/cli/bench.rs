@@ -47,6 +47,13 @@ pub struct Opts {
     /// A PostgreSQL server to create the temporary databases on (postgres://…).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Measure tool calls instead: a loopback upstream called directly and through the
+    /// tool-call engine, at concurrency 1 and 64.
+    #[arg(long)]
+    pub calls: bool,
+    /// With `--calls`: seconds per measurement.
+    #[arg(long, default_value_t = 10, requires = "calls")]
+    pub seconds: u64,
 }
 
 /// The measured operations, in the order they run (each on what the one before left).
@@ -95,6 +102,9 @@ struct Row {
 }
 
 pub async fn run(opts: Opts) -> anyhow::Result<()> {
+    if opts.calls {
+        return super::bench_calls::run(opts.seconds).await;
+    }
     let database_url = opts.database_url.clone();
     if let (Some(file), Some(op)) = (&opts.child, opts.op) {
         let [n] = opts.entities[..] else {

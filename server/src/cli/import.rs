@@ -76,6 +76,10 @@ pub struct Opts {
     /// the problems, each with its pointer).
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// After the import is committed, run `verify --type tool`: exit 1 when a tool's
+    /// credentials are rejected upstream.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub verify: bool,
 }
 
 impl Opts {

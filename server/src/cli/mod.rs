@@ -1,6 +1,7 @@
 //! The `mcpgateway` command line: one binary, one subcommand per file.
 
 mod bench;
+mod bench_calls;
 mod diff;
 mod export;
 mod import;
@@ -12,6 +13,7 @@ mod seed;
 mod serve;
 mod token;
 mod validate;
+mod verify;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -91,6 +93,9 @@ pub enum Command {
     /// Measure import, re-import, dry run and export of N generated entities on
     /// temporary databases (SQLite, or new databases on --database-url postgres://…).
     Bench(bench::Opts),
+    /// Check that stored credentials are accepted upstream: an authenticated HEAD (or
+    /// OPTIONS) per REST tool; exit 1 when one is rejected (401/403).
+    Verify(verify::Opts),
 }
 
 /// Parses the command line, runs the subcommand, and turns its outcome into an exit code.
@@ -150,8 +155,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(opts) => token::run(opts.command, &settings).await,
         Command::Seed(opts) => seed::run(opts, &settings).await,
         Command::Export(opts) => export::run(opts, &settings).await,
-        Command::Import(opts) => import::run(opts, &settings).await,
+        Command::Import(opts) => {
+            let then_verify = verify::Opts::after_import(&opts);
+            import::run(opts, &settings).await?;
+            if let Some(verify) = then_verify {
+                return verify::run(verify, &settings).await;
+            }
+            Ok(())
+        }
         Command::Diff(opts) => return diff::run(opts, &settings).await,
+        Command::Verify(opts) => return verify::run(opts, &settings).await,
         Command::Validate(_) | Command::Rekey(_) | Command::Schema | Command::Bench(_) => {
             unreachable!("offline commands return above")
         }
@@ -170,6 +183,7 @@ impl Command {
             Command::Export(o) => (o.target.local.clone(), o.target.url.clone()),
             Command::Import(o) => (o.target.local.clone(), o.target.url.clone()),
             Command::Diff(o) => (o.target.local.clone(), o.target.url.clone()),
+            Command::Verify(o) => (o.target.local.clone(), o.target.url.clone()),
             Command::Validate(_) | Command::Rekey(_) | Command::Schema | Command::Bench(_) => {
                 (Local::default(), None)
             }
@@ -184,7 +198,7 @@ fn refuse_remote_env(command: &Command) -> anyhow::Result<()> {
     let remote_meant = std::env::var("MCPGATEWAY_URL").is_ok_and(|u| !u.trim().is_empty());
     anyhow::ensure!(
         !remote_meant || matches!(command, Command::Serve(_)),
-        "only export, import and diff drive a remote gateway: unset MCPGATEWAY_URL"
+        "only export, import, diff and verify drive a remote gateway: unset MCPGATEWAY_URL"
     );
     Ok(())
 }
@@ -194,9 +208,16 @@ async fn run_remote(command: Command, url: &str) -> anyhow::Result<ExitCode> {
     let remote = remote::Remote::from_env(url)?;
     match command {
         Command::Export(opts) => export::run_remote(opts, &remote).await?,
-        Command::Import(opts) => import::run_remote(opts, &remote).await?,
+        Command::Import(opts) => {
+            let then_verify = verify::Opts::after_import(&opts);
+            import::run_remote(opts, &remote).await?;
+            if let Some(verify) = then_verify {
+                return verify::run_remote(verify, &remote).await;
+            }
+        }
         Command::Diff(opts) => return diff::run_remote(opts, &remote).await,
-        _ => unreachable!("only export, import and diff take --url"),
+        Command::Verify(opts) => return verify::run_remote(opts, &remote).await,
+        _ => unreachable!("only export, import, diff and verify take --url"),
     }
     Ok(ExitCode::SUCCESS)
 }

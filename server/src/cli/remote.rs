@@ -207,6 +207,14 @@ impl Remote {
             }
         }
     }
+
+    /// `POST /admin/verify`: the gateway probes its tools' upstreams with their credentials.
+    pub async fn verify(
+        &self,
+        request: &app::verify::VerifyRequest,
+    ) -> Result<app::verify::VerifyReport, RemoteError> {
+        self.json(self.post("admin/verify")?.json(request)).await
+    }
 }
 
 /// The multipart form: the file streamed from disk (or standard input), and the options.

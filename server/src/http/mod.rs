@@ -12,6 +12,7 @@ mod headers;
 mod health;
 pub mod limit;
 mod openapi;
+mod outbound;
 mod serve;
 mod site;
 mod trace;
@@ -112,6 +113,7 @@ pub fn app(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(entities::routes())
         .merge(transfer::routes(max_upload))
+        .merge(outbound::routes())
         .merge(openapi::routes())
         .merge(crate::mcp::routes(&state));
     ui::routes(api, &state)

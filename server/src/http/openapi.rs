@@ -9,6 +9,7 @@ use app::{
     jobs::{ExportPreview, ImportPreview, JobCreated, JobResults, JobStatus},
     model::EntityKind,
     transfer::ExportFile,
+    verify::{VerifyReport, VerifyRequest},
     wire::{AuditList, EntitySelection, ErrorEnvelope, ImportOptions, JobList},
 };
 use axum::{
@@ -21,7 +22,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use super::{
-    AppState,
+    AppState, outbound,
     transfer::{audit, export, import, jobs},
 };
 
@@ -53,12 +54,16 @@ pub fn routes() -> Router<AppState> {
         jobs::cancel_job,
         jobs::list_jobs,
         audit::audit,
+        outbound::verify_credentials,
+        outbound::metrics,
     ),
     tags(
         (name = "export", description = "Configuration out: whole, filtered or selected, with dependencies"),
         (name = "import", description = "Configuration in: checked, previewed, run as durable jobs"),
         (name = "audit", description = "Who exported, imported and rotated keys"),
         (name = "entities", description = "CRUD of the six entity types"),
+        (name = "verify", description = "Are stored credentials still accepted upstream?"),
+        (name = "metrics", description = "Tool calls, errors and latency (Prometheus)"),
     )
 )]
 struct ApiDoc;
@@ -98,6 +103,8 @@ fn schemas() -> Map<String, Value> {
     generator.subschema_for::<EntitySelection>();
     generator.subschema_for::<ImportOptions>();
     generator.subschema_for::<ErrorEnvelope>();
+    generator.subschema_for::<VerifyRequest>();
+    generator.subschema_for::<VerifyReport>();
     generator.subschema_for::<Tool>();
     generator.subschema_for::<Gateway>();
     generator.subschema_for::<Server>();

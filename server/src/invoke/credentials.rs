@@ -21,6 +21,8 @@ use crate::crypto::Cipher;
 /// What a call sends besides its arguments. `Debug` shows names only.
 #[derive(Default)]
 pub struct Credentials {
+    /// The tool's plain headers (not credentials: sent, never scrubbed).
+    pub plain_headers: Vec<(String, String)>,
     pub headers: Vec<(String, SecretString)>,
     pub query: Vec<(String, SecretString)>,
     /// OAuth client credentials: exchanged for a token before the call.
@@ -64,8 +66,8 @@ impl Credentials {
         for (name, value) in &tool.headers {
             match value {
                 Value::String(plain) => credentials
-                    .headers
-                    .push((name.clone(), SecretString::from(plain.clone()))),
+                    .plain_headers
+                    .push((name.clone(), plain.clone())),
                 Value::Object(envelope) => {
                     if let Some(Value::String(blob)) = envelope.get(HEADER_ENVELOPE) {
                         let map = decrypt(cipher, blob)?;
@@ -179,7 +181,7 @@ pub struct TokenCache(Arc<Mutex<HashMap<String, CachedToken>>>);
 pub enum TokenError {
     #[error("the token endpoint answered {0}")]
     Status(reqwest::StatusCode),
-    #[error("the token endpoint's answer has no access_token")]
+    #[error("the token endpoint's answer is not JSON with an access_token (or over 64 KiB)")]
     NoToken,
     #[error("the token endpoint could not be reached")]
     Unreachable(#[source] reqwest::Error),
@@ -187,6 +189,8 @@ pub enum TokenError {
 
 /// Tokens without `expires_in` are used for this long.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// The largest token endpoint answer read (a token is a few KiB at most).
+const MAX_TOKEN_ANSWER: usize = 64 * 1024;
 /// Tokens are renewed this long before they expire, so none expires in flight.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
@@ -241,7 +245,15 @@ async fn fetch_token(
         access_token: Option<String>,
         expires_in: Option<u64>,
     }
-    let answer: Answer = response.json().await.map_err(TokenError::Unreachable)?;
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(TokenError::Unreachable)? {
+        if body.len() + chunk.len() > MAX_TOKEN_ANSWER {
+            return Err(TokenError::NoToken);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let answer: Answer = serde_json::from_slice(&body).map_err(|_| TokenError::NoToken)?;
     let token = answer
         .access_token
         .filter(|t| !t.is_empty())

@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{
 const CALLS: &str = "mcpgateway_tool_calls_total";
 const ERRORS: &str = "mcpgateway_tool_call_errors_total";
 const DURATION: &str = "mcpgateway_tool_call_duration_seconds";
+const VERIFICATIONS: &str = "mcpgateway_tool_verifications_total";
 /// Latency buckets, in seconds: a loopback call is milliseconds, the default timeout 60 s.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
@@ -73,6 +74,11 @@ impl Default for Metrics {
             Some(Unit::Seconds),
             "Time from a tool call's start to its result, by tool".into(),
         );
+        recorder.describe_counter(
+            VERIFICATIONS.into(),
+            None,
+            "Credential checks (verify), by tool and verdict".into(),
+        );
         let handle = recorder.handle();
         Metrics {
             recorder: Arc::new(recorder),
@@ -102,6 +108,17 @@ impl Metrics {
                 &METADATA,
             )
             .record(elapsed.as_secs_f64());
+    }
+
+    /// Counts one `verify` probe of `tool` and its verdict.
+    pub fn record_verification(&self, tool: &str, verdict: &'static str) {
+        let labels = vec![
+            Label::new("tool", tool.to_owned()),
+            Label::new("verdict", verdict),
+        ];
+        self.recorder
+            .register_counter(&Key::from_parts(VERIFICATIONS, labels), &METADATA)
+            .increment(1);
     }
 
     /// Everything recorded, in the Prometheus text exposition format.

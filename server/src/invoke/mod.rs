@@ -11,6 +11,7 @@ mod args;
 pub mod credentials;
 pub mod guard;
 pub mod metrics;
+pub mod verify;
 
 use std::{
     collections::HashMap,
@@ -278,6 +279,16 @@ impl Invoker {
         let response = request.send().await.map_err(|e| failure_of(&e))?;
         tracing::Span::current().record("upstream_status", response.status().as_u16());
         let status = response.status();
+        if status.is_redirection() {
+            // Same-host redirects were followed; this one leads elsewhere.
+            return Err(Failure::Status(ToolOutcome {
+                text: format!(
+                    "upstream answered {status}: a redirect to another host, not followed"
+                ),
+                structured: None,
+                is_error: true,
+            }));
+        }
         let body = read_bounded(response, self.inner.max_response).await?;
         if status.is_success() {
             Ok(answer::success(
@@ -315,16 +326,22 @@ impl Invoker {
         );
         tracing::Span::current().record("upstream", upstream.as_str());
         let mut headers = HeaderMap::new();
-        for (name, value) in &call.credentials.headers {
+        let plain = call
+            .credentials
+            .plain_headers
+            .iter()
+            .map(|(n, v)| (n, v.as_str(), false));
+        let sealed = (call.credentials.headers.iter()).map(|(n, v)| (n, v.expose_secret(), true));
+        for (name, value, sensitive) in plain.chain(sealed) {
             let (Ok(name), Ok(mut value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value.expose_secret()),
+                HeaderValue::from_str(value),
             ) else {
                 return Err(Failure::Refused(format!(
                     "the stored header `{name}` is not a valid HTTP header"
                 )));
             };
-            value.set_sensitive(true);
+            value.set_sensitive(sensitive);
             headers.insert(name, value);
         }
         if let Some(grant) = &call.credentials.oauth {

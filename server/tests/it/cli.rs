@@ -775,7 +775,10 @@ async fn remote_mode_drives_a_gateway_over_rest_with_the_local_output() {
     assert!(stderr.contains("401"), "{stderr}");
     let (code, _, stderr) = run(remote(&target, &token, &["seed"])).await;
     assert_eq!(code, Some(1));
-    assert!(stderr.contains("only export, import and diff"), "{stderr}");
+    assert!(
+        stderr.contains("only export, import, diff and verify"),
+        "{stderr}"
+    );
     source.stop().await;
     target.stop().await;
 }

@@ -33,3 +33,4 @@ mod store_story;
 mod test_databases;
 mod transfer_rest;
 mod transfer_selection;
+mod verify;

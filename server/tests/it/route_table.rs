@@ -23,6 +23,8 @@ fn protected_routes() -> Vec<(Method, String)> {
         "/admin/import/123/cancel",
         "/admin/import/jobs",
         "/admin/audit",
+        "/admin/verify",
+        "/metrics",
         "/no/such/path",
         "/api/anything",
         "/healthz",
