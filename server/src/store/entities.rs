@@ -378,6 +378,34 @@ impl StoreTx {
         Ok(hydrate_all(rows, links))
     }
 
+    /// Like [`StoreTx::entities_after`], but each record as the text the store holds
+    /// (no id, no links), with the key and state that paging and selection need: what an
+    /// export copies through without parsing. Not for servers, whose links are elsewhere.
+    pub async fn docs_after(
+        &mut self,
+        kind: EntityKind,
+        include_inactive: bool,
+        after: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<StoredDoc>> {
+        debug_assert!(
+            kind != EntityKind::Server,
+            "a server's links are not in its doc"
+        );
+        // PostgreSQL's `json` keeps the text it was given; the cast reads it as it is.
+        let sql = AssertSqlSafe(format!(
+            "SELECT key, is_active, CAST(doc AS TEXT) AS doc FROM {} \
+             WHERE ($1 OR is_active) AND ($2 IS NULL OR key > $2) ORDER BY key LIMIT $3",
+            kind.plural()
+        ));
+        with_tx!(self, |conn| sqlx::query_as(sql)
+            .bind(include_inactive)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await)
+    }
+
     pub async fn commit(self) -> sqlx::Result<()> {
         match self {
             StoreTx::Sqlite(t) => t.commit().await,
@@ -740,6 +768,15 @@ pub struct Outline {
     pub name: String,
     pub tags: Vec<String>,
     pub links: Vec<(EntityKind, String)>,
+}
+
+/// A stored record's text with its key and state (see [`StoreTx::docs_after`]).
+#[derive(Debug, sqlx::FromRow)]
+pub struct StoredDoc {
+    pub key: String,
+    pub is_active: bool,
+    /// The record as stored: compact JSON written by its type's serialiser.
+    pub doc: String,
 }
 
 #[derive(sqlx::FromRow)]
