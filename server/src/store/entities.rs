@@ -12,6 +12,7 @@ use app::{
     model::EntityKind,
     validation::{FieldError, join},
 };
+use futures_util::stream::BoxStream;
 use sqlx::{AssertSqlSafe, QueryBuilder, types::Json};
 use uuid::Uuid;
 
@@ -378,32 +379,39 @@ impl StoreTx {
         Ok(hydrate_all(rows, links))
     }
 
-    /// Like [`StoreTx::entities_after`], but each record as the text the store holds
-    /// (no id, no links), with the key and state that paging and selection need: what an
-    /// export copies through without parsing. Not for servers, whose links are elsewhere.
-    pub async fn docs_after(
+    /// True when a record reads back as the very text its serialiser wrote (SQLite's
+    /// `TEXT`). PostgreSQL's `json` column keeps the text it is given, but that text has
+    /// been through `jsonb` (the type records are bound as): keys reordered, spaces added.
+    pub fn keeps_record_text(&self) -> bool {
+        matches!(self, StoreTx::Sqlite(_))
+    }
+
+    /// Every stored record of `kind` (inactive ones too when asked) ordered by key, as
+    /// the text the store holds (no id, no links) with the key and state selection
+    /// needs: what an export copies through without parsing. Streamed, read on this
+    /// transaction: the database reads ahead while the caller writes (SQLite's worker
+    /// holds a bounded buffer of rows). Not for servers, whose links are elsewhere.
+    pub fn docs(
         &mut self,
         kind: EntityKind,
         include_inactive: bool,
-        after: Option<&str>,
-        limit: i64,
-    ) -> sqlx::Result<Vec<StoredDoc>> {
+    ) -> BoxStream<'_, sqlx::Result<StoredDoc>> {
         debug_assert!(
             kind != EntityKind::Server,
             "a server's links are not in its doc"
         );
-        // PostgreSQL's `json` keeps the text it was given; the cast reads it as it is.
-        let sql = AssertSqlSafe(format!(
-            "SELECT key, is_active, CAST(doc AS TEXT) AS doc FROM {} \
-             WHERE ($1 OR is_active) AND ($2 IS NULL OR key > $2) ORDER BY key LIMIT $3",
+        let sql = format!(
+            "SELECT key, is_active, CAST(doc AS TEXT) AS doc FROM {} WHERE ($1 OR is_active) ORDER BY key",
             kind.plural()
-        ));
-        with_tx!(self, |conn| sqlx::query_as(sql)
-            .bind(include_inactive)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut *conn)
-            .await)
+        );
+        match self {
+            StoreTx::Sqlite(t) => sqlx::query_as(AssertSqlSafe(sql))
+                .bind(include_inactive)
+                .fetch(&mut **t),
+            StoreTx::Postgres(t) => sqlx::query_as(AssertSqlSafe(sql))
+                .bind(include_inactive)
+                .fetch(&mut **t),
+        }
     }
 
     pub async fn commit(self) -> sqlx::Result<()> {
@@ -770,7 +778,7 @@ pub struct Outline {
     pub links: Vec<(EntityKind, String)>,
 }
 
-/// A stored record's text with its key and state (see [`StoreTx::docs_after`]).
+/// A stored record's text with its key and state (see [`StoreTx::docs`]).
 #[derive(Debug, sqlx::FromRow)]
 pub struct StoredDoc {
     pub key: String,

@@ -1,12 +1,14 @@
-//! The export file written as it is read: each type in pages of [`PAGE`] entities, each
-//! page serialised and handed to the sink before the next is read, so memory stays flat
-//! however many entities the gateway holds. The output is the pretty JSON that
+//! The export file written as it is read: entities parsed in pages of [`PAGE`] (servers
+//! read with their links), or on SQLite the other types' records streamed and copied,
+//! what was gathered handed to the sink every page or [`FLUSH_BYTES`], so memory stays
+//! flat however many entities the gateway holds. The output is the pretty JSON that
 //! `serde_json::to_vec_pretty` gives for an [`app::transfer::ExportFile`].
 
 use app::{
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
     model::EntityKind,
 };
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -14,8 +16,10 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use super::{ExportOptions, Take};
 use crate::store::entities::StoreTx;
 
-/// Entities read and written per step.
+/// Entities read and written per step (servers, read with their links).
 const PAGE: i64 = 1000;
+/// Bytes gathered before they are handed to the sink (records copied as they are read).
+const FLUSH_BYTES: usize = 1 << 20;
 
 /// What a written export holds.
 #[derive(Debug, Default)]
@@ -102,6 +106,7 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         }
         let count = match E::KIND {
             EntityKind::Server => self.parsed::<E>(snapshot, options, take).await?,
+            _ if !snapshot.keeps_record_text() => self.parsed::<E>(snapshot, options, take).await?,
             _ => self.copied(E::KIND, snapshot, options, take).await?,
         };
         if count > 0 {
@@ -146,9 +151,10 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
     }
 
     /// The entities of `kind` copied from the text the store holds: a record without
-    /// links is stored exactly as the export writes it, only compact (the store writes
-    /// it with the same serialiser, without its id), so it is re-indented, not parsed
-    /// and serialised again. How many were written.
+    /// links, where the store keeps the text as written ([`StoreTx::keeps_record_text`]),
+    /// is exactly what the export writes, only compact (the same serialiser wrote it,
+    /// without its id), so it is re-indented, not parsed and serialised again. How many
+    /// were written.
     async fn copied(
         &mut self,
         kind: EntityKind,
@@ -156,27 +162,21 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         options: &ExportOptions,
         take: &Take,
     ) -> anyhow::Result<usize> {
-        let (mut count, mut after) = (0, None::<String>);
-        loop {
-            let page = snapshot
-                .docs_after(kind, take.inactive(kind, options), after.as_deref(), PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.key.clone());
-            let full = page.len() as i64 == PAGE;
-            for stored in &page {
-                if !take.takes(kind, &stored.key, stored.is_active, options) {
-                    continue;
-                }
-                self.open_item(kind, count)?;
-                reindent(&mut self.buffer, stored.doc.as_bytes(), 6);
-                count += 1;
+        let mut count = 0;
+        let mut rows = snapshot.docs(kind, take.inactive(kind, options));
+        while let Some(stored) = rows.try_next().await? {
+            if !take.takes(kind, &stored.key, stored.is_active, options) {
+                continue;
             }
-            self.flush().await?;
-            if !full {
-                break;
+            self.open_item(kind, count)?;
+            reindent(&mut self.buffer, stored.doc.as_bytes(), 6);
+            count += 1;
+            if self.buffer.len() >= FLUSH_BYTES {
+                self.flush().await?;
             }
         }
+        drop(rows);
+        self.flush().await?;
         Ok(count)
     }
 
