@@ -325,7 +325,7 @@ fn reindent(buffer: &mut Vec<u8>, doc: &[u8], indent: usize) {
             }
             b':' => buffer.extend_from_slice(b": "),
             b'"' => {
-                let end = string_end(doc, i);
+                let end = crate::transfer::scan::string_end(doc, i);
                 buffer.extend_from_slice(&doc[i..end]);
                 i = end;
                 continue;
@@ -335,20 +335,6 @@ fn reindent(buffer: &mut Vec<u8>, doc: &[u8], indent: usize) {
         }
         i += 1;
     }
-}
-
-/// The index just after the JSON string starting at `start` (its opening quote).
-fn string_end(doc: &[u8], start: usize) -> usize {
-    let mut at = start + 1;
-    while let Some(n) = memchr::memchr2(b'"', b'\\', &doc[at..]) {
-        at += n;
-        if doc[at] == b'"' {
-            return at + 1;
-        }
-        // A backslash escapes the byte after it (`\"`, `\\`, or the start of `\uXXXX`).
-        at += 2;
-    }
-    doc.len()
 }
 
 /// The six lists in file order.

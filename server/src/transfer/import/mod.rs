@@ -39,13 +39,8 @@ pub const SOURCE_SECRET_REQUIRED: &str = "source_secret_required";
 /// The fingerprint of the key the file says its credentials are encrypted with
 /// (`encryption_key_fingerprint`, which exports carry), if it names one.
 pub fn file_key(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        encryption_key_fingerprint: Option<String>,
-    }
-    serde_json::from_slice::<Envelope>(bytes)
-        .ok()
-        .and_then(|e| e.encryption_key_fingerprint)
+    // Exports write it before the entities: found without reading them.
+    super::scan::top_level_string(bytes, "encryption_key_fingerprint")
 }
 
 /// A file that names its key, checked against the key that will decrypt it (`source`,
