@@ -94,6 +94,8 @@ codes! {
     Internal = "internal",
     BadJob = "bad_job",
     SourceSecret = "source_secret",
+    SourceSecretRequired = "source_secret_required",
+    SourceSecretMismatch = "source_secret_mismatch",
 }
 
 impl std::fmt::Display for Code {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use app::validation::{FieldError, Problems};
+use app::validation::{Code, FieldError, Problems};
 use app::wire;
 use clap::{Args, builder::TypedValueParser};
 use secrecy::{ExposeSecret, SecretString};
@@ -19,7 +19,7 @@ use crate::{
     transfer::{
         import::{
             ConflictStrategy, EntityResult, ImportError, ImportOptions, ImportReport, Observer,
-            import,
+            check_file_key, file_key, import,
         },
         selection::Include,
     },
@@ -171,24 +171,16 @@ fn check_key(
     source: Option<&Cipher>,
     target: &Cipher,
 ) -> anyhow::Result<()> {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        encryption_key_fingerprint: Option<String>,
-    }
-    let Some(file_key) = serde_json::from_slice::<Envelope>(bytes.bytes())
-        .ok()
-        .and_then(|e| e.encryption_key_fingerprint)
-    else {
-        return Ok(());
-    };
-    match source {
-        None if file_key != target.fingerprint() => Err(another_key(opts, Some(&file_key))),
-        Some(source) if file_key != source.fingerprint() => anyhow::bail!(
-            "the source secret is key {}, but {} was encrypted with key {file_key}: nothing was imported",
-            source.fingerprint(),
-            opts.file.display()
+    match check_file_key(bytes.bytes(), source, target) {
+        Err(e) if e.code == Code::SourceSecretRequired => {
+            Err(another_key(opts, file_key(bytes.bytes()).as_deref()))
+        }
+        Err(e) => anyhow::bail!(
+            "{}: {}; nothing was imported",
+            opts.file.display(),
+            e.message
         ),
-        _ => Ok(()),
+        Ok(()) => Ok(()),
     }
 }
 
@@ -196,9 +188,15 @@ fn check_key(
 fn another_key(opts: &Opts, file_key: Option<&str>) -> anyhow::Error {
     let key = file_key.map(|k| format!(" (key {k})")).unwrap_or_default();
     let dry_run = if opts.dry_run { " --dry-run" } else { "" };
+    let url = opts
+        .target
+        .url
+        .as_ref()
+        .map(|u| format!(" --url {u}"))
+        .unwrap_or_default();
     anyhow::anyhow!(
         "{file} was encrypted with another gateway's key{key}; nothing was imported. Run: \
-         mcpgateway import {file}{dry_run} --source-secret-file PATH  (PATH holding the exporting \
+         mcpgateway import {file}{url}{dry_run} --source-secret-file PATH  (PATH holding the exporting \
          gateway's AUTH_ENCRYPTION_SECRET; or set MCPGATEWAY_SOURCE_SECRET)",
         file = opts.file.display()
     )
@@ -219,7 +217,7 @@ async fn on_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ImportReport> 
     let options = wire::ImportOptions {
         conflict_strategy: opts.conflict_strategy,
         dry_run: wire::Flag(opts.dry_run),
-        include: opts.include.map(|i| i.describe().join(",")),
+        include: opts.include.as_ref().map(|i| i.describe().join(",")),
         selected_entities: None,
         source_secret: expose(source_secret),
         rekey_secret: expose(rekey_secret),
@@ -237,7 +235,7 @@ async fn on_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ImportReport> 
     if let Some(upload) = upload {
         upload.done();
     }
-    let job = job.map_err(|e| refused(e, &opts.file, IMPORTED))?;
+    let job = job.map_err(|e| refused_remote(e, &opts))?;
     let bar = Applied::default();
     let status = remote
         .wait(&job, |processed, total| {
@@ -415,6 +413,22 @@ pub(crate) fn refused(
     match e {
         RemoteError::Refused(errors) => problems(errors, file, outcome),
         RemoteError::Other(e) => e,
+    }
+}
+
+/// The gateway's refusal of the upload; a file encrypted under another key than the
+/// gateway's, sent without a source secret, as the one line with the command to run.
+fn refused_remote(e: RemoteError, opts: &Opts) -> anyhow::Error {
+    match e {
+        RemoteError::Refused(errors)
+            if errors.listed.len() == 1 && errors.listed[0].code == Code::SourceSecretRequired =>
+        {
+            let key = crate::transfer::input::Input::open(&opts.file)
+                .ok()
+                .and_then(|input| file_key(input.bytes()));
+            another_key(opts, key.as_deref())
+        }
+        other => refused(other, &opts.file, IMPORTED),
     }
 }
 

@@ -41,7 +41,7 @@ use uuid::Uuid;
 use super::{
     import::{
         EntityResult, ImportError, ImportOptions, ImportPreview, ImportReport, Observer, check,
-        import, preview,
+        check_file_key, import, preview,
     },
     input::Input,
     selection::Include,
@@ -99,6 +99,15 @@ impl JobRequest {
             observer: None,
             allow_missing_links: self.allow_missing_links,
         })
+    }
+}
+
+impl JobRequest {
+    /// A file encrypted under another key than the one that would decrypt it: one
+    /// problem at `/source_secret`, not one per credential.
+    fn check_key(&self, source: Option<&Cipher>, target: &Cipher) -> Result<(), SubmitError> {
+        check_file_key(self.input.bytes(), source, target)
+            .map_err(|e| SubmitError::Invalid(vec![e].into()))
     }
 }
 
@@ -300,6 +309,7 @@ impl Jobs {
     ) -> Result<JobCreated, SubmitError> {
         let source = request.source_secret.as_ref().map(Cipher::new);
         let options = request.options(source.as_ref())?;
+        request.check_key(source.as_ref(), &self.inner.cipher)?;
         let store = &self.inner.store;
         let warnings = check(store, &self.inner.cipher, &request.input, &options)
             .await
@@ -348,6 +358,7 @@ impl Jobs {
     pub async fn preview(&self, request: JobRequest) -> Result<ImportPreview, SubmitError> {
         let source = request.source_secret.as_ref().map(Cipher::new);
         let options = request.options(source.as_ref())?;
+        request.check_key(source.as_ref(), &self.inner.cipher)?;
         let store = &self.inner.store;
         Ok(preview(store, &self.inner.cipher, &request.input, &options).await?)
     }

@@ -4,5 +4,6 @@ pub mod export;
 pub mod import;
 pub mod input;
 pub mod jobs;
+pub mod scan;
 pub mod selection;
 pub mod spool;

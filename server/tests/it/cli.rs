@@ -1234,6 +1234,69 @@ fn the_literal_rekey_secret_form_answers_once_or_works_with_the_source_secret() 
     );
 }
 
+/// The literal form against a remote gateway: the file (exported under `OTHER`) names its
+/// key, so REST answers one problem at `/source_secret` and the CLI one line with the
+/// command; with the source secret the same command imports.
+#[tokio::test]
+async fn a_remote_import_of_another_gateways_file_answers_once() {
+    let a = TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("other.json");
+    let f = file.to_str().unwrap();
+    for args in [&["seed"][..], &["export", "--out", f]] {
+        let out = mcpgateway(&a)
+            .env("AUTH_ENCRYPTION_SECRET", OTHER)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let key = server::crypto::Cipher::new(&secrecy::SecretString::from(OTHER));
+    let target = TestApp::spawn(TestDb::sqlite()).await;
+
+    let api = crate::common::harness::Api::new(&target).await;
+    let (code, body) = api.start_import(std::fs::read(&file).unwrap(), &[]).await;
+    assert_eq!(code, 422, "{body}");
+    let details = body["error"]["details"].as_array().unwrap();
+    assert_eq!(
+        details.len(),
+        1,
+        "one problem, not one per credential: {body}"
+    );
+    assert_eq!(details[0]["pointer"], "/source_secret", "{body}");
+    let message = details[0]["message"].as_str().unwrap();
+    assert!(message.contains(key.fingerprint()), "{message}");
+
+    let token = target.admin_token().await;
+    let remote = |source: Option<&str>| {
+        let mut cmd = mcpgateway(&TestDb::sqlite());
+        cmd.env("MCPGATEWAY_URL", &target.base)
+            .env("MCPGATEWAY_BEARER_TOKEN", &token)
+            .args(["import", f, "--rekey-secret", SECRET]);
+        if let Some(source) = source {
+            cmd.env("MCPGATEWAY_SOURCE_SECRET", source);
+        }
+        cmd
+    };
+    let (code, _, text) = run(remote(None)).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(text.lines().count(), 1, "one line: {text}");
+    let command = format!(
+        "mcpgateway import {f} --url {} --source-secret-file PATH",
+        target.base
+    );
+    assert!(
+        text.contains(&command)
+            && text.contains("MCPGATEWAY_SOURCE_SECRET")
+            && text.contains(key.fingerprint()),
+        "{text}"
+    );
+    let (code, out, text) = run(remote(Some(OTHER))).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(out.contains("Created 15 new tools"), "{out}");
+    target.stop().await;
+}
+
 #[test]
 fn validate_warns_of_an_unknown_version_and_refuses_one_that_is_not_a_date() {
     let db = TestDb::sqlite();

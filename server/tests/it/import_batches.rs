@@ -126,7 +126,13 @@ async fn thousands_of_generated_entities_import_with_exact_counts_and_links() {
             streamed,
             "byte for byte the pretty JSON of the file"
         );
-        let exported: ExportFile = serde_json::from_value(value).unwrap();
+        let exported: ExportFile = serde_json::from_value(value.clone()).unwrap();
+        // Records copied through as stored read back as the typed export would write them.
+        assert_eq!(
+            serde_json::to_string_pretty(&exported.entities).unwrap(),
+            serde_json::to_string_pretty(&value["entities"]).unwrap(),
+            "the copied records are the typed records"
+        );
         assert_eq!(exported.entities.counts(), expected);
         assert_eq!(links_by_server(&exported.entities.servers), wanted);
     })

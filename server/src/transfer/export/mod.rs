@@ -194,6 +194,28 @@ pub(super) struct Take {
     inactive_links: Chosen,
 }
 
+impl Take {
+    /// True when the pages of `kind` must hold disabled entities too.
+    fn inactive(&self, kind: EntityKind, options: &ExportOptions) -> bool {
+        // A selection may hold disabled dependencies; so may the plain export's extras.
+        options.include_inactive
+            || self.chosen.is_some()
+            || self.inactive_links.iter().any(|(k, _)| *k == kind)
+    }
+
+    /// True when the entity of `kind` with `key` goes into the file.
+    fn takes(&self, kind: EntityKind, key: &str, active: bool, options: &ExportOptions) -> bool {
+        match &self.chosen {
+            Some(chosen) => chosen.contains(&(kind, key.to_owned())),
+            None => {
+                options.include_inactive
+                    || active
+                    || self.inactive_links.contains(&(kind, key.to_owned()))
+            }
+        }
+    }
+}
+
 /// An export whose selection is settled: what can fail before the first byte is sent.
 pub struct Plan {
     options: ExportOptions,

@@ -1,12 +1,14 @@
-//! The export file written as it is read: each type in pages of [`PAGE`] entities, each
-//! page serialised and handed to the sink before the next is read, so memory stays flat
-//! however many entities the gateway holds. The output is the pretty JSON that
+//! The export file written as it is read: entities parsed in pages of [`PAGE`] (servers
+//! read with their links), or on SQLite the other types' records streamed and copied,
+//! what was gathered handed to the sink every page or [`FLUSH_BYTES`], so memory stays
+//! flat however many entities the gateway holds. The output is the pretty JSON that
 //! `serde_json::to_vec_pretty` gives for an [`app::transfer::ExportFile`].
 
 use app::{
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
     model::EntityKind,
 };
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -14,8 +16,10 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use super::{ExportOptions, Take};
 use crate::store::entities::StoreTx;
 
-/// Entities read and written per step.
+/// Entities read and written per step (servers, read with their links).
 const PAGE: i64 = 1000;
+/// Bytes gathered before they are handed to the sink (records copied as they are read).
+const FLUSH_BYTES: usize = 1 << 20;
 
 /// What a written export holds.
 #[derive(Debug, Default)]
@@ -96,39 +100,45 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         take: &Take,
     ) -> anyhow::Result<()> {
         // A settled selection has applied the type filter already (and may add servers).
-        let chosen = take.chosen.as_ref();
-        if chosen.is_none() && !options.types.is_empty() && !options.types.contains(&E::KIND) {
+        if take.chosen.is_none() && !options.types.is_empty() && !options.types.contains(&E::KIND) {
             self.written.counts.push((E::KIND, 0));
             return Ok(());
         }
-        let extra = &take.inactive_links;
-        // A selection may hold disabled dependencies; so may the plain export's extras.
-        let inactive = options.include_inactive
-            || chosen.is_some()
-            || extra.iter().any(|(kind, _)| *kind == E::KIND);
-        let taken = |entity: &E| match chosen {
-            Some(c) => c.contains(&(E::KIND, entity.key().to_owned())),
-            None => {
-                options.include_inactive
-                    || entity.is_active()
-                    || extra.contains(&(E::KIND, entity.key().to_owned()))
-            }
+        let count = match E::KIND {
+            EntityKind::Server => self.parsed::<E>(snapshot, options, take).await?,
+            _ if !snapshot.keeps_record_text() => self.parsed::<E>(snapshot, options, take).await?,
+            _ => self.copied(E::KIND, snapshot, options, take).await?,
         };
-        let mut count = 0;
-        let mut after: Option<String> = None;
+        if count > 0 {
+            self.buffer.extend_from_slice(b"\n    ]");
+        }
+        self.written.counts.push((E::KIND, count));
+        Ok(())
+    }
+
+    /// The entities of `E` built from their records and links (servers: their links
+    /// live in tables of their own); how many were written.
+    async fn parsed<E: Entity>(
+        &mut self,
+        snapshot: &mut StoreTx,
+        options: &ExportOptions,
+        take: &Take,
+    ) -> anyhow::Result<usize> {
+        let (mut count, mut after) = (0, None::<String>);
         loop {
             let page: Vec<E> = snapshot
-                .entities_after(inactive, after.as_deref(), PAGE)
+                .entities_after(take.inactive(E::KIND, options), after.as_deref(), PAGE)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.key().to_owned());
             let full = page.len() as i64 == PAGE;
             for mut entity in page {
-                if !taken(&entity) {
+                if !take.takes(E::KIND, entity.key(), entity.is_active(), options) {
                     continue;
                 }
                 entity.set_id(None);
-                self.entity(&entity, count)?;
+                self.open_item(E::KIND, count)?;
+                pretty_at(&mut self.buffer, &entity, 6)?;
                 self.note_links(&entity);
                 count += 1;
             }
@@ -137,19 +147,46 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
                 break;
             }
         }
-        if count > 0 {
-            self.buffer.extend_from_slice(b"\n    ]");
-        }
-        self.written.counts.push((E::KIND, count));
-        Ok(())
+        Ok(count)
     }
 
-    /// One entity at depth 3, opening its type's list before the first.
-    fn entity<E: Entity>(&mut self, entity: &E, index: usize) -> anyhow::Result<()> {
+    /// The entities of `kind` copied from the text the store holds: a record without
+    /// links, where the store keeps the text as written ([`StoreTx::keeps_record_text`]),
+    /// is exactly what the export writes, only compact (the same serialiser wrote it,
+    /// without its id), so it is re-indented, not parsed and serialised again. How many
+    /// were written.
+    async fn copied(
+        &mut self,
+        kind: EntityKind,
+        snapshot: &mut StoreTx,
+        options: &ExportOptions,
+        take: &Take,
+    ) -> anyhow::Result<usize> {
+        let mut count = 0;
+        let mut rows = snapshot.docs(kind, take.inactive(kind, options));
+        while let Some(stored) = rows.try_next().await? {
+            if !take.takes(kind, &stored.key, stored.is_active, options) {
+                continue;
+            }
+            self.open_item(kind, count)?;
+            reindent(&mut self.buffer, stored.doc.as_bytes(), 6);
+            count += 1;
+            if self.buffer.len() >= FLUSH_BYTES {
+                self.flush().await?;
+            }
+        }
+        drop(rows);
+        self.flush().await?;
+        Ok(count)
+    }
+
+    /// Before an entity at depth 3: the separator, and its type's list opened before the
+    /// first.
+    fn open_item(&mut self, kind: EntityKind, index: usize) -> anyhow::Result<()> {
         if index == 0 {
             self.buffer
                 .extend_from_slice(if self.any_type { b",\n    " } else { b"\n    " });
-            serde_json::to_writer(&mut self.buffer, E::KIND.plural())?;
+            serde_json::to_writer(&mut self.buffer, kind.plural())?;
             self.buffer.extend_from_slice(b": [");
             self.any_type = true;
         }
@@ -158,7 +195,7 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         } else {
             b",\n      "
         });
-        pretty_at(&mut self.buffer, entity, 6)
+        Ok(())
     }
 
     fn note_links<E: Entity>(&mut self, entity: &E) {
@@ -249,6 +286,57 @@ fn pretty_at(buffer: &mut Vec<u8>, value: &impl Serialize, indent: usize) -> any
     Ok(())
 }
 
+/// Compact JSON `doc` into `buffer` as serde_json's pretty printer writes it, nested
+/// `indent` spaces deep (see [`pretty_at`]): the same text, with a line per value and a
+/// space after each colon. Strings are copied as they are, escapes included (compact and
+/// pretty output escape alike); whitespace between tokens is dropped.
+fn reindent(buffer: &mut Vec<u8>, doc: &[u8], indent: usize) {
+    fn newline(buffer: &mut Vec<u8>, spaces: usize) {
+        buffer.push(b'\n');
+        buffer.resize(buffer.len() + spaces, b' ');
+    }
+    let next_token = |from: usize| doc[from..].iter().position(|b| !b.is_ascii_whitespace());
+    buffer.reserve(doc.len() + doc.len() / 4);
+    let mut depth = indent;
+    let mut i = 0;
+    while i < doc.len() {
+        let byte = doc[i];
+        match byte {
+            b'{' | b'[' => {
+                let close = if byte == b'{' { b'}' } else { b']' };
+                let after = next_token(i + 1).map(|n| i + 1 + n);
+                if let Some(end) = after.filter(|at| doc[*at] == close) {
+                    buffer.extend_from_slice(&[byte, close]);
+                    i = end;
+                } else {
+                    buffer.push(byte);
+                    depth += 2;
+                    newline(buffer, depth);
+                }
+            }
+            b'}' | b']' => {
+                depth -= 2;
+                newline(buffer, depth);
+                buffer.push(byte);
+            }
+            b',' => {
+                buffer.push(b',');
+                newline(buffer, depth);
+            }
+            b':' => buffer.extend_from_slice(b": "),
+            b'"' => {
+                let end = crate::transfer::scan::string_end(doc, i);
+                buffer.extend_from_slice(&doc[i..end]);
+                i = end;
+                continue;
+            }
+            b if b.is_ascii_whitespace() => {}
+            other => buffer.push(other),
+        }
+        i += 1;
+    }
+}
+
 /// The six lists in file order.
 pub(super) async fn all_lists<W: AsyncWrite + Unpin>(
     file: &mut FileWriter<'_, W>,
@@ -267,6 +355,44 @@ pub(super) async fn all_lists<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The re-indented compact text is what the typed export would write.
+    #[test]
+    fn reindented_compact_json_is_the_pretty_json() {
+        let values = [
+            json!({"a": [1, {"b": "x\ny"}], "c": {}, "d": [], "e": [[], {}, [{}]]}),
+            json!({"quote\"d": "back\\slash\\", "ctl": "\u{1}\t", "uni": "é☃😀", "": ""}),
+            json!({"n": [0, -1.5, 1e300, 18446744073709551615u64, true, false, null]}),
+            json!({"s": "ends with backslash \\", "t": ",:{}[]\"", "u": " spaced  out "}),
+            json!([]),
+            json!("plain"),
+        ];
+        for value in values {
+            let compact = serde_json::to_vec(&value).unwrap();
+            for indent in [0, 6] {
+                let (mut copied, mut typed) = (b"x".to_vec(), b"x".to_vec());
+                reindent(&mut copied, &compact, indent);
+                pretty_at(&mut typed, &value, indent).unwrap();
+                assert_eq!(
+                    String::from_utf8(copied).unwrap(),
+                    String::from_utf8(typed).unwrap()
+                );
+            }
+        }
+    }
+
+    /// Whitespace between tokens (a record written by hand, or by another tool) goes.
+    #[test]
+    fn whitespace_between_tokens_is_dropped() {
+        let mut copied = Vec::new();
+        reindent(
+            &mut copied,
+            b" { \"a\" : [ 1 , { } ] ,\n\"b\":\" x \" } ",
+            0,
+        );
+        let expected = serde_json::to_vec_pretty(&json!({"a": [1, {}], "b": " x "})).unwrap();
+        assert_eq!(copied, expected);
+    }
 
     #[test]
     fn nested_pretty_json_matches_serde_json() {

@@ -32,6 +32,48 @@ use crate::{
 };
 use parse::{Message, Plan, Selected};
 
+/// The fingerprint of the key the file says its credentials are encrypted with
+/// (`encryption_key_fingerprint`, which exports carry), if it names one.
+pub fn file_key(bytes: &[u8]) -> Option<String> {
+    // Exports write it before the entities: found without reading them.
+    super::scan::top_level_string(bytes, "encryption_key_fingerprint")
+}
+
+/// A file that names its key, checked against the key that will decrypt it (`source`,
+/// else `target`) before anything else: one problem at `/source_secret` naming the key
+/// the file needs, instead of one per credential. A file naming no key passes.
+pub fn check_file_key(
+    bytes: &[u8],
+    source: Option<&Cipher>,
+    target: &Cipher,
+) -> Result<(), FieldError> {
+    let Some(file_key) = file_key(bytes) else {
+        return Ok(());
+    };
+    let problem = |code: Code, message: String| FieldError {
+        pointer: "/source_secret".into(),
+        code,
+        message,
+    };
+    match source {
+        None if file_key != target.fingerprint() => Err(problem(
+            Code::SourceSecretRequired,
+            format!(
+                "the file's credentials are encrypted with key {file_key}, not this gateway's: \
+                 give the exporting gateway's AUTH_ENCRYPTION_SECRET as the source secret"
+            ),
+        )),
+        Some(source) if file_key != source.fingerprint() => Err(problem(
+            Code::SourceSecretMismatch,
+            format!(
+                "the source secret is key {}, but the file's credentials are encrypted with key {file_key}",
+                source.fingerprint()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Default)]
 pub struct ImportOptions<'a> {
     pub strategy: ConflictStrategy,
