@@ -3,10 +3,11 @@
 // the clipboard, and gives a client configuration without any real token; a tool's Test
 // dialog calls a real loopback upstream through the gateway's one tool-call path, and a
 // missing required argument is named by its pointer without calling the upstream.
-import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_EMAIL, cspViolations, launchBrowser, signIn, startGateway } from '../support/gateway.mjs';
+import {
+  ADMIN_EMAIL, createEntity, cspViolations, launchBrowser, signIn, startGateway, startUpstream,
+} from '../support/gateway.mjs';
 
 let gateway;
 let upstream;
@@ -17,32 +18,14 @@ let restToken;
 let serverId;
 let toolId;
 
-/** A REST upstream on loopback that records each request and echoes its JSON body. */
-function startUpstream() {
-  const seen = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => { body += chunk; });
-    req.on('end', () => {
-      seen.push({ path: req.url, method: req.method, body });
-      const args = JSON.parse(body || '{}');
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(`forecast for ${args.city}: sunny for ${args.days} days`);
-    });
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => {
-    ok({ url: `http://127.0.0.1:${server.address().port}`, seen, close: () => server.close() });
-  }));
+/** The weather tool's upstream: a text made of the JSON arguments it received. */
+function forecast(_req, body) {
+  const args = JSON.parse(body || '{}');
+  return { status: 200, text: `forecast for ${args.city}: sunny for ${args.days} days` };
 }
 
-async function create(path, body) {
-  const response = await fetch(`${gateway.url}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${restToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  assert.equal(response.status, 201, `${path}: ${await response.clone().text()}`);
-  return response.json();
+function create(path, body) {
+  return createEntity(gateway.url, restToken, path, body);
 }
 
 function tokenFrom(out) {
@@ -52,7 +35,7 @@ function tokenFrom(out) {
 }
 
 before(async () => {
-  upstream = await startUpstream();
+  upstream = await startUpstream(forecast);
   gateway = await startGateway({ env: { MCPGATEWAY_ALLOW_PRIVATE_NETWORKS: 'true' } });
   restToken = tokenFrom(gateway.cli(['token', 'create', '--email', ADMIN_EMAIL, '--name', 'ui-rest']));
   const tool = await create('/tools', {
