@@ -4,7 +4,9 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::model::{EntityDetail, EntityKind, EntityRow, GatewayStatus, ListFilter, SessionUser};
+use crate::model::{
+    EntityDetail, EntityKind, EntityRow, GatewayStatus, ListFilter, SessionUser, ToolTest,
+};
 
 /// The signed-in user, as the auth middleware saw the request.
 #[server]
@@ -46,4 +48,18 @@ pub async fn fetch_entity_detail(
         .detail(kind, id)
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// Calls a tool from its Test dialog. `arguments` is a JSON object's text (form-encoded
+/// server-function arguments cannot carry arbitrary JSON); the call takes the same path as
+/// an MCP `tools/call`.
+#[server]
+pub async fn test_tool(id: Uuid, arguments: String) -> Result<ToolTest, ServerFnError> {
+    let arguments: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&arguments)
+        .map_err(|_| ServerFnError::new("the arguments must be a JSON object"))?;
+    crate::backend::current()
+        .test_tool(id, arguments)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))?
+        .ok_or_else(|| ServerFnError::new("no such tool"))
 }

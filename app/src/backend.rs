@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{EntityDetail, EntityKind, EntityRow, GatewayStatus, ListFilter};
+use crate::model::{EntityDetail, EntityKind, EntityRow, GatewayStatus, ListFilter, ToolTest};
 
 /// An error the UI may show: a message safe for any user, never internals.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,13 @@ pub trait UiBackend: Send + Sync + 'static {
         kind: EntityKind,
         id: Uuid,
     ) -> Result<Option<EntityDetail>, BackendError>;
+    /// Calls tool `id` with `arguments` through the gateway's one tool-call path
+    /// (schema check, credentials, outbound guard); `None` when there is no such tool.
+    async fn test_tool(
+        &self,
+        id: Uuid,
+        arguments: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<ToolTest>, BackendError>;
 }
 
 /// The handle server functions take from context.

@@ -134,6 +134,27 @@ pub struct EntityDetail {
     pub uses: Vec<(EntityKind, Vec<String>)>,
     /// The servers that use it (for tools, prompts, resources).
     pub used_by: Vec<String>,
+    /// A tool's input schema, for its Test dialog's form (`None` for other kinds).
+    pub input_schema: Option<serde_json::Value>,
+    /// `MCPGATEWAY_PUBLIC_ORIGIN` when set: the origin MCP URLs are shown under (else the
+    /// browser's own).
+    pub public_origin: Option<String>,
+}
+
+/// What a tool's Test call came to, through the same call path MCP clients use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToolTest {
+    /// The upstream was called (or refused by the outbound guard): its result.
+    Called {
+        text: String,
+        /// Structured content, as pretty JSON, when the answer had any.
+        structured: Option<String>,
+        is_error: bool,
+    },
+    /// The arguments do not match the input schema: every problem; the upstream was not called.
+    Invalid(Vec<crate::validation::FieldError>),
+    /// This gateway cannot call this tool (its integration type).
+    NotCallable(String),
 }
 
 #[cfg(test)]

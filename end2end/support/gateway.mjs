@@ -2,6 +2,7 @@
 // and a headless Debian chromium driven by playwright-core.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -107,4 +108,36 @@ export async function signIn(page, url) {
   await page.fill('#email', ADMIN_EMAIL);
   await page.fill('#password', ADMIN_PASSWORD);
   await Promise.all([page.waitForURL(`${url}/ui`), page.click('button[type=submit]')]);
+}
+
+/** Creates an entity through the REST API with `token`; fails the test unless it is 201. */
+export async function createEntity(url, token, path, body) {
+  const response = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (response.status !== 201) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/**
+ * A REST upstream on loopback that records each request (`seen`: path, method, headers,
+ * body) and answers with `respond(request, body)`: `{ status, text }`.
+ */
+export function startUpstream(respond) {
+  const seen = [];
+  const server = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      seen.push({ path: req.url, method: req.method, headers: req.headers, body });
+      const { status, text } = respond(req, body);
+      res.writeHead(status, { 'content-type': 'text/plain' });
+      res.end(text);
+    });
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => {
+    ok({ url: `http://127.0.0.1:${server.address().port}`, seen, close: () => server.close() });
+  }));
 }

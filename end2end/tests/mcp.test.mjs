@@ -10,31 +10,17 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ADMIN_EMAIL, startGateway } from '../support/gateway.mjs';
+import { ADMIN_EMAIL, createEntity, startGateway, startUpstream } from '../support/gateway.mjs';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const UPSTREAM_SECRET = 'tok-upstream-e2e-31';
 
-/** A REST upstream on loopback that records what it receives. */
-function startUpstream() {
-  const seen = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => { body += chunk; });
-    req.on('end', () => {
-      seen.push({ path: req.url, headers: req.headers, body });
-      if (req.url.startsWith('/fail')) {
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end('This tool intentionally returns an error for testing');
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('This is a simple text response for testing.');
-    });
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => {
-    ok({ url: `http://127.0.0.1:${server.address().port}`, seen, close: () => server.close() });
-  }));
+/** The conformance tools' upstream: `/fail` answers 500, anything else a text. */
+function respond(req) {
+  if (req.url.startsWith('/fail')) {
+    return { status: 500, text: 'This tool intentionally returns an error for testing' };
+  }
+  return { status: 200, text: 'This is a simple text response for testing.' };
 }
 
 /**
@@ -65,14 +51,8 @@ let gateway;
 let upstream;
 let token;
 
-async function create(path, body) {
-  const response = await fetch(`${gateway.url}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  assert.equal(response.status, 201, `${path}: ${await response.clone().text()}`);
-  return response.json();
+function create(path, body) {
+  return createEntity(gateway.url, token, path, body);
 }
 
 /** What the conformance fixtures ask for, stored as ordinary gateway entities. */
@@ -99,7 +79,7 @@ async function seedConformanceServer() {
 }
 
 before(async () => {
-  upstream = await startUpstream();
+  upstream = await startUpstream(respond);
   gateway = await startGateway({ env: { MCPGATEWAY_ALLOW_PRIVATE_NETWORKS: 'true' } });
   const out = gateway.cli(['token', 'create', '--email', ADMIN_EMAIL, '--name', 'mcp-e2e']);
   token = out.trim().split('\n').at(-1).trim();

@@ -3,6 +3,7 @@ use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
 use uuid::Uuid;
 
+use super::mcp::{McpEndpoint, ToolTestButton};
 use crate::{
     api::fetch_entity_detail,
     model::{EntityDetail, EntityKind},
@@ -47,11 +48,20 @@ fn Detail(d: EntityDetail) -> impl IntoView {
     let no_uses = uses.is_empty();
     let used_by = d.used_by;
     let no_users = used_by.is_empty();
+    let mcp = (kind == EntityKind::Server).then(|| {
+        view! { <McpEndpoint id=d.row.id name=d.row.key.clone() public_origin=d.public_origin.clone()/> }
+    });
+    let test = d
+        .input_schema
+        .filter(|_| kind == EntityKind::Tool)
+        .map(|schema| view! { <ToolTestButton id=d.row.id name=d.row.key.clone() schema/> });
     view! {
         <Title text=d.row.key.clone()/>
         <p><A href=format!("/ui/{}", kind.plural())>{format!("← {}", kind.title())}</A></p>
         <h1 class="detail-title">{d.row.key.clone()}</h1>
         <p class="muted">{d.row.summary.clone()}</p>
+        {test}
+        {mcp}
         <section class="dependencies">
             <div class="card">
                 <h2>"Uses"</h2>

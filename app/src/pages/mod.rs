@@ -7,6 +7,7 @@ mod export;
 mod import;
 mod layout;
 mod login;
+mod mcp;
 mod modal;
 
 use leptos::prelude::*;

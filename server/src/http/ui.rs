@@ -5,7 +5,7 @@ use app::{
     App,
     backend::{BackendError, SharedBackend, UiBackend},
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
-    model::{EntityDetail, EntityKind, EntityRow, GatewayStatus, ListFilter},
+    model::{EntityDetail, EntityKind, EntityRow, GatewayStatus, ListFilter, ToolTest},
     shell,
 };
 use async_trait::async_trait;
@@ -18,12 +18,16 @@ use uuid::Uuid;
 use super::AppState;
 use crate::{
     entities::view,
+    invoke::{InvokeError, Invoker},
     store::{Store, entities::ListQuery},
 };
 
-/// The server's side of [`UiBackend`]: the same store the REST API uses.
+/// The server's side of [`UiBackend`]: the same store the REST API uses, and the same
+/// invoker MCP `tools/call` uses.
 struct Backend {
     store: Store,
+    invoker: Invoker,
+    public_origin: Option<String>,
 }
 
 #[expect(clippy::needless_pass_by_value, reason = "called as `map_err(failed)`")]
@@ -68,14 +72,36 @@ impl UiBackend for Backend {
         kind: EntityKind,
         id: Uuid,
     ) -> Result<Option<EntityDetail>, BackendError> {
+        let schema = |t: &Tool| Some(serde_json::Value::Object(t.input_schema.clone()));
         match kind {
-            EntityKind::Tool => self.detail_of::<Tool>(id).await,
-            EntityKind::Gateway => self.detail_of::<Gateway>(id).await,
-            EntityKind::Server => self.detail_of::<Server>(id).await,
-            EntityKind::Prompt => self.detail_of::<Prompt>(id).await,
-            EntityKind::Resource => self.detail_of::<Resource>(id).await,
-            EntityKind::Root => self.detail_of::<Root>(id).await,
+            EntityKind::Tool => self.detail_of::<Tool>(id, schema).await,
+            EntityKind::Gateway => self.detail_of::<Gateway>(id, |_| None).await,
+            EntityKind::Server => self.detail_of::<Server>(id, |_| None).await,
+            EntityKind::Prompt => self.detail_of::<Prompt>(id, |_| None).await,
+            EntityKind::Resource => self.detail_of::<Resource>(id, |_| None).await,
+            EntityKind::Root => self.detail_of::<Root>(id, |_| None).await,
         }
+    }
+
+    async fn test_tool(
+        &self,
+        id: Uuid,
+        arguments: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<ToolTest>, BackendError> {
+        let Some(tool) = self.store.get_entity::<Tool>(id).await.map_err(failed)? else {
+            return Ok(None);
+        };
+        Ok(Some(match self.invoker.call_tool(&tool, arguments).await {
+            Ok(outcome) => ToolTest::Called {
+                text: outcome.text,
+                structured: outcome
+                    .structured
+                    .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default()),
+                is_error: outcome.is_error,
+            },
+            Err(InvokeError::InvalidArguments(problems)) => ToolTest::Invalid(problems),
+            Err(InvokeError::NotCallable(why)) => ToolTest::NotCallable(why),
+        }))
     }
 }
 
@@ -99,7 +125,12 @@ impl Backend {
         Ok(entities.iter().map(row).collect())
     }
 
-    async fn detail_of<E: Entity>(&self, id: Uuid) -> Result<Option<EntityDetail>, BackendError> {
+    /// One entity's detail; `input_schema` picks what its Test form is built from.
+    async fn detail_of<E: Entity>(
+        &self,
+        id: Uuid,
+        input_schema: impl Fn(&E) -> Option<serde_json::Value>,
+    ) -> Result<Option<EntityDetail>, BackendError> {
         let Some(entity) = self.store.get_entity::<E>(id).await.map_err(failed)? else {
             return Ok(None);
         };
@@ -120,6 +151,8 @@ impl Backend {
                 .map(|(k, keys)| (k, keys.to_vec()))
                 .collect(),
             used_by,
+            input_schema: input_schema(&entity),
+            public_origin: self.public_origin.clone(),
         }))
     }
 }
@@ -141,6 +174,8 @@ fn row<E: Entity>(entity: &E) -> EntityRow {
 pub fn routes(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     let backend: SharedBackend = Arc::new(Backend {
         store: state.store.clone(),
+        invoker: state.invoker.clone(),
+        public_origin: state.settings.public_origin.clone(),
     });
     let options = state.leptos.clone();
     let site = super::site::Site::find(
