@@ -72,6 +72,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state.clone(), admit))
 }
 
+/// Fills in a server's derived endpoint fields from its id (written by export; other
+/// entity types have none).
+pub fn derive_endpoints<E: Entity>(entity: &mut E) {
+    let id = entity.id();
+    if let Some(server) = (entity as &mut dyn std::any::Any).downcast_mut::<Server>() {
+        server.mcp_endpoint = id.map(|id| format!("/servers/{id}/mcp"));
+    }
+}
+
 /// The `Host` values accepted: loopback names (any port), the public origin's host, and
 /// the configured listen address when it names one host.
 fn allowed_hosts(settings: &Settings) -> Vec<String> {

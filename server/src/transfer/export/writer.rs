@@ -127,6 +127,7 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
                 if !taken(&entity) {
                     continue;
                 }
+                crate::mcp::derive_endpoints(&mut entity);
                 entity.set_id(None);
                 self.entity(&entity, count)?;
                 self.note_links(&entity);
