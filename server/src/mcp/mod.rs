@@ -10,6 +10,7 @@
 
 mod catalog;
 mod handler;
+mod notify;
 mod render;
 
 use std::sync::Arc;

@@ -23,6 +23,7 @@ mod load;
 mod login;
 mod login_limits;
 mod mcp;
+mod mcp_changes;
 mod mcp_endpoints;
 mod memory;
 mod progress;
