@@ -17,7 +17,7 @@ use server::{
     crypto::Cipher,
     transfer::{
         export::{ExportOptions, export_to},
-        import::{ConflictStrategy, ImportOptions, import},
+        import::{ConflictStrategy, import},
     },
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -125,15 +125,7 @@ async fn sessions_hear_list_changed_for_their_servers_changes_only() {
         assert!(tools.is_empty(), "{tools:?}");
 
         let file = file_adding_fresh_to_alpha(&app).await;
-        let options = ImportOptions {
-            strategy: ConflictStrategy::Update,
-            dry_run: false,
-            include: None,
-            picked: None,
-            source: None,
-            observer: None,
-            allow_missing_links: false,
-        };
+        let options = crate::import::options(ConflictStrategy::Update);
         let cipher = Cipher::new(&SecretString::from(SECRET));
         import(&app.store, &cipher, &file, &options, "i@example.com")
             .await

@@ -10,7 +10,7 @@ use server::{
     store::{Store, with_pool},
     transfer::{
         export::{ExportOptions, export_to},
-        import::{ConflictStrategy, ImportOptions, import},
+        import::{ConflictStrategy, import},
     },
 };
 
@@ -83,15 +83,7 @@ async fn exports_carry_each_servers_endpoint_and_imports_never_store_one() {
         let empty = db.another().await;
         let target = empty.store().await;
         let cipher = Cipher::new(&SecretString::from(SECRET));
-        let options = ImportOptions {
-            strategy: ConflictStrategy::Fail,
-            dry_run: false,
-            include: None,
-            picked: None,
-            source: None,
-            observer: None,
-            allow_missing_links: false,
-        };
+        let options = crate::import::options(ConflictStrategy::Fail);
         let bytes = serde_json::to_vec(&file).unwrap();
         import(&target, &cipher, &bytes, &options, "i@example.com")
             .await
