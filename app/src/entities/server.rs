@@ -46,6 +46,15 @@ pub struct Server {
     )]
     #[schemars(extend("readOnly" = true))]
     pub mcp_endpoint: Option<String>,
+    /// Where it serves the legacy HTTP+SSE transport (`/servers/{id}/sse`), as
+    /// ContextForge writes it; derived like `mcp_endpoint`.
+    #[serde(
+        default,
+        deserialize_with = "derived",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(extend("readOnly" = true))]
+    pub sse_endpoint: Option<String>,
     #[serde(default = "default_true")]
     pub is_active: bool,
     #[serde(default)]

@@ -25,6 +25,7 @@ mod login_limits;
 mod mcp;
 mod mcp_changes;
 mod mcp_endpoints;
+mod mcp_sse;
 mod memory;
 mod progress;
 mod route_table;
