@@ -1,6 +1,6 @@
-//! Exports carry each server's MCP endpoint (`mcp_endpoint`, relative to the gateway's
-//! public URL, as ContextForge writes `sse_endpoint`); imports treat such fields as
-//! derived: whatever a file holds there is never stored.
+//! Exports carry each server's MCP endpoints (`mcp_endpoint`, `sse_endpoint`, relative
+//! to the gateway's public URL, as ContextForge writes them); imports treat such fields
+//! as derived: whatever a file holds there is never stored.
 
 use app::model::EntityKind;
 use secrecy::SecretString;
@@ -40,11 +40,13 @@ async fn assert_endpoints(store: &Store, file: &Value) {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(
-            server["mcp_endpoint"],
-            json!(format!("/servers/{id}/mcp")),
-            "{name}"
-        );
+        for (field, end) in [("mcp_endpoint", "mcp"), ("sse_endpoint", "sse")] {
+            assert_eq!(
+                server[field],
+                json!(format!("/servers/{id}/{end}")),
+                "{name}"
+            );
+        }
     }
 }
 
@@ -66,8 +68,10 @@ async fn exports_carry_each_servers_endpoint_and_imports_never_store_one() {
         let mut file = exported(&source).await;
         assert_endpoints(&source, &file).await;
         let schema = app::transfer::export_file_schema();
-        let described = &schema["$defs"]["Server"]["properties"]["mcp_endpoint"];
-        assert_eq!(described["readOnly"], true, "{described}");
+        for field in ["mcp_endpoint", "sse_endpoint"] {
+            let described = &schema["$defs"]["Server"]["properties"][field];
+            assert_eq!(described["readOnly"], true, "{described}");
+        }
 
         // A file whose endpoints (ours and ContextForge's) say something else entirely.
         for server in file["entities"]["servers"].as_array_mut().unwrap() {
