@@ -36,8 +36,6 @@ use crate::{
     http::AppState,
 };
 
-/// Live SSE sessions per process; more are refused (429) rather than held.
-pub const MAX_SESSIONS: usize = 1000;
 /// Messages queued per direction per session before the sender waits (or is refused).
 const QUEUE: usize = 64;
 
@@ -88,7 +86,8 @@ pub async fn open(State(state): State<AppState>, parts: Parts) -> Result<Respons
     let (to_client, outbound) = mpsc::channel::<ServerJsonRpcMessage>(QUEUE);
     {
         let mut open = sessions.lock();
-        if open.len() >= MAX_SESSIONS {
+        // Each session holds a task and two queues: more are refused rather than held.
+        if open.len() >= state.settings.mcp_sse_sessions {
             return Err(Error::TooManyRequests {
                 message: "too many open MCP SSE sessions; try again later".into(),
                 retry_after_secs: 5,

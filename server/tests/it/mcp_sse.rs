@@ -146,3 +146,37 @@ async fn the_sse_transport_serves_a_server_through_the_same_handler_and_door() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sse_sessions_beyond_the_cap_get_429_until_one_closes() {
+    let app = TestApp::spawn_with(crate::common::TestDb::sqlite(), |s| {
+        s.mcp_sse_sessions = 1;
+    })
+    .await;
+    let token = app.admin_token().await;
+    seed(&app, &token, "http://127.0.0.1:9").await;
+    let (first, _) = open(&app, "/servers/alpha/sse", &token).await;
+    let second = app
+        .client()
+        .get(app.url("/servers/alpha/sse"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 429);
+    drop(first);
+    let mut status = 429;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let again = app
+            .client()
+            .get(app.url("/servers/alpha/sse"))
+            .bearer_auth(&token);
+        status = again.send().await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200);
+    app.stop().await;
+}
