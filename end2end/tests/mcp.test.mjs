@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { ADMIN_EMAIL, createEntity, startGateway, startUpstream } from '../support/gateway.mjs';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -108,6 +109,27 @@ test('the official TypeScript SDK connects, lists and calls a tool with its stor
   assert.equal(received.length, 1);
   assert.equal(received[0].headers.authorization, `Bearer ${UPSTREAM_SECRET}`);
   await client.close();
+});
+
+test("the SDK's legacy SSE client lists and calls a tool at /servers/{id}/sse", async () => {
+  const client = new Client({ name: 'ts-sdk-sse-e2e', version: '1.0.0' });
+  const transport = new SSEClientTransport(new URL(`${gateway.url}/servers/conformance/sse`), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+  });
+  await client.connect(transport);
+  const { tools } = await client.listTools();
+  assert.deepEqual(tools.map((t) => t.name).sort(), ['test_error_handling', 'test_simple_text']);
+  const result = await client.callTool({ name: 'test_simple_text', arguments: {} });
+  assert.equal(result.content[0].text, 'This is a simple text response for testing.');
+  const { messages } = await client.getPrompt({ name: 'test_simple_prompt' });
+  assert.equal(messages[0].content.text, 'This is a simple prompt for testing.');
+  await client.close();
+});
+
+test('the legacy SSE client without a token is refused with 401', async () => {
+  const client = new Client({ name: 'ts-sdk-sse-e2e', version: '1.0.0' });
+  const transport = new SSEClientTransport(new URL(`${gateway.url}/servers/conformance/sse`));
+  await assert.rejects(client.connect(transport), /401|Unauthorized/i);
 });
 
 test('the TypeScript SDK without a token is refused with 401', async () => {

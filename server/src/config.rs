@@ -55,6 +55,8 @@ pub struct Settings {
     pub max_upload_mb: u64,
     /// Import jobs this process runs at a time: 1, or 0 to leave them to other replicas.
     pub import_workers: u8,
+    /// Legacy HTTP+SSE MCP sessions (`/servers/{id}/sse`) open at once; more get 429.
+    pub mcp_sse_sessions: usize,
     /// Seconds an import runner (a gateway process) may go without a heartbeat before
     /// another process takes it for gone and fails (or, asked, cancels) its running job.
     pub job_runner_timeout_secs: u32,
@@ -141,6 +143,7 @@ impl Default for Settings {
             output_name: "mcpgateway".into(),
             max_upload_mb: 100,
             import_workers: 1,
+            mcp_sse_sessions: 1000,
             job_runner_timeout_secs: 30,
             concurrent_exports: 4,
             login_attempts_per_ip: 10,

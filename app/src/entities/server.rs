@@ -35,6 +35,26 @@ pub struct Server {
     pub resource_ids: Vec<String>,
     #[serde(default)]
     pub capabilities: JsonObject,
+    /// Where the gateway that wrote the file serves this server over MCP Streamable HTTP,
+    /// relative to its public URL (`/servers/{id}/mcp`). Derived, as ContextForge's
+    /// `sse_endpoint` and `jsonrpc_endpoint` are: an export writes it, a read ignores
+    /// whatever a file holds there (an id names a record of the gateway that wrote it).
+    #[serde(
+        default,
+        deserialize_with = "derived",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(extend("readOnly" = true))]
+    pub mcp_endpoint: Option<String>,
+    /// Where it serves the legacy HTTP+SSE transport (`/servers/{id}/sse`), as
+    /// ContextForge writes it; derived like `mcp_endpoint`.
+    #[serde(
+        default,
+        deserialize_with = "derived",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(extend("readOnly" = true))]
+    pub sse_endpoint: Option<String>,
     #[serde(default = "default_true")]
     pub is_active: bool,
     #[serde(default)]
@@ -45,6 +65,11 @@ pub struct Server {
     pub created_at: Option<Timestamp>,
     #[serde(default)]
     pub updated_at: Option<Timestamp>,
+}
+
+/// Reads and drops a derived field's value, whatever its type.
+fn derived<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<String>, D::Error> {
+    serde::de::IgnoredAny::deserialize(input).map(|_| None)
 }
 
 impl Entity for Server {

@@ -3,6 +3,7 @@
 //! command all come through here.
 
 use app::validation::Code;
+pub mod changes;
 pub mod headers;
 pub mod seed;
 pub mod upgrade;
@@ -55,6 +56,7 @@ impl Entities<'_> {
             .await?;
         let id = self.store.insert_entity(&mut entity).await?;
         self.audit::<E>("create", entity.key(), id).await?;
+        changes::publish(self.store, E::KIND, vec![entity.key().to_owned()]);
         tracing::info!(entity.kind = E::KIND.plural(), entity.id = %id, "created {} {}", E::KIND.singular(), entity.key());
         Ok(entity)
     }
@@ -82,6 +84,9 @@ impl Entities<'_> {
             return Err(Error::NotFound);
         }
         self.audit::<E>("update", entity.key(), id).await?;
+        // A rename changes both names' lists.
+        let keys = vec![stored.key().to_owned(), entity.key().to_owned()];
+        changes::publish(self.store, E::KIND, keys);
         Ok(entity)
     }
 
@@ -92,6 +97,7 @@ impl Entities<'_> {
             return Err(Error::NotFound);
         }
         self.audit::<E>("delete", stored.key(), id).await?;
+        changes::publish(self.store, E::KIND, vec![stored.key().to_owned()]);
         Ok(())
     }
 

@@ -12,13 +12,14 @@ use rmcp::{
         PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
         ServerConfig,
     },
-    service::RequestContext,
+    service::{NotificationContext, RequestContext},
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{
     catalog::{self, BadCursor, Scope},
+    notify,
     render::{self, RenderError},
 };
 use crate::{
@@ -92,14 +93,26 @@ impl ServerHandler for Gateway {
         let info = json!({
             "protocolVersion": ProtocolVersion::V_2025_11_25,
             "capabilities": {
-                "tools": {"listChanged": false},
-                "prompts": {"listChanged": false},
-                "resources": {"listChanged": false, "subscribe": false},
+                "tools": {"listChanged": true},
+                "prompts": {"listChanged": true},
+                "resources": {"listChanged": true, "subscribe": false},
                 "logging": {},
             },
             "serverInfo": {"name": "mcpgateway", "version": env!("CARGO_PKG_VERSION")},
         });
         serde_json::from_value(info).expect("a valid initialize result")
+    }
+
+    /// From now on the session hears of changes to its lists (see [`super::notify`]).
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let scope = context
+            .extensions
+            .get::<Parts>()
+            .and_then(|parts| parts.extensions.get::<Scope>())
+            .cloned();
+        if let Some(scope) = scope {
+            notify::watch(self.state.store.clone(), scope, context.peer);
+        }
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {

@@ -10,7 +10,9 @@
 
 mod catalog;
 mod handler;
+mod notify;
 mod render;
+mod sse;
 
 use std::sync::Arc;
 
@@ -46,6 +48,7 @@ use crate::{
 #[derive(Clone, Default)]
 pub struct McpSessions {
     sessions: Arc<LocalSessionManager>,
+    sse: Arc<sse::SseSessions>,
     pub shutdown: CancellationToken,
 }
 
@@ -69,7 +72,19 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route_service(GATEWAY_PATH, service.clone())
         .route_service("/servers/{id}/mcp", service)
+        .route("/servers/{id}/sse", axum::routing::get(sse::open))
+        .route("/servers/{id}/message", axum::routing::post(sse::message))
         .route_layer(middleware::from_fn_with_state(state.clone(), admit))
+}
+
+/// Fills in a server's derived endpoint fields from its id (written by export; other
+/// entity types have none).
+pub fn derive_endpoints<E: Entity>(entity: &mut E) {
+    let id = entity.id();
+    if let Some(server) = (entity as &mut dyn std::any::Any).downcast_mut::<Server>() {
+        server.mcp_endpoint = id.map(|id| format!("/servers/{id}/mcp"));
+        server.sse_endpoint = id.map(|id| format!("/servers/{id}/sse"));
+    }
 }
 
 /// The `Host` values accepted: loopback names (any port), the public origin's host, and
@@ -124,9 +139,13 @@ fn check_caller(state: &AppState, request: &Request) -> Result<()> {
     Ok(())
 }
 
-/// The server a path names (`/servers/{id}/mcp`, decoded), `None` for any other path.
+/// The server a path names (`/servers/{id}/mcp`, or the SSE transport's `/sse` and
+/// `/message`, decoded), `None` for any other path.
 pub fn server_ref(path: &str) -> Option<String> {
-    let id = path.strip_prefix("/servers/")?.strip_suffix("/mcp")?;
+    let rest = path.strip_prefix("/servers/")?;
+    let id = ["/mcp", "/sse", "/message"]
+        .iter()
+        .find_map(|end| rest.strip_suffix(end))?;
     Some(percent_decode_str(id).decode_utf8_lossy().into_owned())
 }
 

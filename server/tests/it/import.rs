@@ -40,7 +40,8 @@ async fn export_bytes(store: &Store) -> Vec<u8> {
     .unwrap()
 }
 
-fn options(strategy: ConflictStrategy) -> ImportOptions<'static> {
+/// Options for a plain import with `strategy` (used by other modules too).
+pub(crate) fn options(strategy: ConflictStrategy) -> ImportOptions<'static> {
     ImportOptions {
         strategy,
         dry_run: false,

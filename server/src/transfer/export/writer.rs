@@ -136,6 +136,7 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
                 if !take.takes(E::KIND, entity.key(), entity.is_active(), options) {
                     continue;
                 }
+                crate::mcp::derive_endpoints(&mut entity);
                 entity.set_id(None);
                 self.open_item(E::KIND, count)?;
                 pretty_at(&mut self.buffer, &entity, 6)?;

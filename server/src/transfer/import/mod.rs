@@ -493,6 +493,9 @@ pub async fn import(
     let mut applied = pipeline(store, target, &input, options, mode)
         .await
         .map_err(ImportError::concurrent_as_conflict)?;
+    if mode == Mode::Commit {
+        publish_changes(store, &applied.results);
+    }
     let source = options.source.unwrap_or(target);
     let warnings = kept_warnings(&mut applied);
     let report = ImportReport {
@@ -508,6 +511,18 @@ pub async fn import(
         audit(store, &report, &digest, source, target, actor).await?;
     }
     Ok(report)
+}
+
+/// Tells live sessions what the committed import wrote, one change per type.
+fn publish_changes(store: &Store, results: &[EntityResult]) {
+    for kind in EntityKind::ALL {
+        let keys: Vec<String> = results
+            .iter()
+            .filter(|r| r.kind == kind && !matches!(r.action, Action::Unchanged | Action::Skipped))
+            .flat_map(|r| std::iter::once(r.name.clone()).chain(r.new_name.clone()))
+            .collect();
+        crate::entities::changes::publish(store, kind, keys);
+    }
 }
 
 /// The file's SHA-256, read a MiB at a time (a mapped file lets go behind).
