@@ -16,6 +16,8 @@ NAME=mcpgateway
 SITE=target/site
 PKG=$SITE/pkg
 PG_PORT=${MCPGATEWAY_TEST_PG_PORT:-55432}
+# The gateway refuses MCPGATEWAY_* variables it does not know, and the tests load its config.
+unset MCPGATEWAY_TEST_PG_PORT
 PG_DATA=${TMPDIR:-/tmp}/mcpgateway-test-pg
 
 say() { printf '==> %s\n' "$*" >&2; }
