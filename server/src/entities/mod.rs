@@ -10,6 +10,7 @@ pub mod upgrade;
 
 use app::{
     entities::{Entity, parse_entity},
+    model::EntityKind,
     validation::FieldError,
 };
 use serde_json::{Map, Value};
@@ -91,13 +92,22 @@ impl Entities<'_> {
     }
 
     /// Deletes an entity; see [`Store::delete_entity`] for `force`.
+    /// A gateway's discovered tools, prompts and resources go with it (the database's
+    /// cascade), and the change feed is told of them too.
     pub async fn delete<E: Entity>(&self, id: Uuid, force: bool) -> Result<()> {
         let stored: E = self.store.get_entity(id).await?.ok_or(Error::NotFound)?;
+        let discovered = match E::KIND {
+            EntityKind::Gateway => self.store.federated_keys(id).await?,
+            _ => Vec::new(),
+        };
         if !self.store.delete_entity(E::KIND, id, force).await? {
             return Err(Error::NotFound);
         }
         self.audit::<E>("delete", stored.key(), id).await?;
         changes::publish(self.store, E::KIND, vec![stored.key().to_owned()]);
+        for (kind, keys) in discovered {
+            changes::publish(self.store, kind, keys);
+        }
         Ok(())
     }
 
