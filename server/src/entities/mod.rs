@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::{
     crypto::{Cipher, Plaintext},
     error::{Error, Result},
+    federation::owned,
     store::{Store, audit::NewAuditEntry, entities::EntityError},
 };
 
@@ -50,6 +51,9 @@ impl Entities<'_> {
     /// Validates and stores a new entity from its JSON form.
     pub async fn create<E: Entity>(&self, body: Value) -> Result<E> {
         let (mut entity, _warnings) = parse_entity::<E>(body, "").map_err(Error::Validation)?;
+        if let Some(origin) = entity.federation() {
+            return Err(Error::Validation(vec![owned::refused_origin(origin, "")]));
+        }
         self.seal(&mut entity, "")?;
         self.store.check_links(&entity, "").await?;
         (self.store)
@@ -74,7 +78,16 @@ impl Entities<'_> {
             }]));
         };
         let mut current = serde_json::to_value(&stored).map_err(anyhow::Error::from)?;
+        let before = current.clone();
         merge_patch(&mut current, patch);
+        if let (Some(origin), Value::Object(before), Value::Object(after)) =
+            (stored.federation(), &before, &current)
+        {
+            let refused = owned::refused_edits(origin, before, after);
+            if !refused.is_empty() {
+                return Err(Error::Validation(refused));
+            }
+        }
         let (mut entity, _warnings) = parse_entity::<E>(current, "").map_err(Error::Validation)?;
         self.seal(&mut entity, "")?;
         self.store.check_links(&entity, "").await?;

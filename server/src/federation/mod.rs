@@ -2,7 +2,9 @@
 //! stored beside local ones and served through our virtual servers.
 //!
 //! - [`sync`]: makes the store hold what a peer offered at its last discovery.
+//! - [`owned`]: what people may change of a discovered item (whether it is active).
 
+pub mod owned;
 pub mod sync;
 
 /// What a peer offered at its last complete discovery.

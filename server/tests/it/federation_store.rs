@@ -305,3 +305,88 @@ async fn deleting_a_gateway_removes_its_items_and_their_server_links() {
     })
     .await;
 }
+
+/// `(status, body)` of a REST call with the admin's token.
+async fn call(
+    app: &crate::common::TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let response = app
+        .client()
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn rest_refuses_editing_a_federated_tool_naming_every_field() {
+    on_each_backend(|db| async move {
+        let backend = db.backend;
+        let app = crate::common::TestApp::spawn(db).await;
+        let token = app.admin_token().await;
+        let alpha = gateway(&app.store, "alpha").await;
+        let found = Discovered {
+            tools: vec![peer_tool("echo", "echoes")],
+            ..Discovered::default()
+        };
+        sync::apply(&app.store, alpha, &found).await.unwrap();
+        let id = app.store.id_by_key(EntityKind::Tool, "alpha-echo").await.unwrap().unwrap();
+        let path = format!("/tools/{id}");
+
+        // The REST view shows where it came from.
+        let (status, shown) = call(&app, &token, reqwest::Method::GET, &path, Value::Null).await;
+        assert_eq!(status, 200, "{backend}: {shown}");
+        assert_eq!(shown["federation"], json!({"gateway_id": alpha, "gateway": "alpha", "remote_name": "echo"}));
+
+        let (status, body) = call(
+            &app,
+            &token,
+            reqwest::Method::PATCH,
+            &path,
+            json!({"description": "mine now", "url": "http://127.0.0.1:9/x", "federation": null, "is_active": false}),
+        )
+        .await;
+        assert_eq!(status, 422, "{backend}: {body}");
+        let details = body["error"]["details"].as_array().unwrap();
+        let pointers: Vec<&str> = details.iter().map(|d| d["pointer"].as_str().unwrap()).collect();
+        assert_eq!(pointers, ["/description", "/federation", "/url"], "{backend}: every field named");
+        for detail in details {
+            assert_eq!(detail["code"], "federated");
+            assert_eq!(detail["message"], "discovered from gateway `alpha`; change it on the peer");
+        }
+        let unchanged: Tool = app.store.get_entity(id).await.unwrap().unwrap();
+        assert_eq!(unchanged.description.as_deref(), Some("echoes"), "{backend}: nothing written");
+        assert!(unchanged.is_active);
+
+        // Switching it off is ours; so is sending the record back as it was.
+        let mut echoed = shown.clone();
+        echoed["is_active"] = json!(false);
+        let (status, body) = call(&app, &token, reqwest::Method::PATCH, &path, echoed).await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        assert_eq!(body["is_active"], false);
+
+        // Nobody creates a discovered tool by hand.
+        let (status, body) = call(
+            &app,
+            &token,
+            reqwest::Method::POST,
+            "/tools",
+            json!({"name": "alpha-fake", "url": "http://127.0.0.1:9/f",
+                   "federation": {"gateway_id": alpha, "gateway": "alpha", "remote_name": "fake"}}),
+        )
+        .await;
+        assert_eq!(status, 422, "{backend}: {body}");
+        assert_eq!(body["error"]["details"][0]["pointer"], "/federation");
+        assert!(app.store.id_by_key(EntityKind::Tool, "alpha-fake").await.unwrap().is_none());
+        app.stop().await;
+    })
+    .await;
+}
