@@ -451,3 +451,81 @@ async fn export_leaves_federated_items_out_and_keeps_server_links_by_name() {
     })
     .await;
 }
+
+/// Imports `file` under the test key; the report, or the refusal.
+async fn import_file(
+    store: &Store,
+    file: &Value,
+) -> Result<server::transfer::import::ImportReport, server::transfer::import::ImportError> {
+    use server::transfer::import::{ImportOptions, import};
+    let bytes = serde_json::to_vec(file).unwrap();
+    import(store, &cipher(), bytes, &ImportOptions::default(), "test").await
+}
+
+fn file_with(entities: Value) -> Value {
+    json!({"version": "2025-03-26", "exported_at": "2026-12-04T00:00:00Z", "entities": entities})
+}
+
+#[tokio::test]
+async fn an_imported_server_linking_an_undiscovered_tool_resolves_after_discovery() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let backend = db.backend;
+        let file = file_with(json!({
+            "gateways": [{"name": "alpha", "url": "http://127.0.0.1:9/alpha/mcp", "transport": "STREAMABLEHTTP"}],
+            "tools": [{"name": "local", "url": "http://127.0.0.1:9/l"}],
+            "servers": [{"name": "srv", "tool_ids": ["alpha-echo", "local"], "prompt_ids": ["alpha-greet"]}],
+        }));
+        let report = import_file(&store, &file).await.expect("imported");
+        let pending: Vec<_> = report
+            .warnings
+            .iter()
+            .filter(|w| w.code == app::validation::Code::PendingDiscovery)
+            .map(|w| (w.pointer.as_str(), w.message.as_str()))
+            .collect();
+        assert_eq!(
+            pending,
+            [
+                ("/entities/servers/0/tool_ids/0", "tool `alpha-echo` is not discovered yet: kept as an inactive placeholder of gateway `alpha`, filled when it connects"),
+                ("/entities/servers/0/prompt_ids/0", "prompt `alpha-greet` is not discovered yet: kept as an inactive placeholder of gateway `alpha`, filled when it connects"),
+            ],
+            "{backend}"
+        );
+        let server_id = store.id_by_key(EntityKind::Server, "srv").await.unwrap().unwrap();
+        let server: Server = store.get_entity(server_id).await.unwrap().unwrap();
+        assert_eq!(server.tool_ids, ["alpha-echo", "local"], "{backend}");
+        let tools: Vec<Tool> = all(&store).await;
+        let placeholder = tool_named(&tools, "alpha-echo").unwrap();
+        assert!(!placeholder.is_active, "{backend}: not callable before discovery");
+        assert!(placeholder.federation.as_ref().unwrap().is_placeholder());
+
+        let alpha = store.id_by_key(EntityKind::Gateway, "alpha").await.unwrap().unwrap();
+        let found = Discovered {
+            tools: vec![peer_tool("echo", "echoes")],
+            ..Discovered::default()
+        };
+        let report = sync::apply(&store, alpha, &found).await.unwrap();
+        assert_eq!((report.tools, report.removed), (1, 0), "{backend}: {report:?}");
+        let tools: Vec<Tool> = all(&store).await;
+        let echo = tool_named(&tools, "alpha-echo").unwrap();
+        assert_eq!(echo.id, placeholder.id, "{backend}: the placeholder is filled in");
+        assert!(echo.is_active, "{backend}");
+        assert_eq!(echo.federation.as_ref().unwrap().remote_name, "echo");
+        assert_eq!(echo.input_schema["properties"]["text"]["type"], "string");
+        let server: Server = store.get_entity(server_id).await.unwrap().unwrap();
+        assert_eq!(server.tool_ids, ["alpha-echo", "local"], "{backend}");
+        // The prompt the peer does not offer stays a placeholder, linked and inactive.
+        let prompts: Vec<Prompt> = all(&store).await;
+        assert!(!prompts[0].is_active && prompts[0].federation.as_ref().unwrap().is_placeholder());
+        assert_eq!(server.prompt_ids, ["alpha-greet"]);
+
+        // A name no known gateway prefixes still refuses the file.
+        let file = file_with(json!({
+            "servers": [{"name": "other", "tool_ids": ["gamma-echo"]}],
+        }));
+        let refused = import_file(&store, &file).await.unwrap_err();
+        assert!(refused.to_string().contains("problem"), "{backend}: {refused}");
+        assert!(store.id_by_key(EntityKind::Server, "other").await.unwrap().is_none());
+    })
+    .await;
+}

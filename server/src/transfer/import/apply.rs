@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use super::{
     ImportError, Observer,
     parse::{Message, Selected},
+    placeholders,
 };
 use crate::{crypto::Cipher, store::entities::StoreTx};
 
@@ -59,6 +60,10 @@ pub struct Run<'t> {
     taken: HashSet<(EntityKind, String)>,
     /// The field changes of the entity being recorded.
     last_changes: Vec<FieldChange>,
+    /// The gateways (file and target) whose items servers may link before discovery.
+    gateways: &'t [String],
+    /// Links of the servers being applied kept by placeholders (see [`placeholders`]).
+    pending: Vec<placeholders::Pending>,
 }
 
 impl<'t> Run<'t> {
@@ -70,6 +75,7 @@ impl<'t> Run<'t> {
         selected: &'t Selected,
         in_target: &'t HashSet<(EntityKind, String)>,
         drop_missing_links: bool,
+        gateways: &'t [String],
     ) -> Run<'t> {
         Run {
             tx,
@@ -86,6 +92,8 @@ impl<'t> Run<'t> {
             renamed: HashMap::new(),
             taken: HashSet::new(),
             last_changes: Vec::new(),
+            gateways,
+            pending: Vec::new(),
         }
     }
 
@@ -145,6 +153,11 @@ impl<'t> Run<'t> {
             if !self.errors.is_empty() {
                 return Ok(());
             }
+            if self.tx.is_some() {
+                let pending = std::mem::take(&mut self.pending);
+                let made = placeholders::write(self.tx(), pending).await?;
+                self.dropped.extend(made);
+            }
             self.batch(servers, &positions).await?;
         }
         if let Some(observer) = self.observer {
@@ -194,6 +207,11 @@ impl<'t> Run<'t> {
                 continue;
             }
             let pointer = format!("/entities/servers/{index}/{field}/{j}");
+            if let Some(gateway) = placeholders::gateway_of(kind, &key, self.gateways) {
+                self.pending.push((kind, key.clone(), gateway, pointer));
+                kept.push(key);
+                continue;
+            }
             let what = format!(
                 "no {} `{key}` in the file or in this gateway",
                 kind.singular()
