@@ -88,6 +88,8 @@ codes! {
     Federated = "federated",
     /// A server's link to a peer's item not discovered yet, kept by a placeholder.
     PendingDiscovery = "pending_discovery",
+    /// ContextForge exported a discovered prompt or resource as local; read as discovered.
+    AttributedToGateway = "attributed_to_gateway",
     Undecryptable = "undecryptable",
     Refused = "refused",
     Cancelled = "cancelled",

@@ -529,3 +529,136 @@ async fn an_imported_server_linking_an_undiscovered_tool_resolves_after_discover
     })
     .await;
 }
+
+#[tokio::test]
+async fn contextforge_discovered_prompts_and_resources_are_attributed_to_their_gateways() {
+    use server::transfer::import::{ConflictStrategy, ImportOptions, import};
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let backend = db.backend;
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/contextforge/export-seed-dataset.json"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let source = Cipher::new(&SecretString::from(
+            "cfpeer-enc-K3p8Vn2Rq7Lx5Zt1Mw9Bc4Hy6Jd0Gs3F",
+        ));
+        let options = ImportOptions {
+            source: Some(&source),
+            strategy: ConflictStrategy::Update,
+            ..ImportOptions::default()
+        };
+        let report = import(&store, &cipher(), bytes.clone(), &options, "test")
+            .await
+            .unwrap();
+        let attributed = report
+            .warnings
+            .iter()
+            .filter(|w| w.code == app::validation::Code::AttributedToGateway)
+            .count();
+        assert_eq!(attributed, 6, "{backend}: {:?}", report.warnings);
+        assert!(
+            !report
+                .warnings
+                .iter()
+                .any(|w| w.code == app::validation::Code::DuplicateMerged)
+        );
+
+        let id_of = |name: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .id_by_key(EntityKind::Gateway, name)
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        let (alpha, beta, gamma) = (
+            id_of("seed-gw-alpha").await,
+            id_of("seed-gw-beta").await,
+            id_of("seed-gw-gamma").await,
+        );
+        let prompts: Vec<Prompt> = all(&store).await;
+        assert_eq!(prompts.len(), 15, "{backend}: three `greet`, not one");
+        let origin_of = |name: &str| {
+            let prompt = prompts
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{name}"));
+            let origin = prompt.federation.clone().expect("discovered");
+            (origin.gateway_id, origin.remote_name)
+        };
+        // Newest first in both lists: gamma's, beta's, alpha's.
+        assert_eq!(
+            origin_of("seed-gw-alpha-greet"),
+            (alpha, "greet".to_owned()),
+            "{backend}"
+        );
+        assert_eq!(origin_of("seed-gw-beta-greet"), (beta, "greet".to_owned()));
+        assert_eq!(
+            origin_of("seed-gw-gamma-greet"),
+            (gamma, "greet".to_owned())
+        );
+        assert_eq!(
+            prompts.iter().filter(|p| p.federation.is_none()).count(),
+            12,
+            "the seed prompts stay local"
+        );
+        let resources: Vec<Resource> = all(&store).await;
+        assert_eq!(resources.len(), 11);
+        for (uri, gateway) in [
+            ("mini://alpha/info", alpha),
+            ("mini://beta/info", beta),
+            ("mini://gamma/info", gamma),
+        ] {
+            let resource = resources
+                .iter()
+                .find(|r| r.uri.as_deref() == Some(uri))
+                .unwrap();
+            assert_eq!(
+                resource.federation.as_ref().map(|o| o.gateway_id),
+                Some(gateway),
+                "{backend}: {uri}"
+            );
+        }
+        assert_eq!(
+            resources.iter().filter(|r| r.federation.is_none()).count(),
+            8
+        );
+
+        // Rediscovery replaces them: no duplicates.
+        let found = Discovered {
+            prompts: vec![peer_prompt("greet")],
+            resources: vec![peer_resource("mini://alpha/info")],
+            ..Discovered::default()
+        };
+        let synced = sync::apply(&store, alpha, &found).await.unwrap();
+        assert_eq!(
+            (synced.prompts, synced.resources, synced.removed),
+            (1, 1, 0),
+            "{backend}: {synced:?}"
+        );
+        assert!(synced.skipped.is_empty(), "{backend}: {:?}", synced.skipped);
+        assert_eq!(all::<Prompt>(&store).await.len(), 15, "{backend}");
+        assert_eq!(all::<Resource>(&store).await.len(), 11, "{backend}");
+
+        // Importing the file again leaves the discovered ones to discovery.
+        let again = import(&store, &cipher(), bytes, &options, "test")
+            .await
+            .unwrap();
+        let greet = again
+            .results
+            .iter()
+            .find(|r| r.name == "seed-gw-alpha-greet")
+            .unwrap();
+        assert_eq!(
+            greet.action,
+            server::transfer::import::Action::Unchanged,
+            "{backend}"
+        );
+        assert_eq!(all::<Prompt>(&store).await.len(), 15, "{backend}");
+    })
+    .await;
+}
