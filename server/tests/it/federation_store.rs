@@ -662,3 +662,47 @@ async fn contextforge_discovered_prompts_and_resources_are_attributed_to_their_g
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_import_neither_carries_nor_overwrites_discovered_items() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let backend = db.backend;
+        let alpha = gateway(&store, "alpha").await;
+        let file = file_with(json!({
+            "tools": [{"name": "alpha-fake", "url": "http://127.0.0.1:9/f",
+                       "federation": {"gateway_id": alpha, "gateway": "alpha", "remote_name": "fake"}}],
+        }));
+        let refused = import_file(&store, &file).await.unwrap_err();
+        let server::transfer::import::ImportError::Invalid(problems) = refused else {
+            panic!("{backend}: {refused}")
+        };
+        assert_eq!(problems[0].pointer, "/entities/tools/0/federation", "{backend}");
+        assert_eq!(problems[0].code, app::validation::Code::Federated);
+        assert!(store.id_by_key(EntityKind::Tool, "alpha-fake").await.unwrap().is_none());
+
+        let found = Discovered {
+            tools: vec![peer_tool("echo", "theirs")],
+            ..Discovered::default()
+        };
+        sync::apply(&store, alpha, &found).await.unwrap();
+        let file = file_with(json!({
+            "tools": [{"name": "alpha-echo", "url": "http://127.0.0.1:9/mine", "description": "mine"}],
+        }));
+        use server::transfer::import::{ConflictStrategy, ImportOptions, import};
+        let options = ImportOptions {
+            strategy: ConflictStrategy::Update,
+            ..ImportOptions::default()
+        };
+        let bytes = serde_json::to_vec(&file).unwrap();
+        let refused = import(&store, &cipher(), bytes, &options, "test").await.unwrap_err();
+        let server::transfer::import::ImportError::Invalid(problems) = refused else {
+            panic!("{backend}: {refused}")
+        };
+        assert_eq!(problems[0].pointer, "/entities/tools/0/name", "{backend}");
+        assert_eq!(problems[0].message, "discovered from gateway `alpha`; change it on the peer");
+        let tools: Vec<Tool> = all(&store).await;
+        assert_eq!(tools[0].description.as_deref(), Some("theirs"), "{backend}: nothing written");
+    })
+    .await;
+}
