@@ -9,10 +9,12 @@
 //! - Only in files that do not name this project's key fingerprint
 //!   (`encryption_key_fingerprint`): our own exports never carry discovered items, so
 //!   nothing of theirs is reinterpreted.
-//! - A resource is discovered when its URI's authority (`mini://alpha/info` → `alpha`)
-//!   is the slug of exactly one gateway of the file, or that slug's last `-` word
-//!   (`seed-gw-alpha`). A local resource whose URI happens to name a gateway so is
-//!   taken for discovered (its URI is kept; only its origin is added).
+//! - Resources are discovered when, with two gateways or more, the file has one per
+//!   gateway that differ only in their URI's authority, each naming its gateway
+//!   (`mini://alpha/info`, `mini://beta/info`: the authority is the slug of one
+//!   gateway, or that slug's last `-` word, `seed-gw-alpha`). Local resources that
+//!   happen to follow this pattern are taken for discovered (URIs kept; only their
+//!   origin is added); a resource only some peers offer is read as local.
 //! - A prompt is discovered when the file gives its name exactly once per gateway, with
 //!   two gateways or more. The k-th such prompt belongs to the k-th gateway: ContextForge
 //!   lists gateways and prompts newest first, and registering a gateway discovers its
@@ -37,6 +39,8 @@ use crate::{
 pub struct Attribution {
     /// How many prompts with each attributable name have been read so far.
     seen: HashMap<Box<str>, usize>,
+    /// The discovered resources' gateways by URI, worked out at the first resource.
+    resources: Option<HashMap<String, String>>,
 }
 
 impl Attribution {
@@ -48,10 +52,12 @@ impl Attribution {
         entity: &mut E,
         pointer: &str,
     ) -> Option<FieldError> {
-        let gateways = skim.gateways();
         let (gateway, how) = match E::KIND {
             EntityKind::Prompt => (self.by_position(skim, entity.key())?, "by position"),
-            EntityKind::Resource => (by_uri(gateways, entity.key())?, "by the name in its URI"),
+            EntityKind::Resource => {
+                let owners = self.resources.get_or_insert_with(|| resource_owners(skim));
+                (owners.get(entity.key())?.clone(), "by the name in its URI")
+            }
             _ => return None,
         };
         let remote = entity.key().to_owned();
@@ -85,6 +91,38 @@ impl Attribution {
         *k += 1;
         Some(gateway.to_string())
     }
+}
+
+/// The gateway of each resource of a set, one per gateway, that differ only in their
+/// URIs' authorities, each naming its gateway (see the module documentation).
+fn resource_owners(skim: &Skim) -> HashMap<String, String> {
+    let gateways = skim.gateways();
+    let mut groups: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+    if gateways.len() < 2 {
+        return HashMap::new();
+    }
+    for uri in skim.keys(EntityKind::Resource) {
+        let Some((scheme, rest)) = uri.split_once("://") else {
+            continue;
+        };
+        let path = rest.find('/').map_or("", |i| &rest[i..]);
+        if let Some(gateway) = by_uri(gateways, uri) {
+            let group = groups
+                .entry((scheme.to_owned(), path.to_owned()))
+                .or_default();
+            group.push((uri.to_owned(), gateway));
+        }
+    }
+    let mut owners = HashMap::new();
+    for group in groups.into_values() {
+        let mut named: Vec<&str> = group.iter().map(|(_, g)| g.as_str()).collect();
+        named.sort_unstable();
+        named.dedup();
+        if group.len() == gateways.len() && named.len() == gateways.len() {
+            owners.extend(group);
+        }
+    }
+    owners
 }
 
 /// The one gateway whose slug, or the slug's last `-` word, is `uri`'s authority.

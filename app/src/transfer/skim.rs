@@ -86,9 +86,22 @@ impl Skim {
         &self.gateways
     }
 
-    /// Distinct keys over all types: the entities an import of the whole file applies.
+    /// Distinct keys over all types: the entities an import of the whole file applies
+    /// (a prompt name given once per gateway counts once per gateway: they are read as
+    /// the gateways' discovered prompts, see `super::discovered`).
     pub fn total(&self) -> usize {
-        self.kinds.iter().map(|k| k.counts.len()).sum()
+        let distinct: usize = self.kinds.iter().map(|k| k.counts.len()).sum();
+        let n = self.gateways.len();
+        let per_gateway = match n {
+            0 | 1 => 0,
+            n => self
+                .of(EntityKind::Prompt)
+                .counts
+                .values()
+                .filter(|c| **c as usize == n)
+                .count(),
+        };
+        distinct + per_gateway * n.saturating_sub(1)
     }
 }
 
