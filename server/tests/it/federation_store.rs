@@ -462,7 +462,7 @@ async fn import_file(
     import(store, &cipher(), bytes, &ImportOptions::default(), "test").await
 }
 
-fn file_with(entities: Value) -> Value {
+fn file_with(entities: &Value) -> Value {
     json!({"version": "2025-03-26", "exported_at": "2026-12-04T00:00:00Z", "entities": entities})
 }
 
@@ -471,7 +471,7 @@ async fn an_imported_server_linking_an_undiscovered_tool_resolves_after_discover
     on_each_backend(|db| async move {
         let store = db.store().await;
         let backend = db.backend;
-        let file = file_with(json!({
+        let file = file_with(&json!({
             "gateways": [{"name": "alpha", "url": "http://127.0.0.1:9/alpha/mcp", "transport": "STREAMABLEHTTP"}],
             "tools": [{"name": "local", "url": "http://127.0.0.1:9/l"}],
             "servers": [{"name": "srv", "tool_ids": ["alpha-echo", "local"], "prompt_ids": ["alpha-greet"]}],
@@ -520,7 +520,7 @@ async fn an_imported_server_linking_an_undiscovered_tool_resolves_after_discover
         assert_eq!(server.prompt_ids, ["alpha-greet"]);
 
         // A name no known gateway prefixes still refuses the file.
-        let file = file_with(json!({
+        let file = file_with(&json!({
             "servers": [{"name": "other", "tool_ids": ["gamma-echo"]}],
         }));
         let refused = import_file(&store, &file).await.unwrap_err();
@@ -669,7 +669,7 @@ async fn an_import_neither_carries_nor_overwrites_discovered_items() {
         let store = db.store().await;
         let backend = db.backend;
         let alpha = gateway(&store, "alpha").await;
-        let file = file_with(json!({
+        let file = file_with(&json!({
             "tools": [{"name": "alpha-fake", "url": "http://127.0.0.1:9/f",
                        "federation": {"gateway_id": alpha, "gateway": "alpha", "remote_name": "fake"}}],
         }));
@@ -686,7 +686,7 @@ async fn an_import_neither_carries_nor_overwrites_discovered_items() {
             ..Discovered::default()
         };
         sync::apply(&store, alpha, &found).await.unwrap();
-        let file = file_with(json!({
+        let file = file_with(&json!({
             "tools": [{"name": "alpha-echo", "url": "http://127.0.0.1:9/mine", "description": "mine"}],
         }));
         use server::transfer::import::{ConflictStrategy, ImportOptions, import};

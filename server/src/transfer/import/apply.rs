@@ -35,6 +35,17 @@ pub struct Finished {
     pub dropped: Vec<FieldError>,
 }
 
+/// What a server's links may name besides the file's entities.
+#[derive(Clone, Copy)]
+pub struct Links<'t> {
+    /// Keys the servers name that the file lacks, found in the target.
+    pub in_target: &'t HashSet<(EntityKind, String)>,
+    /// Links to nothing left out instead of refused (`--allow-missing-links`).
+    pub drop_missing_links: bool,
+    /// The gateways (file and target) whose items servers may link before discovery.
+    pub gateways: &'t [String],
+}
+
 pub struct Run<'t> {
     /// `None` checks only: batches are not written.
     tx: Option<&'t mut StoreTx>,
@@ -73,10 +84,13 @@ impl<'t> Run<'t> {
         strategy: ConflictStrategy,
         observer: Option<&'t dyn Observer>,
         selected: &'t Selected,
-        in_target: &'t HashSet<(EntityKind, String)>,
-        drop_missing_links: bool,
-        gateways: &'t [String],
+        links: Links<'t>,
     ) -> Run<'t> {
+        let Links {
+            in_target,
+            drop_missing_links,
+            gateways,
+        } = links;
         Run {
             tx,
             target,

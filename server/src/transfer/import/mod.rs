@@ -369,9 +369,11 @@ async fn pipeline(
         options.strategy,
         options.observer,
         &selected,
-        &in_target,
-        options.allow_missing_links,
-        &gateways,
+        apply::Links {
+            in_target: &in_target,
+            drop_missing_links: options.allow_missing_links,
+            gateways: &gateways,
+        },
     );
     let failure = run.apply_all(&mut receiver, &stop).await;
     let apply::Finished {
