@@ -596,6 +596,29 @@ impl StoreTx {
         Ok(())
     }
 
+    /// Deletes the rows of `table` whose `column` is one of `ids`, a chunk at a time.
+    pub(super) async fn delete_in(
+        &mut self,
+        table: &str,
+        column: &str,
+        ids: &[Uuid],
+    ) -> sqlx::Result<()> {
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE {column} IN {}",
+                in_list(chunk.len(), self.params())
+            ));
+            with_tx!(self, |conn| {
+                let mut query = sqlx::query(sql);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut *conn).await.map(drop)
+            })?;
+        }
+        Ok(())
+    }
+
     /// The link rows of `servers`, in multi-row `INSERT`s.
     async fn write_links<E: Entity>(
         &mut self,
@@ -606,19 +629,7 @@ impl StoreTx {
         for kind in LINKED {
             let (table, column) = link_table(kind);
             if replace {
-                for chunk in server_ids.chunks(IN_CHUNK) {
-                    let sql = AssertSqlSafe(format!(
-                        "DELETE FROM {table} WHERE server_id IN {}",
-                        in_list(chunk.len(), self.params())
-                    ));
-                    with_tx!(self, |conn| {
-                        let mut query = sqlx::query(sql);
-                        for id in chunk {
-                            query = query.bind(*id);
-                        }
-                        query.execute(&mut *conn).await.map(drop)
-                    })?;
-                }
+                self.delete_in(table, "server_id", &server_ids).await?;
             }
             let lists: Vec<(Uuid, &[String])> = servers
                 .iter()

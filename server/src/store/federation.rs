@@ -10,15 +10,12 @@ use uuid::Uuid;
 
 use super::{
     Store,
-    entities::{DocRow, StoreTx, federable, hydrate_all, in_list, with_tx},
+    entities::{DocRow, StoreTx, federable, hydrate_all, with_tx},
     with_pool,
 };
 
 /// The types discovery stores.
 const FEDERABLE: [EntityKind; 3] = [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource];
-
-/// Ids per `DELETE … IN (…)`.
-const IN_CHUNK: usize = 1000;
 
 impl StoreTx {
     /// The entity with this id, read on the transaction (no links: not for servers).
@@ -69,21 +66,7 @@ impl StoreTx {
     /// Deletes the entities of `kind` with these ids; servers' links to them go with
     /// them (the link tables' cascades).
     pub async fn delete_ids(&mut self, kind: EntityKind, ids: &[Uuid]) -> sqlx::Result<()> {
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = AssertSqlSafe(format!(
-                "DELETE FROM {} WHERE id IN {}",
-                kind.plural(),
-                in_list(chunk.len(), self.params())
-            ));
-            with_tx!(self, |conn| {
-                let mut query = sqlx::query(sql);
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                query.execute(&mut *conn).await.map(drop)
-            })?;
-        }
-        Ok(())
+        self.delete_in(kind.plural(), "id", ids).await
     }
 }
 
