@@ -150,10 +150,21 @@ async fn upsert<E: Discoverable>(
     let at = Timestamp(now());
     let (mut inserts, mut updates, mut kept) = (Vec::new(), Vec::new(), HashSet::new());
     let mut changed = Vec::new();
+    let wanted_keys: HashSet<String> = keys
+        .iter()
+        .map(|k| fold_key(E::KIND, k).into_owned())
+        .collect();
     for mut entity in wanted {
-        match taken.get(fold_key(E::KIND, entity.key()).as_ref()) {
+        let found = match taken.get(fold_key(E::KIND, entity.key()).as_ref()) {
+            None => renamed(&mine, &entity, &wanted_keys, &kept),
+            found => found,
+        };
+        match found {
             Some(stored) if stored.federation().map(|o| o.gateway_id) == Some(gateway_id) => {
                 let id = stored.id().expect("stored rows have ids");
+                if stored.key() != entity.key() {
+                    changed.push(stored.key().to_owned());
+                }
                 kept.insert(id);
                 // People's switch stays; a placeholder is switched on by its discovery.
                 let placeholder = stored.federation().is_some_and(Origin::is_placeholder);
@@ -193,6 +204,23 @@ async fn upsert<E: Discoverable>(
     tx.write_entities(updates, true).await?;
     tx.write_entities(inserts, false).await?;
     Ok(Outcome { held, changed })
+}
+
+/// The gateway's stored item that `entity` is under another key: the same name on the
+/// peer, stored under a federated name of the gateway's former name. Updated in place,
+/// so that servers' links follow the rename instead of going with a deleted row.
+fn renamed<'m, E: Entity>(
+    mine: &'m [E],
+    entity: &E,
+    wanted: &HashSet<String>,
+    kept: &HashSet<Uuid>,
+) -> Option<&'m E> {
+    let remote = &entity.federation()?.remote_name;
+    mine.iter().find(|e| {
+        e.federation().is_some_and(|o| &o.remote_name == remote)
+            && !wanted.contains(fold_key(E::KIND, e.key()).as_ref())
+            && !e.id().is_some_and(|id| kept.contains(&id))
+    })
 }
 
 /// The offered items that pass the rules every stored entity passes (normalised), one

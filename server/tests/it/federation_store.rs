@@ -706,3 +706,56 @@ async fn an_import_neither_carries_nor_overwrites_discovered_items() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn renaming_a_gateway_renames_its_items_and_keeps_server_links() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let backend = db.backend;
+        let alpha = gateway(&store, "alpha").await;
+        let found = Discovered {
+            tools: vec![peer_tool("echo", "e")],
+            ..Discovered::default()
+        };
+        sync::apply(&store, alpha, &found).await.unwrap();
+        let before = store
+            .id_by_key(EntityKind::Tool, "alpha-echo")
+            .await
+            .unwrap();
+        let server: Server = create(
+            &store,
+            json!({"name": "s", "associated_tools": ["alpha-echo"]}),
+        )
+        .await;
+        let cipher = cipher();
+        let service = Entities {
+            store: &store,
+            cipher: &cipher,
+            actor: "test",
+        };
+        service
+            .update::<Gateway>(alpha, json!({"name": "omega"}))
+            .await
+            .unwrap();
+        let report = sync::apply(&store, alpha, &found).await.unwrap();
+        assert_eq!(
+            (report.tools, report.removed),
+            (1, 0),
+            "{backend}: {report:?}"
+        );
+        let after = store
+            .id_by_key(EntityKind::Tool, "omega-echo")
+            .await
+            .unwrap();
+        assert_eq!(after, before, "{backend}: the same row, renamed");
+        let tools: Vec<Tool> = all(&store).await;
+        assert_eq!(tools[0].federation.as_ref().unwrap().gateway, "omega");
+        let server: Server = store.get_entity(server.id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(
+            server.tool_ids,
+            ["omega-echo"],
+            "{backend}: the link follows"
+        );
+    })
+    .await;
+}
