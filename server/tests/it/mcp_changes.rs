@@ -104,21 +104,7 @@ async fn sessions_hear_list_changed_for_their_servers_changes_only() {
         let (alpha, mut alpha_rx) = listen(&app, "/servers/alpha/mcp", &token).await;
         let (gamma, mut gamma_rx) = listen(&app, "/servers/gamma/mcp", &token).await;
 
-        let echo = app
-            .store
-            .id_by_key(EntityKind::Tool, "echo")
-            .await
-            .unwrap()
-            .unwrap();
-        let response = app
-            .client()
-            .patch(app.url(&format!("/tools/{echo}")))
-            .bearer_auth(&token)
-            .json(&json!({"is_active": false}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        set_echo_active(&app, &token, false).await;
         assert_eq!(
             heard(&mut alpha_rx, Duration::from_secs(3)).await,
             ["tools"]
