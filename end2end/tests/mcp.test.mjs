@@ -159,8 +159,8 @@ test('the TypeScript SDK without a token is refused with 401', async () => {
  *   stream closed mid-call by the server; a REST tool call is one HTTP request upstream.
  * - prompts-get-embedded-resource, prompts-get-with-image: a stored prompt renders to
  *   one text message.
- * - completion-complete, resources-subscribe, resources-unsubscribe: capabilities the
- *   gateway does not declare (completions, resources.subscribe).
+ * - resources-subscribe, resources-unsubscribe: the gateway does not declare
+ *   resources.subscribe (a stored resource changes by REST or import, heard as list_changed).
  * - resources-templates-read: a stored resource template is listed, not read (its
  *   content is not rendered from the URI's variables).
  */
@@ -168,7 +168,7 @@ const SCENARIOS = [
   'server-initialize', 'ping', 'logging-set-level', 'dns-rebinding-protection',
   'server-sse-multiple-streams',
   'tools-list', 'tools-call-simple-text', 'tools-call-error', 'json-schema-2020-12',
-  'prompts-list', 'prompts-get-simple', 'prompts-get-with-args',
+  'prompts-list', 'prompts-get-simple', 'prompts-get-with-args', 'completion-complete',
   'resources-list', 'resources-read-text', 'resources-read-binary',
 ];
 
