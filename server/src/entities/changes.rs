@@ -49,6 +49,8 @@ const MAX_PAYLOAD: usize = 7999;
 pub const LISTENER_NAME: &str = "mcpgateway-changes";
 /// How often the listener looks whether its store is still in use.
 const OWNER_CHECK: Duration = Duration::from_secs(2);
+/// The longest [`delivered`] waits for the last notifications to be sent.
+const DELIVERY_WAIT: Duration = Duration::from_secs(10);
 /// The longest wait between two attempts to reconnect the listener.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -136,7 +138,28 @@ pub fn subscribe(store: &Store) -> broadcast::Receiver<Change> {
 pub async fn delivered(store: &Store) {
     let (shared, _) = feed(store);
     let mut pending = shared.pending.subscribe();
-    let _ = pending.wait_for(|n| *n == 0).await;
+    // A database that does not answer must not keep a command from ending.
+    let sent = tokio::time::timeout(DELIVERY_WAIT, pending.wait_for(|n| *n == 0)).await;
+    if sent.is_err() {
+        tracing::warn!("other replicas may not have been told of the last changes");
+    }
+}
+
+/// One notification on its way: counted until sent, failed or dropped (a runtime that
+/// shuts down drops its tasks), so that [`delivered`] never waits for a lost one.
+struct Pending(Arc<Shared>);
+
+impl Pending {
+    fn new(shared: Arc<Shared>) -> Pending {
+        shared.pending.send_modify(|n| *n += 1);
+        Pending(shared)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.pending.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Shared {
@@ -159,9 +182,10 @@ impl Shared {
             notice.keys.clear();
             payload = serde_json::to_string(&notice).expect("a notice serializes");
         }
-        self.pending.send_modify(|n| *n += 1);
-        let (pool, shared) = (pool.clone(), self.clone());
+        let pending = Pending::new(self.clone());
+        let pool = pool.clone();
         runtime.spawn(async move {
+            let _pending = pending;
             let sent = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
                 .bind(payload)
@@ -170,7 +194,6 @@ impl Shared {
             if let Err(e) = sent {
                 tracing::warn!(kind = kind.plural(), error = %e, "other replicas not told of a change");
             }
-            shared.pending.send_modify(|n| *n -= 1);
         });
     }
 

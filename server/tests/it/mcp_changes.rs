@@ -217,6 +217,21 @@ async fn a_session_on_one_replica_hears_list_changed_for_a_write_on_another() {
     assert_eq!(heard(&mut rx, Duration::from_secs(5)).await, ["tools"]);
     let tools = alpha.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), 1, "{tools:?}");
+
+    // `mcpgateway import` in a process of its own: its change reaches B before it exits.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fresh.json");
+    std::fs::write(&file, file_adding_fresh_to_alpha(&a).await).unwrap();
+    let mut cli = crate::common::harness::cli(&a.db);
+    cli.arg("import").arg(&file);
+    let imported = tokio::task::spawn_blocking(move || cli.output().unwrap())
+        .await
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let after_import = heard(&mut rx, Duration::from_secs(5)).await;
+    assert!(after_import.contains(&"tools"), "{after_import:?}");
+    let tools = alpha.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 2, "{tools:?}");
     alpha.cancel().await.unwrap();
     b.stop().await;
     a.stop().await;
