@@ -14,6 +14,10 @@ pub struct VerifyRequest {
     /// Names or globs per type, `tool:weather_*,gateway:peer-1` (as `export --include`).
     #[serde(default)]
     pub include: Option<String>,
+    /// Exactly these tools (keys), active or not, of those that store credentials: what
+    /// `import --verify` checks after the import (the tools it wrote).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
 }
 
 /// How one entity's credentials fared.

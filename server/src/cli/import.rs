@@ -1,9 +1,14 @@
 //! `mcpgateway import FILE`: validate, then apply an export file to the local gateway.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
-use app::validation::{Code, FieldError, Problems};
-use app::wire;
+use app::{
+    jobs::Action,
+    model::EntityKind,
+    validation::{Code, FieldError, Problems},
+    verify::{VerifyReport, VerifyRequest},
+    wire,
+};
 use clap::{Args, builder::TypedValueParser};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -11,6 +16,7 @@ use super::{
     Output,
     progress::Progress,
     remote::{self, Remote, RemoteError},
+    verify,
 };
 use crate::{
     auth::bootstrap,
@@ -76,8 +82,8 @@ pub struct Opts {
     /// the problems, each with its pointer).
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     pub output: Output,
-    /// After the import is committed, run `verify --type tool`: exit 1 when a tool's
-    /// credentials are rejected upstream.
+    /// After the import is committed, verify the credentials of the tools it wrote (as
+    /// `verify` does): exit 1 when one is rejected upstream (the import stays committed).
     #[arg(long, conflicts_with = "dry_run")]
     pub verify: bool,
 }
@@ -115,12 +121,81 @@ fn strategy_parser() -> impl clap::builder::TypedValueParser<Value = ConflictStr
         .map(|s| s.parse::<ConflictStrategy>().expect("a listed value"))
 }
 
-pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
+pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     opts.refuse_strategy()?;
-    let output = opts.output;
-    let file = opts.file.clone();
+    let after = After::of(&opts);
     let report = local(opts, settings).await;
-    print(report, output, &file)
+    let actor = after.actor.clone();
+    let verified = after
+        .verified(&report, |request| async move {
+            verify::local_report(&request, actor.as_deref(), settings).await
+        })
+        .await;
+    after.print(report, verified)
+}
+
+/// What is done once the import is over: `--verify`, and the output.
+struct After {
+    verify: bool,
+    actor: Option<String>,
+    output: Output,
+    file: PathBuf,
+}
+
+impl After {
+    fn of(opts: &Opts) -> After {
+        After {
+            verify: opts.verify,
+            actor: opts.actor.clone(),
+            output: opts.output,
+            file: opts.file.clone(),
+        }
+    }
+
+    /// `--verify` after a committed import: the tools it wrote (created, updated, renamed
+    /// or found unchanged), each with its name on this gateway.
+    fn verify_request(&self, report: &anyhow::Result<ImportReport>) -> Option<VerifyRequest> {
+        let report = report.as_ref().ok().filter(|r| self.verify && !r.dry_run)?;
+        let tools = report
+            .results
+            .iter()
+            .filter(|r| r.kind == EntityKind::Tool && r.action != Action::Skipped)
+            .map(|r| r.new_name.clone().unwrap_or_else(|| r.name.clone()))
+            .collect();
+        Some(VerifyRequest {
+            types: vec![EntityKind::Tool],
+            include: None,
+            tools,
+        })
+    }
+
+    /// `check` run on the [`After::verify_request`]; an import that wrote no tool has
+    /// nothing to verify (an empty list would ask for every tool).
+    async fn verified<F>(
+        &self,
+        report: &anyhow::Result<ImportReport>,
+        check: impl FnOnce(VerifyRequest) -> F,
+    ) -> Option<anyhow::Result<VerifyReport>>
+    where
+        F: Future<Output = anyhow::Result<VerifyReport>>,
+    {
+        let request = self.verify_request(report)?;
+        if request.tools.is_empty() {
+            return Some(Ok(VerifyReport {
+                summary: "Verified nothing: the import wrote no tools".into(),
+                ..VerifyReport::default()
+            }));
+        }
+        Some(check(request).await)
+    }
+
+    fn print(
+        self,
+        report: anyhow::Result<ImportReport>,
+        verified: Option<anyhow::Result<VerifyReport>>,
+    ) -> anyhow::Result<ExitCode> {
+        print(report, verified, self.output, &self.file)
+    }
 }
 
 async fn local(opts: Opts, settings: &Settings) -> anyhow::Result<ImportReport> {
@@ -203,12 +278,16 @@ fn another_key(opts: &Opts, file_key: Option<&str>) -> anyhow::Error {
 }
 
 /// The same import on a remote gateway: `POST /admin/import`, then the job followed to its end.
-pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<()> {
+pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ExitCode> {
     opts.refuse_strategy()?;
-    let output = opts.output;
-    let file = opts.file.clone();
+    let after = After::of(&opts);
     let report = on_remote(opts, remote).await;
-    print(report, output, &file)
+    let verified = after
+        .verified(&report, |request| async move {
+            verify::remote_report(&request, remote).await
+        })
+        .await;
+    after.print(report, verified)
 }
 
 async fn on_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ImportReport> {
@@ -259,12 +338,15 @@ async fn on_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ImportReport> 
 
 /// The report as JSON, or the plan lines, renames and the summary line. A failure as
 /// JSON too with `-o json` (`imported: false`, the problems with their pointers), so a
-/// script reading stdout always gets JSON; the error line still goes to stderr.
+/// script reading stdout always gets JSON; the error line still goes to stderr. With
+/// `--verify`, one document `{"import": …, "verify": …}`, or the verify lines after the
+/// import's; exit 1 when a credential was rejected (the import stays committed).
 fn print(
     report: anyhow::Result<ImportReport>,
+    verified: Option<anyhow::Result<VerifyReport>>,
     output: Output,
     file: &std::path::Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let report = match (report, output) {
         (Ok(report), _) => report,
         (Err(e), Output::Json) => {
@@ -282,32 +364,71 @@ fn print(
         }
         (Err(e), Output::Text) => return Err(e),
     };
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Output::Text => {
-            for w in &report.warnings {
-                eprintln!("warning: {w}");
+    match (output, &verified) {
+        (Output::Json, None) => println!("{}", serde_json::to_string_pretty(&report)?),
+        (Output::Json, Some(verified)) => {
+            let verify = verified.as_ref().ok();
+            let error = verified.as_ref().err().map(|e| format!("{e:#}"));
+            let both =
+                serde_json::json!({"import": report, "verify": verify, "verify_error": error});
+            println!("{}", serde_json::to_string_pretty(&both)?);
+        }
+        (Output::Text, _) => {
+            print_text(&report);
+            if let Some(Ok(verified)) = &verified {
+                if !verified.results.is_empty() {
+                    println!(
+                        "The credentials of the {} tool(s) the import wrote, checked upstream:",
+                        verified.results.len()
+                    );
+                }
+                verify::print_text(verified);
             }
-            for line in report.plan_lines() {
-                println!("{line}");
-            }
-            let renamed = if report.dry_run {
-                "Would rename"
-            } else {
-                "Renamed"
-            };
-            for r in report.results.iter().filter(|r| r.new_name.is_some()) {
-                println!(
-                    "{renamed} {} `{}` to `{}`",
-                    r.kind.singular(),
-                    r.name,
-                    r.new_name.as_deref().unwrap_or_default()
-                );
-            }
-            println!("{}", report.summary());
         }
     }
-    Ok(())
+    match verified {
+        None => Ok(ExitCode::SUCCESS),
+        Some(Err(e)) => {
+            Err(e.context("the import is committed, but its tools could not be verified"))
+        }
+        Some(Ok(verified)) => {
+            if verified.rejected > 0 {
+                let line = format!(
+                    "The import is committed; {} tool(s) have credentials the upstream rejected: correct them, then run `mcpgateway verify`",
+                    verified.rejected
+                );
+                match output {
+                    Output::Text => println!("{line}"),
+                    Output::Json => eprintln!("{line}"),
+                }
+            }
+            Ok(verify::exit_code(&verified))
+        }
+    }
+}
+
+/// The plan lines, renames and the summary line.
+fn print_text(report: &ImportReport) {
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for line in report.plan_lines() {
+        println!("{line}");
+    }
+    let renamed = if report.dry_run {
+        "Would rename"
+    } else {
+        "Renamed"
+    };
+    for r in report.results.iter().filter(|r| r.new_name.is_some()) {
+        println!(
+            "{renamed} {} `{}` to `{}`",
+            r.kind.singular(),
+            r.name,
+            r.new_name.as_deref().unwrap_or_default()
+        );
+    }
+    println!("{}", report.summary());
 }
 
 /// A spinner while the file is checked, then a bar told of each entity applied.

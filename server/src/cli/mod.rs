@@ -155,14 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(opts) => token::run(opts.command, &settings).await,
         Command::Seed(opts) => seed::run(opts, &settings).await,
         Command::Export(opts) => export::run(opts, &settings).await,
-        Command::Import(opts) => {
-            let then_verify = verify::Opts::after_import(&opts);
-            import::run(opts, &settings).await?;
-            if let Some(verify) = then_verify {
-                return verify::run(verify, &settings).await;
-            }
-            Ok(())
-        }
+        Command::Import(opts) => return import::run(opts, &settings).await,
         Command::Diff(opts) => return diff::run(opts, &settings).await,
         Command::Verify(opts) => return verify::run(opts, &settings).await,
         Command::Validate(_) | Command::Rekey(_) | Command::Schema | Command::Bench(_) => {
@@ -208,13 +201,7 @@ async fn run_remote(command: Command, url: &str) -> anyhow::Result<ExitCode> {
     let remote = remote::Remote::from_env(url)?;
     match command {
         Command::Export(opts) => export::run_remote(opts, &remote).await?,
-        Command::Import(opts) => {
-            let then_verify = verify::Opts::after_import(&opts);
-            import::run_remote(opts, &remote).await?;
-            if let Some(verify) = then_verify {
-                return verify::run_remote(verify, &remote).await;
-            }
-        }
+        Command::Import(opts) => return import::run_remote(opts, &remote).await,
         Command::Diff(opts) => return diff::run_remote(opts, &remote).await,
         Command::Verify(opts) => return verify::run_remote(opts, &remote).await,
         _ => unreachable!("only export, import, diff and verify take --url"),

@@ -40,28 +40,28 @@ pub struct Opts {
 }
 
 impl Opts {
-    /// `import --verify`: the gateway's tools, once the import is committed.
-    pub fn after_import(import: &super::import::Opts) -> Option<Opts> {
-        import.verify.then(|| Opts {
-            target: import.target.clone(),
-            types: vec![EntityKind::Tool],
-            include: None,
-            actor: import.actor.clone(),
-            output: import.output,
-        })
-    }
-
     fn request(&self) -> VerifyRequest {
         VerifyRequest {
             types: self.types.clone(),
             include: self.include.as_ref().map(|i| i.describe().join(",")),
+            tools: Vec::new(),
         }
     }
 }
 
 /// Probes this database's tools with the gateway's own key and settings.
 pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
-    let options = VerifyOptions::from_request(&opts.request()).map_err(|errors| {
+    let report = local_report(&opts.request(), opts.actor.as_deref(), settings).await?;
+    show(&report, opts.output)
+}
+
+/// The report of `request` on this database (also `import --verify`'s).
+pub(super) async fn local_report(
+    request: &VerifyRequest,
+    actor: Option<&str>,
+    settings: &Settings,
+) -> anyhow::Result<VerifyReport> {
+    let options = VerifyOptions::from_request(request).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         anyhow::anyhow!("{}", lines.join("\n"))
     })?;
@@ -69,22 +69,30 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<ExitCode> {
     let cipher = Cipher::new(&bootstrap::encryption_secret(settings, &store).await?)
         .with_sensitive_headers(settings.sensitive_header_rules());
     let invoker = Invoker::new(Arc::new(cipher), settings);
-    let actor = super::cli_actor(opts.actor.as_deref());
+    let actor = super::cli_actor(actor);
     let report = verify(&store, &invoker, &options, &actor).await;
     store.close().await;
-    show(&report?, opts.output)
+    report
 }
 
 /// The same through a remote gateway: `POST /admin/verify`.
 pub async fn run_remote(opts: Opts, remote: &Remote) -> anyhow::Result<ExitCode> {
-    let report = remote.verify(&opts.request()).await.map_err(|e| match e {
+    let report = remote_report(&opts.request(), remote).await?;
+    show(&report, opts.output)
+}
+
+/// The report of `request` on a remote gateway (also `import --url … --verify`'s).
+pub(super) async fn remote_report(
+    request: &VerifyRequest,
+    remote: &Remote,
+) -> anyhow::Result<VerifyReport> {
+    remote.verify(request).await.map_err(|e| match e {
         super::remote::RemoteError::Refused(problems) => {
             super::eprint_problems(&problems);
             anyhow::anyhow!("the gateway refused the request")
         }
         other => other.into(),
-    })?;
-    show(&report, opts.output)
+    })
 }
 
 /// Prints the report; exit 1 when a credential was rejected.
@@ -92,30 +100,40 @@ fn show(report: &VerifyReport, output: Output) -> anyhow::Result<ExitCode> {
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        for r in &report.results {
-            // Upper case: the line that fails the run stands out.
-            let verdict = match r.verdict {
-                Verdict::Rejected => "REJECTED",
-                other => other.as_str(),
-            };
-            let status = r.status.map(|s| format!(" {s}")).unwrap_or_default();
-            let detail = r
-                .detail
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
-            println!(
-                "{:<11} {} {}{status}{detail}",
-                verdict,
-                r.kind.singular(),
-                r.name
-            );
-        }
-        println!("{}", report.summary);
+        print_text(report);
     }
-    Ok(if report.rejected == 0 {
+    Ok(exit_code(report))
+}
+
+/// A line per entity, then the summary.
+pub(super) fn print_text(report: &VerifyReport) {
+    for r in &report.results {
+        // Upper case: the line that fails the run stands out.
+        let verdict = match r.verdict {
+            Verdict::Rejected => "REJECTED",
+            other => other.as_str(),
+        };
+        let status = r.status.map(|s| format!(" {s}")).unwrap_or_default();
+        let detail = r
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        println!(
+            "{:<11} {} {}{status}{detail}",
+            verdict,
+            r.kind.singular(),
+            r.name
+        );
+    }
+    println!("{}", report.summary);
+}
+
+/// Success only when no credential was rejected.
+pub(super) fn exit_code(report: &VerifyReport) -> ExitCode {
+    if report.rejected == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }

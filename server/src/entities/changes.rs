@@ -1,19 +1,37 @@
-//! The in-process change feed: after a write commits, the keys it touched, so live MCP
-//! sessions can tell their clients that a list changed. One feed per store (per pool),
-//! so a test process holding several gateways keeps them apart; another replica's
-//! writes are not heard (they reach its own sessions only).
+//! The change feed: after a write commits, the keys it touched, so live MCP sessions can
+//! tell their clients that a list changed. One feed per store (per pool), so a test
+//! process holding several gateways keeps them apart.
+//!
+//! On PostgreSQL the feed reaches the other replicas on the database: each change is also
+//! sent with `pg_notify` (after the commit), and a replica with listeners `LISTEN`s and
+//! feeds what other replicas send into its own feed. A notification names the feed that
+//! sent it, so a replica does not hear its own changes twice. On SQLite there is one
+//! process, and the in-process feed is all.
 
 use std::{
     any::Any,
-    sync::{Arc, LazyLock, Mutex, Weak},
+    sync::{
+        Arc, LazyLock, Mutex, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use app::model::EntityKind;
-use tokio::sync::broadcast;
+use serde::{Deserialize, Serialize};
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+};
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
 
 use crate::store::{Store, with_pool};
 
-/// Entities of one kind written by one committed change (keys as stored).
+/// Entities of one kind written by one committed change (keys as stored). No keys means
+/// any entity of the kind may have changed: a change heard from another replica whose
+/// keys did not fit in a notification, or the notifications missed while this replica's
+/// connection to the database was down.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
     pub kind: EntityKind,
@@ -23,15 +41,47 @@ pub struct Change {
 /// Changes a slow session may fall behind by before it is told "something changed".
 const CAPACITY: usize = 256;
 
+/// The PostgreSQL channel the replicas of one database tell each other on.
+const CHANNEL: &str = "mcpgateway_changes";
+/// PostgreSQL refuses a payload of 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7999;
+/// The listener's connection, as `pg_stat_activity` names it.
+pub const LISTENER_NAME: &str = "mcpgateway-changes";
+/// How often the listener looks whether its store is still in use.
+const OWNER_CHECK: Duration = Duration::from_secs(2);
+/// The longest [`delivered`] waits for the last notifications to be sent.
+const DELIVERY_WAIT: Duration = Duration::from_secs(10);
+/// The longest wait between two attempts to reconnect the listener.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A change as sent to the other replicas.
+#[derive(Serialize, Deserialize)]
+struct Notice {
+    /// The feed that sent it.
+    replica: Uuid,
+    kind: EntityKind,
+    keys: Vec<String>,
+}
+
+/// One store's feed.
+struct Shared {
+    sender: broadcast::Sender<Change>,
+    replica: Uuid,
+    /// Notifications spawned and not yet sent, awaited before the store closes.
+    pending: watch::Sender<usize>,
+    listening: AtomicBool,
+}
+
 struct Feed {
     /// The pool's connect options, alive as long as the pool is.
     owner: Weak<dyn Any + Send + Sync>,
-    sender: broadcast::Sender<Change>,
+    shared: Arc<Shared>,
 }
 
 static FEEDS: LazyLock<Mutex<Vec<Feed>>> = LazyLock::new(Mutex::default);
 
-fn feed(store: &Store) -> broadcast::Sender<Change> {
+/// The store's feed, and its pool's connect options (which live as long as the pool).
+fn feed(store: &Store) -> (Arc<Shared>, Arc<dyn Any + Send + Sync>) {
     let owner: Arc<dyn Any + Send + Sync> = with_pool!(store, |pool| pool.connect_options());
     let mut feeds = FEEDS
         .lock()
@@ -41,25 +91,197 @@ fn feed(store: &Store) -> broadcast::Sender<Change> {
         .iter()
         .find(|f| std::ptr::addr_eq(f.owner.as_ptr(), Arc::as_ptr(&owner)))
     {
-        return found.sender.clone();
+        return (found.shared.clone(), owner);
     }
-    let sender = broadcast::channel(CAPACITY).0;
+    let shared = Arc::new(Shared {
+        sender: broadcast::channel(CAPACITY).0,
+        replica: Uuid::new_v4(),
+        pending: watch::channel(0).0,
+        listening: AtomicBool::new(false),
+    });
     feeds.push(Feed {
         owner: Arc::downgrade(&owner),
-        sender: sender.clone(),
+        shared: shared.clone(),
     });
-    sender
+    (shared, owner)
 }
 
-/// Tells the store's listeners that these entities changed (call after the commit).
+/// Tells the store's listeners, and on PostgreSQL the other replicas', that these
+/// entities changed (call after the commit).
 pub fn publish(store: &Store, kind: EntityKind, keys: Vec<String>) {
-    if !keys.is_empty() {
-        // No listener is no error: nobody needs telling.
-        let _ = feed(store).send(Change { kind, keys });
+    if keys.is_empty() {
+        return;
+    }
+    let (shared, _) = feed(store);
+    if let Store::Postgres(pool) = store {
+        shared.notify_replicas(pool, kind, &keys);
+    }
+    // No listener is no error: nobody needs telling.
+    let _ = shared.sender.send(Change { kind, keys });
+}
+
+/// The changes committed through `store`, and on PostgreSQL through the other replicas
+/// on its database, from now on.
+pub fn subscribe(store: &Store) -> broadcast::Receiver<Change> {
+    let (shared, owner) = feed(store);
+    if let Store::Postgres(pool) = store
+        && !shared.listening.swap(true, Ordering::SeqCst)
+    {
+        let options = (*pool.connect_options()).clone();
+        tokio::spawn(listen(options, Arc::downgrade(&owner), shared.clone()));
+    }
+    shared.sender.subscribe()
+}
+
+/// Waits until this store's changes have been sent to the other replicas (before the
+/// store closes: a command's process must not end with a notification unsent).
+pub async fn delivered(store: &Store) {
+    let (shared, _) = feed(store);
+    let mut pending = shared.pending.subscribe();
+    // A database that does not answer must not keep a command from ending.
+    let sent = tokio::time::timeout(DELIVERY_WAIT, pending.wait_for(|n| *n == 0)).await;
+    if sent.is_err() {
+        tracing::warn!("other replicas may not have been told of the last changes");
     }
 }
 
-/// The changes committed through `store` from now on.
-pub fn subscribe(store: &Store) -> broadcast::Receiver<Change> {
-    feed(store).subscribe()
+/// One notification on its way: counted until sent, failed or dropped (a runtime that
+/// shuts down drops its tasks), so that [`delivered`] never waits for a lost one.
+struct Pending(Arc<Shared>);
+
+impl Pending {
+    fn new(shared: Arc<Shared>) -> Pending {
+        shared.pending.send_modify(|n| *n += 1);
+        Pending(shared)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.pending.send_modify(|n| *n -= 1);
+    }
+}
+
+impl Shared {
+    /// `pg_notify` of the change, its keys left out when they do not fit.
+    fn notify_replicas(self: &Arc<Self>, pool: &PgPool, kind: EntityKind, keys: &[String]) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                kind = kind.plural(),
+                "no runtime: other replicas not told of a change"
+            );
+            return;
+        };
+        let mut notice = Notice {
+            replica: self.replica,
+            kind,
+            keys: keys.to_vec(),
+        };
+        let mut payload = serde_json::to_string(&notice).expect("a notice serializes");
+        if payload.len() > MAX_PAYLOAD {
+            notice.keys.clear();
+            payload = serde_json::to_string(&notice).expect("a notice serializes");
+        }
+        let pending = Pending::new(self.clone());
+        let pool = pool.clone();
+        runtime.spawn(async move {
+            let _pending = pending;
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(payload)
+                .execute(&pool)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(kind = kind.plural(), error = %e, "other replicas not told of a change");
+            }
+        });
+    }
+
+    /// A notification from the database: another replica's change joins this feed.
+    fn heard(&self, payload: &str) {
+        match serde_json::from_str::<Notice>(payload) {
+            Ok(notice) if notice.replica == self.replica => {}
+            Ok(notice) => {
+                let _ = self.sender.send(Change {
+                    kind: notice.kind,
+                    keys: notice.keys,
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "an unreadable notification on {CHANNEL} ignored"),
+        }
+    }
+
+    /// Anything may have changed (notifications were missed).
+    fn all_changed(&self) {
+        for kind in EntityKind::ALL {
+            let _ = self.sender.send(Change {
+                kind,
+                keys: Vec::new(),
+            });
+        }
+    }
+}
+
+/// Hears the other replicas' changes until the store is dropped, on a connection of its
+/// own, reconnecting (with a growing pause) when it is lost; after a reconnect every
+/// list may have changed.
+async fn listen(
+    options: PgConnectOptions,
+    owner: Weak<dyn Any + Send + Sync>,
+    shared: Arc<Shared>,
+) {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options.application_name(LISTENER_NAME));
+    // Closing the pool ends a wait for a notification: the store is gone, so is the listener.
+    let closer = pool.clone();
+    tokio::spawn(async move {
+        while owner.strong_count() > 0 {
+            tokio::time::sleep(OWNER_CHECK).await;
+        }
+        closer.close().await;
+    });
+    let mut backoff = Duration::from_millis(100);
+    let mut connected_before = false;
+    while !pool.is_closed() {
+        let mut listener = match connect(&pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                if !pool.is_closed() {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot listen for other replicas' changes");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        if connected_before {
+            shared.all_changed();
+        }
+        connected_before = true;
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => shared.heard(notification.payload()),
+                // Lost and connected again: notifications may have been missed.
+                Ok(None) => shared.all_changed(),
+                Err(e) => {
+                    if !pool.is_closed() {
+                        tracing::warn!(error = %e, "lost the connection listening for other replicas' changes");
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
 }

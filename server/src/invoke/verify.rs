@@ -2,10 +2,10 @@
 //! where `HEAD` is not allowed) on its URL, judged by the status: 401/403 rejected, any
 //! other answer ok, none unreachable. One audit row per run, names and counts only.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use app::{
-    entities::{Entity, Gateway, Tool, tool::IntegrationType, tool::is_envelope},
+    entities::{Entity, Gateway, Tool, keys::fold_key, tool::IntegrationType, tool::is_envelope},
     model::EntityKind,
     validation::{Code, FieldError},
     verify::{EntityVerdict, Verdict, VerifyReport, VerifyRequest},
@@ -33,6 +33,8 @@ pub const GATEWAY_SKIPPED: &str = "peer gateways are verified once federation co
 pub struct VerifyOptions {
     pub types: Vec<EntityKind>,
     pub include: Option<Include>,
+    /// Only these tools (folded keys), active or not, and only those with credentials.
+    pub tools: Option<HashSet<String>>,
 }
 
 impl VerifyOptions {
@@ -66,9 +68,17 @@ impl VerifyOptions {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let tools = (!request.tools.is_empty()).then(|| {
+            request
+                .tools
+                .iter()
+                .map(|k| fold_key(EntityKind::Tool, k).into_owned())
+                .collect()
+        });
         Ok(VerifyOptions {
             types: request.types.clone(),
             include,
+            tools,
         })
     }
 
@@ -77,13 +87,24 @@ impl VerifyOptions {
     }
 
     fn selects(&self, kind: EntityKind, key: &str, name: &str) -> bool {
-        self.include
-            .as_ref()
-            .is_none_or(|include| include.matches(kind, key, name))
+        let named = match (&self.tools, kind) {
+            (Some(tools), EntityKind::Tool) => tools.contains(fold_key(kind, key).as_ref()),
+            _ => true,
+        };
+        named
+            && self
+                .include
+                .as_ref()
+                .is_none_or(|include| include.matches(kind, key, name))
+    }
+
+    /// Named tools are verified whether active or not: an import writes inactive ones too.
+    fn include_inactive(&self, kind: EntityKind) -> bool {
+        kind == EntityKind::Tool && self.tools.is_some()
     }
 }
 
-/// Verifies the selected active tools and gateways and records the run in the audit log.
+/// Verifies the selected tools and gateways and records the run in the audit log.
 pub async fn verify(
     store: &Store,
     invoker: &Invoker,
@@ -92,7 +113,10 @@ pub async fn verify(
 ) -> anyhow::Result<VerifyReport> {
     let mut results = Vec::new();
     if options.wants(EntityKind::Tool) {
-        let tools: Vec<Tool> = selected(store, options).await?;
+        let mut tools: Vec<Tool> = selected(store, options).await?;
+        if options.tools.is_some() {
+            tools.retain(has_credentials);
+        }
         results.extend(
             stream::iter(tools)
                 .map(|tool| async move { invoker.verify_tool(&tool).await })
@@ -130,7 +154,7 @@ pub async fn verify(
     Ok(report)
 }
 
-/// The active entities of `E` the options select, read page by page.
+/// The entities of `E` the options select (active ones unless named), read page by page.
 async fn selected<E: Entity>(store: &Store, options: &VerifyOptions) -> anyhow::Result<Vec<E>> {
     let mut chosen = Vec::new();
     let mut offset = 0;
@@ -138,6 +162,7 @@ async fn selected<E: Entity>(store: &Store, options: &VerifyOptions) -> anyhow::
         let query = ListQuery {
             limit: Some(PAGE),
             offset,
+            include_inactive: options.include_inactive(E::KIND),
             ..ListQuery::default()
         };
         let (page, _) = store.list_entities::<E>(&query).await?;

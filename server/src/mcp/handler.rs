@@ -7,10 +7,10 @@ use axum::http::request::Parts;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
-        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-        PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-        ServerConfig,
+        CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+        CompletionInfo, GetPromptRequestParams, GetPromptResponse, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, Reference, ServerConfig,
     },
     service::{NotificationContext, RequestContext},
 };
@@ -59,6 +59,21 @@ pub(super) fn internal(error: anyhow::Error) -> McpError {
     McpError::internal_error("internal error", None)
 }
 
+impl Gateway {
+    /// The prompt named `name` in the request's scope; an unknown one is invalid params.
+    async fn prompt(
+        &self,
+        context: &RequestContext<RoleServer>,
+        name: &str,
+    ) -> Result<Prompt, McpError> {
+        let scope = scope_of(context)?;
+        catalog::find::<Prompt>(&self.state.store, &scope, name)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| McpError::invalid_params(format!("no prompt {name:?}"), None))
+    }
+}
+
 /// Builds an rmcp result from the JSON the MCP schema gives it.
 fn wire<T: DeserializeOwned>(value: Value) -> Result<T, McpError> {
     serde_json::from_value(value).map_err(|e| internal(anyhow::Error::new(e)))
@@ -97,6 +112,7 @@ impl ServerHandler for Gateway {
                 "prompts": {"listChanged": true},
                 "resources": {"listChanged": true, "subscribe": false},
                 "logging": {},
+                "completions": {},
             },
             "serverInfo": {"name": "mcpgateway", "version": env!("CARGO_PKG_VERSION")},
         });
@@ -186,13 +202,7 @@ impl ServerHandler for Gateway {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let scope = scope_of(&context)?;
-        let prompt = catalog::find::<Prompt>(&self.state.store, &scope, &request.name)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| {
-                McpError::invalid_params(format!("no prompt {:?}", request.name), None)
-            })?;
+        let prompt = self.prompt(&context, &request.name).await?;
         let arguments = request.arguments.unwrap_or_default();
         let text = render::render(&prompt, &arguments).map_err(|e| match e {
             RenderError::Missing(_) => McpError::invalid_params(e.to_string(), None),
@@ -205,6 +215,38 @@ impl ServerHandler for Gateway {
             result["description"] = json!(description);
         }
         Ok(GetPromptResponse::Complete(wire(result)?))
+    }
+
+    /// A prompt argument's values from its input schema's `enum`: those starting with
+    /// what was typed (ignoring case), at most [`CompletionInfo::MAX_VALUES`]. A resource
+    /// template's variables have no stored values to offer.
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let Reference::Prompt(reference) = &request.r#ref else {
+            return wire(json!({"completion": {"values": []}}));
+        };
+        let prompt = self.prompt(&context, &reference.name).await?;
+        let typed = request.argument.value.to_lowercase();
+        let matching: Vec<&str> = prompt
+            .input_schema
+            .get("properties")
+            .and_then(|p| p.get(&request.argument.name))
+            .and_then(|a| a.get("enum"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|v| v.to_lowercase().starts_with(&typed))
+            .collect();
+        let values = &matching[..matching.len().min(CompletionInfo::MAX_VALUES)];
+        wire(json!({"completion": {
+            "values": values,
+            "total": matching.len(),
+            "hasMore": matching.len() > values.len(),
+        }}))
     }
 
     async fn list_resources(

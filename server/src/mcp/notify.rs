@@ -1,6 +1,6 @@
 //! `notifications/*/list_changed`: each live session watches the store's change feed
-//! and tells its client when a list in its scope changed. Only this process's writes
-//! are heard (see [`crate::entities::changes`]).
+//! and tells its client when a list in its scope changed: this process's writes and, on
+//! PostgreSQL, the other replicas' (see [`crate::entities::changes`]).
 
 use std::{collections::HashSet, time::Duration};
 
@@ -54,7 +54,11 @@ async fn affected(store: &Store, scope: &mut Scope, change: &Change) -> Vec<Enti
             Vec::new()
         };
     };
+    // A change without keys may have touched any entity of its kind.
     let named = |kind: EntityKind, keys: &[String]| {
+        if change.keys.is_empty() {
+            return true;
+        }
         let folded: HashSet<_> = keys.iter().map(|k| fold_key(kind, k)).collect();
         change
             .keys

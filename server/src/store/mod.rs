@@ -186,6 +186,8 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        // The other replicas are told of the last changes before the connections go.
+        crate::entities::changes::delivered(self).await;
         with_pool!(self, |pool| pool.close().await)
     }
 }

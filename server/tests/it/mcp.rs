@@ -445,3 +445,49 @@ async fn token_create_with_server_makes_a_scoped_token_and_refuses_unknown_serve
     assert_eq!(rest.status(), 403);
     app.stop().await;
 }
+
+/// `completion/complete`: a prompt argument's `enum` values that start with what was
+/// typed (any case); nothing for an argument without one; an unknown prompt, or one
+/// outside the server, is invalid params.
+#[tokio::test]
+async fn completion_offers_a_prompt_arguments_enum_values_by_prefix() {
+    let app = TestApp::spawn(crate::common::TestDb::sqlite()).await;
+    let token = app.admin_token().await;
+    seed(&app, &token, "http://127.0.0.1:9").await;
+    let pick = json!({"name": "pick", "template": "{{ city }} {{ note }}",
+        "input_schema": {"type": "object", "properties": {
+            "city": {"type": "string", "enum": ["Paris", "park", "Berlin", "party"]},
+            "note": {"type": "string"}}}});
+    create(&app, &token, "/prompts", pick).await;
+    let client = connect(&app, "/mcp", &token).await;
+    let complete = |prompt: &str, argument: &str, typed: &str| {
+        let request = serde_json::from_value(json!({
+            "ref": {"type": "ref/prompt", "name": prompt},
+            "argument": {"name": argument, "value": typed}}))
+        .unwrap();
+        client.peer().complete(request)
+    };
+    let got = complete("pick", "city", "PA").await.unwrap();
+    assert_eq!(got.completion.values, ["Paris", "park", "party"]);
+    assert_eq!(
+        (got.completion.total, got.completion.has_more),
+        (Some(3), Some(false))
+    );
+    let got = complete("pick", "note", "x").await.unwrap();
+    assert!(got.completion.values.is_empty());
+    let unknown = complete("nope", "city", "").await.unwrap_err();
+    assert!(
+        unknown.to_string().contains("no prompt \"nope\""),
+        "{unknown}"
+    );
+    client.cancel().await.unwrap();
+    // alpha links `greet` only.
+    let alpha = connect(&app, "/servers/alpha/mcp", &token).await;
+    let request = serde_json::from_value(json!({
+        "ref": {"type": "ref/prompt", "name": "pick"},
+        "argument": {"name": "city", "value": ""}}))
+    .unwrap();
+    assert!(alpha.peer().complete(request).await.is_err());
+    alpha.cancel().await.unwrap();
+    app.stop().await;
+}

@@ -15,6 +15,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use server::{
     crypto::Cipher,
+    entities::changes::LISTENER_NAME,
+    store::Store,
     transfer::{
         export::{ExportOptions, export_to},
         import::{ConflictStrategy, import},
@@ -23,7 +25,7 @@ use server::{
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::mcp::{create, seed};
-use crate::common::{SECRET, TestApp, on_each_backend};
+use crate::common::{SECRET, TestApp, TestDb, on_each_backend};
 
 /// A client that records each `list_changed` it is sent.
 struct Listener(UnboundedSender<&'static str>);
@@ -102,21 +104,7 @@ async fn sessions_hear_list_changed_for_their_servers_changes_only() {
         let (alpha, mut alpha_rx) = listen(&app, "/servers/alpha/mcp", &token).await;
         let (gamma, mut gamma_rx) = listen(&app, "/servers/gamma/mcp", &token).await;
 
-        let echo = app
-            .store
-            .id_by_key(EntityKind::Tool, "echo")
-            .await
-            .unwrap()
-            .unwrap();
-        let response = app
-            .client()
-            .patch(app.url(&format!("/tools/{echo}")))
-            .bearer_auth(&token)
-            .json(&json!({"is_active": false}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        set_echo_active(&app, &token, false).await;
         assert_eq!(
             heard(&mut alpha_rx, Duration::from_secs(3)).await,
             ["tools"]
@@ -145,4 +133,106 @@ async fn sessions_hear_list_changed_for_their_servers_changes_only() {
         app.stop().await;
     })
     .await;
+}
+
+/// Sets `echo` active or not through `app`'s REST API.
+async fn set_echo_active(app: &TestApp, token: &str, active: bool) {
+    let echo = app
+        .store
+        .id_by_key(EntityKind::Tool, "echo")
+        .await
+        .unwrap()
+        .unwrap();
+    let response = app
+        .client()
+        .patch(app.url(&format!("/tools/{echo}")))
+        .bearer_auth(token)
+        .json(&json!({"is_active": active}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// The process id of the connection listening for changes on `store`'s database, once
+/// it listens (waited for up to 10 s).
+async fn listening_pid(store: &Store) -> i32 {
+    let Store::Postgres(pool) = store else {
+        panic!("PostgreSQL only")
+    };
+    for _ in 0..100 {
+        let pid: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(LISTENER_NAME)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some(pid) = pid {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no connection listens for changes");
+}
+
+#[tokio::test]
+async fn a_session_on_one_replica_hears_list_changed_for_a_write_on_another() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!(
+            "SKIPPED: list_changed across replicas needs PostgreSQL (set TEST_DATABASE_URL); \
+             SQLite serves from one process"
+        );
+        return;
+    };
+    let a = TestApp::spawn(db).await;
+    let b = a.replica(|_| {}).await;
+    let token = a.admin_token().await;
+    seed(&a, &token, "http://127.0.0.1:9").await;
+    let (alpha, mut rx) = listen(&b, "/servers/alpha/mcp", &token).await;
+    let first = listening_pid(&b.store).await;
+
+    set_echo_active(&a, &token, false).await;
+    assert_eq!(heard(&mut rx, Duration::from_secs(5)).await, ["tools"]);
+    let tools = alpha.list_all_tools().await.unwrap();
+    assert!(tools.is_empty(), "{tools:?}");
+
+    // The listening connection is cut: B listens again and tells its sessions that
+    // their lists may have changed (notifications may have been missed meanwhile).
+    let Store::Postgres(pool) = &a.store else {
+        unreachable!()
+    };
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .execute(pool)
+        .await
+        .unwrap();
+    let after_cut = heard(&mut rx, Duration::from_secs(5)).await;
+    assert!(after_cut.contains(&"tools"), "{after_cut:?}");
+    let second = listening_pid(&b.store).await;
+    assert_ne!(first, second, "a new connection listens");
+
+    set_echo_active(&a, &token, true).await;
+    assert_eq!(heard(&mut rx, Duration::from_secs(5)).await, ["tools"]);
+    let tools = alpha.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 1, "{tools:?}");
+
+    // `mcpgateway import` in a process of its own: its change reaches B before it exits.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fresh.json");
+    std::fs::write(&file, file_adding_fresh_to_alpha(&a).await).unwrap();
+    let mut cli = crate::common::harness::cli(&a.db);
+    cli.arg("import").arg(&file);
+    let imported = tokio::task::spawn_blocking(move || cli.output().unwrap())
+        .await
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let after_import = heard(&mut rx, Duration::from_secs(5)).await;
+    assert!(after_import.contains(&"tools"), "{after_import:?}");
+    let tools = alpha.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 2, "{tools:?}");
+    alpha.cancel().await.unwrap();
+    b.stop().await;
+    a.stop().await;
 }

@@ -336,3 +336,119 @@ async fn verify_through_rest_and_the_remote_cli_and_metrics_need_credentials() {
         "{text}"
     );
 }
+
+/// `import --verify` (local and `--url`): exactly the tools the import wrote that hold
+/// credentials, active or not, are verified, not the gateway's others; `-o json` prints
+/// one document; a rejected credential exits 1 with the import committed, and says so.
+#[tokio::test]
+async fn import_verify_checks_the_tools_the_import_wrote_in_one_document() {
+    on_each_backend(|db_a: TestDb| async move {
+        let up = Upstream::start().await;
+        let store_a = db_a.store().await;
+        three_tools(&store_a, KEY_A, &up).await;
+        let cipher_a = Cipher::new(&SecretString::from(KEY_A));
+        let service = Entities {
+            store: &store_a,
+            cipher: &cipher_a,
+            actor: "test",
+        };
+        let _: app::entities::Tool = service
+            .create(
+                json!({"name": "story-off", "url": up.url("/story-off"), "is_active": false,
+                           "auth": {"type": "bearer", "token": "tok-off"}}),
+            )
+            .await
+            .unwrap();
+        store_a.close().await;
+        up.expect("/story-off", "authorization", "Bearer tok-off");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.json");
+        let (code, _, stderr) = run(cli(&db_a)
+            .env("AUTH_ENCRYPTION_SECRET", KEY_A)
+            .args(["export", "--include-inactive", "--out"])
+            .arg(&file))
+        .await;
+        assert_eq!(code, 0, "{stderr}");
+        // B already holds a tool whose credentials its upstream rejects: not the import's.
+        let app = TestApp::spawn_with(db_a.another().await, |s| {
+            s.allow_private_networks = true;
+        })
+        .await;
+        let cipher_b = Cipher::new(&SecretString::from(SECRET));
+        let service = Entities {
+            store: &app.store,
+            cipher: &cipher_b,
+            actor: "test",
+        };
+        let _: app::entities::Tool = service
+            .create(json!({"name": "resident", "url": up.url("/resident"),
+                           "auth": {"type": "bearer", "token": "tok-stale"}}))
+            .await
+            .unwrap();
+        up.expect("/resident", "authorization", "Bearer tok-fresh");
+        up.expect("/story-header", "x-api-key", "key-rotated");
+
+        let import_verify = |extra: &[&str]| {
+            let mut cmd = cli(&app.db);
+            cmd.env("AUTH_ENCRYPTION_SECRET", SECRET)
+                .env("MCPGATEWAY_SOURCE_SECRET", KEY_A)
+                .env("MCPGATEWAY_ALLOW_PRIVATE_NETWORKS", "true")
+                .args(["import", "--verify"])
+                .args(extra)
+                .arg(&file);
+            cmd
+        };
+        let (code, stdout, stderr) = run(&mut import_verify(&["-o", "json"])).await;
+        assert_eq!(code, 1, "{stdout}\n{stderr}");
+        let both: Value = serde_json::from_str(&stdout).expect("one JSON document");
+        assert_eq!(both["import"]["results"].as_array().unwrap().len(), 4);
+        let report: VerifyReport = serde_json::from_value(both["verify"].clone()).unwrap();
+        assert_eq!(
+            report.summary,
+            "Verified 4 tools: 3 ok, 1 rejected (story-header: 401)"
+        );
+        assert_eq!(verdict_of(&report, "story-off").verdict, Verdict::Ok);
+        assert!(stderr.contains("The import is committed"), "{stderr}");
+        let (tools, _) = app
+            .store
+            .list_entities::<app::entities::Tool>(&ListQuery {
+                include_inactive: true,
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(tools.len(), 5, "the import is committed");
+        assert!(
+            up.seen("/resident").is_empty(),
+            "B's own tool is not probed"
+        );
+
+        // Text, again (the tools now unchanged): the verify summary after the import's.
+        let (code, stdout, _) = run(&mut import_verify(&[])).await;
+        assert_eq!(code, 1, "{stdout}");
+        let imported = stdout.find("Unchanged").expect(&stdout);
+        let verified = stdout
+            .find("Verified 4 tools: 3 ok, 1 rejected (story-header: 401)")
+            .expect(&stdout);
+        assert!(imported < verified, "{stdout}");
+        assert!(stdout.contains("The import is committed"), "{stdout}");
+
+        // Through the gateway (`--url`): the same tools, the same verdicts.
+        let api = Api::new(&app).await;
+        let (code, stdout, stderr) = run(import_verify(&["-o", "json", "--url", &app.base])
+            .env("MCPGATEWAY_BEARER_TOKEN", &api.token))
+        .await;
+        assert_eq!(code, 1, "{stdout}\n{stderr}");
+        let both: Value = serde_json::from_str(&stdout).expect("one JSON document");
+        assert_eq!(
+            both["verify"]["summary"],
+            "Verified 4 tools: 3 ok, 1 rejected (story-header: 401)"
+        );
+        assert!(
+            up.seen("/resident").is_empty(),
+            "B's own tool is not probed"
+        );
+        app.stop().await;
+    })
+    .await;
+}
