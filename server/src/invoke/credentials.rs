@@ -133,8 +133,14 @@ impl Credentials {
     /// logged), or which stored header is not a valid HTTP header.
     pub fn header_map(&self) -> Result<HeaderMap, String> {
         let mut headers = HeaderMap::new();
-        let plain = self.plain_headers.iter().map(|(n, v)| (n, v.as_str(), false));
-        let sealed = self.headers.iter().map(|(n, v)| (n, v.expose_secret(), true));
+        let plain = self
+            .plain_headers
+            .iter()
+            .map(|(n, v)| (n, v.as_str(), false));
+        let sealed = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n, v.expose_secret(), true));
         for (name, value, sensitive) in plain.chain(sealed) {
             let (Ok(name), Ok(mut value)) = (
                 HeaderName::from_bytes(name.as_bytes()),

@@ -20,10 +20,7 @@ use std::{
 };
 
 use app::entities::tool::{IntegrationType, RequestType, Tool};
-use reqwest::{
-    Method,
-    header::HeaderValue,
-};
+use reqwest::{Method, header::HeaderValue};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use serde_json_path::JsonPath;

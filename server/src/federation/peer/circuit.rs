@@ -116,7 +116,11 @@ mod tests {
         b.succeeded();
         assert_eq!(b.admit(t3, &policy), Ok(Admission::Closed));
         b.failed(t3, &policy);
-        assert_eq!(b.admit(t3, &policy), Ok(Admission::Closed), "count restarts");
+        assert_eq!(
+            b.admit(t3, &policy),
+            Ok(Admission::Closed),
+            "count restarts"
+        );
     }
 
     #[test]

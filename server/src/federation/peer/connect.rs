@@ -100,8 +100,8 @@ impl ClientHandler for Listener {
     }
     fn get_info(&self) -> ClientConfig {
         // 2025-11-25: list_changed arrives unasked (2026-07-28 needs a listen stream).
-        let mut config = ClientConfig::default()
-            .with_protocol_version(ProtocolVersion::V_2025_11_25);
+        let mut config =
+            ClientConfig::default().with_protocol_version(ProtocolVersion::V_2025_11_25);
         config.client_info = Implementation::new("mcpgateway", env!("CARGO_PKG_VERSION"));
         config
     }
@@ -149,13 +149,19 @@ pub async fn open(
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(header_table(&headers));
             let transport = StreamableHttpClientTransport::with_client(http.client.clone(), config);
-            listener.serve(transport).await.map_err(|e| init_error(&e))?
+            listener
+                .serve(transport)
+                .await
+                .map_err(|e| init_error(&e))?
         }
         Transport::Sse => {
             let transport = SseClient::connect(http.client.clone(), url, headers)
                 .await
                 .map_err(|e| classify(&e))?;
-            listener.serve(transport).await.map_err(|e| init_error(&e))?
+            listener
+                .serve(transport)
+                .await
+                .map_err(|e| init_error(&e))?
         }
     };
     Ok(Opened { service, secrets })
@@ -203,6 +209,8 @@ fn init_error(error: &ClientInitializeError) -> PeerError {
         ClientInitializeError::JsonRpcError(data) => {
             PeerError::Protocol(format!("initialize refused: {}", data.message))
         }
+        // Not linked as the error's source: looked at here.
+        ClientInitializeError::TransportError { error, .. } => classify(error),
         ClientInitializeError::ConnectionClosed(_) => walk(error)
             .unwrap_or_else(|| PeerError::Unreachable("the peer closed the connection".into())),
         _ => classify(error),
@@ -242,7 +250,7 @@ fn one(error: &(dyn std::error::Error + 'static)) -> Option<PeerError> {
     if let Some(sse) = error.downcast_ref::<SseError>() {
         return match sse {
             SseError::Status(code) => Some(status(*code)),
-            SseError::Http(_) => None,
+            SseError::Http(e) => Some(client_error(e)),
             other => Some(PeerError::Protocol(other.to_string())),
         };
     }
@@ -260,7 +268,11 @@ fn one(error: &(dyn std::error::Error + 'static)) -> Option<PeerError> {
                         status,
                     ),
             ),
-            StreamableHttpError::Client(_) | StreamableHttpError::Io(_) => None,
+            // Not linked as the error's source: looked at here.
+            StreamableHttpError::Client(e) => Some(client_error(e)),
+            StreamableHttpError::Io(_) => {
+                Some(PeerError::Unreachable("the connection broke".into()))
+            }
             StreamableHttpError::SessionExpired => Some(PeerError::Unreachable(
                 "the peer no longer knows the session".into(),
             )),
@@ -270,21 +282,33 @@ fn one(error: &(dyn std::error::Error + 'static)) -> Option<PeerError> {
         };
     }
     if let Some(client) = error.downcast_ref::<reqwest13::Error>() {
-        return Some(PeerError::Unreachable(
-            if client.is_timeout() {
-                "timed out"
-            } else if client.is_connect() {
-                "connection failed"
-            } else {
-                "the connection broke"
-            }
-            .into(),
-        ));
+        return Some(client_error(client));
     }
     if error.downcast_ref::<std::io::Error>().is_some() {
         return Some(PeerError::Unreachable("the connection broke".into()));
     }
     None
+}
+
+/// A failed HTTP exchange: refused by the guard, or why the peer was not reached.
+fn client_error(error: &reqwest13::Error) -> PeerError {
+    let refused = std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .find_map(|e| e.downcast_ref::<Refused>());
+    if let Some(refused) = refused {
+        return PeerError::Refused(refused.to_string());
+    }
+    PeerError::Unreachable(
+        if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "connection failed"
+        } else {
+            "the connection broke"
+        }
+        .into(),
+    )
 }
 
 /// A peer's HTTP error status.

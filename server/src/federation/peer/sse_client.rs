@@ -100,7 +100,9 @@ impl SseClient {
 /// The `endpoint` event's URL, resolved against the stream's; on the same origin only, as
 /// the messages POSTed there carry the gateway's credentials.
 fn endpoint_of(stream: &Url, data: &str) -> Result<Url, SseError> {
-    let endpoint = stream.join(data.trim()).map_err(|_| SseError::BadEndpoint)?;
+    let endpoint = stream
+        .join(data.trim())
+        .map_err(|_| SseError::BadEndpoint)?;
     if endpoint.origin() == stream.origin() {
         Ok(endpoint)
     } else {
