@@ -1,7 +1,13 @@
-//! Federation: peer gateways contacted, their tools, prompts and resources discovered
-//! and served here, calls to them forwarded.
+//! Federation (issue #17): peer gateways' tools, prompts and resources, discovered,
+//! stored beside local ones and served through our virtual servers.
+//!
+//! - [`sync`]: makes the store hold what a peer offered at its last discovery.
+//! - [`owned`]: what people may change of a discovered item (whether it is active).
+//! - [`peer`]: sessions with the peers (discovery, forwarded calls, circuit breaking).
 
+pub mod owned;
 pub mod peer;
+pub mod sync;
 
 /// What a peer offered at its last complete discovery.
 #[derive(Clone, Debug, Default)]
