@@ -18,13 +18,13 @@ use serde_json::{Map, Value, json};
 use crate::{config::Settings, crypto::Cipher, invoke::Invoker};
 
 /// Latencies of one run, sorted.
-struct Run {
-    latencies: Vec<Duration>,
-    failures: usize,
+pub(super) struct Run {
+    pub(super) latencies: Vec<Duration>,
+    pub(super) failures: usize,
 }
 
 impl Run {
-    fn quantile(&self, q: f64) -> Duration {
+    pub(super) fn quantile(&self, q: f64) -> Duration {
         let last = self.latencies.len().saturating_sub(1);
         self.latencies
             .get((last as f64 * q).round() as usize)
@@ -116,7 +116,7 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
 }
 
 /// Runs `concurrency` loops of `call` for `span`; every latency, sorted.
-async fn measure<F, Fut>(concurrency: usize, span: Duration, call: F) -> Run
+pub(super) async fn measure<F, Fut>(concurrency: usize, span: Duration, call: F) -> Run
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: Future<Output = bool> + Send,
@@ -153,7 +153,7 @@ where
     run
 }
 
-fn ms(d: Duration) -> f64 {
+pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
