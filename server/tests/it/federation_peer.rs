@@ -70,7 +70,10 @@ fn text(result: &rmcp::model::CallToolResult) -> String {
 }
 
 fn args(value: Value) -> Map<String, Value> {
-    value.as_object().unwrap().clone()
+    let Value::Object(map) = value else {
+        panic!("arguments are an object")
+    };
+    map
 }
 
 #[tokio::test]

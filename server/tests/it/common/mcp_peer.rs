@@ -66,7 +66,7 @@ fn wire<T: DeserializeOwned>(value: Value) -> T {
 }
 
 /// One page of `items` after `cursor` (an index), and the next page's cursor.
-fn page(items: Vec<Value>, request: Option<&PaginatedRequestParams>) -> (Vec<Value>, Value) {
+fn page(items: &[Value], request: Option<&PaginatedRequestParams>) -> (Vec<Value>, Value) {
     let start: usize = request
         .and_then(|r| r.cursor.as_deref())
         .and_then(|c| c.parse().ok())
@@ -107,11 +107,11 @@ impl ServerHandler for Handler {
         request: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = (0..self.0.tools)
+        let tools: Vec<Value> = (0..self.0.tools)
             .map(|i| json!({"name": format!("tool-{i}"), "description": format!("tool number {i}"),
                             "inputSchema": {"type": "object", "properties": {"x": {"type": "string"}}}}))
             .collect();
-        Ok(wire(listed("tools", page(tools, request.as_ref()))))
+        Ok(wire(listed("tools", page(&tools, request.as_ref()))))
     }
 
     async fn call_tool(
@@ -143,7 +143,7 @@ impl ServerHandler for Handler {
         let prompts = ["greet", "farewell", "thanks"]
             .map(|n| json!({"name": n, "arguments": [{"name": "who", "required": true}]}))
             .to_vec();
-        Ok(wire(listed("prompts", page(prompts, request.as_ref()))))
+        Ok(wire(listed("prompts", page(&prompts, request.as_ref()))))
     }
 
     async fn get_prompt(
@@ -176,7 +176,10 @@ impl ServerHandler for Handler {
         let resources = ["peer://a", "peer://b", "peer://c"]
             .map(|u| json!({"uri": u, "name": u.trim_start_matches("peer://"), "mimeType": "text/plain"}))
             .to_vec();
-        Ok(wire(listed("resources", page(resources, request.as_ref()))))
+        Ok(wire(listed(
+            "resources",
+            page(&resources, request.as_ref()),
+        )))
     }
 
     async fn read_resource(
