@@ -19,11 +19,31 @@ use crate::{config::Settings, crypto::Cipher, invoke::Invoker};
 
 /// Latencies of one run, sorted.
 pub(super) struct Run {
-    pub(super) latencies: Vec<Duration>,
-    pub(super) failures: usize,
+    latencies: Vec<Duration>,
+    failures: usize,
 }
 
 impl Run {
+    /// `| path | concurrency | calls/s | p50 | p99 | failures |`
+    pub(super) fn row(&self, path: &str, concurrency: usize, span: Duration) -> String {
+        format!(
+            "| {path} | {concurrency} | {:.0} | {:.2} ms | {:.2} ms | {} |",
+            self.latencies.len() as f64 / span.as_secs_f64(),
+            ms(self.quantile(0.5)),
+            ms(self.quantile(0.99)),
+            self.failures
+        )
+    }
+
+    /// The row of what `by` adds to `base`'s p50 and p99.
+    pub(super) fn added(&self, by: &str, concurrency: usize, base: &Run) -> String {
+        format!(
+            "| added by {by} | {concurrency} | | {:.2} ms | {:.2} ms | |",
+            ms(self.quantile(0.5).saturating_sub(base.quantile(0.5))),
+            ms(self.quantile(0.99).saturating_sub(base.quantile(0.99)))
+        )
+    }
+
     pub(super) fn quantile(&self, q: f64) -> Duration {
         let last = self.latencies.len().saturating_sub(1);
         self.latencies
@@ -93,19 +113,9 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
         })
         .await;
         for (path, run) in [("direct", &plain), ("gateway engine", &engine)] {
-            println!(
-                "| {path} | {concurrency} | {:.0} | {:.2} ms | {:.2} ms | {} |",
-                run.latencies.len() as f64 / span.as_secs_f64(),
-                ms(run.quantile(0.5)),
-                ms(run.quantile(0.99)),
-                run.failures
-            );
+            println!("{}", run.row(path, concurrency, span));
         }
-        println!(
-            "| added by the engine | {concurrency} | | {:.2} ms | {:.2} ms | |",
-            ms(engine.quantile(0.5).saturating_sub(plain.quantile(0.5))),
-            ms(engine.quantile(0.99).saturating_sub(plain.quantile(0.99)))
-        );
+        println!("{}", engine.added("the engine", concurrency, &plain));
     }
     println!(
         "RSS {} KiB (peak {} KiB)",
@@ -153,7 +163,7 @@ where
     run
 }
 
-pub(super) fn ms(d: Duration) -> f64 {
+fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 

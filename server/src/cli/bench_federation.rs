@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
-use super::bench_calls::{measure, ms};
+use super::bench_calls::measure;
 use crate::{
     auth::{self, bootstrap},
     config::Settings,
@@ -238,23 +238,9 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
             ("Peers::call_tool", &engine),
             ("through /servers/{id}/mcp", &gateway_run),
         ] {
-            println!(
-                "| {path} | {concurrency} | {:.0} | {:.2} ms | {:.2} ms | {} |",
-                run.latencies.len() as f64 / span.as_secs_f64(),
-                ms(run.quantile(0.5)),
-                ms(run.quantile(0.99)),
-                run.failures
-            );
+            println!("{}", run.row(path, concurrency, span));
         }
-        println!(
-            "| added by the gateway | {concurrency} | | {:.2} ms | {:.2} ms | |",
-            ms(gateway_run
-                .quantile(0.5)
-                .saturating_sub(plain.quantile(0.5))),
-            ms(gateway_run
-                .quantile(0.99)
-                .saturating_sub(plain.quantile(0.99)))
-        );
+        println!("{}", gateway_run.added("the gateway", concurrency, &plain));
     }
     Ok(())
 }

@@ -76,6 +76,28 @@ fn args(value: Value) -> Map<String, Value> {
     map
 }
 
+/// `greet` with `who: Ada` answers `greeting`, `uri` reads `content`, and a ping answers.
+async fn prompt_and_resource(
+    peers: &Peers,
+    gw: &Gateway,
+    (greeting, uri, content): (&str, &str, &str),
+) {
+    let prompt = peers
+        .get_prompt(gw, "greet", args(json!({"who": "Ada"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&prompt.messages[0]).unwrap()["content"]["text"],
+        greeting
+    );
+    let read = peers.read_resource(gw, uri).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&read.contents[0]).unwrap()["text"],
+        content
+    );
+    peers.ping(gw).await.unwrap();
+}
+
 #[tokio::test]
 async fn discovery_lists_every_page_and_calls_reuse_one_session() {
     let peer = McpPeer::start(5, None).await;
@@ -95,20 +117,12 @@ async fn discovery_lists_every_page_and_calls_reuse_one_session() {
         .await
         .unwrap();
     assert_eq!(text(&result), r#"tool-3 ran with {"x":"y"}"#);
-    let prompt = peers
-        .get_prompt(&gw, "greet", args(json!({"who": "Ada"})))
-        .await
-        .unwrap();
-    assert_eq!(
-        serde_json::to_value(&prompt.messages[0]).unwrap()["content"]["text"],
-        "greet Ada"
-    );
-    let read = peers.read_resource(&gw, "peer://b").await.unwrap();
-    assert_eq!(
-        serde_json::to_value(&read.contents[0]).unwrap()["text"],
-        "content of peer://b"
-    );
-    peers.ping(&gw).await.unwrap();
+    prompt_and_resource(
+        &peers,
+        &gw,
+        ("greet Ada", "peer://b", "content of peer://b"),
+    )
+    .await;
     assert_eq!(
         peer.calls()
             .iter()
@@ -246,20 +260,7 @@ async fn the_legacy_sse_transport_discovers_and_calls_our_own_sse_endpoint() {
     assert_eq!(tools, ["echo"]);
     assert_eq!(found.prompts[0].name, "greet");
     assert_eq!(found.resources.len(), 2, "templates are not resources");
-    let prompt = peers
-        .get_prompt(&gw, "greet", args(json!({"who": "Ada"})))
-        .await
-        .unwrap();
-    assert_eq!(
-        serde_json::to_value(&prompt.messages[0]).unwrap()["content"]["text"],
-        "Hello Ada!"
-    );
-    let read = peers.read_resource(&gw, "docs://readme").await.unwrap();
-    assert_eq!(
-        serde_json::to_value(&read.contents[0]).unwrap()["text"],
-        "# Read me"
-    );
-    peers.ping(&gw).await.unwrap();
+    prompt_and_resource(&peers, &gw, ("Hello Ada!", "docs://readme", "# Read me")).await;
 
     let wrong = gateway(&gw.url.clone().unwrap(), Transport::Sse, Some("wrong"));
     let error = peers.discover(&wrong).await.unwrap_err();
