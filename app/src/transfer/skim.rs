@@ -43,6 +43,9 @@ pub struct Skim {
     kinds: [KindSkim; 6],
     /// Every server with a key, in file order.
     servers: Vec<SkimServer>,
+    /// Every gateway's key, in file order (ContextForge's discovered prompts are
+    /// attributed to gateways by position: see `super::discovered`).
+    gateways: Vec<Box<str>>,
 }
 
 impl Skim {
@@ -78,9 +81,27 @@ impl Skim {
         &self.servers
     }
 
-    /// Distinct keys over all types: the entities an import of the whole file applies.
+    /// The gateways' keys in file order.
+    pub fn gateways(&self) -> &[Box<str>] {
+        &self.gateways
+    }
+
+    /// Distinct keys over all types: the entities an import of the whole file applies
+    /// (a prompt name given once per gateway counts once per gateway: they are read as
+    /// the gateways' discovered prompts, see `super::discovered`).
     pub fn total(&self) -> usize {
-        self.kinds.iter().map(|k| k.counts.len()).sum()
+        let distinct: usize = self.kinds.iter().map(|k| k.counts.len()).sum();
+        let n = self.gateways.len();
+        let per_gateway = match n {
+            0 | 1 => 0,
+            n => self
+                .of(EntityKind::Prompt)
+                .counts
+                .values()
+                .filter(|c| **c as usize == n)
+                .count(),
+        };
+        distinct + per_gateway * n.saturating_sub(1)
     }
 }
 
@@ -131,6 +152,9 @@ impl Skimmer<'_> {
         }
         if let Some(name) = name {
             skim.names.insert(key.clone(), name.into_boxed_str());
+        }
+        if kind == EntityKind::Gateway {
+            self.skim.gateways.push(key.clone());
         }
         if kind == EntityKind::Server {
             let keys = |list: Option<Vec<String>>| -> Vec<String> {

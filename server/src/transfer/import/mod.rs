@@ -8,6 +8,7 @@
 
 mod apply;
 mod parse;
+mod placeholders;
 
 use std::{
     collections::HashSet,
@@ -348,6 +349,8 @@ async fn pipeline(
         ));
     };
     let in_target = external_in_target(store, &selected).await?;
+    let in_file = selected.skim.keys(EntityKind::Gateway);
+    let gateways = placeholders::gateway_names(store, in_file).await?;
     let mut tx = match mode {
         Mode::Check => None,
         _ => {
@@ -366,8 +369,11 @@ async fn pipeline(
         options.strategy,
         options.observer,
         &selected,
-        &in_target,
-        options.allow_missing_links,
+        apply::Links {
+            in_target: &in_target,
+            drop_missing_links: options.allow_missing_links,
+            gateways: &gateways,
+        },
     );
     let failure = run.apply_all(&mut receiver, &stop).await;
     let apply::Finished {
