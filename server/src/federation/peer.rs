@@ -20,6 +20,7 @@ use std::{
 };
 
 use app::entities::gateway::Gateway;
+use reqwest13::header::HeaderMap;
 use rmcp::{
     Peer, RoleClient,
     model::{
@@ -196,7 +197,9 @@ impl Peers {
         let timeout = self.inner.call_timeout;
         let outcome = async {
             let _connecting = slot.connecting.lock().await;
-            let session = self.connect(id, gateway, timeout).await?;
+            let session = self
+                .connect(id, gateway, timeout, &HeaderMap::new())
+                .await?;
             let listed = tokio::time::timeout(timeout, list_everything(&session))
                 .await
                 .map_err(|_| PeerError::Timeout(timeout))
@@ -241,6 +244,25 @@ impl Peers {
         let params = CallToolRequestParams::new(remote_name.to_owned()).with_arguments(arguments);
         let timeout = self.inner.call_timeout;
         self.run(gateway, Gate::Circuit, timeout, |peer| async move {
+            peer.call_tool(params).await
+        })
+        .await
+    }
+
+    /// [`Self::call_tool`], passing on the caller's headers that the gateway lists in
+    /// `passthrough_headers` (except `Authorization` and `Cookie`). A call that passes any
+    /// runs on a session of its own, opened with them.
+    pub async fn call_tool_passing(
+        &self,
+        gateway: &Gateway,
+        remote_name: &str,
+        arguments: Map<String, Value>,
+        incoming: &HeaderMap,
+    ) -> Result<CallToolResult, PeerError> {
+        let passed = connect::passthrough(gateway, incoming);
+        let params = CallToolRequestParams::new(remote_name.to_owned()).with_arguments(arguments);
+        let timeout = self.inner.call_timeout;
+        self.run_passing(gateway, Gate::Circuit, timeout, passed, |peer| async move {
             peer.call_tool(params).await
         })
         .await
@@ -317,6 +339,24 @@ impl Peers {
         F: FnOnce(Peer<RoleClient>) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
+        self.run_passing(gateway, gate, timeout, HeaderMap::new(), op)
+            .await
+    }
+
+    /// [`Self::run`]; with `passed` headers, on a session of its own (the pooled one
+    /// carries the gateway's headers only), closed after the call.
+    async fn run_passing<T, F, Fut>(
+        &self,
+        gateway: &Gateway,
+        gate: Gate,
+        timeout: Duration,
+        passed: HeaderMap,
+        op: F,
+    ) -> Result<T, PeerError>
+    where
+        F: FnOnce(Peer<RoleClient>) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
         let (id, slot) = self.slot(gateway)?;
         let admission = if gate == Gate::Circuit {
             let admitted = slot
@@ -332,7 +372,11 @@ impl Peers {
             armed: admission == Some(Admission::Trial),
         };
         let outcome = async {
-            let session = self.session(id, &slot, gateway, timeout).await?;
+            let session = if passed.is_empty() {
+                self.session(id, &slot, gateway, timeout).await?
+            } else {
+                self.connect(id, gateway, timeout, &passed).await?
+            };
             let answered = tokio::time::timeout(timeout, op(session.service.peer().clone())).await;
             let result = match answered {
                 Err(_) => Err(PeerError::Timeout(timeout)),
@@ -379,7 +423,9 @@ impl Peers {
         if let Some(session) = slot.live(fingerprint) {
             return Ok(session);
         }
-        let session = self.connect(id, gateway, timeout).await?;
+        let session = self
+            .connect(id, gateway, timeout, &HeaderMap::new())
+            .await?;
         slot.state().session = Some(session.clone());
         Ok(session)
     }
@@ -390,12 +436,19 @@ impl Peers {
         id: Uuid,
         gateway: &Gateway,
         timeout: Duration,
+        passed: &HeaderMap,
     ) -> Result<Arc<Session>, PeerError> {
         let listener = Listener {
             gateway_id: id,
             changes: self.inner.changes.clone(),
         };
-        let opened = connect::open(&self.inner.http, &self.inner.cipher, gateway, listener);
+        let opened = connect::open(
+            &self.inner.http,
+            &self.inner.cipher,
+            gateway,
+            listener,
+            passed,
+        );
         let opened = tokio::time::timeout(timeout, opened)
             .await
             .map_err(|_| PeerError::Timeout(timeout))??;

@@ -3,6 +3,7 @@
 //! goes wrong names the gateway (`gateway `x`: …`).
 
 use app::entities::{Origin, gateway::Gateway};
+use axum::http::HeaderMap;
 use rmcp::{
     ErrorData as McpError,
     model::{CallToolResult, GetPromptResult, ReadResourceResult},
@@ -70,15 +71,18 @@ fn gateway_name(gateway: &Gateway, origin: &Origin) -> String {
 }
 
 /// The peer's result; any failure is an error result the caller's model can read.
+/// `headers` are the caller's request's: those the gateway lists in `passthrough_headers`
+/// go along.
 pub async fn call_tool(
     state: &AppState,
     origin: &Origin,
     arguments: Map<String, Value>,
+    headers: &HeaderMap,
 ) -> Result<CallToolResult, McpError> {
     let outcome = match target(state, origin).await {
         Ok((gateway, name)) => state
             .peers
-            .call_tool(&gateway, &name, arguments)
+            .call_tool_passing(&gateway, &name, arguments, headers)
             .await
             .map_err(|e| Failure::Peer(gateway_name(&gateway, origin), e)),
         Err(failure) => Err(failure),

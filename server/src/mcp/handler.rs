@@ -159,7 +159,12 @@ impl ServerHandler for Gateway {
             })?;
         let arguments = request.arguments.unwrap_or_default();
         if let Some(origin) = &tool.federation {
-            let result = forward::call_tool(&self.state, origin, arguments).await?;
+            let headers = context
+                .extensions
+                .get::<Parts>()
+                .map(|parts| parts.headers.clone())
+                .unwrap_or_default();
+            let result = forward::call_tool(&self.state, origin, arguments, &headers).await?;
             return Ok(CallToolResponse::Complete(result));
         }
         let outcome = match self.state.invoker.call_tool(&tool, arguments).await {

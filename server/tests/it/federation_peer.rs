@@ -13,7 +13,14 @@ use app::entities::{
     common::AuthType,
     gateway::{Gateway, Transport},
 };
-use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
+use reqwest::header::{HeaderName, HeaderValue};
+use rmcp::{
+    ServiceExt,
+    model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams},
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use server::{
@@ -26,7 +33,7 @@ use server::{
 };
 use uuid::Uuid;
 
-use super::mcp::{connect, create, seed};
+use super::mcp::{create, seed};
 use crate::common::{SECRET, TestApp, TestDb, mcp_peer::McpPeer, on_each_backend};
 
 fn cipher() -> Arc<Cipher> {
@@ -295,7 +302,8 @@ async fn a_federated_tool_is_called_through_a_virtual_server_with_the_peers_toke
         let app = TestApp::spawn_with(db, |s| s.allow_private_networks = true).await;
         let token = app.admin_token().await;
         let body = json!({"name": "Peer One", "url": peer.url(), "transport": "STREAMABLEHTTP",
-                          "auth": {"type": "bearer", "token": peer_token}});
+                          "auth": {"type": "bearer", "token": peer_token},
+                          "passthrough_headers": ["X-Tenant", "Authorization"]});
         let created = create(&app, &token, "/gateways", body).await;
         let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
         let stored: Gateway = app.store.get_entity(id).await.unwrap().unwrap();
@@ -308,7 +316,16 @@ async fn a_federated_tool_is_called_through_a_virtual_server_with_the_peers_toke
                             "prompt_ids": ["peer-one-greet"], "resource_ids": ["peer://a"]});
         create(&app, &token, "/servers", server).await;
 
-        let client = connect(&app, "/servers/fed/mcp", &token).await;
+        // The caller's X-Tenant goes along (listed); its Authorization (our token) never does.
+        let mut headers = std::collections::HashMap::new();
+        headers.insert(
+            HeaderName::from_static("x-tenant"),
+            HeaderValue::from_static("acme"),
+        );
+        let config = StreamableHttpClientTransportConfig::with_uri(app.url("/servers/fed/mcp"))
+            .auth_header(&token)
+            .custom_headers(headers);
+        let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
         let tools = client.list_all_tools().await.unwrap();
         assert_eq!(tools[0].name, "peer-one-tool-1");
         let params =
@@ -316,6 +333,10 @@ async fn a_federated_tool_is_called_through_a_virtual_server_with_the_peers_toke
         let result = client.call_tool(params).await.unwrap();
         assert_eq!(text(&result), r#"tool-1 ran with {"x":"hi"}"#);
         assert_eq!(peer.calls(), [("tool-1".to_owned(), json!({"x": "hi"}))]);
+        assert!(
+            peer.tenants().contains(&"acme".to_owned()),
+            "passed through"
+        );
         let expected = format!("Bearer {peer_token}");
         let seen = peer.authorizations();
         assert!(

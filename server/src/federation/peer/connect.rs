@@ -126,12 +126,19 @@ pub async fn open(
     cipher: &Cipher,
     gateway: &Gateway,
     listener: Listener,
+    passed: &HeaderMap,
 ) -> Result<Opened, PeerError> {
     let mut url = target(http, gateway)?;
     let credentials = Credentials::of_gateway(gateway, cipher)
         .map_err(|e| PeerError::Refused(format!("the gateway's credentials: {e}")))?;
     let secrets = credentials.secrets();
     let mut headers = credentials.header_map().map_err(PeerError::Refused)?;
+    for (name, value) in passed {
+        // The gateway's own credentials win over a caller's header of the same name.
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
     if let Some(grant) = &credentials.oauth {
         let token = http
             .tokens
@@ -170,6 +177,24 @@ pub async fn open(
         }
     };
     Ok(Opened { service, secrets })
+}
+
+/// The caller's headers that `gateway` lists in `passthrough_headers`; never the caller's
+/// own credentials (`Authorization`, `Cookie`), which are for this gateway, not the peer.
+pub fn passthrough(gateway: &Gateway, incoming: &HeaderMap) -> HeaderMap {
+    let mut passed = HeaderMap::new();
+    for name in &gateway.passthrough_headers {
+        let Ok(name) = reqwest13::header::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        if name == AUTHORIZATION || name == reqwest13::header::COOKIE {
+            continue;
+        }
+        if let Some(value) = incoming.get(&name) {
+            passed.insert(name, value.clone());
+        }
+    }
+    passed
 }
 
 /// The gateway's URL, if the outbound policy lets it be called.

@@ -41,6 +41,8 @@ pub const PAGE: usize = 2;
 pub struct Record {
     /// The `Authorization` header of each request (`None` when absent).
     pub authorizations: Vec<Option<String>>,
+    /// The `X-Tenant` header of each request that had one (a passthrough header).
+    pub tenants: Vec<String>,
     /// `tools/call` names with their arguments, `prompts/get` and `resources/read` targets.
     pub calls: Vec<(String, Value)>,
 }
@@ -207,12 +209,16 @@ async fn door(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    shared
-        .record
-        .lock()
-        .unwrap()
-        .authorizations
-        .push(authorization.clone());
+    let tenant = request
+        .headers()
+        .get("x-tenant")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    {
+        let mut record = shared.record.lock().unwrap();
+        record.authorizations.push(authorization.clone());
+        record.tenants.extend(tenant);
+    }
     if let Some(token) = &shared.token
         && authorization.as_deref() != Some(&format!("Bearer {token}"))
     {
@@ -310,6 +316,10 @@ impl McpPeer {
     /// Sessions initialized since the peer (last) came up.
     pub fn sessions(&self) -> usize {
         self.shared.sessions.lock().unwrap().len()
+    }
+
+    pub fn tenants(&self) -> Vec<String> {
+        self.shared.record.lock().unwrap().tenants.clone()
     }
 
     pub fn calls(&self) -> Vec<(String, Value)> {
