@@ -241,12 +241,8 @@ impl Peers {
         remote_name: &str,
         arguments: Map<String, Value>,
     ) -> Result<CallToolResult, PeerError> {
-        let params = CallToolRequestParams::new(remote_name.to_owned()).with_arguments(arguments);
-        let timeout = self.inner.call_timeout;
-        self.run(gateway, Gate::Circuit, timeout, |peer| async move {
-            peer.call_tool(params).await
-        })
-        .await
+        self.call_tool_passing(gateway, remote_name, arguments, &HeaderMap::new())
+            .await
     }
 
     /// [`Self::call_tool`], passing on the caller's headers that the gateway lists in
