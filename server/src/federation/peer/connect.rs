@@ -144,7 +144,7 @@ pub async fn open(
             .tokens
             .token(&http.token_client, grant)
             .await
-            .map_err(|e| PeerError::AuthFailed(token_status(&e)))?;
+            .map_err(|e| token_error(&e))?;
         let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
             .map_err(|_| PeerError::Protocol("the access token is not a valid header".into()))?;
         value.set_sensitive(true);
@@ -225,12 +225,12 @@ fn header_table(
         .collect()
 }
 
-/// A token endpoint that refused the client is a credential failure; one that could not be
-/// reached reports 0 (no HTTP status).
-fn token_status(error: &invoke::credentials::TokenError) -> u16 {
+/// A token endpoint that refused the client is a credential failure; one that could not
+/// be reached, or gave no token, leaves the peer unreachable for now.
+fn token_error(error: &invoke::credentials::TokenError) -> PeerError {
     match error {
-        invoke::credentials::TokenError::Status(status) => status.as_u16(),
-        _ => 0,
+        invoke::credentials::TokenError::Status(status) => PeerError::AuthFailed(status.as_u16()),
+        other => PeerError::Unreachable(other.to_string()),
     }
 }
 
