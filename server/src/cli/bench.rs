@@ -51,8 +51,12 @@ pub struct Opts {
     /// tool-call engine, at concurrency 1 and 64.
     #[arg(long)]
     pub calls: bool,
-    /// With `--calls`: seconds per measurement.
-    #[arg(long, default_value_t = 10, requires = "calls")]
+    /// Measure federation instead: discovery of a loopback peer's 1,000 tools, and a tool
+    /// call direct to the peer vs forwarded through the gateway, at concurrency 1 and 64.
+    #[arg(long, conflicts_with = "calls")]
+    pub federated: bool,
+    /// With `--calls` or `--federated`: seconds per measurement.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
 }
 
@@ -104,6 +108,9 @@ struct Row {
 pub async fn run(opts: Opts) -> anyhow::Result<()> {
     if opts.calls {
         return super::bench_calls::run(opts.seconds).await;
+    }
+    if opts.federated {
+        return super::bench_federation::run(opts.seconds).await;
     }
     let database_url = opts.database_url.clone();
     if let (Some(file), Some(op)) = (&opts.child, opts.op) {

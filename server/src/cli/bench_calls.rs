@@ -18,13 +18,33 @@ use serde_json::{Map, Value, json};
 use crate::{config::Settings, crypto::Cipher, invoke::Invoker};
 
 /// Latencies of one run, sorted.
-struct Run {
+pub(super) struct Run {
     latencies: Vec<Duration>,
     failures: usize,
 }
 
 impl Run {
-    fn quantile(&self, q: f64) -> Duration {
+    /// `| path | concurrency | calls/s | p50 | p99 | failures |`
+    pub(super) fn row(&self, path: &str, concurrency: usize, span: Duration) -> String {
+        format!(
+            "| {path} | {concurrency} | {:.0} | {:.2} ms | {:.2} ms | {} |",
+            self.latencies.len() as f64 / span.as_secs_f64(),
+            ms(self.quantile(0.5)),
+            ms(self.quantile(0.99)),
+            self.failures
+        )
+    }
+
+    /// The row of what `by` adds to `base`'s p50 and p99.
+    pub(super) fn added(&self, by: &str, concurrency: usize, base: &Run) -> String {
+        format!(
+            "| added by {by} | {concurrency} | | {:.2} ms | {:.2} ms | |",
+            ms(self.quantile(0.5).saturating_sub(base.quantile(0.5))),
+            ms(self.quantile(0.99).saturating_sub(base.quantile(0.99)))
+        )
+    }
+
+    pub(super) fn quantile(&self, q: f64) -> Duration {
         let last = self.latencies.len().saturating_sub(1);
         self.latencies
             .get((last as f64 * q).round() as usize)
@@ -93,19 +113,9 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
         })
         .await;
         for (path, run) in [("direct", &plain), ("gateway engine", &engine)] {
-            println!(
-                "| {path} | {concurrency} | {:.0} | {:.2} ms | {:.2} ms | {} |",
-                run.latencies.len() as f64 / span.as_secs_f64(),
-                ms(run.quantile(0.5)),
-                ms(run.quantile(0.99)),
-                run.failures
-            );
+            println!("{}", run.row(path, concurrency, span));
         }
-        println!(
-            "| added by the engine | {concurrency} | | {:.2} ms | {:.2} ms | |",
-            ms(engine.quantile(0.5).saturating_sub(plain.quantile(0.5))),
-            ms(engine.quantile(0.99).saturating_sub(plain.quantile(0.99)))
-        );
+        println!("{}", engine.added("the engine", concurrency, &plain));
     }
     println!(
         "RSS {} KiB (peak {} KiB)",
@@ -116,7 +126,7 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
 }
 
 /// Runs `concurrency` loops of `call` for `span`; every latency, sorted.
-async fn measure<F, Fut>(concurrency: usize, span: Duration, call: F) -> Run
+pub(super) async fn measure<F, Fut>(concurrency: usize, span: Duration, call: F) -> Run
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: Future<Output = bool> + Send,

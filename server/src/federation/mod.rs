@@ -3,8 +3,10 @@
 //!
 //! - [`sync`]: makes the store hold what a peer offered at its last discovery.
 //! - [`owned`]: what people may change of a discovered item (whether it is active).
+//! - [`peer`]: sessions with the peers (discovery, forwarded calls, circuit breaking).
 
 pub mod owned;
+pub mod peer;
 pub mod sync;
 
 /// What a peer offered at its last complete discovery.

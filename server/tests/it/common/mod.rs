@@ -2,6 +2,7 @@
 //! `TEST_DATABASE_URL` is set), and a real server on a loopback port.
 
 pub mod harness;
+pub mod mcp_peer;
 pub mod upstream;
 
 use std::{future::Future, time::Duration};
