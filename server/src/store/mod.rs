@@ -11,6 +11,7 @@ pub mod entities;
 pub mod failure;
 pub mod jobs;
 pub mod key_check;
+pub mod record_text;
 pub mod sessions;
 pub mod tokens;
 pub mod upgrades;
