@@ -12,7 +12,6 @@ use app::{
     model::EntityKind,
     validation::{Code, FieldError, join},
 };
-use futures_util::stream::BoxStream;
 use sqlx::{AssertSqlSafe, QueryBuilder, types::Json};
 use uuid::Uuid;
 
@@ -372,36 +371,6 @@ impl StoreTx {
         matches!(self, StoreTx::Sqlite(_))
     }
 
-    /// Every stored record of `kind` (inactive ones too when asked) ordered by key, as
-    /// the text the store holds (no id, no links) with the key and state selection
-    /// needs: what an export copies through without parsing. Streamed, read on this
-    /// transaction: the database reads ahead while the caller writes (SQLite's worker
-    /// holds a bounded buffer of rows). Not for servers, whose links are elsewhere, nor
-    /// for what peer gateways' discovery stored (exports leave that out).
-    pub fn docs(
-        &mut self,
-        kind: EntityKind,
-        include_inactive: bool,
-    ) -> BoxStream<'_, sqlx::Result<StoredDoc>> {
-        debug_assert!(
-            kind != EntityKind::Server,
-            "a server's links are not in its doc"
-        );
-        let sql = format!(
-            "SELECT key, is_active, CAST(doc AS TEXT) AS doc FROM {} WHERE ($1 OR is_active){} ORDER BY key",
-            kind.plural(),
-            local_only(kind)
-        );
-        match self {
-            StoreTx::Sqlite(t) => sqlx::query_as(AssertSqlSafe(sql))
-                .bind(include_inactive)
-                .fetch(&mut **t),
-            StoreTx::Postgres(t) => sqlx::query_as(AssertSqlSafe(sql))
-                .bind(include_inactive)
-                .fetch(&mut **t),
-        }
-    }
-
     pub async fn commit(self) -> sqlx::Result<()> {
         match self {
             StoreTx::Sqlite(t) => t.commit().await,
@@ -677,7 +646,7 @@ const COLUMNS: &str =
     "id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc, key_fold";
 
 /// ` AND gateway_id IS NULL` for the types discovery stores: a filter to local rows.
-fn local_only(kind: EntityKind) -> &'static str {
+pub(super) fn local_only(kind: EntityKind) -> &'static str {
     match federable(kind) {
         true => " AND gateway_id IS NULL",
         false => "",
@@ -727,15 +696,6 @@ pub struct Outline {
     pub name: String,
     pub tags: Vec<String>,
     pub links: Vec<(EntityKind, String)>,
-}
-
-/// A stored record's text with its key and state (see [`StoreTx::docs`]).
-#[derive(Debug, sqlx::FromRow)]
-pub struct StoredDoc {
-    pub key: String,
-    pub is_active: bool,
-    /// The record as stored: compact JSON written by its type's serialiser.
-    pub doc: String,
 }
 
 #[derive(sqlx::FromRow)]

@@ -12,6 +12,7 @@ pub mod failure;
 pub mod federation;
 pub mod jobs;
 pub mod key_check;
+pub mod record_text;
 pub mod sessions;
 pub mod tokens;
 pub mod upgrades;

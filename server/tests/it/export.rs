@@ -236,3 +236,83 @@ async fn filters_select_types_tags_and_names_with_their_dependencies() {
     })
     .await;
 }
+
+/// The records an export copies through are lent a share per call, each call going on
+/// after the key the last one stopped at, all on the snapshot of the first: every record
+/// once, in key order, as stored; a tool inserted between two calls is not among them.
+#[tokio::test]
+async fn records_are_visited_in_key_order_across_calls_on_one_snapshot() {
+    use app::entities::{Entity, Tool};
+    use server::store::entities::ListQuery;
+    use std::ops::ControlFlow;
+    on_each_backend(|db| async move {
+        let store = seeded(&db).await;
+        let query = ListQuery {
+            include_inactive: true,
+            ..Default::default()
+        };
+        let (mut stored, _) = store.list_entities::<Tool>(&query).await.unwrap();
+        let mut expected: Vec<String> = stored.iter().map(|t| t.key().to_owned()).collect();
+        expected.sort();
+        let mut snapshot = store.begin_snapshot().await.unwrap();
+        let (mut seen, mut after, mut calls) = (Vec::<(String, Tool)>::new(), None, 0);
+        loop {
+            let mut taken = 0;
+            let stopped = snapshot
+                .visit_records(EntityKind::Tool, true, after.as_deref(), |record| {
+                    let tool: Tool = serde_json::from_slice(record.doc).unwrap();
+                    assert_eq!(tool.key(), record.key);
+                    assert_eq!(tool.is_active(), record.is_active);
+                    seen.push((record.key.to_owned(), tool));
+                    taken += 1;
+                    match taken {
+                        4 => ControlFlow::Break(()),
+                        _ => ControlFlow::Continue(()),
+                    }
+                })
+                .await
+                .unwrap();
+            calls += 1;
+            if calls == 1 {
+                // Committed by another connection after the snapshot's first read.
+                let mut late = stored.pop().unwrap();
+                late.set_id(None);
+                late.set_key("zz-late-tool".into());
+                store.insert_entity(&mut late).await.unwrap();
+            }
+            match stopped {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        snapshot.rollback().await.unwrap();
+        let keys: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys, expected,
+            "{}: each record once, in key order",
+            db.backend
+        );
+        assert!(calls >= expected.len() / 4, "{} calls", calls);
+        for (key, tool) in &seen {
+            let listed = store
+                .get_entity::<Tool>(
+                    store
+                        .id_by_key(EntityKind::Tool, key)
+                        .await
+                        .unwrap()
+                        .unwrap(),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            let mut listed = listed;
+            listed.set_id(None);
+            assert_eq!(
+                serde_json::to_value(&listed).unwrap(),
+                serde_json::to_value(tool).unwrap(),
+                "{key}: the record as stored"
+            );
+        }
+    })
+    .await;
+}

@@ -4,11 +4,12 @@
 //! flat however many entities the gateway holds. The output is the pretty JSON that
 //! `serde_json::to_vec_pretty` gives for an [`app::transfer::ExportFile`].
 
+use std::ops::ControlFlow;
+
 use app::{
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
     model::EntityKind,
 };
-use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -141,7 +142,7 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
                 }
                 crate::mcp::derive_endpoints(&mut entity);
                 entity.set_id(None);
-                self.open_item(E::KIND, count)?;
+                self.open_item(E::KIND, count);
                 pretty_at(&mut self.buffer, &entity, 6)?;
                 self.note_links(&entity);
                 count += 1;
@@ -166,32 +167,42 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         options: &ExportOptions,
         take: &Take,
     ) -> anyhow::Result<usize> {
-        let mut count = 0;
-        let mut rows = snapshot.docs(kind, take.inactive(kind, options));
-        while let Some(stored) = rows.try_next().await? {
-            if !take.takes(kind, &stored.key, stored.is_active, options) {
-                continue;
-            }
-            self.open_item(kind, count)?;
-            reindent(&mut self.buffer, stored.doc.as_bytes(), 6);
-            count += 1;
-            if self.buffer.len() >= FLUSH_BYTES {
-                self.flush().await?;
+        let (mut count, mut after) = (0, None::<String>);
+        let inactive = take.inactive(kind, options);
+        loop {
+            // A buffer's worth of records per call: the store holds its connection for
+            // the call, and the buffer goes out between calls.
+            let stopped = snapshot
+                .visit_records(kind, inactive, after.as_deref(), |stored| {
+                    if take.takes(kind, stored.key, stored.is_active, options) {
+                        self.open_item(kind, count);
+                        reindent(&mut self.buffer, stored.doc, 6);
+                        count += 1;
+                    }
+                    match self.buffer.len() >= FLUSH_BYTES {
+                        true => ControlFlow::Break(()),
+                        false => ControlFlow::Continue(()),
+                    }
+                })
+                .await?;
+            self.flush().await?;
+            match stopped {
+                Some(key) => after = Some(key),
+                None => return Ok(count),
             }
         }
-        drop(rows);
-        self.flush().await?;
-        Ok(count)
     }
 
     /// Before an entity at depth 3: the separator, and its type's list opened before the
     /// first.
-    fn open_item(&mut self, kind: EntityKind, index: usize) -> anyhow::Result<()> {
+    fn open_item(&mut self, kind: EntityKind, index: usize) {
         if index == 0 {
             self.buffer
                 .extend_from_slice(if self.any_type { b",\n    " } else { b"\n    " });
-            serde_json::to_writer(&mut self.buffer, kind.plural())?;
-            self.buffer.extend_from_slice(b": [");
+            // A type's plural is a plain lower-case word: nothing to escape.
+            self.buffer.push(b'"');
+            self.buffer.extend_from_slice(kind.plural().as_bytes());
+            self.buffer.extend_from_slice(b"\": [");
             self.any_type = true;
         }
         self.buffer.extend_from_slice(if index == 0 {
@@ -199,7 +210,6 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         } else {
             b",\n      "
         });
-        Ok(())
     }
 
     fn note_links<E: Entity>(&mut self, entity: &E) {
