@@ -15,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod entities;
 pub mod error;
+pub mod federation;
 pub mod http;
 pub mod invoke;
 pub mod mcp;

@@ -1,0 +1,5 @@
+//! Federation (issue #17): peer gateways contacted, their tools, prompts and resources
+//! discovered, health-checked and served through this gateway.
+
+pub mod health;
+pub mod lease;
