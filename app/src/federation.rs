@@ -92,7 +92,7 @@ impl GatewayHealth {
                 format!("connected, {} discovered", found.join(", "))
             }
             PeerStatus::Unreachable => format!("unreachable: {error}"),
-            PeerStatus::AuthFailed => format!("credentials rejected: {error}"),
+            PeerStatus::AuthFailed => format!("auth failed: {error}"),
             PeerStatus::Unknown => "not connected yet".into(),
         }
     }

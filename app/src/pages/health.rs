@@ -31,13 +31,14 @@ pub fn HealthCard(health: GatewayHealth) -> impl IntoView {
         "{} tools, {} prompts, {} resources",
         health.tools, health.prompts, health.resources
     );
+    let (last_seen, checked_at) = (when(health.last_seen), when(health.checked_at));
     let error = health.last_error.clone();
     view! {
         <section class="card gateway-health">
-            <h2>"Health " <HealthBadge health=health.clone()/></h2>
+            <h2>"Health " <HealthBadge health/></h2>
             <dl>
-                <dt>"Last seen"</dt><dd class="last-seen">{when(health.last_seen)}</dd>
-                <dt>"Last checked"</dt><dd class="checked-at">{when(health.checked_at)}</dd>
+                <dt>"Last seen"</dt><dd class="last-seen">{last_seen}</dd>
+                <dt>"Last checked"</dt><dd class="checked-at">{checked_at}</dd>
                 <dt>"Discovered"</dt><dd class="discovered">{found}</dd>
                 {error.map(|e| view! { <dt>"Last error"</dt><dd class="last-error">{e}</dd> })}
             </dl>

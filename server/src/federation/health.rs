@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 
 use app::{
     entities::{Entity, Gateway, Timestamp, gateway::HealthCheck},
-    federation::{GatewayHealth, PeerStatus},
+    federation::{FirstConnection, GatewayHealth, PeerStatus},
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -219,6 +219,66 @@ async fn changed(
             }),
         })
         .await
+}
+
+/// How long an import waits, after its commit, for the first connection to the gateways
+/// it wrote.
+pub const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(10);
+/// How often that wait looks at the health rows.
+const FIRST_CONNECTION_POLL: Duration = Duration::from_millis(200);
+
+/// How the first connection to each of these gateways went: each one's health once it
+/// was checked after `since` (by whichever replica holds its lease), waiting at most
+/// `budget` in all. Inactive gateways are not connected; unknown ids are left out.
+pub async fn first_connections(
+    store: &Store,
+    gateways: &[Uuid],
+    since: DateTime<Utc>,
+    budget: Duration,
+) -> Vec<FirstConnection> {
+    let mut named = Vec::with_capacity(gateways.len());
+    for id in gateways {
+        if let Ok(Some(gateway)) = store.get_entity::<Gateway>(*id).await {
+            named.push((*id, gateway.key().to_owned(), gateway.is_active));
+        }
+    }
+    let fresh = |h: Option<&GatewayHealth>| h.and_then(|h| h.checked_at).is_some_and(|t| t.0 >= since);
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut healths = loop {
+        let healths = store
+            .gateway_healths(&named.iter().map(|(id, ..)| *id).collect::<Vec<_>>())
+            .await
+            .unwrap_or_default();
+        let done = (named.iter())
+            .all(|(id, _, active)| !active || fresh(healths.get(id)));
+        if done || tokio::time::Instant::now() >= deadline {
+            break healths;
+        }
+        tokio::time::sleep(FIRST_CONNECTION_POLL).await;
+    };
+    named
+        .into_iter()
+        .map(|(id, name, active)| {
+            let health = healths.remove(&id);
+            let (status, message) = match health {
+                _ if !active => (PeerStatus::Unknown, "inactive: not connected".to_owned()),
+                Some(h) if fresh(Some(&h)) => (h.status, h.describe()),
+                Some(h) if h.status != PeerStatus::Unknown => (
+                    h.status,
+                    format!("not checked since the import yet (before: {})", h.describe()),
+                ),
+                _ => (
+                    PeerStatus::Unknown,
+                    format!("no answer within {} s", budget.as_secs()),
+                ),
+            };
+            FirstConnection {
+                name,
+                status,
+                message,
+            }
+        })
+        .collect()
 }
 
 /// A gateway's check settings, with ContextForge's defaults when it has none.
