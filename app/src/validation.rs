@@ -84,6 +84,8 @@ codes! {
     MissingLinkDropped = "missing_link_dropped",
     Conflict = "conflict",
     Conflicting = "conflicting",
+    /// A field of a tool, prompt or resource discovered on a peer gateway: the peer owns it.
+    Federated = "federated",
     Undecryptable = "undecryptable",
     Refused = "refused",
     Cancelled = "cancelled",

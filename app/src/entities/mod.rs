@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod common;
+pub mod federation;
 pub mod gateway;
 pub mod keys;
 pub mod limits;
@@ -21,6 +22,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 pub use common::{AuthType, JsonObject, Tag, Timestamp, Visibility};
+pub use federation::{Origin, federated_name};
 pub use gateway::Gateway;
 pub use prompt::Prompt;
 pub use resource::Resource;
@@ -91,6 +93,10 @@ pub trait Entity:
     }
     /// Puts references read from the links back.
     fn set_links(&mut self, _kind: EntityKind, _keys: Vec<String>) {}
+    /// Where a discovered tool, prompt or resource came from; `None` for local entities.
+    fn federation(&self) -> Option<&Origin> {
+        None
+    }
 }
 
 /// An entity's id, `created_at` and `updated_at`.

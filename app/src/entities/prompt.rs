@@ -47,12 +47,18 @@ pub struct Prompt {
     pub created_at: Option<Timestamp>,
     #[serde(default)]
     pub updated_at: Option<Timestamp>,
+    /// Set when discovered on a peer gateway (`None`: local); see [`super::federation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<super::Origin>,
 }
 
 impl Entity for Prompt {
     const KIND: EntityKind = EntityKind::Prompt;
     entity_common!();
 
+    fn federation(&self) -> Option<&super::Origin> {
+        self.federation.as_ref()
+    }
     entity_key!(name);
     fn summary(&self) -> String {
         let args = self

@@ -41,12 +41,18 @@ pub struct Resource {
     pub created_at: Option<Timestamp>,
     #[serde(default)]
     pub updated_at: Option<Timestamp>,
+    /// Set when discovered on a peer gateway (`None`: local); see [`super::federation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<super::Origin>,
 }
 
 impl Entity for Resource {
     const KIND: EntityKind = EntityKind::Resource;
     entity_common!();
 
+    fn federation(&self) -> Option<&super::Origin> {
+        self.federation.as_ref()
+    }
     entity_key!(uri);
     fn summary(&self) -> String {
         format!(

@@ -110,6 +110,9 @@ pub struct Tool {
     pub auth_type: Option<AuthType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_value: Option<String>,
+    /// Set when discovered on a peer gateway (`None`: local); see [`super::federation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<super::Origin>,
     /// Plaintext credentials on create/update; encrypted by the server, never stored or shown.
     #[serde(default, skip_serializing)]
     #[schemars(skip)]
@@ -135,6 +138,9 @@ impl Entity for Tool {
         Some(&mut self.headers)
     }
 
+    fn federation(&self) -> Option<&super::Origin> {
+        self.federation.as_ref()
+    }
     entity_key!(name);
     fn summary(&self) -> String {
         format!(

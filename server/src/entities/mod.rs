@@ -10,6 +10,7 @@ pub mod upgrade;
 
 use app::{
     entities::{Entity, parse_entity},
+    model::EntityKind,
     validation::FieldError,
 };
 use serde_json::{Map, Value};
@@ -18,6 +19,7 @@ use uuid::Uuid;
 use crate::{
     crypto::{Cipher, Plaintext},
     error::{Error, Result},
+    federation::owned,
     store::{Store, audit::NewAuditEntry, entities::EntityError},
 };
 
@@ -49,6 +51,9 @@ impl Entities<'_> {
     /// Validates and stores a new entity from its JSON form.
     pub async fn create<E: Entity>(&self, body: Value) -> Result<E> {
         let (mut entity, _warnings) = parse_entity::<E>(body, "").map_err(Error::Validation)?;
+        if let Some(origin) = entity.federation() {
+            return Err(Error::Validation(vec![owned::refused_origin(origin, "")]));
+        }
         self.seal(&mut entity, "")?;
         self.store.check_links(&entity, "").await?;
         (self.store)
@@ -73,7 +78,16 @@ impl Entities<'_> {
             }]));
         };
         let mut current = serde_json::to_value(&stored).map_err(anyhow::Error::from)?;
+        let before = current.clone();
         merge_patch(&mut current, patch);
+        if let (Some(origin), Value::Object(before), Value::Object(after)) =
+            (stored.federation(), &before, &current)
+        {
+            let refused = owned::refused_edits(origin, before, after);
+            if !refused.is_empty() {
+                return Err(Error::Validation(refused));
+            }
+        }
         let (mut entity, _warnings) = parse_entity::<E>(current, "").map_err(Error::Validation)?;
         self.seal(&mut entity, "")?;
         self.store.check_links(&entity, "").await?;
@@ -91,13 +105,22 @@ impl Entities<'_> {
     }
 
     /// Deletes an entity; see [`Store::delete_entity`] for `force`.
+    /// A gateway's discovered tools, prompts and resources go with it (the database's
+    /// cascade), and the change feed is told of them too.
     pub async fn delete<E: Entity>(&self, id: Uuid, force: bool) -> Result<()> {
         let stored: E = self.store.get_entity(id).await?.ok_or(Error::NotFound)?;
+        let discovered = match E::KIND {
+            EntityKind::Gateway => self.store.federated_keys(id).await?,
+            _ => Vec::new(),
+        };
         if !self.store.delete_entity(E::KIND, id, force).await? {
             return Err(Error::NotFound);
         }
         self.audit::<E>("delete", stored.key(), id).await?;
         changes::publish(self.store, E::KIND, vec![stored.key().to_owned()]);
+        for (kind, keys) in discovered {
+            changes::publish(self.store, kind, keys);
+        }
         Ok(())
     }
 

@@ -69,7 +69,7 @@ type Links = Vec<(EntityKind, Vec<String>)>;
 /// The types a server links to.
 const LINKED: [EntityKind; 3] = [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource];
 
-/// Rows per multi-row `INSERT`: 10 parameters each, far below SQLite's 32,766 and
+/// Rows per multi-row `INSERT`: 10 or 11 parameters each, far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters.
 pub const BATCH_ROWS: usize = 500;
 /// Link rows (3 parameters each) per multi-row `INSERT`.
@@ -85,7 +85,7 @@ pub fn new_entity_id() -> Uuid {
 
 /// How a backend spells the bind parameters of an `IN (…)` list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Params {
+pub(super) enum Params {
     /// `(?, ?, …)`, for SQLite: it finds each numbered parameter's name (`$7`) by scanning
     /// the statement's list of names from the front, so a list of 1,000 `$n` would cost
     /// half a million steps per query.
@@ -96,7 +96,7 @@ enum Params {
 
 /// `(?, ?, …)` or `($1, $2, …, $n)`: a list of `n` parameters, the first parameters of
 /// their query.
-fn in_list(n: usize, params: Params) -> String {
+pub(super) fn in_list(n: usize, params: Params) -> String {
     in_list_from(1, n, params)
 }
 
@@ -163,7 +163,7 @@ fn server_ids<E: Entity>(rows: &[DocRow<E>]) -> Vec<Uuid> {
 }
 
 /// Stored records with their ids and (for servers) their links filled in.
-fn hydrate_all<E: Entity>(
+pub(super) fn hydrate_all<E: Entity>(
     rows: Vec<DocRow<E>>,
     mut links: HashMap<Uuid, Vec<(EntityKind, String)>>,
 ) -> Vec<E> {
@@ -223,6 +223,7 @@ macro_rules! with_tx {
         }
     };
 }
+pub(super) use with_tx;
 
 impl Store {
     /// How this backend spells a parameter list.
@@ -261,7 +262,7 @@ impl Store {
 
 impl StoreTx {
     /// How this backend spells a parameter list.
-    fn params(&self) -> Params {
+    pub(super) fn params(&self) -> Params {
         match self {
             StoreTx::Sqlite(_) => Params::Anonymous,
             StoreTx::Postgres(_) => Params::Numbered,
@@ -551,9 +552,9 @@ impl StoreTx {
                 (id, doc, links)
             })
             .collect();
-        let head = format!("INSERT INTO {} ({COLUMNS}) ", E::KIND.plural());
+        let head = format!("INSERT INTO {} ({}) ", E::KIND.plural(), columns(E::KIND));
         let tail = if replace {
-            replace_tail()
+            replace_tail(E::KIND)
         } else {
             String::new()
         };
@@ -572,6 +573,9 @@ impl StoreTx {
                         .push_bind(updated.map(|t| t.0))
                         .push_bind(Json(doc))
                         .push_bind(fold_key(E::KIND, doc.key()).into_owned());
+                    if federable(E::KIND) {
+                        row.push_bind(doc.federation().map(|o| o.gateway_id));
+                    }
                 });
                 insert.push(&tail);
                 insert.build().execute(&mut *conn).await.map(drop)
@@ -654,10 +658,25 @@ impl StoreTx {
 const COLUMNS: &str =
     "id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc, key_fold";
 
+/// True for the types a peer gateway's discovery stores (with a `gateway_id` column).
+pub fn federable(kind: EntityKind) -> bool {
+    LINKED.contains(&kind)
+}
+
+/// The columns of a row of `kind`: [`COLUMNS`], and the discovering gateway's id for
+/// the types discovery stores.
+fn columns(kind: EntityKind) -> String {
+    match federable(kind) {
+        true => format!("{COLUMNS}, gateway_id"),
+        false => COLUMNS.to_owned(),
+    }
+}
+
 /// What makes an entity row's `INSERT` replace the stored row with the same id: every
 /// column but `id` and `created_at`.
-fn replace_tail() -> String {
-    let set: Vec<String> = COLUMNS
+fn replace_tail(kind: EntityKind) -> String {
+    let columns = columns(kind);
+    let set: Vec<String> = columns
         .split(", ")
         .filter(|c| !matches!(*c, "id" | "created_at"))
         .map(|c| format!("{c} = excluded.{c}"))
@@ -694,9 +713,9 @@ pub struct StoredDoc {
 }
 
 #[derive(sqlx::FromRow)]
-struct DocRow<E> {
-    id: Uuid,
-    doc: Json<E>,
+pub(super) struct DocRow<E> {
+    pub(super) id: Uuid,
+    pub(super) doc: Json<E>,
 }
 
 impl Store {

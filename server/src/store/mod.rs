@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod entities;
 pub mod failure;
+pub mod federation;
 pub mod jobs;
 pub mod key_check;
 pub mod sessions;
