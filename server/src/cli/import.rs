@@ -305,6 +305,9 @@ fn print(
                 );
             }
             println!("{}", report.summary());
+            for g in &report.gateways {
+                println!("Gateway `{}`: {}", g.name, g.message);
+            }
         }
     }
     Ok(())

@@ -7,6 +7,8 @@ use std::{collections::HashMap, time::Duration};
 use app::{
     entities::{Entity, Gateway, Timestamp, gateway::HealthCheck},
     federation::{FirstConnection, GatewayHealth, PeerStatus},
+    jobs::{Action, EntityResult},
+    model::EntityKind,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -279,6 +281,21 @@ pub async fn first_connections(
             }
         })
         .collect()
+}
+
+/// The ids of the gateways an import created or changed (by their stored keys).
+pub async fn written_gateways(store: &Store, results: &[EntityResult]) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for r in results.iter().filter(|r| {
+        r.kind == EntityKind::Gateway
+            && matches!(r.action, Action::Created | Action::Updated | Action::Renamed)
+    }) {
+        let key = r.new_name.as_deref().unwrap_or(&r.name);
+        if let Ok(Some(id)) = store.id_by_key(EntityKind::Gateway, key).await {
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 /// A gateway's check settings, with ContextForge's defaults when it has none.

@@ -2,6 +2,7 @@
 //! `TEST_DATABASE_URL` is set), and a real server on a loopback port.
 
 pub mod harness;
+pub mod mcp_peer;
 pub mod upstream;
 
 use std::{future::Future, time::Duration};
@@ -115,6 +116,17 @@ impl TestDb {
             _dir: None,
             _database: Some(DropDatabase { admin_url, name }),
         })
+    }
+
+    /// The same database, left in place when this value is dropped (for a replica or
+    /// a process that shares it).
+    pub fn alias(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            backend: self.backend,
+            _dir: None,
+            _database: None,
+        }
     }
 
     /// A second, empty database on the same backend (an import target).
