@@ -16,6 +16,7 @@ use crate::{
     auth::bootstrap,
     config::Settings,
     crypto::Cipher,
+    federation::lifecycle::connect_imported,
     transfer::{
         import::{
             ConflictStrategy, EntityResult, ImportError, ImportOptions, ImportReport, Observer,
@@ -148,8 +149,13 @@ async fn local(opts: Opts, settings: &Settings) -> anyhow::Result<ImportReport> 
         allow_missing_links: opts.allow_missing_links,
     };
     let actor = super::cli_actor(opts.actor.as_deref());
-    let result = import(&store, &target, &bytes, &options, &actor).await;
+    let mut result = import(&store, &target, &bytes, &options, &actor).await;
     bar.done();
+    if let Ok(report) = result.as_mut()
+        && !report.dry_run
+    {
+        report.gateways = connect_imported(&store, settings, &target, &report.results).await;
+    }
     store.close().await;
     // A file from before fingerprints: every credential named (as for any refused
     // file), then once the command that passes the exporting gateway's secret.

@@ -244,15 +244,15 @@ pub async fn first_connections(
             named.push((*id, gateway.key().to_owned(), gateway.is_active));
         }
     }
-    let fresh = |h: Option<&GatewayHealth>| h.and_then(|h| h.checked_at).is_some_and(|t| t.0 >= since);
+    let fresh =
+        |h: Option<&GatewayHealth>| h.and_then(|h| h.checked_at).is_some_and(|t| t.0 >= since);
     let deadline = tokio::time::Instant::now() + budget;
     let mut healths = loop {
         let healths = store
             .gateway_healths(&named.iter().map(|(id, ..)| *id).collect::<Vec<_>>())
             .await
             .unwrap_or_default();
-        let done = (named.iter())
-            .all(|(id, _, active)| !active || fresh(healths.get(id)));
+        let done = (named.iter()).all(|(id, _, active)| !active || fresh(healths.get(id)));
         if done || tokio::time::Instant::now() >= deadline {
             break healths;
         }
@@ -267,7 +267,10 @@ pub async fn first_connections(
                 Some(h) if fresh(Some(&h)) => (h.status, h.describe()),
                 Some(h) if h.status != PeerStatus::Unknown => (
                     h.status,
-                    format!("not checked since the import yet (before: {})", h.describe()),
+                    format!(
+                        "not checked since the import yet (before: {})",
+                        h.describe()
+                    ),
                 ),
                 _ => (
                     PeerStatus::Unknown,
@@ -288,7 +291,10 @@ pub async fn written_gateways(store: &Store, results: &[EntityResult]) -> Vec<Uu
     let mut ids = Vec::new();
     for r in results.iter().filter(|r| {
         r.kind == EntityKind::Gateway
-            && matches!(r.action, Action::Created | Action::Updated | Action::Renamed)
+            && matches!(
+                r.action,
+                Action::Created | Action::Updated | Action::Renamed
+            )
     }) {
         let key = r.new_name.as_deref().unwrap_or(&r.name);
         if let Ok(Some(id)) = store.id_by_key(EntityKind::Gateway, key).await {

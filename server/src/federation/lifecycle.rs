@@ -212,7 +212,12 @@ impl Supervisor {
 
     /// A gateway with this key was written: (re)connect it when active, else stop.
     async fn changed(&mut self, key: &str) {
-        let found = match self.federation.store.id_by_key(EntityKind::Gateway, key).await {
+        let found = match self
+            .federation
+            .store
+            .id_by_key(EntityKind::Gateway, key)
+            .await
+        {
             Ok(Some(id)) => self.federation.store.get_entity::<Gateway>(id).await,
             Ok(None) => Ok(None),
             Err(e) => Err(e),
@@ -311,7 +316,10 @@ async fn watch(federation: Federation, id: Uuid, signal: Arc<Signal>, cancel: Ca
         };
         let check = settings_of(&gateway);
         let interval = Duration::from_secs(check.interval.max(1).into());
-        held = match store.acquire_lease(id, federation.owner(), lease::ttl(interval)).await {
+        held = match store
+            .acquire_lease(id, federation.owner(), lease::ttl(interval))
+            .await
+        {
             Ok(held) => held,
             Err(e) => {
                 tracing::warn!(error.detail = %e, gateway.id = %id, "federation: lease not renewed");
@@ -332,7 +340,9 @@ async fn watch(federation: Federation, id: Uuid, signal: Arc<Signal>, cancel: Ca
             match attempt {
                 Attempt::Contact(contact) => {
                     let answered = matches!(contact, Contact::Answered(_));
-                    if let Err(e) = health::record(store, &federation.metrics, &gateway, contact).await {
+                    if let Err(e) =
+                        health::record(store, &federation.metrics, &gateway, contact).await
+                    {
                         tracing::warn!(error.detail = %e, gateway.name = gateway.key(), "federation: health not recorded");
                     }
                     if answered {
@@ -351,7 +361,9 @@ async fn watch(federation: Federation, id: Uuid, signal: Arc<Signal>, cancel: Ca
         }
         // Wake for the next attempt, or to renew the lease well before it lapses.
         let wait = if held {
-            next_attempt.saturating_duration_since(Instant::now()).min(interval)
+            next_attempt
+                .saturating_duration_since(Instant::now())
+                .min(interval)
         } else {
             interval
         };
@@ -478,21 +490,48 @@ pub async fn connect_once(
             return;
         }
         let owner = federation.owner();
-        if !matches!(federation.store.acquire_lease(*id, owner, budget).await, Ok(true)) {
+        if !matches!(
+            federation.store.acquire_lease(*id, owner, budget).await,
+            Ok(true)
+        ) {
             return;
         }
         let contact = tokio::time::timeout(budget, discover(federation, &gateway, budget)).await;
         let contact = match contact {
             Ok(Attempt::Contact(c)) => c,
-            Ok(Attempt::CircuitOpen(_)) | Err(_) => {
-                Contact::Failed(PeerStatus::Unreachable, format!("no answer within {} s", budget.as_secs()))
-            }
+            Ok(Attempt::CircuitOpen(_)) | Err(_) => Contact::Failed(
+                PeerStatus::Unreachable,
+                format!("no answer within {} s", budget.as_secs()),
+            ),
         };
-        if let Err(e) = health::record(&federation.store, &federation.metrics, &gateway, contact).await {
+        if let Err(e) =
+            health::record(&federation.store, &federation.metrics, &gateway, contact).await
+        {
             tracing::warn!(error.detail = %e, "federation: health not recorded");
         }
         let _ = federation.store.release_lease(*id, owner).await;
     });
     let _ = tokio::time::timeout(budget, futures_util::future::join_all(connect)).await;
     health::first_connections(&federation.store, gateways, since, Duration::ZERO).await
+}
+
+/// The CLI's import, after its commit: connects the gateways it wrote (see
+/// [`connect_once`]) with the importing gateway's key and outbound settings.
+pub async fn connect_imported(
+    store: &Store,
+    settings: &crate::config::Settings,
+    cipher: &crate::crypto::Cipher,
+    results: &[app::jobs::EntityResult],
+) -> Vec<FirstConnection> {
+    let written = health::written_gateways(store, results).await;
+    if written.is_empty() {
+        return Vec::new();
+    }
+    let peers = Peers::new(settings, Arc::new(cipher.clone()));
+    let federation = Federation::new(store.clone(), peers.clone(), Metrics::default());
+    let connected = connect_once(&federation, &written, health::FIRST_CONNECTION_WAIT).await;
+    for id in written {
+        peers.forget(id).await;
+    }
+    connected
 }

@@ -59,6 +59,8 @@ pub struct AppState {
     pub token_use: Arc<TokenUse>,
     /// Calls tools' upstreams (MCP `tools/call`, `verify`) and counts the calls.
     pub invoker: crate::invoke::Invoker,
+    /// Sessions with peer gateways (federation): discovery and forwarded calls.
+    pub peers: crate::federation::peer::Peers,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -99,6 +101,7 @@ impl AppState {
             token_use: Arc::default(),
             mcp: crate::mcp::McpSessions::default(),
             invoker: crate::invoke::Invoker::new(cipher.clone(), &settings),
+            peers: crate::federation::peer::Peers::new(&settings, cipher.clone()),
             store,
             settings: Arc::new(settings),
             cipher,

@@ -57,7 +57,14 @@ pub async fn verify_credentials(
     };
     let options = VerifyOptions::from_request(&request).map_err(Error::Parameters)?;
     Ok(Json(
-        verify(&state.store, &state.invoker, &options, &who.email).await?,
+        verify(
+            &state.store,
+            &state.invoker,
+            &state.peers,
+            &options,
+            &who.email,
+        )
+        .await?,
     ))
 }
 

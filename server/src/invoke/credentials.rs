@@ -10,8 +10,10 @@ use std::{
 
 use app::entities::{
     common::AuthType,
+    gateway::Gateway,
     tool::{HEADER_ENVELOPE, Tool},
 };
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
@@ -62,8 +64,40 @@ pub enum CredentialError {
 impl Credentials {
     /// Decrypts `tool`'s `auth_value` and its header envelopes.
     pub fn of(tool: &Tool, cipher: &Cipher) -> Result<Credentials, CredentialError> {
+        Credentials::stored(
+            &tool.headers,
+            tool.auth_type,
+            tool.auth_value.as_deref(),
+            cipher,
+        )
+    }
+
+    /// Decrypts a peer gateway's `auth_value` and its per-parameter `auth_query_params`
+    /// (ContextForge's form for `query_param` gateways).
+    pub fn of_gateway(gateway: &Gateway, cipher: &Cipher) -> Result<Credentials, CredentialError> {
+        let mut credentials = Credentials::stored(
+            &Map::new(),
+            gateway.auth_type,
+            gateway.auth_value.as_deref(),
+            cipher,
+        )?;
+        for blob in gateway.auth_query_params.iter().flatten().map(|(_, v)| v) {
+            if let Value::String(blob) = blob {
+                credentials.query.extend(strings(decrypt(cipher, blob)?));
+            }
+        }
+        Ok(credentials)
+    }
+
+    /// Decrypts stored header envelopes and an `auth_value` of type `auth_type`.
+    fn stored(
+        headers: &Map<String, Value>,
+        auth_type: Option<AuthType>,
+        auth_value: Option<&str>,
+        cipher: &Cipher,
+    ) -> Result<Credentials, CredentialError> {
         let mut credentials = Credentials::default();
-        for (name, value) in &tool.headers {
+        for (name, value) in headers {
             match value {
                 Value::String(plain) => credentials
                     .plain_headers
@@ -81,7 +115,7 @@ impl Credentials {
                 _ => {}
             }
         }
-        let (Some(auth_type), Some(blob)) = (tool.auth_type, tool.auth_value.as_deref()) else {
+        let (Some(auth_type), Some(blob)) = (auth_type, auth_value) else {
             return Ok(credentials);
         };
         let fields = decrypt(cipher, blob)?;
@@ -93,6 +127,33 @@ impl Credentials {
             AuthType::OAuth => credentials.oauth = Some(ClientCredentials::from_fields(fields)?),
         }
         Ok(credentials)
+    }
+
+    /// The plain and the decrypted headers (the latter marked sensitive, so they are never
+    /// logged), or which stored header is not a valid HTTP header.
+    pub fn header_map(&self) -> Result<HeaderMap, String> {
+        let mut headers = HeaderMap::new();
+        let plain = self
+            .plain_headers
+            .iter()
+            .map(|(n, v)| (n, v.as_str(), false));
+        let sealed = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n, v.expose_secret(), true));
+        for (name, value, sensitive) in plain.chain(sealed) {
+            let (Ok(name), Ok(mut value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) else {
+                return Err(format!(
+                    "the stored header `{name}` is not a valid HTTP header"
+                ));
+            };
+            value.set_sensitive(sensitive);
+            headers.insert(name, value);
+        }
+        Ok(headers)
     }
 
     /// Every secret value, and the parts a Basic header encodes, for scrubbing text

@@ -150,22 +150,36 @@ impl fmt::Debug for GuardedResolver {
     }
 }
 
+impl GuardedResolver {
+    /// The system's addresses for `host` that the guard permits.
+    async fn permitted(
+        guard: Arc<Guard>,
+        host: String,
+    ) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+        let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+        let permitted: Vec<SocketAddr> = found
+            .into_iter()
+            .filter(|a| guard.permits(&host, a.ip()))
+            .collect();
+        if permitted.is_empty() {
+            return Err(Box::new(Refused { host }));
+        }
+        Ok(permitted)
+    }
+}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let guard = self.0.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let permitted: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| guard.permits(&host, a.ip()))
-                .collect();
-            if permitted.is_empty() {
-                return Err(Box::new(Refused { host }) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(permitted.into_iter()) as Addrs)
-        })
+        let permitted = Self::permitted(self.0.clone(), name.as_str().to_owned());
+        Box::pin(async move { Ok(Box::new(permitted.await?.into_iter()) as Addrs) })
+    }
+}
+
+/// The same resolver for reqwest 0.13, which rmcp's HTTP client (peer sessions) uses.
+impl reqwest13::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest13::dns::Name) -> reqwest13::dns::Resolving {
+        let permitted = Self::permitted(self.0.clone(), name.as_str().to_owned());
+        Box::pin(async move { Ok(Box::new(permitted.await?.into_iter()) as reqwest13::dns::Addrs) })
     }
 }
 

@@ -6,7 +6,7 @@
 //! and maps it to a result. What went wrong upstream is an error *result* the MCP client
 //! sees; only what the caller did wrong, or a tool this gateway cannot call, is an `Err`.
 
-mod answer;
+pub(crate) mod answer;
 mod args;
 pub mod credentials;
 pub mod guard;
@@ -20,10 +20,7 @@ use std::{
 };
 
 use app::entities::tool::{IntegrationType, RequestType, Tool};
-use reqwest::{
-    Method,
-    header::{HeaderMap, HeaderName, HeaderValue},
-};
+use reqwest::{Method, header::HeaderValue};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use serde_json_path::JsonPath;
@@ -121,19 +118,7 @@ impl Failure {
 
 impl Invoker {
     pub fn new(cipher: Arc<Cipher>, settings: &Settings) -> Invoker {
-        let allow = OutboundAllow::parse(&settings.outbound_allow).unwrap_or_default();
-        let guard = Arc::new(Guard::new(settings.allow_private_networks, allow));
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
-            // A proxy would resolve the name itself, past the guard.
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(
-                settings.outbound_connect_timeout_secs.into(),
-            ))
-            .redirect(same_host_redirects())
-            .user_agent(concat!("mcpgateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a rustls client with a custom resolver always builds");
+        let (guard, client) = guarded_client(settings);
         Invoker {
             inner: Arc::new(Inner {
                 cipher,
@@ -325,25 +310,7 @@ impl Invoker {
             call.url.port_or_known_default().unwrap_or_default()
         );
         tracing::Span::current().record("upstream", upstream.as_str());
-        let mut headers = HeaderMap::new();
-        let plain = call
-            .credentials
-            .plain_headers
-            .iter()
-            .map(|(n, v)| (n, v.as_str(), false));
-        let sealed = (call.credentials.headers.iter()).map(|(n, v)| (n, v.expose_secret(), true));
-        for (name, value, sensitive) in plain.chain(sealed) {
-            let (Ok(name), Ok(mut value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) else {
-                return Err(Failure::Refused(format!(
-                    "the stored header `{name}` is not a valid HTTP header"
-                )));
-            };
-            value.set_sensitive(sensitive);
-            headers.insert(name, value);
-        }
+        let mut headers = call.credentials.header_map().map_err(Failure::Refused)?;
         if let Some(grant) = &call.credentials.oauth {
             let token = self
                 .inner
@@ -394,6 +361,36 @@ impl Invoker {
             .clone()
     }
 }
+
+/// The outbound guard `settings` ask for, and an HTTP client that resolves names through
+/// it (no proxy, the connect timeout, same-host redirects only). Peer sessions
+/// (`federation::peer`) use the same guard.
+pub fn guarded_client(settings: &Settings) -> (Arc<Guard>, reqwest::Client) {
+    let guard = Arc::new(outbound_guard(settings));
+    let client = reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
+        // A proxy would resolve the name itself, past the guard.
+        .no_proxy()
+        .connect_timeout(connect_timeout(settings))
+        .redirect(same_host_redirects())
+        .user_agent(USER_AGENT)
+        .build()
+        .expect("a rustls client with a custom resolver always builds");
+    (guard, client)
+}
+
+/// The outbound rules from `allow_private_networks` and `outbound_allow`.
+pub fn outbound_guard(settings: &Settings) -> Guard {
+    let allow = OutboundAllow::parse(&settings.outbound_allow).unwrap_or_default();
+    Guard::new(settings.allow_private_networks, allow)
+}
+
+pub fn connect_timeout(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.outbound_connect_timeout_secs.into())
+}
+
+/// The `User-Agent` of every outbound request.
+pub const USER_AGENT: &str = concat!("mcpgateway/", env!("CARGO_PKG_VERSION"));
 
 /// A call, checked and with its credentials decrypted.
 struct Call {

@@ -270,7 +270,8 @@ impl StoreTx {
     }
 
     /// The disabled tools, prompts and resources that enabled servers link to: what an
-    /// export of the enabled entities must carry so that its servers import anywhere.
+    /// export of the enabled entities must carry so that its servers import anywhere
+    /// (not those discovered on peers: the file links them by name, for rediscovery).
     pub async fn inactive_links_of_active_servers(
         &mut self,
     ) -> sqlx::Result<Vec<(EntityKind, String)>> {
@@ -279,7 +280,8 @@ impl StoreTx {
             let (table, column) = link_table(kind);
             let sql = AssertSqlSafe(format!(
                 "SELECT DISTINCT t.key FROM {table} l JOIN {} t ON t.id = l.{column} \
-                 JOIN servers s ON s.id = l.server_id WHERE s.is_active AND NOT t.is_active",
+                 JOIN servers s ON s.id = l.server_id WHERE s.is_active AND NOT t.is_active \
+                 AND t.gateway_id IS NULL",
                 kind.plural()
             ));
             let keys: Vec<String> = with_tx!(self, |conn| sqlx::query_scalar(sql)
@@ -291,15 +293,18 @@ impl StoreTx {
     }
 
     /// What selection needs of every stored entity of `kind` (inactive ones too when
-    /// asked), ordered by key, read on this transaction: no record is parsed.
+    /// asked) but those discovered on peer gateways (an export leaves them out: they are
+    /// rediscovered where the gateway is imported), ordered by key, read on this
+    /// transaction: no record is parsed.
     pub async fn outlines(
         &mut self,
         kind: EntityKind,
         include_inactive: bool,
     ) -> sqlx::Result<Vec<Outline>> {
         let sql = AssertSqlSafe(format!(
-            "SELECT id, key, name, tag_index FROM {} WHERE ($1 OR is_active) ORDER BY key",
-            kind.plural()
+            "SELECT id, key, name, tag_index FROM {} WHERE ($1 OR is_active){} ORDER BY key",
+            kind.plural(),
+            local_only(kind)
         ));
         let params = self.params();
         let (rows, mut links) = with_tx!(self, |conn| async {
@@ -371,7 +376,8 @@ impl StoreTx {
     /// the text the store holds (no id, no links) with the key and state selection
     /// needs: what an export copies through without parsing. Streamed, read on this
     /// transaction: the database reads ahead while the caller writes (SQLite's worker
-    /// holds a bounded buffer of rows). Not for servers, whose links are elsewhere.
+    /// holds a bounded buffer of rows). Not for servers, whose links are elsewhere, nor
+    /// for what peer gateways' discovery stored (exports leave that out).
     pub fn docs(
         &mut self,
         kind: EntityKind,
@@ -382,8 +388,9 @@ impl StoreTx {
             "a server's links are not in its doc"
         );
         let sql = format!(
-            "SELECT key, is_active, CAST(doc AS TEXT) AS doc FROM {} WHERE ($1 OR is_active) ORDER BY key",
-            kind.plural()
+            "SELECT key, is_active, CAST(doc AS TEXT) AS doc FROM {} WHERE ($1 OR is_active){} ORDER BY key",
+            kind.plural(),
+            local_only(kind)
         );
         match self {
             StoreTx::Sqlite(t) => sqlx::query_as(AssertSqlSafe(sql))
@@ -657,6 +664,14 @@ impl StoreTx {
 /// The columns of an entity row, in the order [`StoreTx::write_entities`] binds them.
 const COLUMNS: &str =
     "id, key, name, is_active, tag_index, auth_type, created_at, updated_at, doc, key_fold";
+
+/// ` AND gateway_id IS NULL` for the types discovery stores: a filter to local rows.
+fn local_only(kind: EntityKind) -> &'static str {
+    match federable(kind) {
+        true => " AND gateway_id IS NULL",
+        false => "",
+    }
+}
 
 /// True for the types a peer gateway's discovery stores (with a `gateway_id` column).
 pub fn federable(kind: EntityKind) -> bool {

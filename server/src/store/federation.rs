@@ -2,7 +2,7 @@
 //! `gateway_id` names the peer gateway that offered them (see the
 //! `add_federation_gateway` migration): deleting the gateway deletes them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use app::{entities::Entity, model::EntityKind};
 use sqlx::AssertSqlSafe;
@@ -13,6 +13,9 @@ use super::{
     entities::{DocRow, StoreTx, federable, hydrate_all, in_list, with_tx},
     with_pool,
 };
+
+/// The types discovery stores.
+const FEDERABLE: [EntityKind; 3] = [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource];
 
 /// Ids per `DELETE … IN (…)`.
 const IN_CHUNK: usize = 1000;
@@ -46,6 +49,23 @@ impl StoreTx {
         Ok(hydrate_all(rows, HashMap::new()))
     }
 
+    /// The (type, key) of every tool, prompt and resource discovered on a peer gateway,
+    /// read on this transaction.
+    pub async fn discovered_keys(&mut self) -> sqlx::Result<HashSet<(EntityKind, String)>> {
+        let mut found = HashSet::new();
+        for kind in FEDERABLE {
+            let sql = AssertSqlSafe(format!(
+                "SELECT key FROM {} WHERE gateway_id IS NOT NULL",
+                kind.plural()
+            ));
+            let keys: Vec<String> = with_tx!(self, |conn| sqlx::query_scalar(sql)
+                .fetch_all(&mut *conn)
+                .await)?;
+            found.extend(keys.into_iter().map(|key| (kind, key)));
+        }
+        Ok(found)
+    }
+
     /// Deletes the entities of `kind` with these ids; servers' links to them go with
     /// them (the link tables' cascades).
     pub async fn delete_ids(&mut self, kind: EntityKind, ids: &[Uuid]) -> sqlx::Result<()> {
@@ -72,7 +92,7 @@ impl Store {
     /// type: what deleting the gateway removes, for the change feed.
     pub async fn federated_keys(&self, id: Uuid) -> sqlx::Result<Vec<(EntityKind, Vec<String>)>> {
         let mut found = Vec::new();
-        for kind in [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource] {
+        for kind in FEDERABLE {
             let sql = AssertSqlSafe(format!(
                 "SELECT key FROM {} WHERE gateway_id = $1 ORDER BY key",
                 kind.plural()

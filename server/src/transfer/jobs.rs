@@ -771,8 +771,7 @@ impl Jobs {
                     let store = &self.inner.store;
                     let written = health::written_gateways(store, &report.results).await;
                     let wait = health::FIRST_CONNECTION_WAIT;
-                    report.gateways =
-                        health::first_connections(store, &written, since, wait).await;
+                    report.gateways = health::first_connections(store, &written, since, wait).await;
                 }
                 completed(report)
             }

@@ -244,41 +244,59 @@ fn status_of(health: &GatewayHealth) -> PeerStatus {
 #[tokio::test]
 async fn a_peer_created_over_rest_is_connected_health_checked_and_its_tools_go_with_it() {
     on_each_backend(|db| async move {
-        let mut peer = McpPeer::start(&["echo", "sum", "time"], Some(PEER_TOKEN)).await;
+        let mut peer = McpPeer::start(3, Some(PEER_TOKEN)).await;
         let app = TestApp::spawn_with(db, |s| s.allow_private_networks = true).await;
         let api = Api::new(&app).await;
         let id = peer_gateway(&api, "Peer A", &peer.url(), PEER_TOKEN).await;
-        let federated = ["peer-a-echo", "peer-a-sum", "peer-a-time"];
-        eventually("the peer's tools in GET /tools", || tool_names(&api), |names| {
-            federated.iter().all(|f| names.iter().any(|n| n == f))
-        })
+        let federated = ["peer-a-tool-0", "peer-a-tool-1", "peer-a-tool-2"];
+        eventually(
+            "the peer's tools in GET /tools",
+            || tool_names(&api),
+            |names| federated.iter().all(|f| names.iter().any(|n| n == f)),
+        )
         .await;
-        let health = eventually("reachable", || health_over_rest(&api, id), |h| {
-            h.status == PeerStatus::Reachable
-        })
+        let health = eventually(
+            "reachable",
+            || health_over_rest(&api, id),
+            |h| h.status == PeerStatus::Reachable,
+        )
         .await;
-        assert_eq!((health.tools, health.last_error.as_deref()), (3, None));
-        assert_eq!(peer.initialized(), 1, "one replica, one session");
+        assert_eq!((health.tools, health.prompts, health.resources), (3, 3, 3));
+        assert_eq!(health.last_error, None);
+        assert_eq!(peer.sessions(), 1, "one replica, one session");
 
         // The peer goes down: unreachable, with why; then back: reachable again.
-        peer.stop().await;
-        let down = eventually("unreachable", || health_over_rest(&api, id), |h| {
-            status_of(h) == PeerStatus::Unreachable
-        })
+        peer.down();
+        let down = eventually(
+            "unreachable",
+            || health_over_rest(&api, id),
+            |h| status_of(h) == PeerStatus::Unreachable,
+        )
         .await;
         assert!(down.last_error.is_some(), "{down:?}");
         assert_eq!(down.tools, 3, "what it offered stays known");
-        peer.restart().await;
-        eventually("reachable again", || health_over_rest(&api, id), |h| {
-            h.status == PeerStatus::Reachable && h.checked_at > down.checked_at
-        })
+        peer.up().await;
+        eventually(
+            "reachable again",
+            || health_over_rest(&api, id),
+            |h| h.status == PeerStatus::Reachable && h.checked_at > down.checked_at,
+        )
         .await;
 
-        let audit = app.store.audit_entries(Some(health::STATUS_ACTION), 10).await.unwrap();
+        let audit = app
+            .store
+            .audit_entries(Some(health::STATUS_ACTION), 10)
+            .await
+            .unwrap();
         let changes: Vec<(String, String)> = audit
             .iter()
             .rev()
-            .map(|e| (e.details.0["from"].to_string(), e.details.0["to"].to_string()))
+            .map(|e| {
+                (
+                    e.details.0["from"].to_string(),
+                    e.details.0["to"].to_string(),
+                )
+            })
             .collect();
         let expected = [
             ("unknown", "reachable"),
@@ -309,21 +327,35 @@ async fn a_peer_created_over_rest_is_connected_health_checked_and_its_tools_go_w
 #[tokio::test]
 async fn a_wrong_token_is_auth_failed_and_verify_rejects_it() {
     let db = crate::common::TestDb::sqlite();
-    let peer = McpPeer::start(&["echo"], Some(PEER_TOKEN)).await;
+    let peer = McpPeer::start(1, Some(PEER_TOKEN)).await;
     let app = TestApp::spawn_with(db, |s| s.allow_private_networks = true).await;
     let api = Api::new(&app).await;
     let id = peer_gateway(&api, "peer-wrong", &peer.url(), "not-the-token-9c1e").await;
-    let health = eventually("auth_failed", || health_over_rest(&api, id), |h| {
-        h.status == PeerStatus::AuthFailed
-    })
+    let health = eventually(
+        "auth_failed",
+        || health_over_rest(&api, id),
+        |h| h.status == PeerStatus::AuthFailed,
+    )
     .await;
-    assert!(health.last_error.as_deref().unwrap().contains("401"), "{health:?}");
-    assert!(!health.last_error.as_deref().unwrap().contains("not-the-token"));
+    assert!(
+        health.last_error.as_deref().unwrap().contains("401"),
+        "{health:?}"
+    );
+    assert!(
+        !health
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("not-the-token")
+    );
     assert!(tool_names(&api).await.is_empty(), "nothing discovered");
 
     // verify: initialize with the stored credentials; rejected, named.
     let (status, report) = api
-        .send(api.post("/admin/verify").json(&json!({"types": ["gateway"]})))
+        .send(
+            api.post("/admin/verify")
+                .json(&json!({"types": ["gateway"]})),
+        )
         .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["rejected"], 1, "{report}");
@@ -344,7 +376,10 @@ async fn a_wrong_token_is_auth_failed_and_verify_rejects_it() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("REJECTED    gateway peer-wrong 401"), "{stdout}");
+    assert!(
+        stdout.contains("REJECTED    gateway peer-wrong 401"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("not-the-token"));
     let (status, _) = api
         .send(
@@ -356,12 +391,17 @@ async fn a_wrong_token_is_auth_failed_and_verify_rejects_it() {
         .await;
     assert_eq!(status, 200);
     // The update reconnects at once: reachable, its tool discovered.
-    eventually("reachable after the fix", || health_over_rest(&api, id), |h| {
-        h.status == PeerStatus::Reachable
-    })
+    eventually(
+        "reachable after the fix",
+        || health_over_rest(&api, id),
+        |h| h.status == PeerStatus::Reachable,
+    )
     .await;
     let (_, report) = api
-        .send(api.post("/admin/verify").json(&json!({"types": ["gateway"]})))
+        .send(
+            api.post("/admin/verify")
+                .json(&json!({"types": ["gateway"]})),
+        )
         .await;
     assert_eq!(report["summary"], "Verified 1 gateway: 1 ok", "{report}");
     app.stop().await;
@@ -379,7 +419,7 @@ fn closed_port() -> u16 {
 #[tokio::test]
 async fn an_exported_peer_is_connected_by_the_importing_gateway_and_called_with_the_original_token()
 {
-    let mut peer = McpPeer::start(&["echo"], Some(PEER_TOKEN)).await;
+    let mut peer = McpPeer::start(1, Some(PEER_TOKEN)).await;
     // A (key SECRET): a peer that needs a bearer token, one that is down, and a virtual
     // server using the peer's tool.
     let a = TestApp::spawn_with(TestDb::sqlite(), |s| s.allow_private_networks = true).await;
@@ -387,12 +427,18 @@ async fn an_exported_peer_is_connected_by_the_importing_gateway_and_called_with_
     peer_gateway(&api_a, "Peer X", &peer.url(), PEER_TOKEN).await;
     let down = format!("http://127.0.0.1:{}/mcp", closed_port());
     peer_gateway(&api_a, "Peer Down", &down, "tok-down-1").await;
-    eventually("A discovered the peer", || tool_names(&api_a), |n| {
-        n.iter().any(|n| n == "peer-x-echo")
-    })
+    eventually(
+        "A discovered the peer",
+        || tool_names(&api_a),
+        |n| n.iter().any(|n| n == "peer-x-tool-0"),
+    )
     .await;
     let (status, body) = api_a
-        .send(api_a.post("/servers").json(&json!({"name": "story", "tool_ids": ["peer-x-echo"]})))
+        .send(
+            api_a
+                .post("/servers")
+                .json(&json!({"name": "story", "tool_ids": ["peer-x-tool-0"]})),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let file = api_a.export("").await;
@@ -402,12 +448,17 @@ async fn an_exported_peer_is_connected_by_the_importing_gateway_and_called_with_
     // B (key B), another process on its own database: the import stores the gateways in
     // its transaction, connects after the commit and reports each first connection.
     let db_b = TestDb::sqlite();
-    let (_b, url_b) = serve(&db_b, &[
-        ("AUTH_ENCRYPTION_SECRET", KEY_B),
-        ("MCPGATEWAY_ALLOW_PRIVATE_NETWORKS", "true"),
-    ]);
+    let (_b, url_b) = serve(
+        &db_b,
+        &[
+            ("AUTH_ENCRYPTION_SECRET", KEY_B),
+            ("MCPGATEWAY_ALLOW_PRIVATE_NETWORKS", "true"),
+        ],
+    );
     let api_b = api_for(&db_b, url_b.clone()).await;
-    let (status, job) = api_b.start_import(file.clone(), &[("source_secret", crate::common::SECRET)]).await;
+    let (status, job) = api_b
+        .start_import(file.clone(), &[("source_secret", crate::common::SECRET)])
+        .await;
     assert_eq!(status, 202, "{job}");
     let done = api_b.finished(job["job_id"].as_str().unwrap()).await;
     assert_eq!(done.status, app::jobs::JobState::Completed, "{done:?}");
@@ -416,24 +467,45 @@ async fn an_exported_peer_is_connected_by_the_importing_gateway_and_called_with_
         .iter()
         .map(|g| (g.name.clone(), g.status, g.message.clone()))
         .collect();
-    reported.sort();
+    reported.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(reported.len(), 2, "{reported:?}");
-    assert_eq!(reported[1], ("Peer X".into(), PeerStatus::Reachable, "connected, 1 tool discovered".into()));
-    assert_eq!((&reported[0].0, reported[0].1), (&"Peer Down".to_owned(), PeerStatus::Unreachable));
+    assert_eq!(
+        reported[1],
+        (
+            "Peer X".into(),
+            PeerStatus::Reachable,
+            "connected, 1 tool, 3 prompts, 3 resources discovered".into()
+        )
+    );
+    assert_eq!(
+        (&reported[0].0, reported[0].1),
+        (&"Peer Down".to_owned(), PeerStatus::Unreachable)
+    );
     assert!(reported[0].2.starts_with("unreachable: "), "{reported:?}");
 
     // A call of the federated tool through B's virtual server reaches the peer with the
     // original token, decrypted from B's re-encrypted copy.
     let mcp_token = api_b.token.clone();
-    let config = StreamableHttpClientTransportConfig::with_uri(format!("{url_b}/servers/story/mcp"))
-        .auth_header(mcp_token);
-    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.expect("MCP initialize");
-    let before = peer.call_auth().len();
-    let call = serde_json::from_value(json!({"name": "peer-x-echo", "arguments": {}})).unwrap();
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(format!("{url_b}/servers/story/mcp"))
+            .auth_header(mcp_token);
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("MCP initialize");
+    let before = peer.authorizations().len();
+    let call =
+        serde_json::from_value(json!({"name": "peer-x-tool-0", "arguments": {"x": "hi"}})).unwrap();
     let result = client.call_tool(call).await.unwrap();
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    assert!(format!("{result:?}").contains("peer answered echo"), "{result:?}");
-    assert_eq!(peer.call_auth()[before..], [format!("Bearer {PEER_TOKEN}")]);
+    assert_eq!(peer.calls().last().unwrap().0, "tool-0");
+    let sent = peer.authorizations()[before..].to_vec();
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter()
+            .all(|a| a.as_deref() == Some(&format!("Bearer {PEER_TOKEN}"))),
+        "{sent:?}"
+    );
     client.cancel().await.ok();
 
     // The CLI's import (no gateway running there) connects too, and says so.
@@ -452,11 +524,21 @@ async fn an_exported_peer_is_connected_by_the_importing_gateway_and_called_with_
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("Gateway `Peer X`: connected, 1 tool discovered"), "{stdout}");
-    assert!(stdout.contains("Gateway `Peer Down`: unreachable: "), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Gateway `Peer X`: connected, 1 tool, 3 prompts, 3 resources discovered"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Gateway `Peer Down`: unreachable: "),
+        "{stdout}"
+    );
     assert!(!stdout.contains(PEER_TOKEN));
-    peer.stop().await;
+    peer.down();
     a.stop().await;
 }
 
@@ -465,51 +547,58 @@ async fn two_replicas_on_postgres_have_one_lease_owner_and_the_other_takes_over(
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let peer = McpPeer::start(&["echo"], None).await;
+    let peer = McpPeer::start(1, None).await;
     // Replica 1: a `serve` process, killed later without a chance to give its lease up.
     let (mut first, url) = serve(&db, &[("MCPGATEWAY_ALLOW_PRIVATE_NETWORKS", "true")]);
     let api = api_for(&db, url).await;
     let id = peer_gateway(&api, "peer-ha", &peer.url(), "unused").await;
     let store = db.store().await;
-    let owner = eventually("replica 1 holds the lease", || store.lease_owner(id), |o| {
-        matches!(o, Ok(Some(_)))
-    })
+    let owner = eventually(
+        "replica 1 holds the lease",
+        || store.lease_owner(id),
+        |o| matches!(o, Ok(Some(_))),
+    )
     .await
     .unwrap()
     .unwrap();
-    eventually("reachable", || store.gateway_health(id), |h| {
-        matches!(h, Ok(h) if h.status == PeerStatus::Reachable)
-    })
+    eventually(
+        "reachable",
+        || store.gateway_health(id),
+        |h| matches!(h, Ok(h) if h.status == PeerStatus::Reachable),
+    )
     .await
     .unwrap();
 
     // Replica 2, in this process: it serves, but the lease stays with replica 1; the peer
     // sees one session only, for several check intervals.
-    let second = TestApp::spawn_with(
-        db.alias(),
-        |s| s.allow_private_networks = true,
-    )
-    .await;
+    let second = TestApp::spawn_with(db.alias(), |s| s.allow_private_networks = true).await;
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(store.lease_owner(id).await.unwrap().as_deref(), Some(owner.as_str()));
+        assert_eq!(
+            store.lease_owner(id).await.unwrap().as_deref(),
+            Some(owner.as_str())
+        );
     }
-    assert_eq!(peer.initialized(), 1, "only the owner connects");
+    assert_eq!(peer.sessions(), 1, "only the owner connects");
     let checked = store.gateway_health(id).await.unwrap().checked_at;
 
     // Replica 1 dies: after its lease expires, replica 2 takes over and checks on.
     harness::kill9(&mut first);
-    let taken = eventually("replica 2 takes the lease", || store.lease_owner(id), |o| {
-        matches!(o, Ok(Some(o)) if *o != owner)
-    })
+    let taken = eventually(
+        "replica 2 takes the lease",
+        || store.lease_owner(id),
+        |o| matches!(o, Ok(Some(o)) if *o != owner),
+    )
     .await;
     assert!(taken.is_ok());
-    eventually("replica 2 checks", || store.gateway_health(id), |h| {
-        matches!(h, Ok(h) if h.status == PeerStatus::Reachable && h.checked_at > checked)
-    })
+    eventually(
+        "replica 2 checks",
+        || store.gateway_health(id),
+        |h| matches!(h, Ok(h) if h.status == PeerStatus::Reachable && h.checked_at > checked),
+    )
     .await
     .unwrap();
-    assert_eq!(peer.initialized(), 2, "the new owner connected once");
+    assert_eq!(peer.sessions(), 2, "the new owner connected once");
     store.close().await;
     second.stop().await;
 }

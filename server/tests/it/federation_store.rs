@@ -390,3 +390,64 @@ async fn rest_refuses_editing_a_federated_tool_naming_every_field() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn export_leaves_federated_items_out_and_keeps_server_links_by_name() {
+    use server::transfer::export::{ExportOptions, export, preview};
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let backend = db.backend;
+        let alpha = gateway(&store, "alpha").await;
+        let found = Discovered {
+            tools: vec![peer_tool("echo", "e"), peer_tool("off", "o")],
+            prompts: vec![peer_prompt("greet")],
+            resources: vec![peer_resource("mini://alpha/info")],
+            ..Discovered::default()
+        };
+        sync::apply(&store, alpha, &found).await.unwrap();
+        // A disabled federated tool linked by an enabled server is no exported dependency.
+        let off = store.id_by_key(EntityKind::Tool, "alpha-off").await.unwrap().unwrap();
+        let cipher = cipher();
+        let service = Entities { store: &store, cipher: &cipher, actor: "test" };
+        service.update::<Tool>(off, json!({"is_active": false})).await.unwrap();
+        let _local: Tool = create(&store, json!({"name": "local", "url": "http://127.0.0.1:9/l"})).await;
+        let _server: Server = create(
+            &store,
+            json!({"name": "mixed", "associated_tools": ["alpha-echo", "alpha-off", "local"],
+                   "associated_prompts": ["alpha-greet"], "associated_resources": ["mini://alpha/info"]}),
+        )
+        .await;
+        let plain = ExportOptions {
+            include_dependencies: true,
+            ..ExportOptions::default()
+        };
+        let picked = ExportOptions {
+            include_dependencies: true,
+            picked: Some([(EntityKind::Server, "mixed".to_owned())].into_iter().collect()),
+            ..ExportOptions::default()
+        };
+        for options in [plain, picked] {
+            let file = export(&store, &options, "test", "here").await.unwrap();
+            let tools: Vec<_> = file.entities.tools.iter().filter_map(|t| t.name.as_deref()).collect();
+            assert_eq!(tools, ["local"], "{backend}: {options:?}");
+            assert!(file.entities.prompts.is_empty(), "{backend}");
+            assert!(file.entities.resources.is_empty(), "{backend}");
+            let server = &file.entities.servers[0];
+            assert_eq!(server.tool_ids, ["alpha-echo", "alpha-off", "local"], "{backend}");
+            assert_eq!(server.prompt_ids, ["alpha-greet"]);
+            assert_eq!(server.resource_ids, ["mini://alpha/info"]);
+            if options.picked.is_none() {
+                assert_eq!(file.entities.gateways.len(), 1, "{backend}: the gateway is exported");
+            }
+            let shown = preview(&store, &options).await.unwrap();
+            let names: Vec<&str> = shown
+                .selected
+                .iter()
+                .chain(&shown.dependencies)
+                .map(|i| i.name.as_str())
+                .collect();
+            assert!(!names.iter().any(|n| n.starts_with("alpha-") || n.starts_with("mini:")), "{backend}: {names:?}");
+        }
+    })
+    .await;
+}

@@ -86,6 +86,8 @@ fn disabled_dependencies<'c>(
 pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<ExportPreview> {
     let mut snapshot = store.begin_snapshot().await?;
     let graph = graph(&mut snapshot, options).await?;
+    // Servers' links to discovered items are no dependencies: the file names them only.
+    let discovered = snapshot.discovered_keys().await?;
     snapshot.rollback().await?;
     let direct = select(
         &graph,
@@ -94,7 +96,8 @@ pub async fn preview(store: &Store, options: &ExportOptions) -> sqlx::Result<Exp
             ..options.clone()
         },
     );
-    let chosen = select(&graph, options);
+    let mut chosen = select(&graph, options);
+    chosen.retain(|k| !discovered.contains(k));
     let warnings = unmatched(&graph, options);
     let chosen_servers: Vec<&Outline> = servers(&graph)
         .iter()

@@ -133,7 +133,10 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
             after = Some(last.key().to_owned());
             let full = page.len() as i64 == PAGE;
             for mut entity in page {
-                if !take.takes(E::KIND, entity.key(), entity.is_active(), options) {
+                // Discovered on a peer: rediscovered where the gateway is imported.
+                if entity.federation().is_some()
+                    || !take.takes(E::KIND, entity.key(), entity.is_active(), options)
+                {
                     continue;
                 }
                 crate::mcp::derive_endpoints(&mut entity);
