@@ -86,6 +86,10 @@ codes! {
     Conflicting = "conflicting",
     /// A field of a tool, prompt or resource discovered on a peer gateway: the peer owns it.
     Federated = "federated",
+    /// A server's link to a peer's item not discovered yet, kept by a placeholder.
+    PendingDiscovery = "pending_discovery",
+    /// ContextForge exported a discovered prompt or resource as local; read as discovered.
+    AttributedToGateway = "attributed_to_gateway",
     Undecryptable = "undecryptable",
     Refused = "refused",
     Cancelled = "cancelled",

@@ -97,6 +97,8 @@ pub trait Entity:
     fn federation(&self) -> Option<&Origin> {
         None
     }
+    /// Marks the entity as discovered (or local with `None`), for types discovery stores.
+    fn set_federation(&mut self, _origin: Option<Origin>) {}
 }
 
 /// An entity's id, `created_at` and `updated_at`.

@@ -59,6 +59,9 @@ impl Entity for Prompt {
     fn federation(&self) -> Option<&super::Origin> {
         self.federation.as_ref()
     }
+    fn set_federation(&mut self, origin: Option<super::Origin>) {
+        self.federation = origin;
+    }
     entity_key!(name);
     fn summary(&self) -> String {
         let args = self

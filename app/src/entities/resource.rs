@@ -53,6 +53,9 @@ impl Entity for Resource {
     fn federation(&self) -> Option<&super::Origin> {
         self.federation.as_ref()
     }
+    fn set_federation(&mut self, origin: Option<super::Origin>) {
+        self.federation = origin;
+    }
     entity_key!(uri);
     fn summary(&self) -> String {
         format!(

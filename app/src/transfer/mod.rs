@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod discovered;
 mod read;
 mod skim;
 mod walk;
@@ -336,12 +337,17 @@ mod tests {
         for name in ["export-seed-dataset.json", "export-seed-dataset-api.json"] {
             let file = parse_file(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
             let counts: Vec<usize> = file.entities.counts().iter().map(|(_, n)| *n).collect();
-            // 15 prompts in the file, of which three identical discovered `greet`: imported once.
-            assert_eq!(counts, [15, 3, 5, 13, 11, 6], "{name}");
+            // 15 prompts in the file, of which three discovered `greet`, one per gateway:
+            // attributed to their gateways (with the three `info` resources), not merged.
+            assert_eq!(counts, [15, 3, 5, 15, 11, 6], "{name}");
             let codes: Vec<&str> = file.warnings.iter().map(|w| w.code.as_str()).collect();
+            assert!(!codes.contains(&"duplicate_merged"), "{name}");
             assert_eq!(
-                codes.iter().filter(|c| **c == "duplicate_merged").count(),
-                2,
+                codes
+                    .iter()
+                    .filter(|c| **c == "attributed_to_gateway")
+                    .count(),
+                6,
                 "{name}"
             );
             assert!(

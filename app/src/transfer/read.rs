@@ -13,6 +13,7 @@ use std::{
 use serde_json::{Value, value::RawValue};
 
 use super::{
+    discovered::Attribution,
     skim::{REPORT_EVERY, Skim},
     walk::{List, Walker, problem, span, walk, walk_list},
 };
@@ -100,6 +101,7 @@ pub fn read_file<S: Sink>(
         twice: HashMap::new(),
         failed: false,
         later: BTreeMap::new(),
+        attribution: Attribution::default(),
     };
     let syntax = |e: serde_json::Error| Problems::from(vec![syntax_or_shape(&e)]);
     for (i, kinds) in passes.iter().enumerate() {
@@ -216,6 +218,8 @@ struct Reader<'k> {
     failed: bool,
     /// Lists left for a later pass, by position: the span of their elements.
     later: BTreeMap<usize, (List, Range<usize>)>,
+    /// ContextForge's discovered prompts and resources, told apart as they are read.
+    attribution: Attribution,
 }
 
 #[derive(Default)]
@@ -266,7 +270,7 @@ impl Reader<'_> {
     fn entity<E: Entity>(&mut self, list: List, index: usize, raw: &RawValue) -> Option<E> {
         let base = join("/entities", E::KIND.plural());
         let pointer = join(&base, &index.to_string());
-        let entity = match read_one::<E>(raw, &pointer) {
+        let mut entity = match read_one::<E>(raw, &pointer) {
             Ok((entity, warnings)) => {
                 self.warnings(Some(list.position), warnings);
                 entity
@@ -276,6 +280,20 @@ impl Reader<'_> {
                 return None;
             }
         };
+        if let Some(origin) = entity.federation() {
+            let message = format!(
+                "discovered from gateway `{}`: such items are not imported, its discovery writes them when it connects",
+                origin.gateway
+            );
+            let refused = problem(join(&pointer, "federation"), Code::Federated, message);
+            self.error(list.position, refused);
+            return None;
+        }
+        if !self.written_here()
+            && let Some(warning) = self.attribution.attribute(self.skim, &mut entity, &pointer)
+        {
+            self.warnings(Some(list.position), vec![warning]);
+        }
         if self.skim.count(E::KIND, entity.key()) > 1 && !self.first_of_twice(list, index, &entity)
         {
             return None;
@@ -284,6 +302,14 @@ impl Reader<'_> {
             self.check_references(index, &entity);
         }
         Some(entity)
+    }
+
+    /// True when the file names this project's key fingerprint: one of our exports,
+    /// which never carry discovered items (its envelope comes before its entities).
+    fn written_here(&self) -> bool {
+        self.envelope
+            .iter()
+            .any(|(name, _)| name == "encryption_key_fingerprint")
     }
 
     /// True for the first entity with its key (compared folded: names differing only in

@@ -43,6 +43,9 @@ pub struct Skim {
     kinds: [KindSkim; 6],
     /// Every server with a key, in file order.
     servers: Vec<SkimServer>,
+    /// Every gateway's key, in file order (ContextForge's discovered prompts are
+    /// attributed to gateways by position: see `super::discovered`).
+    gateways: Vec<Box<str>>,
 }
 
 impl Skim {
@@ -76,6 +79,11 @@ impl Skim {
 
     pub fn servers(&self) -> &[SkimServer] {
         &self.servers
+    }
+
+    /// The gateways' keys in file order.
+    pub fn gateways(&self) -> &[Box<str>] {
+        &self.gateways
     }
 
     /// Distinct keys over all types: the entities an import of the whole file applies.
@@ -131,6 +139,9 @@ impl Skimmer<'_> {
         }
         if let Some(name) = name {
             skim.names.insert(key.clone(), name.into_boxed_str());
+        }
+        if kind == EntityKind::Gateway {
+            self.skim.gateways.push(key.clone());
         }
         if kind == EntityKind::Server {
             let keys = |list: Option<Vec<String>>| -> Vec<String> {

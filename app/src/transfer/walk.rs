@@ -12,7 +12,15 @@ use serde_json::{Value, value::RawValue};
 use crate::{model::EntityKind, validation::FieldError};
 
 /// The envelope members read as values; every other member is only checked for syntax.
-pub const ENVELOPE: [&str; 4] = ["version", "exported_at", "exported_by", "source_gateway"];
+/// (`encryption_key_fingerprint`: read to tell this project's exports, see
+/// `discovered`.)
+pub const ENVELOPE: [&str; 5] = [
+    "version",
+    "exported_at",
+    "exported_by",
+    "source_gateway",
+    "encryption_key_fingerprint",
+];
 
 /// An entity list: its type, and its place among the members of `entities`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

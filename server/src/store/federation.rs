@@ -88,6 +88,15 @@ impl StoreTx {
 }
 
 impl Store {
+    /// Every gateway's key (its name).
+    pub async fn gateway_keys(&self) -> sqlx::Result<Vec<String>> {
+        with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT key FROM gateways ORDER BY key"
+        )
+        .fetch_all(pool)
+        .await)
+    }
+
     /// The keys of the tools, prompts and resources discovered from the gateway `id`, by
     /// type: what deleting the gateway removes, for the change feed.
     pub async fn federated_keys(&self, id: Uuid) -> sqlx::Result<Vec<(EntityKind, Vec<String>)>> {

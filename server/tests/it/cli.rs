@@ -347,7 +347,7 @@ fn validate_lists_every_problem_with_its_pointer_and_exits_1() {
     );
     let stdout = String::from_utf8(ok.stdout).unwrap();
     assert!(
-        stdout.contains("15 tools, 3 gateways, 5 servers, 13 prompts, 11 resources, 6 roots"),
+        stdout.contains("15 tools, 3 gateways, 5 servers, 15 prompts, 11 resources, 6 roots"),
         "{stdout}"
     );
 }

@@ -451,3 +451,258 @@ async fn export_leaves_federated_items_out_and_keeps_server_links_by_name() {
     })
     .await;
 }
+
+/// Imports `file` under the test key; the report, or the refusal.
+async fn import_file(
+    store: &Store,
+    file: &Value,
+) -> Result<server::transfer::import::ImportReport, server::transfer::import::ImportError> {
+    use server::transfer::import::{ImportOptions, import};
+    let bytes = serde_json::to_vec(file).unwrap();
+    import(store, &cipher(), bytes, &ImportOptions::default(), "test").await
+}
+
+fn file_with(entities: Value) -> Value {
+    json!({"version": "2025-03-26", "exported_at": "2026-12-04T00:00:00Z", "entities": entities})
+}
+
+#[tokio::test]
+async fn an_imported_server_linking_an_undiscovered_tool_resolves_after_discovery() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let backend = db.backend;
+        let file = file_with(json!({
+            "gateways": [{"name": "alpha", "url": "http://127.0.0.1:9/alpha/mcp", "transport": "STREAMABLEHTTP"}],
+            "tools": [{"name": "local", "url": "http://127.0.0.1:9/l"}],
+            "servers": [{"name": "srv", "tool_ids": ["alpha-echo", "local"], "prompt_ids": ["alpha-greet"]}],
+        }));
+        let report = import_file(&store, &file).await.expect("imported");
+        let pending: Vec<_> = report
+            .warnings
+            .iter()
+            .filter(|w| w.code == app::validation::Code::PendingDiscovery)
+            .map(|w| (w.pointer.as_str(), w.message.as_str()))
+            .collect();
+        assert_eq!(
+            pending,
+            [
+                ("/entities/servers/0/tool_ids/0", "tool `alpha-echo` is not discovered yet: kept as an inactive placeholder of gateway `alpha`, filled when it connects"),
+                ("/entities/servers/0/prompt_ids/0", "prompt `alpha-greet` is not discovered yet: kept as an inactive placeholder of gateway `alpha`, filled when it connects"),
+            ],
+            "{backend}"
+        );
+        let server_id = store.id_by_key(EntityKind::Server, "srv").await.unwrap().unwrap();
+        let server: Server = store.get_entity(server_id).await.unwrap().unwrap();
+        assert_eq!(server.tool_ids, ["alpha-echo", "local"], "{backend}");
+        let tools: Vec<Tool> = all(&store).await;
+        let placeholder = tool_named(&tools, "alpha-echo").unwrap();
+        assert!(!placeholder.is_active, "{backend}: not callable before discovery");
+        assert!(placeholder.federation.as_ref().unwrap().is_placeholder());
+
+        let alpha = store.id_by_key(EntityKind::Gateway, "alpha").await.unwrap().unwrap();
+        let found = Discovered {
+            tools: vec![peer_tool("echo", "echoes")],
+            ..Discovered::default()
+        };
+        let report = sync::apply(&store, alpha, &found).await.unwrap();
+        assert_eq!((report.tools, report.removed), (1, 0), "{backend}: {report:?}");
+        let tools: Vec<Tool> = all(&store).await;
+        let echo = tool_named(&tools, "alpha-echo").unwrap();
+        assert_eq!(echo.id, placeholder.id, "{backend}: the placeholder is filled in");
+        assert!(echo.is_active, "{backend}");
+        assert_eq!(echo.federation.as_ref().unwrap().remote_name, "echo");
+        assert_eq!(echo.input_schema["properties"]["text"]["type"], "string");
+        let server: Server = store.get_entity(server_id).await.unwrap().unwrap();
+        assert_eq!(server.tool_ids, ["alpha-echo", "local"], "{backend}");
+        // The prompt the peer does not offer stays a placeholder, linked and inactive.
+        let prompts: Vec<Prompt> = all(&store).await;
+        assert!(!prompts[0].is_active && prompts[0].federation.as_ref().unwrap().is_placeholder());
+        assert_eq!(server.prompt_ids, ["alpha-greet"]);
+
+        // A name no known gateway prefixes still refuses the file.
+        let file = file_with(json!({
+            "servers": [{"name": "other", "tool_ids": ["gamma-echo"]}],
+        }));
+        let refused = import_file(&store, &file).await.unwrap_err();
+        assert!(refused.to_string().contains("problem"), "{backend}: {refused}");
+        assert!(store.id_by_key(EntityKind::Server, "other").await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn contextforge_discovered_prompts_and_resources_are_attributed_to_their_gateways() {
+    use server::transfer::import::{ConflictStrategy, ImportOptions, import};
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let backend = db.backend;
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/contextforge/export-seed-dataset.json"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let source = Cipher::new(&SecretString::from(
+            "cfpeer-enc-K3p8Vn2Rq7Lx5Zt1Mw9Bc4Hy6Jd0Gs3F",
+        ));
+        let options = ImportOptions {
+            source: Some(&source),
+            strategy: ConflictStrategy::Update,
+            ..ImportOptions::default()
+        };
+        let report = import(&store, &cipher(), bytes.clone(), &options, "test")
+            .await
+            .unwrap();
+        let attributed = report
+            .warnings
+            .iter()
+            .filter(|w| w.code == app::validation::Code::AttributedToGateway)
+            .count();
+        assert_eq!(attributed, 6, "{backend}: {:?}", report.warnings);
+        assert!(
+            !report
+                .warnings
+                .iter()
+                .any(|w| w.code == app::validation::Code::DuplicateMerged)
+        );
+
+        let id_of = |name: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .id_by_key(EntityKind::Gateway, name)
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        let (alpha, beta, gamma) = (
+            id_of("seed-gw-alpha").await,
+            id_of("seed-gw-beta").await,
+            id_of("seed-gw-gamma").await,
+        );
+        let prompts: Vec<Prompt> = all(&store).await;
+        assert_eq!(prompts.len(), 15, "{backend}: three `greet`, not one");
+        let origin_of = |name: &str| {
+            let prompt = prompts
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{name}"));
+            let origin = prompt.federation.clone().expect("discovered");
+            (origin.gateway_id, origin.remote_name)
+        };
+        // Newest first in both lists: gamma's, beta's, alpha's.
+        assert_eq!(
+            origin_of("seed-gw-alpha-greet"),
+            (alpha, "greet".to_owned()),
+            "{backend}"
+        );
+        assert_eq!(origin_of("seed-gw-beta-greet"), (beta, "greet".to_owned()));
+        assert_eq!(
+            origin_of("seed-gw-gamma-greet"),
+            (gamma, "greet".to_owned())
+        );
+        assert_eq!(
+            prompts.iter().filter(|p| p.federation.is_none()).count(),
+            12,
+            "the seed prompts stay local"
+        );
+        let resources: Vec<Resource> = all(&store).await;
+        assert_eq!(resources.len(), 11);
+        for (uri, gateway) in [
+            ("mini://alpha/info", alpha),
+            ("mini://beta/info", beta),
+            ("mini://gamma/info", gamma),
+        ] {
+            let resource = resources
+                .iter()
+                .find(|r| r.uri.as_deref() == Some(uri))
+                .unwrap();
+            assert_eq!(
+                resource.federation.as_ref().map(|o| o.gateway_id),
+                Some(gateway),
+                "{backend}: {uri}"
+            );
+        }
+        assert_eq!(
+            resources.iter().filter(|r| r.federation.is_none()).count(),
+            8
+        );
+
+        // Rediscovery replaces them: no duplicates.
+        let found = Discovered {
+            prompts: vec![peer_prompt("greet")],
+            resources: vec![peer_resource("mini://alpha/info")],
+            ..Discovered::default()
+        };
+        let synced = sync::apply(&store, alpha, &found).await.unwrap();
+        assert_eq!(
+            (synced.prompts, synced.resources, synced.removed),
+            (1, 1, 0),
+            "{backend}: {synced:?}"
+        );
+        assert!(synced.skipped.is_empty(), "{backend}: {:?}", synced.skipped);
+        assert_eq!(all::<Prompt>(&store).await.len(), 15, "{backend}");
+        assert_eq!(all::<Resource>(&store).await.len(), 11, "{backend}");
+
+        // Importing the file again leaves the discovered ones to discovery.
+        let again = import(&store, &cipher(), bytes, &options, "test")
+            .await
+            .unwrap();
+        let greet = again
+            .results
+            .iter()
+            .find(|r| r.name == "seed-gw-alpha-greet")
+            .unwrap();
+        assert_eq!(
+            greet.action,
+            server::transfer::import::Action::Unchanged,
+            "{backend}"
+        );
+        assert_eq!(all::<Prompt>(&store).await.len(), 15, "{backend}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_import_neither_carries_nor_overwrites_discovered_items() {
+    on_each_backend(|db| async move {
+        let store = db.store().await;
+        let backend = db.backend;
+        let alpha = gateway(&store, "alpha").await;
+        let file = file_with(json!({
+            "tools": [{"name": "alpha-fake", "url": "http://127.0.0.1:9/f",
+                       "federation": {"gateway_id": alpha, "gateway": "alpha", "remote_name": "fake"}}],
+        }));
+        let refused = import_file(&store, &file).await.unwrap_err();
+        let server::transfer::import::ImportError::Invalid(problems) = refused else {
+            panic!("{backend}: {refused}")
+        };
+        assert_eq!(problems[0].pointer, "/entities/tools/0/federation", "{backend}");
+        assert_eq!(problems[0].code, app::validation::Code::Federated);
+        assert!(store.id_by_key(EntityKind::Tool, "alpha-fake").await.unwrap().is_none());
+
+        let found = Discovered {
+            tools: vec![peer_tool("echo", "theirs")],
+            ..Discovered::default()
+        };
+        sync::apply(&store, alpha, &found).await.unwrap();
+        let file = file_with(json!({
+            "tools": [{"name": "alpha-echo", "url": "http://127.0.0.1:9/mine", "description": "mine"}],
+        }));
+        use server::transfer::import::{ConflictStrategy, ImportOptions, import};
+        let options = ImportOptions {
+            strategy: ConflictStrategy::Update,
+            ..ImportOptions::default()
+        };
+        let bytes = serde_json::to_vec(&file).unwrap();
+        let refused = import(&store, &cipher(), bytes, &options, "test").await.unwrap_err();
+        let server::transfer::import::ImportError::Invalid(problems) = refused else {
+            panic!("{backend}: {refused}")
+        };
+        assert_eq!(problems[0].pointer, "/entities/tools/0/name", "{backend}");
+        assert_eq!(problems[0].message, "discovered from gateway `alpha`; change it on the peer");
+        let tools: Vec<Tool> = all(&store).await;
+        assert_eq!(tools[0].description.as_deref(), Some("theirs"), "{backend}: nothing written");
+    })
+    .await;
+}

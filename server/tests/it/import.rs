@@ -371,9 +371,15 @@ async fn contextforge_files_import_with_their_secret() {
     };
     let report = run(&store, &key, &bytes, &opts).await;
     let counts: Vec<i64> = futures_counts(&store).await;
-    assert_eq!(counts, [15, 3, 5, 13, 11, 6]);
+    // The three discovered `greet` prompts are three (federation_store tests them).
+    assert_eq!(counts, [15, 3, 5, 15, 11, 6]);
     assert!(report.warnings.iter().any(|w| w.code == "masked_value"));
-    assert!(report.warnings.iter().any(|w| w.code == "duplicate_merged"));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.code == "attributed_to_gateway")
+    );
     let (gateways, _) = store
         .list_entities::<app::entities::Gateway>(&Default::default())
         .await

@@ -8,7 +8,7 @@ use std::{
 };
 
 use app::{
-    entities::{Entity, keys::fold_key, same_record},
+    entities::{Entity, Gateway, keys::fold_key, same_record},
     jobs::{Action, ConflictStrategy, EntityResult, FieldChange},
     model::EntityKind,
     transfer::EntitySet,
@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use super::{
     ImportError, Observer,
     parse::{Message, Selected},
+    placeholders,
 };
 use crate::{crypto::Cipher, store::entities::StoreTx};
 
@@ -59,6 +60,10 @@ pub struct Run<'t> {
     taken: HashSet<(EntityKind, String)>,
     /// The field changes of the entity being recorded.
     last_changes: Vec<FieldChange>,
+    /// The gateways (file and target) whose items servers may link before discovery.
+    gateways: &'t [String],
+    /// Links of the servers being applied kept by placeholders (see [`placeholders`]).
+    pending: Vec<placeholders::Pending>,
 }
 
 impl<'t> Run<'t> {
@@ -70,6 +75,7 @@ impl<'t> Run<'t> {
         selected: &'t Selected,
         in_target: &'t HashSet<(EntityKind, String)>,
         drop_missing_links: bool,
+        gateways: &'t [String],
     ) -> Run<'t> {
         Run {
             tx,
@@ -86,6 +92,8 @@ impl<'t> Run<'t> {
             renamed: HashMap::new(),
             taken: HashSet::new(),
             last_changes: Vec::new(),
+            gateways,
+            pending: Vec::new(),
         }
     }
 
@@ -145,6 +153,11 @@ impl<'t> Run<'t> {
             if !self.errors.is_empty() {
                 return Ok(());
             }
+            if self.tx.is_some() {
+                let pending = std::mem::take(&mut self.pending);
+                let made = placeholders::write(self.tx(), pending).await?;
+                self.dropped.extend(made);
+            }
             self.batch(servers, &positions).await?;
         }
         if let Some(observer) = self.observer {
@@ -194,6 +207,11 @@ impl<'t> Run<'t> {
                 continue;
             }
             let pointer = format!("/entities/servers/{index}/{field}/{j}");
+            if let Some(gateway) = placeholders::gateway_of(kind, &key, self.gateways) {
+                self.pending.push((kind, key.clone(), gateway, pointer));
+                kept.push(key);
+                continue;
+            }
             let what = format!(
                 "no {} `{key}` in the file or in this gateway",
                 kind.singular()
@@ -223,6 +241,7 @@ impl<'t> Run<'t> {
         if batch.is_empty() || self.tx.is_none() {
             return Ok(());
         }
+        let batch = self.attributed(batch, positions).await?;
         let keys: Vec<&str> = batch.iter().map(|e| e.key()).collect();
         let mut stored = self.tx().entities_by_keys::<E>(&keys).await?;
         let (mut inserts, mut updates, mut renames) = (Vec::new(), Vec::new(), Vec::new());
@@ -235,6 +254,30 @@ impl<'t> Run<'t> {
                 self.record::<E>(key, Action::Created, Vec::new());
                 continue;
             };
+            if let Some(origin) = existing.federation() {
+                // The gateway's discovery owns it: a file's copy of it changes nothing,
+                // and a local record may not take its place.
+                let same_gateway = entity
+                    .federation()
+                    .is_some_and(|o| o.gateway_id == origin.gateway_id);
+                if !same_gateway && self.strategy == ConflictStrategy::Update {
+                    let field = if E::KIND == EntityKind::Resource {
+                        "uri"
+                    } else {
+                        "name"
+                    };
+                    self.errors.push(FieldError {
+                        pointer: format!("/entities/{}/{position}/{field}", E::KIND.plural()),
+                        code: Code::Federated,
+                        message: origin.refusal(),
+                    });
+                    continue;
+                }
+                if same_gateway {
+                    self.record::<E>(key, Action::Unchanged, Vec::new());
+                    continue;
+                }
+            }
             keep_equal_credentials(&mut entity, &mut existing, self.target);
             // Equal records need no field-by-field comparison (the common re-import).
             let changes = if same_record(&mut entity, &mut existing) {
@@ -292,6 +335,51 @@ impl<'t> Run<'t> {
         self.tx().write_entities(inserts, false).await?;
         self.tx().write_entities(updates, true).await?;
         Ok(())
+    }
+
+    /// The batch with the gateways of its attributed items (see
+    /// `app::transfer::discovered`) found by name, in the file or the target: written
+    /// before (gateways come before prompts and resources in ContextForge's files). An
+    /// item whose gateway is in neither is read as local, with a warning.
+    async fn attributed<E: Entity>(
+        &mut self,
+        mut batch: Vec<E>,
+        positions: &[usize],
+    ) -> Result<Vec<E>, ImportError> {
+        let names: Vec<String> = batch
+            .iter()
+            .filter_map(|e| e.federation().map(|o| o.gateway.clone()))
+            .collect();
+        if names.is_empty() {
+            return Ok(batch);
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let gateways = self.tx().entities_by_keys::<Gateway>(&refs).await?;
+        for (entity, position) in batch.iter_mut().zip(positions) {
+            let Some(origin) = entity.federation() else {
+                continue;
+            };
+            let found = gateways.get(fold_key(EntityKind::Gateway, &origin.gateway).as_ref());
+            match found.and_then(|g| g.id.map(|id| (id, g.name().to_owned()))) {
+                Some((gateway_id, gateway)) => {
+                    let mut origin = origin.clone();
+                    (origin.gateway_id, origin.gateway) = (gateway_id, gateway);
+                    entity.set_federation(Some(origin));
+                }
+                None => {
+                    self.dropped.push(FieldError {
+                        pointer: format!("/entities/{}/{position}", E::KIND.plural()),
+                        code: Code::AttributedToGateway,
+                        message: format!(
+                            "gateway `{}` is neither in the file nor here: imported as local",
+                            origin.gateway
+                        ),
+                    });
+                    entity.set_federation(None);
+                }
+            }
+        }
+        Ok(batch)
     }
 
     /// For each key, the first of `KEY-imported`, `KEY-imported-2`, … that neither the

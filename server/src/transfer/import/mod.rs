@@ -8,6 +8,7 @@
 
 mod apply;
 mod parse;
+mod placeholders;
 
 use std::{
     collections::HashSet,
@@ -352,6 +353,8 @@ async fn pipeline(
         ));
     };
     let in_target = external_in_target(store, &selected).await?;
+    let in_file = selected.skim.keys(EntityKind::Gateway);
+    let gateways = placeholders::gateway_names(store, in_file).await?;
     let mut tx = match mode {
         Mode::Check => None,
         _ => {
@@ -372,6 +375,7 @@ async fn pipeline(
         &selected,
         &in_target,
         options.allow_missing_links,
+        &gateways,
     );
     let failure = run.apply_all(&mut receiver, &stop).await;
     let apply::Finished {
