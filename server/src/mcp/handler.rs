@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{
     catalog::{self, BadCursor, Scope},
-    notify,
+    forward, notify,
     render::{self, RenderError},
 };
 use crate::{
@@ -158,6 +158,10 @@ impl ServerHandler for Gateway {
                 McpError::invalid_params(format!("unknown tool {:?}", request.name), None)
             })?;
         let arguments = request.arguments.unwrap_or_default();
+        if let Some(origin) = &tool.federation {
+            let result = forward::call_tool(&self.state, origin, arguments).await?;
+            return Ok(CallToolResponse::Complete(result));
+        }
         let outcome = match self.state.invoker.call_tool(&tool, arguments).await {
             Ok(outcome) => outcome,
             Err(e) => refusal(e),
@@ -194,6 +198,10 @@ impl ServerHandler for Gateway {
                 McpError::invalid_params(format!("no prompt {:?}", request.name), None)
             })?;
         let arguments = request.arguments.unwrap_or_default();
+        if let Some(origin) = &prompt.federation {
+            let result = forward::get_prompt(&self.state, origin, arguments).await?;
+            return Ok(GetPromptResponse::Complete(result));
+        }
         let text = render::render(&prompt, &arguments).map_err(|e| match e {
             RenderError::Missing(_) => McpError::invalid_params(e.to_string(), None),
             RenderError::Template(_) => McpError::internal_error(e.to_string(), None),
@@ -241,6 +249,10 @@ impl ServerHandler for Gateway {
                     Some(json!({"uri": request.uri})),
                 )
             })?;
+        if let Some(origin) = &resource.federation {
+            let result = forward::read_resource(&self.state, origin).await?;
+            return Ok(ReadResourceResponse::Complete(result));
+        }
         let result = json!({"contents": [catalog::contents_json(&resource)]});
         Ok(ReadResourceResponse::Complete(wire(result)?))
     }

@@ -9,6 +9,7 @@
 //! (DNS rebinding) against loopback names and the public origin's host.
 
 mod catalog;
+mod forward;
 mod handler;
 mod notify;
 mod render;

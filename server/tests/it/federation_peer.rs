@@ -13,17 +13,21 @@ use app::entities::{
     common::AuthType,
     gateway::{Gateway, Transport},
 };
+use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use server::{
     config::Settings,
     crypto::{Cipher, Plaintext},
-    federation::peer::{CircuitPolicy, PeerError, Peers},
+    federation::{
+        peer::{CircuitPolicy, PeerError, Peers},
+        sync,
+    },
 };
 use uuid::Uuid;
 
-use super::mcp::seed;
-use crate::common::{SECRET, TestApp, TestDb, mcp_peer::McpPeer};
+use super::mcp::{connect, create, seed};
+use crate::common::{SECRET, TestApp, TestDb, mcp_peer::McpPeer, on_each_backend};
 
 fn cipher() -> Arc<Cipher> {
     Arc::new(Cipher::new(&SecretString::from(SECRET)))
@@ -274,4 +278,78 @@ async fn private_peers_are_refused_unless_allowed() {
     let error = strict.discover(&by_name).await.unwrap_err();
     assert!(matches!(error, PeerError::Refused(_)), "{error:?}");
     assert_eq!(peer.sessions(), 0);
+}
+
+/// End to end: a gateway entity, discovered, applied to the store, its tool linked into a
+/// virtual server and called through our MCP endpoint by an rmcp client: the peer
+/// receives the call under its own name, with the gateway's token.
+#[tokio::test]
+async fn a_federated_tool_is_called_through_a_virtual_server_with_the_peers_token() {
+    on_each_backend(|db| async move {
+        let peer_token = "peer-secret-e2e-77";
+        let mut peer = McpPeer::start(2, Some(peer_token)).await;
+        let app = TestApp::spawn_with(db, |s| s.allow_private_networks = true).await;
+        let token = app.admin_token().await;
+        let body = json!({"name": "Peer One", "url": peer.url(), "transport": "STREAMABLEHTTP",
+                          "auth": {"type": "bearer", "token": peer_token}});
+        let created = create(&app, &token, "/gateways", body).await;
+        let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
+        let stored: Gateway = app.store.get_entity(id).await.unwrap().unwrap();
+        assert!(stored.auth_value.is_some(), "the token is stored encrypted");
+
+        let found = peers().discover(&stored).await.unwrap();
+        let report = sync::apply(&app.store, id, &found).await.unwrap();
+        assert_eq!((report.tools, report.prompts, report.resources), (2, 3, 3));
+        let server = json!({"name": "fed", "tool_ids": ["peer-one-tool-1"],
+                            "prompt_ids": ["peer-one-greet"], "resource_ids": ["peer://a"]});
+        create(&app, &token, "/servers", server).await;
+
+        let client = connect(&app, "/servers/fed/mcp", &token).await;
+        let tools = client.list_all_tools().await.unwrap();
+        assert_eq!(tools[0].name, "peer-one-tool-1");
+        let params =
+            CallToolRequestParams::new("peer-one-tool-1").with_arguments(args(json!({"x": "hi"})));
+        let result = client.call_tool(params).await.unwrap();
+        assert_eq!(text(&result), r#"tool-1 ran with {"x":"hi"}"#);
+        assert_eq!(peer.calls(), [("tool-1".to_owned(), json!({"x": "hi"}))]);
+        let expected = format!("Bearer {peer_token}");
+        let seen = peer.authorizations();
+        assert!(
+            seen.iter().all(|a| a.as_deref() == Some(expected.as_str())),
+            "{seen:?}"
+        );
+        let prompt = client
+            .get_prompt(
+                GetPromptRequestParams::new("peer-one-greet")
+                    .with_arguments(args(json!({"who": "Ada"}))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&prompt.messages[0]).unwrap()["content"]["text"],
+            "greet Ada"
+        );
+        let read = client
+            .read_resource(ReadResourceRequestParams::new("peer://a"))
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&read.contents[0]).unwrap()["text"],
+            "content of peer://a"
+        );
+
+        // The peer down: an error result naming the gateway, not a protocol failure.
+        peer.down();
+        let params = CallToolRequestParams::new("peer-one-tool-1");
+        let result = client.call_tool(params).await.unwrap();
+        assert_eq!(result.is_error, Some(true));
+        let said = text(&result);
+        assert!(
+            said.starts_with("gateway `Peer One`: unreachable"),
+            "{said}"
+        );
+        assert!(!said.contains(peer_token));
+        client.cancel().await.unwrap();
+    })
+    .await;
 }
