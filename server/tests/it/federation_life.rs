@@ -283,6 +283,21 @@ async fn a_peer_created_over_rest_is_connected_health_checked_and_its_tools_go_w
         )
         .await;
 
+        // `list_changed` from the peer: discovered again (a new session), no status change.
+        let sessions = eventually(
+            "rediscovered after coming back",
+            || async { peer.sessions() },
+            |n| *n >= 1,
+        )
+        .await;
+        peer.tools_changed().await;
+        eventually(
+            "rediscovered on list_changed",
+            || async { peer.sessions() },
+            |n| *n > sessions,
+        )
+        .await;
+
         let audit = app
             .store
             .audit_entries(Some(health::STATUS_ACTION), 10)
