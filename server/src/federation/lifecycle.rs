@@ -149,6 +149,11 @@ impl Supervisor {
                 () = self.cancel.cancelled() => break,
                 _ = rescan.tick() => self.rescan().await,
                 change = feed.recv() => match change {
+                    // No keys: some gateways changed (another replica's write, heard late).
+                    Ok(Change { kind: EntityKind::Gateway, keys }) if keys.is_empty() => {
+                        self.rescan().await;
+                        self.watched.values().for_each(|w| w.signal.rediscover());
+                    }
                     Ok(Change { kind: EntityKind::Gateway, keys }) => {
                         for key in keys {
                             self.changed(&key).await;
@@ -305,7 +310,11 @@ async fn watch(federation: Federation, id: Uuid, signal: Arc<Signal>, cancel: Ca
     loop {
         let gateway = match store.get_entity::<Gateway>(id).await {
             Ok(Some(g)) if g.is_active => g,
-            Ok(_) => break,
+            Ok(_) => {
+                // Deleted or deactivated through another replica: its session goes too.
+                federation.peers.forget(id).await;
+                break;
+            }
             Err(e) => {
                 tracing::warn!(error.detail = %e, gateway.id = %id, "federation: cannot read a gateway");
                 if pause(&cancel, &signal, Duration::from_secs(5)).await {
@@ -482,6 +491,7 @@ pub async fn connect_once(
     budget: Duration,
 ) -> Vec<FirstConnection> {
     let since = crate::store::now();
+    let started = Instant::now();
     let connect = gateways.iter().map(|id| async move {
         let Ok(Some(gateway)) = federation.store.get_entity::<Gateway>(*id).await else {
             return;
@@ -512,7 +522,9 @@ pub async fn connect_once(
         let _ = federation.store.release_lease(*id, owner).await;
     });
     let _ = tokio::time::timeout(budget, futures_util::future::join_all(connect)).await;
-    health::first_connections(&federation.store, gateways, since, Duration::ZERO).await
+    // What another process's lifecycle found, in the time left.
+    let left = budget.saturating_sub(started.elapsed());
+    health::first_connections(&federation.store, gateways, since, left).await
 }
 
 /// The CLI's import, after its commit: connects the gateways it wrote (see
