@@ -43,8 +43,6 @@ use crate::{
 /// How often every replica looks for gateways it is not watching yet (written through
 /// another replica) and for leases that lapsed.
 const RESCAN: Duration = Duration::from_secs(10);
-/// Gateways read per page at a rescan.
-const PAGE: i64 = 500;
 /// A discovery lists every page of three lists: it may take a few check timeouts.
 const DISCOVERY_TIMEOUTS: u32 = 3;
 /// The pause between the retries of one failed check.
@@ -188,30 +186,24 @@ impl Supervisor {
     /// Watches every active gateway not watched yet; forgets the tasks that ended.
     async fn rescan(&mut self) {
         self.watched.retain(|_, w| !w.task.is_finished());
-        let mut offset = 0;
-        loop {
-            let query = ListQuery {
-                limit: Some(PAGE),
-                offset,
-                ..ListQuery::default()
-            };
-            let page = match self.federation.store.list_entities::<Gateway>(&query).await {
-                Ok((page, _)) => page,
-                Err(e) => {
-                    tracing::warn!(error.detail = %e, "federation: cannot list the gateways");
-                    return;
-                }
-            };
-            let len = page.len() as i64;
-            for gateway in page {
-                if let Some(id) = gateway.id.filter(|id| !self.watched.contains_key(id)) {
-                    self.watch(id, gateway.key().to_owned());
-                }
-            }
-            if len < PAGE {
+        // Peers are few (each is a gateway someone registered): one list.
+        let active = ListQuery::default();
+        let gateways = match self
+            .federation
+            .store
+            .list_entities::<Gateway>(&active)
+            .await
+        {
+            Ok((gateways, _)) => gateways,
+            Err(e) => {
+                tracing::warn!(error.detail = %e, "federation: cannot list the gateways");
                 return;
             }
-            offset += PAGE;
+        };
+        for gateway in gateways {
+            if let Some(id) = gateway.id.filter(|id| !self.watched.contains_key(id)) {
+                self.watch(id, gateway.key().to_owned());
+            }
         }
     }
 
