@@ -327,6 +327,9 @@ pub struct JobStatus {
     /// True when credentials were re-encrypted from the source secret's key.
     #[serde(default)]
     pub rekeyed: bool,
+    /// How the first connection to each gateway the import wrote went (after the commit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<crate::federation::FirstConnection>,
     pub file: JobFile,
     pub created_by: String,
     pub created_at: String,

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod client;
 pub mod entities;
+pub mod federation;
 pub mod jobs;
 pub mod model;
 mod pages;

@@ -122,6 +122,9 @@ pub struct EntityRow {
     pub is_active: bool,
     /// The credential's type when one is set (never the credential).
     pub auth_type: Option<crate::entities::AuthType>,
+    /// A peer gateway's health (gateways only).
+    #[serde(default)]
+    pub health: Option<crate::federation::GatewayHealth>,
 }
 
 /// One entity in full (as the API shows it, without secrets) and its dependencies.

@@ -86,6 +86,30 @@ test('a server shows what it uses, a tool which servers use it, and no secret', 
   assert.doesNotMatch(json, /seed-secret|auth_value/);
 });
 
+test('each gateway shows its health: a badge on the tab, a card on its page', async () => {
+  // The seed's peers (*.peers.example.com) do not answer: each is checked, then unreachable.
+  const statuses = async () => {
+    await page.goto(`${gateway.url}/ui/gateways`);
+    await page.locator('tr.entity-row').first().waitFor();
+    return page.locator('tr.entity-row .badge.health').evaluateAll((b) => b.map((e) => e.dataset.status));
+  };
+  let seen = await statuses();
+  for (let i = 0; i < 40 && !seen.every((s) => s === 'unreachable'); i += 1) {
+    await new Promise((r) => setTimeout(r, 500));
+    seen = await statuses();
+  }
+  assert.deepEqual(seen, ['unreachable', 'unreachable', 'unreachable']);
+  assert.equal(await page.locator('tr.entity-row[data-key="seed-gw-alpha"] .badge.health').textContent(), 'unreachable');
+
+  await page.getByRole('link', { name: 'seed-gw-alpha' }).click();
+  await page.locator('h1.detail-title', { hasText: 'seed-gw-alpha' }).waitFor();
+  const card = page.locator('section.gateway-health');
+  assert.equal(await card.locator('.badge.health').getAttribute('data-status'), 'unreachable');
+  assert.equal(await card.locator('.last-seen').textContent(), 'never');
+  assert.ok((await card.locator('.last-error').textContent()).length > 0);
+  assert.doesNotMatch(await card.textContent(), /seed-secret/);
+});
+
 test('the Content-Security-Policy blocked nothing on these pages', () => {
   assert.deepEqual(cspViolations, []);
 });

@@ -3,7 +3,10 @@ use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
 use uuid::Uuid;
 
-use super::mcp::{McpEndpoint, ToolTestButton};
+use super::{
+    health::HealthCard,
+    mcp::{McpEndpoint, ToolTestButton},
+};
 use crate::{
     api::fetch_entity_detail,
     model::{EntityDetail, EntityKind},
@@ -55,6 +58,11 @@ fn Detail(d: EntityDetail) -> impl IntoView {
         .input_schema
         .filter(|_| kind == EntityKind::Tool)
         .map(|schema| view! { <ToolTestButton id=d.row.id name=d.row.key.clone() schema/> });
+    let health = d
+        .row
+        .health
+        .clone()
+        .map(|health| view! { <HealthCard health/> });
     view! {
         <Title text=d.row.key.clone()/>
         <p><A href=format!("/ui/{}", kind.plural())>{format!("← {}", kind.title())}</A></p>
@@ -62,6 +70,7 @@ fn Detail(d: EntityDetail) -> impl IntoView {
         <p class="muted">{d.row.summary.clone()}</p>
         {test}
         {mcp}
+        {health}
         <section class="dependencies">
             <div class="card">
                 <h2>"Uses"</h2>

@@ -1,4 +1,7 @@
-use super::export::{ExportSelectedButton, Selection};
+use super::{
+    export::{ExportSelectedButton, Selection},
+    health::HealthBadge,
+};
 use crate::{
     api::list_entities,
     model::{EntityKind, EntityRow, ListFilter},
@@ -127,7 +130,7 @@ fn Row(row: EntityRow) -> impl IntoView {
                 <input type="checkbox" class="row-select" aria-label=format!("Select {}", row.key)
                     prop:checked=checked on:change=toggle/>
             </td>
-            <td><A href=href>{title}</A></td>
+            <td><A href=href>{title}</A> {row.health.map(|health| view! { <HealthBadge health/> })}</td>
             <td class="summary">{row.summary}</td>
             <td class="tags">{row.tags.into_iter().map(|t| view! { <span class="tag">{t}</span> }).collect_view()}</td>
             <td>{row.auth_type.map_or("—", |t| t.as_str())}</td>

@@ -4,6 +4,7 @@ mod dashboard;
 mod entity_detail;
 mod entity_tab;
 mod export;
+mod health;
 mod import;
 mod layout;
 mod login;

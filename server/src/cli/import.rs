@@ -22,6 +22,7 @@ use crate::{
     auth::bootstrap,
     config::Settings,
     crypto::Cipher,
+    federation::lifecycle::connect_imported,
     transfer::{
         import::{
             ConflictStrategy, EntityResult, ImportError, ImportOptions, ImportReport, Observer,
@@ -223,8 +224,13 @@ async fn local(opts: Opts, settings: &Settings) -> anyhow::Result<ImportReport> 
         allow_missing_links: opts.allow_missing_links,
     };
     let actor = super::cli_actor(opts.actor.as_deref());
-    let result = import(&store, &target, &bytes, &options, &actor).await;
+    let mut result = import(&store, &target, &bytes, &options, &actor).await;
     bar.done();
+    if let Ok(report) = result.as_mut()
+        && !report.dry_run
+    {
+        report.gateways = connect_imported(&store, settings, &target, &report.results).await;
+    }
     store.close().await;
     // A file from before fingerprints: every credential named (as for any refused
     // file), then once the command that passes the exporting gateway's secret.
@@ -429,6 +435,9 @@ fn print_text(report: &ImportReport) {
         );
     }
     println!("{}", report.summary());
+    for g in &report.gateways {
+        println!("Gateway `{}`: {}", g.name, g.message);
+    }
 }
 
 /// A spinner while the file is checked, then a bar told of each entity applied.

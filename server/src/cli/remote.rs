@@ -269,6 +269,7 @@ pub fn report_of(status: JobStatus) -> Result<ImportReport, RemoteError> {
             skipped_by_selection: status.skipped_by_selection as usize,
             warnings: status.warnings,
             rekeyed: status.rekeyed,
+            gateways: status.gateways,
         }),
         JobState::Cancelled => {
             Err(anyhow::anyhow!("the import was cancelled: nothing was imported").into())
@@ -290,6 +291,7 @@ pub fn report_of_preview(preview: ImportPreview) -> ImportReport {
         skipped_by_selection: 0,
         warnings: preview.warnings,
         rekeyed: false,
+        gateways: Vec::new(),
     }
 }
 

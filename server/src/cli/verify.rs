@@ -14,6 +14,7 @@ use crate::{
     auth::bootstrap,
     config::Settings,
     crypto::Cipher,
+    federation::peer::Peers,
     invoke::{
         Invoker,
         verify::{VerifyOptions, verify},
@@ -25,7 +26,7 @@ use crate::{
 pub struct Opts {
     #[command(flatten)]
     pub target: super::Target,
-    /// Only these types: tool, gateway (default both; gateways are reported as skipped).
+    /// Only these types: tool, gateway (default both).
     #[arg(long = "type", value_name = "TYPES", value_delimiter = ',', value_parser = parse_kind)]
     pub types: Vec<EntityKind>,
     /// Names or globs per type, e.g. `tool:weather_*`.
@@ -68,9 +69,11 @@ pub(super) async fn local_report(
     let store = super::open_existing_store(settings).await?;
     let cipher = Cipher::new(&bootstrap::encryption_secret(settings, &store).await?)
         .with_sensitive_headers(settings.sensitive_header_rules());
-    let invoker = Invoker::new(Arc::new(cipher), settings);
+    let cipher = Arc::new(cipher);
+    let invoker = Invoker::new(cipher.clone(), settings);
+    let peers = Peers::new(settings, cipher);
     let actor = super::cli_actor(actor);
-    let report = verify(&store, &invoker, &options, &actor).await;
+    let report = verify(&store, &invoker, &peers, &options, &actor).await;
     store.close().await;
     report
 }

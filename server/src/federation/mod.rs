@@ -3,8 +3,13 @@
 //!
 //! - [`sync`]: makes the store hold what a peer offered at its last discovery.
 //! - [`owned`]: what people may change of a discovered item (whether it is active).
+//! - [`lifecycle`], [`health`], [`lease`]: peers connected and checked by one replica at a
+//!   time, their health shown everywhere.
 //! - [`peer`]: sessions with the peers (discovery, forwarded calls, circuit breaking).
 
+pub mod health;
+pub mod lease;
+pub mod lifecycle;
 pub mod owned;
 pub mod peer;
 pub mod sync;

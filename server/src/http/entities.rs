@@ -4,6 +4,7 @@
 use app::validation::Code;
 use app::{
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
+    model::EntityKind,
     validation::FieldError,
 };
 use axum::{
@@ -26,7 +27,7 @@ use crate::{
     auth::Principal,
     entities::{Entities, view},
     error::{Error, Result},
-    store::entities::ListQuery,
+    store::{Store, entities::ListQuery},
 };
 
 pub fn routes() -> Router<AppState> {
@@ -82,7 +83,7 @@ async fn list<E: Entity>(
         offset: params.offset,
     };
     let (items, total) = state.store.list_entities::<E>(&query).await?;
-    let items: Vec<Value> = items.iter().map(view).collect();
+    let items = views(&state.store, &items).await?;
     Ok(Json(
         json!({ "items": items, "total": total, "limit": params.limit, "offset": params.offset }),
     ))
@@ -97,7 +98,7 @@ async fn read<E: Entity>(
         .get_entity(parse_id(&id)?)
         .await?
         .ok_or(Error::NotFound)?;
-    Ok(Json(view(&entity)))
+    Ok(Json(one_view(&state.store, entity).await?))
 }
 
 async fn create<E: Entity>(
@@ -112,7 +113,7 @@ async fn create<E: Entity>(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(view(&entity)),
+        Json(one_view(&state.store, entity).await?),
     )
         .into_response())
 }
@@ -126,7 +127,29 @@ async fn update<E: Entity>(
     let id = parse_id(&id)?;
     let patch = parse_json(&body)?;
     let entity: E = service(&state, &who).update(id, patch).await?;
-    Ok(Json(view(&entity)))
+    Ok(Json(one_view(&state.store, entity).await?))
+}
+
+/// The entities as the API shows them ([`view`]); a gateway with its peer's `health`.
+async fn views<E: Entity>(store: &Store, entities: &[E]) -> Result<Vec<Value>> {
+    let mut views: Vec<Value> = entities.iter().map(view).collect();
+    if E::KIND == EntityKind::Gateway {
+        let ids: Vec<Uuid> = entities.iter().filter_map(Entity::id).collect();
+        let mut health = store.gateway_healths(&ids).await?;
+        for (entity, shown) in entities.iter().zip(&mut views) {
+            let h = entity.id().and_then(|id| health.remove(&id));
+            if let Value::Object(map) = shown {
+                let h = serde_json::to_value(h.unwrap_or_default()).unwrap_or(Value::Null);
+                map.insert("health".into(), h);
+            }
+        }
+    }
+    Ok(views)
+}
+
+async fn one_view<E: Entity>(store: &Store, entity: E) -> Result<Value> {
+    let mut views = views(store, std::slice::from_ref(&entity)).await?;
+    Ok(views.pop().unwrap_or(Value::Null))
 }
 
 #[derive(Debug, Deserialize)]

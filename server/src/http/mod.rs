@@ -27,7 +27,12 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 
 use crate::{
-    auth::usage::TokenUse, config::Settings, crypto::Cipher, store::Store, transfer::jobs::Jobs,
+    auth::usage::TokenUse,
+    config::Settings,
+    crypto::Cipher,
+    federation::lifecycle::{Federation, Lifecycle},
+    store::Store,
+    transfer::jobs::Jobs,
 };
 
 pub(crate) use auth::same_origin;
@@ -139,6 +144,11 @@ pub async fn launch_with_listener(
     let token_use = state.token_use.clone();
     let flusher = token_use.clone().spawn_flusher(store.clone());
     let background = state.jobs.start(state.settings.import_workers > 0);
+    let federation = Lifecycle::start(Federation::new(
+        store.clone(),
+        state.peers.clone(),
+        state.invoker.metrics().clone(),
+    ));
     let limits = serve::Limits::from_settings(&state.settings);
     let mcp_streams = state.mcp.shutdown.clone();
     let shutdown = async move {
@@ -146,6 +156,8 @@ pub async fn launch_with_listener(
         mcp_streams.cancel();
     };
     serve::serve(listener, app(state), limits, shutdown).await;
+    // Its leases are given up, for another replica to take over at once.
+    federation.stop().await;
     // A running import's transaction rolls back; its job is recorded as interrupted.
     background.stop().await;
     flusher.abort();

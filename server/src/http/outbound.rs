@@ -19,7 +19,10 @@ use super::AppState;
 use crate::{
     auth::Principal,
     error::{Error, FieldError, Result},
-    invoke::verify::{VerifyOptions, verify},
+    invoke::{
+        metrics::render_gateways,
+        verify::{VerifyOptions, verify},
+    },
 };
 
 pub fn routes() -> Router<AppState> {
@@ -54,17 +57,24 @@ pub async fn verify_credentials(
     };
     let options = VerifyOptions::from_request(&request).map_err(Error::Parameters)?;
     Ok(Json(
-        verify(&state.store, &state.invoker, &options, &who.email).await?,
+        verify(
+            &state.store,
+            &state.invoker,
+            &state.peers,
+            &options,
+            &who.email,
+        )
+        .await?,
     ))
 }
 
-/// Tool call counts, errors and latencies per tool.
+/// Tool call counts, errors and latencies per tool; peer gateways' health.
 #[utoipa::path(get, path = "/metrics", tag = "metrics",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.invoker.metrics().render(),
-    )
-        .into_response()
+pub async fn metrics(State(state): State<AppState>) -> Result<Response> {
+    let mut text = state.invoker.metrics().render();
+    // Read from the store, so every replica shows the same health.
+    let gateways = state.store.all_gateway_health().await?;
+    text.push_str(&render_gateways(&gateways));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

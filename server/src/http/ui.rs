@@ -122,7 +122,22 @@ impl Backend {
             .list_entities::<E>(&query)
             .await
             .map_err(failed)?;
-        Ok(entities.iter().map(row).collect())
+        let mut rows: Vec<EntityRow> = entities.iter().map(row).collect();
+        self.add_health(&mut rows).await?;
+        Ok(rows)
+    }
+
+    /// A gateway's row carries its peer's health (the badge).
+    async fn add_health(&self, rows: &mut [EntityRow]) -> Result<(), BackendError> {
+        if rows.first().is_none_or(|r| r.kind != EntityKind::Gateway) {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut health = self.store.gateway_healths(&ids).await.map_err(failed)?;
+        for row in rows {
+            row.health = Some(health.remove(&row.id).unwrap_or_default());
+        }
+        Ok(())
     }
 
     /// One entity's detail; `input_schema` picks what its Test form is built from.
@@ -142,8 +157,11 @@ impl Backend {
                 .map_err(failed)?,
             _ => Vec::new(),
         };
+        let mut shown = [row(&entity)];
+        self.add_health(&mut shown).await?;
+        let [shown] = shown;
         Ok(Some(EntityDetail {
-            row: row(&entity),
+            row: shown,
             json: serde_json::to_string_pretty(&view(&entity)).unwrap_or_default(),
             uses: entity
                 .links()
@@ -167,6 +185,7 @@ fn row<E: Entity>(entity: &E) -> EntityRow {
         tags: entity.tags().iter().map(|t| t.label.clone()).collect(),
         is_active: entity.is_active(),
         auth_type: entity.credential().map(|(t, _)| t),
+        health: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `verify`: for each REST tool with credentials, an authenticated `HEAD` (or `OPTIONS`
 //! where `HEAD` is not allowed) on its URL, judged by the status: 401/403 rejected, any
-//! other answer ok, none unreachable. One audit row per run, names and counts only.
+//! other answer ok, none unreachable; for each peer gateway, MCP `initialize` with its
+//! stored credentials, judged the same way. One audit row per run, names and counts only.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -16,6 +17,7 @@ use serde_json::json;
 
 use super::{Credentials, Failure, Invoker};
 use crate::{
+    federation::peer::{PeerError, Peers},
     store::{Store, audit::NewAuditEntry, entities::ListQuery},
     transfer::selection::Include,
 };
@@ -26,7 +28,6 @@ const PARALLEL: usize = 8;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Entities read from the store per page.
 const PAGE: i64 = 500;
-pub const GATEWAY_SKIPPED: &str = "peer gateways are verified once federation connects them";
 
 /// A checked [`VerifyRequest`].
 #[derive(Clone, Debug, Default)]
@@ -108,6 +109,7 @@ impl VerifyOptions {
 pub async fn verify(
     store: &Store,
     invoker: &Invoker,
+    peers: &Peers,
     options: &VerifyOptions,
     actor: &str,
 ) -> anyhow::Result<VerifyReport> {
@@ -127,13 +129,13 @@ pub async fn verify(
     }
     if options.wants(EntityKind::Gateway) {
         let gateways: Vec<Gateway> = selected(store, options).await?;
-        results.extend(gateways.iter().map(|g| EntityVerdict {
-            kind: EntityKind::Gateway,
-            name: g.key().to_owned(),
-            verdict: Verdict::Skipped,
-            status: None,
-            detail: Some(GATEWAY_SKIPPED.into()),
-        }));
+        results.extend(
+            stream::iter(gateways)
+                .map(|gateway| async move { verify_gateway(peers, &gateway).await })
+                .buffer_unordered(PARALLEL)
+                .collect::<Vec<_>>()
+                .await,
+        );
     }
     let report = VerifyReport::new(results);
     let rejected: Vec<&str> = report
@@ -175,6 +177,34 @@ async fn selected<E: Entity>(store: &Store, options: &VerifyOptions) -> anyhow::
             return Ok(chosen);
         }
         offset += PAGE;
+    }
+}
+
+/// A peer gateway's verdict: `initialize` (and its lists) with the stored credentials;
+/// 401/403 rejected, no answer unreachable.
+async fn verify_gateway(peers: &Peers, gateway: &Gateway) -> EntityVerdict {
+    let verdict = |verdict, status: Option<u16>, detail: String| EntityVerdict {
+        kind: EntityKind::Gateway,
+        name: gateway.key().to_owned(),
+        verdict,
+        status,
+        detail: Some(detail),
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, peers.discover(gateway)).await {
+        Err(_) => verdict(
+            Verdict::Unreachable,
+            None,
+            format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+        ),
+        Ok(Ok(found)) => verdict(
+            Verdict::Ok,
+            None,
+            format!("initialize: {} tools offered", found.tools.len()),
+        ),
+        Ok(Err(e @ PeerError::AuthFailed(status))) => {
+            verdict(Verdict::Rejected, Some(status), e.to_string())
+        }
+        Ok(Err(e)) => verdict(Verdict::Unreachable, None, e.to_string()),
     }
 }
 

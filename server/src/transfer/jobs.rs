@@ -29,6 +29,7 @@ use app::jobs::{
     count_results,
 };
 use app::{
+    federation::FirstConnection,
     model::EntityKind,
     validation::{Code, FieldError, Problems},
 };
@@ -49,6 +50,7 @@ use super::{
 };
 use crate::{
     crypto::{Cipher, Plaintext},
+    federation::health,
     store::{
         Store, StoreFailure,
         jobs::{ClaimedJob, Finish, JobRow, NewJob, Payload, RESULTS_PAGE},
@@ -752,6 +754,7 @@ impl Jobs {
             observer: Some(live),
             allow_missing_links: stored.allow_missing_links,
         };
+        let since = crate::store::now();
         let result = import(
             &self.inner.store,
             &self.inner.cipher,
@@ -761,7 +764,17 @@ impl Jobs {
         )
         .await;
         match result {
-            Ok(report) => completed(report),
+            Ok(mut report) => {
+                // After the commit: this replica's federation lifecycle (or another's)
+                // connects the gateways written; their first connection is waited for.
+                if !report.dry_run {
+                    let store = &self.inner.store;
+                    let written = health::written_gateways(store, &report.results).await;
+                    let wait = health::FIRST_CONNECTION_WAIT;
+                    report.gateways = health::first_connections(store, &written, since, wait).await;
+                }
+                completed(report)
+            }
             Err(ImportError::Cancelled) => Finish {
                 status: JobState::Cancelled,
                 counts: Counts::new(),
@@ -962,6 +975,7 @@ fn stored_report(report: &ImportReport) -> serde_json::Result<Box<serde_json::va
         summary: String,
         skipped_by_selection: usize,
         rekeyed: bool,
+        gateways: &'a [FirstConnection],
     }
     serde_json::value::to_raw_value(&Stored {
         results_total: report.results.len(),
@@ -969,6 +983,7 @@ fn stored_report(report: &ImportReport) -> serde_json::Result<Box<serde_json::va
         summary: report.summary(),
         skipped_by_selection: report.skipped_by_selection,
         rekeyed: report.rekeyed,
+        gateways: &report.gateways,
     })
 }
 
@@ -985,6 +1000,8 @@ struct ReadReport {
     skipped_by_selection: usize,
     #[serde(default)]
     rekeyed: bool,
+    #[serde(default)]
+    gateways: Vec<FirstConnection>,
 }
 
 fn read_report(row: &JobRow) -> ReadReport {
@@ -1064,6 +1081,7 @@ fn to_status(row: JobRow, live: Option<&Live>) -> JobStatus {
         summary: report.summary,
         skipped_by_selection: report.skipped_by_selection as u64,
         rekeyed: report.rekeyed,
+        gateways: report.gateways,
         file: JobFile {
             name: row.file_name,
             sha256: row.file_sha256,

@@ -10,6 +10,7 @@ mod crash;
 mod crypto_props;
 mod entities_rest;
 mod export;
+mod federation_life;
 mod federation_peer;
 mod federation_store;
 mod header_credentials;

@@ -254,15 +254,12 @@ async fn verify_skips_what_it_cannot_check_and_reports_unreachable_upstreams() {
             .collect::<Vec<_>>(),
         ["HEAD", "OPTIONS"]
     );
+    // A peer gateway nothing listens for: `initialize` unanswered.
     let peer = verdict_of(&report, "peer-1");
-    assert_eq!(peer.verdict, Verdict::Skipped);
-    assert_eq!(
-        peer.detail.as_deref(),
-        Some("peer gateways are verified once federation connects them")
-    );
+    assert_eq!(peer.verdict, Verdict::Unreachable, "{peer:?}");
     assert_eq!(
         report.summary,
-        "Verified 3 tools: 1 ok, 1 unreachable (gone), 1 skipped; Verified 1 gateway: 0 ok, 1 skipped"
+        "Verified 3 tools: 1 ok, 1 unreachable (gone), 1 skipped; Verified 1 gateway: 0 ok, 1 unreachable (peer-1)"
     );
     // Without the switch, a loopback upstream is unreachable (refused), never called.
     let (_, stdout, _) = run(cli(&db).args(["verify", "--type", "tool", "-o", "json"])).await;

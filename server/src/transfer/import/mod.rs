@@ -113,6 +113,10 @@ pub struct ImportReport {
     pub warnings: Vec<FieldError>,
     /// True when credentials were re-encrypted from another key.
     pub rekeyed: bool,
+    /// How the first connection to each gateway the import wrote went, after the commit
+    /// (filled by the job or the CLI; the import itself never waits on the network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<app::federation::FirstConnection>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -511,6 +515,7 @@ pub async fn import(
         skipped_by_selection: applied.selected.skipped,
         warnings,
         rekeyed: source.fingerprint() != target.fingerprint(),
+        gateways: Vec::new(),
     };
     if let Some(digest) = digest {
         let digest = digest.await.unwrap_or_default();

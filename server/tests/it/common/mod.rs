@@ -118,6 +118,17 @@ impl TestDb {
         })
     }
 
+    /// The same database, left in place when this value is dropped (for a replica or
+    /// a process that shares it).
+    pub fn alias(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            backend: self.backend,
+            _dir: None,
+            _database: None,
+        }
+    }
+
     /// A second, empty database on the same backend (an import target).
     pub async fn another(&self) -> TestDb {
         match self.backend {
