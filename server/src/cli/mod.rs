@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_calls;
+mod bench_mcp;
 mod diff;
 mod export;
 mod import;
