@@ -47,8 +47,9 @@ pub struct Opts {
     /// A PostgreSQL server to create the temporary databases on (postgres://…).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
-    /// Measure tool calls instead: a loopback upstream called directly and through the
-    /// tool-call engine, at concurrency 1 and 64.
+    /// Measure tool calls instead: a loopback upstream called directly, through the
+    /// tool-call engine and through a gateway's MCP endpoint, at concurrency 1 and 64;
+    /// then 1,000 idle MCP sessions.
     #[arg(long)]
     pub calls: bool,
     /// Measure federation instead: discovery of a loopback peer's 1,000 tools, and a tool

@@ -1,8 +1,10 @@
 //! `mcpgateway bench --calls`: a REST tool on a loopback upstream, called directly (a
-//! plain HTTP client) and through the gateway's tool-call engine ([`Invoker`], with
-//! schema check, credentials, guard and metrics), at concurrency 1 and 64: calls per
-//! second, p50 and p99 latency, the latency the engine adds, and the process's RSS.
-//! (Through the MCP endpoint is the MCP layer's own measurement.)
+//! plain HTTP client), through the tool-call engine in this process ([`Invoker`]: schema
+//! check, credentials, guard, metrics) and through a real gateway's MCP endpoint
+//! (`tools/call` on `/servers/{id}/mcp`, rmcp's client; see [`super::bench_mcp`]), at
+//! concurrency 1 and 64: calls per second, p50 and p99 latency, the latency the gateway
+//! adds, the gateway's RSS; then 1,000 idle MCP sessions and the RSS each one costs.
+//! Each figure is printed beside its target (issue #16) with a pass or miss mark.
 
 use std::{
     future::Future,
@@ -10,25 +12,43 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::entities::tool::{RequestType, Tool};
-use axum::{Json, Router, routing::post};
-use secrecy::SecretString;
-use serde_json::{Map, Value, json};
+use axum::{
+    Json, Router,
+    http::{HeaderMap, StatusCode, header::AUTHORIZATION},
+    routing::post,
+};
+use rmcp::{RoleClient, service::Peer};
+use serde_json::{Value, json};
 
-use crate::{config::Settings, crypto::Cipher, invoke::Invoker};
+use super::bench_mcp::{self, Gateway, UPSTREAM_TOKEN};
+use crate::{config::Settings, invoke::Invoker};
+
+/// Concurrent callers measured: one, and 64 (64 MCP sessions with one call in flight
+/// each, as 64 agents would, rather than one session with 64 in flight: rmcp's client
+/// serialises a session's messages through one task and allows 16 POSTs at once).
+const LEVELS: [usize; 2] = [1, 64];
+/// Idle sessions opened for the per-session RSS.
+const IDLE_SESSIONS: usize = 1000;
+
+/// Targets (issue #16, on 2 cores).
+const ADDED_P50_MS: f64 = 1.0;
+const ADDED_P99_MS: f64 = 5.0;
+const CALLS_PER_SEC_AT_64: f64 = 5000.0;
+const KIB_PER_SESSION: f64 = 50.0;
 
 /// Latencies of one run, sorted.
 pub(super) struct Run {
     latencies: Vec<Duration>,
     failures: usize,
+    span: Duration,
 }
 
 impl Run {
     /// `| path | concurrency | calls/s | p50 | p99 | failures |`
-    pub(super) fn row(&self, path: &str, concurrency: usize, span: Duration) -> String {
+    pub(super) fn row(&self, path: &str, concurrency: usize) -> String {
         format!(
             "| {path} | {concurrency} | {:.0} | {:.2} ms | {:.2} ms | {} |",
-            self.latencies.len() as f64 / span.as_secs_f64(),
+            self.per_second(),
             ms(self.quantile(0.5)),
             ms(self.quantile(0.99)),
             self.failures
@@ -44,102 +64,202 @@ impl Run {
         )
     }
 
-    pub(super) fn quantile(&self, q: f64) -> Duration {
+    fn quantile(&self, q: f64) -> Duration {
         let last = self.latencies.len().saturating_sub(1);
         self.latencies
             .get((last as f64 * q).round() as usize)
             .copied()
             .unwrap_or_default()
     }
+
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.span.as_secs_f64()
+    }
+}
+
+/// The three paths at one concurrency, and the gateway's RSS after them.
+struct Level {
+    concurrency: usize,
+    direct: Run,
+    engine: Run,
+    mcp: Run,
+    gateway_rss_kib: u64,
 }
 
 pub async fn run(seconds: u64) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/echo", listener.local_addr()?);
-    let upstream = Router::new().route(
-        "/echo",
-        post(|Json(body): Json<Value>| async move { Json(json!({"echo": body})) }),
-    );
-    tokio::spawn(async move { axum::serve(listener, upstream).await });
+    let span = Duration::from_secs(seconds.max(1));
+    let url = upstream().await?;
+    let gateway = Gateway::start(&url).await?;
     let settings = Settings {
         allow_private_networks: true,
-        upstream_concurrency: 256,
+        upstream_concurrency: 64,
         ..Settings::default()
     };
-    let cipher = Cipher::new(&SecretString::from("bench-calls-secret-0123456789abcdef"));
-    let invoker = Invoker::new(Arc::new(cipher), &settings);
-    let mut schema = Map::new();
-    schema.insert("type".into(), json!("object"));
-    schema.insert(
-        "properties".into(),
-        json!({"city": {"type": "string"}, "days": {"type": "integer"}}),
-    );
-    let tool = Arc::new(Tool {
-        name: Some("bench-echo".into()),
-        url: Some(url.clone()),
-        request_type: RequestType::Post,
-        input_schema: schema,
-        ..Tool::default()
-    });
-    let arguments: Map<String, Value> = json!({"city": "Oslo", "days": 3})
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let direct = reqwest::Client::new();
-    let span = Duration::from_secs(seconds.max(1));
-    println!("| path | concurrency | calls/s | p50 | p99 | failures |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for concurrency in [1, 64] {
-        let (client, url, args) = (direct.clone(), url.clone(), arguments.clone());
-        let plain = measure(concurrency, span, move || {
-            let request = client.post(&url).json(&args).send();
+    let invoker = Invoker::new(Arc::new(bench_mcp::cipher()), &settings);
+    let tool = Arc::new(gateway.tool.clone());
+    let http = reqwest::Client::new();
+    // Every session is initialised before any clock starts.
+    let sessions = gateway.sessions(LEVELS[1]).await?;
+    let peers: Arc<Vec<Peer<RoleClient>>> =
+        Arc::new(sessions.iter().map(|s| s.peer().clone()).collect());
+    let mut levels = Vec::new();
+    for concurrency in LEVELS {
+        eprintln!(
+            "measuring at concurrency {concurrency} ({} s per path)…",
+            span.as_secs()
+        );
+        let (client, url) = (http.clone(), url.clone());
+        let direct = measure(concurrency, span, move |_| {
+            let request = client
+                .post(&url)
+                .bearer_auth(UPSTREAM_TOKEN)
+                .json(&bench_mcp::arguments())
+                .send();
             async move {
                 match request.await {
-                    Ok(r) => r.bytes().await.is_ok(),
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                     Err(_) => false,
                 }
             }
         })
         .await;
-        let (invoker, tool, args) = (invoker.clone(), tool.clone(), arguments.clone());
-        let engine = measure(concurrency, span, move || {
-            let (invoker, tool, args) = (invoker.clone(), tool.clone(), args.clone());
+        let (invoker, tool) = (invoker.clone(), tool.clone());
+        let engine = measure(concurrency, span, move |_| {
+            let (invoker, tool) = (invoker.clone(), tool.clone());
             async move {
                 invoker
-                    .call_tool(&tool, args)
+                    .call_tool(&tool, bench_mcp::arguments())
                     .await
                     .is_ok_and(|o| !o.is_error)
             }
         })
         .await;
-        for (path, run) in [("direct", &plain), ("gateway engine", &engine)] {
-            println!("{}", run.row(path, concurrency, span));
-        }
-        println!("{}", engine.added("the engine", concurrency, &plain));
+        let peers = peers.clone();
+        let mcp = measure(concurrency, span, move |i| {
+            let peer = peers[i].clone();
+            async move { bench_mcp::call(&peer).await }
+        })
+        .await;
+        levels.push(Level {
+            concurrency,
+            direct,
+            engine,
+            mcp,
+            gateway_rss_kib: gateway.rss_kib(),
+        });
     }
-    println!(
-        "RSS {} KiB (peak {} KiB)",
-        status_kib("VmRSS:"),
-        status_kib("VmHWM:")
-    );
+    drop((peers, sessions));
+    gateway.stop().await;
+    eprintln!("opening {IDLE_SESSIONS} idle MCP sessions on a fresh gateway…");
+    let idle = bench_mcp::idle_sessions(&url, IDLE_SESSIONS).await?;
+    print_paths(&levels);
+    println!();
+    print_targets(&levels, &idle);
     Ok(())
 }
 
-/// Runs `concurrency` loops of `call` for `span`; every latency, sorted.
+/// The loopback upstream: echoes the JSON body when the bearer token is the stored one.
+async fn upstream() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/echo", listener.local_addr()?);
+    let expected = format!("Bearer {UPSTREAM_TOKEN}");
+    let echo = post(move |headers: HeaderMap, Json(body): Json<Value>| {
+        let authorised = headers
+            .get(AUTHORIZATION)
+            .is_some_and(|v| v == expected.as_str());
+        async move {
+            if authorised {
+                Ok(Json(json!({"echo": body})))
+            } else {
+                Err(StatusCode::UNAUTHORIZED)
+            }
+        }
+    });
+    let upstream = Router::new().route("/echo", echo);
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+    Ok(url)
+}
+
+fn print_paths(levels: &[Level]) {
+    println!("| path | concurrency | calls/s | p50 | p99 | failures |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for level in levels {
+        let paths = [
+            ("direct", &level.direct),
+            ("tool-call engine (in process)", &level.engine),
+            ("MCP endpoint (tools/call)", &level.mcp),
+        ];
+        for (path, run) in paths {
+            println!("{}", run.row(path, level.concurrency));
+        }
+    }
+}
+
+fn print_targets(levels: &[Level], idle: &bench_mcp::Idle) {
+    let mark = |ok: bool| if ok { "pass" } else { "miss" };
+    let added = |level: &Level, q: f64| ms(level.mcp.quantile(q)) - ms(level.direct.quantile(q));
+    println!("| measure | figure | target | |");
+    println!("|---|---:|---:|---|");
+    for level in levels {
+        let c = level.concurrency;
+        let (p50, p99) = (added(level, 0.5), added(level, 0.99));
+        let rate = level.mcp.per_second();
+        if c == 1 {
+            println!(
+                "| added p50, concurrency 1 | {p50:.2} ms | ≤ {ADDED_P50_MS} ms | {} |",
+                mark(p50 <= ADDED_P50_MS)
+            );
+            println!(
+                "| added p99, concurrency 1 | {p99:.2} ms | ≤ {ADDED_P99_MS} ms | {} |",
+                mark(p99 <= ADDED_P99_MS)
+            );
+            println!("| calls/s through the gateway, concurrency 1 | {rate:.0} | | |");
+        } else {
+            println!("| added p50, concurrency {c} | {p50:.2} ms | | |");
+            println!("| added p99, concurrency {c} | {p99:.2} ms | | |");
+            println!(
+                "| calls/s through the gateway, concurrency {c} | {rate:.0} | ≥ {CALLS_PER_SEC_AT_64:.0} | {} |",
+                mark(rate >= CALLS_PER_SEC_AT_64)
+            );
+        }
+        println!(
+            "| gateway RSS after concurrency {c} | {} MiB | | |",
+            level.gateway_rss_kib / 1024
+        );
+    }
+    let per_session = idle.kib_per_session();
+    println!(
+        "| RSS per idle MCP session ({} sessions: {} → {} MiB, {} → {} open files) | {per_session:.1} KiB | ≤ {KIB_PER_SESSION} KiB | {} |",
+        idle.sessions,
+        idle.rss_before_kib / 1024,
+        idle.rss_after_kib / 1024,
+        idle.files_before,
+        idle.files_after,
+        mark(per_session <= KIB_PER_SESSION)
+    );
+    println!(
+        "({} sessions opened in {:.1} s)",
+        idle.sessions,
+        idle.opened_in.as_secs_f64()
+    );
+}
+
+/// Runs `concurrency` loops of `call` (given the loop's index) for `span`; every latency,
+/// sorted.
 pub(super) async fn measure<F, Fut>(concurrency: usize, span: Duration, call: F) -> Run
 where
-    F: Fn() -> Fut + Clone + Send + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
     let until = Instant::now() + span;
     let loops: Vec<_> = (0..concurrency)
-        .map(|_| {
+        .map(|i| {
             let call = call.clone();
             tokio::spawn(async move {
                 let (mut latencies, mut failures) = (Vec::new(), 0);
                 while Instant::now() < until {
                     let started = Instant::now();
-                    if call().await {
+                    if call(i).await {
                         latencies.push(started.elapsed());
                     } else {
                         failures += 1;
@@ -152,6 +272,7 @@ where
     let mut run = Run {
         latencies: Vec::new(),
         failures: 0,
+        span,
     };
     for done in loops {
         if let Ok((latencies, failures)) = done.await {
@@ -167,9 +288,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// A `/proc/self/status` field in KiB (0 where there is none).
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A `/proc/<pid>/status` field in KiB (0 where there is none).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

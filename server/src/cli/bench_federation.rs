@@ -204,7 +204,7 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
     for concurrency in [1, 64] {
         let call = |client: Arc<RunningService<RoleClient, ()>>, name: &'static str| {
             let args = arguments.clone();
-            move || {
+            move |_| {
                 let (client, args) = (client.clone(), args.clone());
                 async move {
                     let params = CallToolRequestParams::new(name).with_arguments(args);
@@ -218,7 +218,7 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
         let plain = measure(concurrency, span, call(direct.clone(), "tool-7")).await;
         let (engine_peers, engine_gateway, engine_args) =
             (peers.clone(), gateway.clone(), arguments.clone());
-        let engine = measure(concurrency, span, move || {
+        let engine = measure(concurrency, span, move |_| {
             let (peers, gateway, args) = (
                 engine_peers.clone(),
                 engine_gateway.clone(),
@@ -238,7 +238,7 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
             ("Peers::call_tool", &engine),
             ("through /servers/{id}/mcp", &gateway_run),
         ] {
-            println!("{}", run.row(path, concurrency, span));
+            println!("{}", run.row(path, concurrency));
         }
         println!("{}", gateway_run.added("the gateway", concurrency, &plain));
     }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_calls;
 mod bench_federation;
+mod bench_mcp;
 mod diff;
 mod export;
 mod import;
