@@ -57,6 +57,9 @@ pub struct Settings {
     pub import_workers: u8,
     /// Legacy HTTP+SSE MCP sessions (`/servers/{id}/sse`) open at once; more get 429.
     pub mcp_sse_sessions: usize,
+    /// Streamable HTTP MCP sessions (`/mcp`, `/servers/{id}/mcp`) held at once; an
+    /// `initialize` beyond gets 429. An idle session ends after rmcp's 5 minutes.
+    pub mcp_sessions: usize,
     /// Seconds an import runner (a gateway process) may go without a heartbeat before
     /// another process takes it for gone and fails (or, asked, cancels) its running job.
     pub job_runner_timeout_secs: u32,
@@ -144,6 +147,7 @@ impl Default for Settings {
             max_upload_mb: 100,
             import_workers: 1,
             mcp_sse_sessions: 1000,
+            mcp_sessions: 2000,
             job_runner_timeout_secs: 30,
             concurrent_exports: 4,
             login_attempts_per_ip: 10,

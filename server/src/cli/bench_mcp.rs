@@ -51,11 +51,13 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Settings the bench gives its gateway beyond the defaults, as environment variables:
 /// loopback upstreams allowed; room for 1,000 idle sessions (each holds its `GET` stream's
-/// connection, past the default cap of 512); 64 calls in flight to the one upstream
+/// connection, past the default cap of 512, and is one of the `mcp_sessions`, 2,000 by
+/// default); 64 calls in flight to the one upstream
 /// (default 32).
-const GATEWAY_ENV: [(&str, &str); 3] = [
+const GATEWAY_ENV: [(&str, &str); 4] = [
     ("MCPGATEWAY_ALLOW_PRIVATE_NETWORKS", "true"),
     ("MCPGATEWAY_MAX_CONNECTIONS", "4096"),
+    ("MCPGATEWAY_MCP_SESSIONS", "4096"),
     ("MCPGATEWAY_UPSTREAM_CONCURRENCY", "64"),
 ];
 

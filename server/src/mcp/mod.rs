@@ -105,7 +105,12 @@ fn allowed_hosts(settings: &Settings) -> Vec<String> {
 }
 
 async fn admit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let checked = check_caller(&state, &request).map(|()| server_ref(request.uri().path()));
+    let path = server_ref(request.uri().path());
+    let opens = opens_session(&request);
+    let checked = match check_caller(&state, &request) {
+        Ok(()) => room_for_session(&state, opens).await.map(|()| path),
+        Err(e) => Err(e),
+    };
     let limit = request
         .extensions()
         .get::<Principal>()
@@ -125,6 +130,27 @@ async fn admit(State(state): State<AppState>, mut request: Request, next: Next) 
 }
 
 /// Bearer tokens only, and no foreign `Origin`.
+/// Whether the request would open a Streamable HTTP session: a POST without
+/// `Mcp-Session-Id` (the legacy SSE transport's messages have their own cap).
+fn opens_session(request: &Request) -> bool {
+    request.method() == axum::http::Method::POST
+        && !request.headers().contains_key("mcp-session-id")
+        && !request.uri().path().ends_with("/message")
+}
+
+/// Each Streamable HTTP session holds a worker task and its queues until it ends (idle
+/// ones after rmcp's keep-alive), so a request that would open one is refused while
+/// `mcp_sessions` are held, rather than held too.
+async fn room_for_session(state: &AppState, opens: bool) -> Result<()> {
+    if opens && state.mcp.sessions.sessions.read().await.len() >= state.settings.mcp_sessions {
+        return Err(Error::TooManyRequests {
+            message: "too many open MCP sessions; try again later".into(),
+            retry_after_secs: 5,
+        });
+    }
+    Ok(())
+}
+
 fn check_caller(state: &AppState, request: &Request) -> Result<()> {
     let principal = request.extensions().get::<Principal>();
     if !principal.is_some_and(|p| p.via == AuthMethod::Bearer) {

@@ -2,6 +2,8 @@
 //! offers (only its active links), prompts rendered, resources read, and the door
 //! (401 without a token, 404 for an inactive or unknown server, 403 for a foreign Origin).
 
+use std::time::Duration;
+
 use rmcp::{
     ServiceExt,
     model::{GetPromptRequestParams, ReadResourceRequestParams, ResourceContents},
@@ -489,5 +491,44 @@ async fn completion_offers_a_prompt_arguments_enum_values_by_prefix() {
     .unwrap();
     assert!(alpha.peer().complete(request).await.is_err());
     alpha.cancel().await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_beyond_the_cap_get_429_and_the_held_ones_keep_working() {
+    let app = TestApp::spawn_with(crate::common::TestDb::sqlite(), |s| {
+        s.mcp_sessions = 2;
+    })
+    .await;
+    let token = app.admin_token().await;
+    seed(&app, &token, "http://127.0.0.1:9").await;
+    let bearer = format!("Bearer {token}");
+    let auth = [("authorization", bearer.as_str())];
+    let first = connect(&app, "/servers/alpha/mcp", &token).await;
+    let second = connect(&app, "/mcp", &token).await;
+
+    let refused = post_initialize(&app, "/servers/alpha/mcp", &auth).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
+    // The sessions held go on: the cap refuses only what would open one more.
+    assert!(!first.list_all_tools().await.unwrap().is_empty());
+    assert!(!second.list_all_tools().await.unwrap().is_empty());
+
+    // Ending one (DELETE of the session) makes room at once.
+    first.cancel().await.unwrap();
+    let mut status = 429;
+    for _ in 0..50 {
+        status = post_initialize(&app, "/servers/alpha/mcp", &auth)
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
     app.stop().await;
 }
