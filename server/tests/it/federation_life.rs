@@ -595,6 +595,35 @@ async fn two_replicas_on_postgres_have_one_lease_owner_and_the_other_takes_over(
         );
     }
     assert_eq!(peer.sessions(), 1, "only the owner connects");
+
+    // Replica 2 serves calls all the same: a federated tool in a virtual server, called
+    // through replica 2's endpoint, reaches the peer (on replica 2's own pooled session).
+    let (status, body) = api
+        .send(
+            api.post("/servers")
+                .json(&json!({"name": "ha", "tool_ids": ["peer-ha-tool-0"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = second.admin_token().await;
+    let config = StreamableHttpClientTransportConfig::with_uri(second.url("/servers/ha/mcp"))
+        .auth_header(token);
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("MCP initialize on replica 2");
+    let call = serde_json::from_value(json!({"name": "peer-ha-tool-0", "arguments": {"x": "hi"}}))
+        .unwrap();
+    let result = client.call_tool(call).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(peer.calls().last().unwrap().0, "tool-0");
+    client.cancel().await.ok();
+    assert_eq!(
+        store.lease_owner(id).await.unwrap().as_deref(),
+        Some(owner.as_str()),
+        "serving a call takes no lease"
+    );
+    let sessions = peer.sessions();
     let checked = store.gateway_health(id).await.unwrap().checked_at;
 
     // Replica 1 dies: after its lease expires, replica 2 takes over and checks on.
@@ -613,7 +642,11 @@ async fn two_replicas_on_postgres_have_one_lease_owner_and_the_other_takes_over(
     )
     .await
     .unwrap();
-    assert_eq!(peer.sessions(), 2, "the new owner connected once");
+    assert_eq!(
+        peer.sessions(),
+        sessions + 1,
+        "the new owner connected once"
+    );
     store.close().await;
     second.stop().await;
 }
