@@ -111,7 +111,21 @@ fn schemas() -> Map<String, Value> {
     generator.subschema_for::<Prompt>();
     generator.subschema_for::<Resource>();
     generator.subschema_for::<Root>();
-    generator.take_definitions(true)
+    generator.subschema_for::<app::federation::GatewayHealth>();
+    let mut schemas = generator.take_definitions(true);
+    // A gateway's `health` is what its peer was last seen doing, joined to the record by
+    // the REST layer (`server/src/federation/health.rs`), so it is not a field of the type.
+    if let Some(Value::Object(properties)) = schemas
+        .get_mut("Gateway")
+        .and_then(|g| g.get_mut("properties"))
+    {
+        properties.insert(
+            "health".into(),
+            json!({ "$ref": "#/components/schemas/GatewayHealth", "readOnly": true,
+                    "description": "The peer's status as last checked (never sent, never imported)" }),
+        );
+    }
+    schemas
 }
 
 /// `GET|POST /{type}` and `GET|PATCH|DELETE /{type}/{id}` of one entity type.
@@ -332,6 +346,8 @@ mod tests {
             ("ErrorEnvelope", "error"),
             ("AuditList", "entries"),
             ("JobList", "jobs"),
+            ("Gateway", "health"),
+            ("GatewayHealth", "status"),
         ] {
             assert!(
                 schemas[schema]["properties"].get(field).is_some(),
