@@ -26,10 +26,7 @@ use serde_json::{Map, Value, json};
 use server::{
     config::Settings,
     crypto::{Cipher, Plaintext},
-    federation::{
-        peer::{CircuitPolicy, PeerError, Peers},
-        sync,
-    },
+    federation::peer::{CircuitPolicy, PeerError, Peers},
 };
 use uuid::Uuid;
 
@@ -291,7 +288,7 @@ async fn private_peers_are_refused_unless_allowed() {
     assert_eq!(peer.sessions(), 0);
 }
 
-/// End to end: a gateway entity, discovered, applied to the store, its tool linked into a
+/// End to end: a gateway entity, discovered by its lifecycle, its tool linked into a
 /// virtual server and called through our MCP endpoint by an rmcp client: the peer
 /// receives the call under its own name, with the gateway's token.
 #[tokio::test]
@@ -309,9 +306,18 @@ async fn a_federated_tool_is_called_through_a_virtual_server_with_the_peers_toke
         let stored: Gateway = app.store.get_entity(id).await.unwrap().unwrap();
         assert!(stored.auth_value.is_some(), "the token is stored encrypted");
 
-        let found = peers().discover(&stored).await.unwrap();
-        let report = sync::apply(&app.store, id, &found).await.unwrap();
-        assert_eq!((report.tools, report.prompts, report.resources), (2, 3, 3));
+        // The gateway's lifecycle connects it once it is created and stores what the peer
+        // offers (a discovery of our own here would race it).
+        let mut counts = (0, 0, 0);
+        for _ in 0..100 {
+            let health = app.store.gateway_health(id).await.unwrap();
+            counts = (health.tools, health.prompts, health.resources);
+            if health.status == app::federation::PeerStatus::Reachable && counts == (2, 3, 3) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(counts, (2, 3, 3));
         let server = json!({"name": "fed", "tool_ids": ["peer-one-tool-1"],
                             "prompt_ids": ["peer-one-greet"], "resource_ids": ["peer://a"]});
         create(&app, &token, "/servers", server).await;
