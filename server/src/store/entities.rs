@@ -65,8 +65,9 @@ fn link_table(kind: EntityKind) -> (&'static str, &'static str) {
 /// A server's references by type, as keys.
 type Links = Vec<(EntityKind, Vec<String>)>;
 
-/// The types a server links to.
-const LINKED: [EntityKind; 3] = [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource];
+/// The types a server links to, and discovery on peer gateways stores.
+pub(super) const LINKED: [EntityKind; 3] =
+    [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource];
 
 /// Rows per multi-row `INSERT`: 10 or 11 parameters each, far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters.
@@ -274,15 +275,27 @@ impl StoreTx {
     pub async fn inactive_links_of_active_servers(
         &mut self,
     ) -> sqlx::Result<Vec<(EntityKind, String)>> {
-        let mut found = Vec::new();
-        for kind in LINKED {
+        self.linked_keys(|kind| {
             let (table, column) = link_table(kind);
-            let sql = AssertSqlSafe(format!(
+            format!(
                 "SELECT DISTINCT t.key FROM {table} l JOIN {} t ON t.id = l.{column} \
                  JOIN servers s ON s.id = l.server_id WHERE s.is_active AND NOT t.is_active \
                  AND t.gateway_id IS NULL",
                 kind.plural()
-            ));
+            )
+        })
+        .await
+    }
+
+    /// The keys `sql` (one `key` column) finds in each type servers link to (tools,
+    /// prompts, resources), with their type, read on this transaction.
+    pub(super) async fn linked_keys(
+        &mut self,
+        sql: impl Fn(EntityKind) -> String,
+    ) -> sqlx::Result<Vec<(EntityKind, String)>> {
+        let mut found = Vec::new();
+        for kind in LINKED {
+            let sql = AssertSqlSafe(sql(kind));
             let keys: Vec<String> = with_tx!(self, |conn| sqlx::query_scalar(sql)
                 .fetch_all(&mut *conn)
                 .await)?;

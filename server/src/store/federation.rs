@@ -10,12 +10,9 @@ use uuid::Uuid;
 
 use super::{
     Store,
-    entities::{DocRow, StoreTx, federable, hydrate_all, with_tx},
+    entities::{DocRow, LINKED, StoreTx, federable, hydrate_all, with_tx},
     with_pool,
 };
-
-/// The types discovery stores.
-const FEDERABLE: [EntityKind; 3] = [EntityKind::Tool, EntityKind::Prompt, EntityKind::Resource];
 
 impl StoreTx {
     /// The entity with this id, read on the transaction (no links: not for servers).
@@ -49,18 +46,15 @@ impl StoreTx {
     /// The (type, key) of every tool, prompt and resource discovered on a peer gateway,
     /// read on this transaction.
     pub async fn discovered_keys(&mut self) -> sqlx::Result<HashSet<(EntityKind, String)>> {
-        let mut found = HashSet::new();
-        for kind in FEDERABLE {
-            let sql = AssertSqlSafe(format!(
-                "SELECT key FROM {} WHERE gateway_id IS NOT NULL",
-                kind.plural()
-            ));
-            let keys: Vec<String> = with_tx!(self, |conn| sqlx::query_scalar(sql)
-                .fetch_all(&mut *conn)
-                .await)?;
-            found.extend(keys.into_iter().map(|key| (kind, key)));
-        }
-        Ok(found)
+        let found = self
+            .linked_keys(|kind| {
+                format!(
+                    "SELECT key FROM {} WHERE gateway_id IS NOT NULL",
+                    kind.plural()
+                )
+            })
+            .await?;
+        Ok(found.into_iter().collect())
     }
 
     /// Deletes the entities of `kind` with these ids; servers' links to them go with
@@ -84,7 +78,7 @@ impl Store {
     /// type: what deleting the gateway removes, for the change feed.
     pub async fn federated_keys(&self, id: Uuid) -> sqlx::Result<Vec<(EntityKind, Vec<String>)>> {
         let mut found = Vec::new();
-        for kind in FEDERABLE {
+        for kind in LINKED {
             let sql = AssertSqlSafe(format!(
                 "SELECT key FROM {} WHERE gateway_id = $1 ORDER BY key",
                 kind.plural()
