@@ -103,6 +103,7 @@ pub enum Command {
 /// Parses the command line, runs the subcommand, and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
+    crate::federation::peer::install_default_tls_provider();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 pub use circuit::Policy as CircuitPolicy;
 use circuit::{Admission, Breaker};
+pub use connect::install_default_tls_provider;
 use connect::{Http, Listener, Service};
 
 use super::Discovered;

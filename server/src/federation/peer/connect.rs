@@ -62,13 +62,19 @@ impl Http {
     }
 }
 
-/// rustls with the ring provider and the Mozilla roots (as the Invoker's reqwest 0.12 has).
-/// ring also becomes the process's default provider: reqwest 0.13 without a provider of
-/// its own (`rustls-no-provider`) needs one for any client built with defaults (rmcp's
-/// `StreamableHttpClientTransport::from_config`, used by MCP clients in tests and tools).
-fn tls_config() -> rustls::ClientConfig {
-    // Already installed (by an earlier `Peers`, or by someone else) is fine.
+/// Makes ring the process's default rustls provider: reqwest 0.13 without a provider of
+/// its own (`rustls-no-provider`) panics building any client with defaults (rmcp's
+/// `StreamableHttpClientTransport::from_config`, used by `bench --calls`, the tests and
+/// tools) unless one is installed. The CLI calls it first thing; [`tls_config`] too, for
+/// the tests that build `Peers` without the CLI.
+pub fn install_default_tls_provider() {
+    // Already installed (by an earlier call, or by someone else) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// rustls with the ring provider and the Mozilla roots (as the Invoker's reqwest 0.12 has).
+fn tls_config() -> rustls::ClientConfig {
+    install_default_tls_provider();
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
