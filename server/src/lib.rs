@@ -5,6 +5,7 @@
 //! - [`mcp`]: the MCP endpoints (per virtual server, and the gateway's own).
 //! - [`store`]: SQLite or PostgreSQL behind one interface, chosen by `DATABASE_URL`.
 //! - [`invoke`]: the tool-call engine (REST tools' upstreams, guarded).
+//! - [`hot`]: what every MCP request reads, kept in memory while the store is unchanged.
 //! - [`auth`]: passwords, API tokens, sessions, first-start bootstrap.
 //! - [`config`]: layered settings; [`telemetry`]: logging; [`error`]: the HTTP error type.
 
@@ -16,6 +17,7 @@ pub mod crypto;
 pub mod entities;
 pub mod error;
 pub mod federation;
+pub mod hot;
 pub mod http;
 pub mod invoke;
 pub mod mcp;

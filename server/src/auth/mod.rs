@@ -95,21 +95,44 @@ pub async fn token_principal(
     store: &Store,
     token: &str,
 ) -> sqlx::Result<Option<(Principal, Uuid)>> {
-    let Some(row) = store.token_by_hash(&token_hash(token)).await? else {
+    Ok(token_grant(store, &token_hash(token))
+        .await?
+        .map(|grant| (grant.principal, grant.token_id)))
+}
+
+/// What a valid API token grants, as the request path keeps it ([`crate::hot`]).
+#[derive(Clone, Debug)]
+pub struct TokenGrant {
+    pub principal: Principal,
+    pub token_id: Uuid,
+    /// When it stops being valid, if it does by itself (checked at each use).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl TokenGrant {
+    pub fn is_valid(&self, at: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|e| e > at)
+    }
+}
+
+/// What the token with this hash grants, if it is valid now.
+pub async fn token_grant(store: &Store, hash: &str) -> sqlx::Result<Option<TokenGrant>> {
+    let Some(row) = store.token_by_hash(hash).await? else {
         return Ok(None);
     };
     if !row.is_active(now()) {
         return Ok(None);
     }
     let user = store.user_by_id(row.user_id).await?;
-    Ok(user.map(|u| {
-        let principal = Principal {
+    Ok(user.map(|u| TokenGrant {
+        principal: Principal {
             user_id: u.id,
             email: u.email,
             via: AuthMethod::Bearer,
             servers: row.server_scope(),
-        };
-        (principal, row.id)
+        },
+        token_id: row.id,
+        expires_at: row.expires_at,
     }))
 }
 

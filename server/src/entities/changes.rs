@@ -11,8 +11,8 @@
 use std::{
     any::Any,
     sync::{
-        Arc, LazyLock, Mutex, Weak,
-        atomic::{AtomicBool, Ordering},
+        Arc, LazyLock, Mutex, OnceLock, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -43,6 +43,8 @@ const CAPACITY: usize = 256;
 
 /// The PostgreSQL channel the replicas of one database tell each other on.
 const CHANNEL: &str = "mcpgateway_changes";
+/// The channel that says an API token was revoked (the payload: the sender's feed).
+const TOKENS_CHANNEL: &str = "mcpgateway_tokens";
 /// PostgreSQL refuses a payload of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7999;
 /// The listener's connection, as `pg_stat_activity` names it.
@@ -70,6 +72,11 @@ struct Shared {
     /// Notifications spawned and not yet sent, awaited before the store closes.
     pending: watch::Sender<usize>,
     listening: AtomicBool,
+    /// Moves on every change this feed carries, and on every token revocation made
+    /// through this store or heard of: what [`Generation`] reads.
+    generation: AtomicU64,
+    /// On SQLite, what tells of commits by other processes on the same file.
+    file: OnceLock<Option<FileVersion>>,
 }
 
 struct Feed {
@@ -98,6 +105,8 @@ fn feed(store: &Store) -> (Arc<Shared>, Arc<dyn Any + Send + Sync>) {
         replica: Uuid::new_v4(),
         pending: watch::channel(0).0,
         listening: AtomicBool::new(false),
+        generation: AtomicU64::new(0),
+        file: OnceLock::new(),
     });
     feeds.push(Feed {
         owner: Arc::downgrade(&owner),
@@ -116,21 +125,110 @@ pub fn publish(store: &Store, kind: EntityKind, keys: Vec<String>) {
     if let Store::Postgres(pool) = store {
         shared.notify_replicas(pool, kind, &keys);
     }
-    // No listener is no error: nobody needs telling.
-    let _ = shared.sender.send(Change { kind, keys });
+    shared.send(Change { kind, keys });
 }
 
 /// The changes committed through `store`, and on PostgreSQL through the other replicas
 /// on its database, from now on.
 pub fn subscribe(store: &Store) -> broadcast::Receiver<Change> {
+    hear_replicas(store).sender.subscribe()
+}
+
+/// The store's feed, listening (on PostgreSQL) to the other replicas from now on.
+fn hear_replicas(store: &Store) -> Arc<Shared> {
     let (shared, owner) = feed(store);
     if let Store::Postgres(pool) = store
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
         && !shared.listening.swap(true, Ordering::SeqCst)
     {
         let options = (*pool.connect_options()).clone();
-        tokio::spawn(listen(options, Arc::downgrade(&owner), shared.clone()));
+        runtime.spawn(listen(options, Arc::downgrade(&owner), shared.clone()));
     }
-    shared.sender.subscribe()
+    shared
+}
+
+/// What moves whenever the store's data may have changed: a change on its feed
+/// (committed here or, on PostgreSQL, by another replica), an API token revoked (here,
+/// or heard of from another replica), and on SQLite any commit to the file by any
+/// process (`PRAGMA data_version` on a connection of its own). What was read while it
+/// stood still is still what the store holds. Cheap to read.
+#[derive(Clone)]
+pub struct Generation(Arc<Shared>);
+
+/// One reading of a [`Generation`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    feed: u64,
+    file: Option<i64>,
+}
+
+impl Generation {
+    /// The store's generation; on PostgreSQL, listening to the other replicas from now
+    /// on (when called inside a runtime).
+    pub fn of(store: &Store) -> Generation {
+        let shared = hear_replicas(store);
+        shared.file.get_or_init(|| FileVersion::open(store));
+        Generation(shared)
+    }
+
+    /// The generation now; `None` when it cannot be told (the SQLite file's version
+    /// could not be read), so nothing read may be trusted.
+    pub fn now(&self) -> Option<Stamp> {
+        let feed = self.0.generation.load(Ordering::Acquire);
+        let file = match self.0.file.get() {
+            Some(Some(file)) => Some(file.version()?),
+            _ => None,
+        };
+        Some(Stamp { feed, file })
+    }
+}
+
+/// A read-only connection of its own on a SQLite file: `PRAGMA data_version` changes
+/// when any other connection, in any process, commits to the file (a CLI revoking a
+/// token or importing, while a gateway serves the same file).
+struct FileVersion(Mutex<rusqlite::Connection>);
+
+impl FileVersion {
+    fn open(store: &Store) -> Option<FileVersion> {
+        let Store::Sqlite(pool) = store else {
+            return None;
+        };
+        let options = pool.connect_options();
+        let path = options.get_filename();
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return None;
+        }
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let opened = rusqlite::Connection::open_with_flags(path, flags)
+            .and_then(|conn| conn.busy_timeout(Duration::from_millis(100)).map(|()| conn));
+        match opened {
+            Ok(conn) => Some(FileVersion(Mutex::new(conn))),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the SQLite file for other processes' commits");
+                None
+            }
+        }
+    }
+
+    fn version(&self) -> Option<i64> {
+        let conn = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.pragma_query_value(None, "data_version", |row| row.get(0))
+            .ok()
+    }
+}
+
+/// Moves the store's [`Generation`], and the other replicas': an API token was revoked
+/// (tokens are not entities, so no [`Change`]).
+pub fn tokens_changed(store: &Store) {
+    let (shared, _) = feed(store);
+    shared.generation.fetch_add(1, Ordering::AcqRel);
+    if let Store::Postgres(pool) = store {
+        shared.send_notice(pool, TOKENS_CHANNEL, shared.replica.to_string());
+    }
 }
 
 /// Waits until this store's changes have been sent to the other replicas (before the
@@ -163,15 +261,15 @@ impl Drop for Pending {
 }
 
 impl Shared {
+    /// Moves the generation, then tells the listeners (no listener is no error: nobody
+    /// needs telling).
+    fn send(&self, change: Change) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let _ = self.sender.send(change);
+    }
+
     /// `pg_notify` of the change, its keys left out when they do not fit.
     fn notify_replicas(self: &Arc<Self>, pool: &PgPool, kind: EntityKind, keys: &[String]) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                kind = kind.plural(),
-                "no runtime: other replicas not told of a change"
-            );
-            return;
-        };
         let mut notice = Notice {
             replica: self.replica,
             kind,
@@ -182,31 +280,45 @@ impl Shared {
             notice.keys.clear();
             payload = serde_json::to_string(&notice).expect("a notice serializes");
         }
+        self.send_notice(pool, CHANNEL, payload);
+    }
+
+    /// `pg_notify` on `channel`, in the background (counted until sent).
+    fn send_notice(self: &Arc<Self>, pool: &PgPool, channel: &'static str, payload: String) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(channel, "no runtime: other replicas not told of a change");
+            return;
+        };
         let pending = Pending::new(self.clone());
         let pool = pool.clone();
         runtime.spawn(async move {
             let _pending = pending;
             let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
+                .bind(channel)
                 .bind(payload)
                 .execute(&pool)
                 .await;
             if let Err(e) = sent {
-                tracing::warn!(kind = kind.plural(), error = %e, "other replicas not told of a change");
+                tracing::warn!(channel, error = %e, "other replicas not told of a change");
             }
         });
+    }
+
+    /// Another replica revoked a token: what was read of tokens may be stale.
+    fn heard_tokens(&self, payload: &str) {
+        if payload != self.replica.to_string() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// A notification from the database: another replica's change joins this feed.
     fn heard(&self, payload: &str) {
         match serde_json::from_str::<Notice>(payload) {
             Ok(notice) if notice.replica == self.replica => {}
-            Ok(notice) => {
-                let _ = self.sender.send(Change {
-                    kind: notice.kind,
-                    keys: notice.keys,
-                });
-            }
+            Ok(notice) => self.send(Change {
+                kind: notice.kind,
+                keys: notice.keys,
+            }),
             Err(e) => tracing::warn!(error = %e, "an unreadable notification on {CHANNEL} ignored"),
         }
     }
@@ -214,7 +326,7 @@ impl Shared {
     /// Anything may have changed (notifications were missed).
     fn all_changed(&self) {
         for kind in EntityKind::ALL {
-            let _ = self.sender.send(Change {
+            self.send(Change {
                 kind,
                 keys: Vec::new(),
             });
@@ -266,6 +378,9 @@ async fn listen(
         connected_before = true;
         loop {
             match listener.try_recv().await {
+                Ok(Some(notification)) if notification.channel() == TOKENS_CHANNEL => {
+                    shared.heard_tokens(notification.payload());
+                }
                 Ok(Some(notification)) => shared.heard(notification.payload()),
                 // Lost and connected again: notifications may have been missed.
                 Ok(None) => shared.all_changed(),
@@ -282,6 +397,6 @@ async fn listen(
 
 async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, TOKENS_CHANNEL]).await?;
     Ok(listener)
 }

@@ -111,10 +111,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Pr
             .map(str::trim);
         return match token {
             Some(t) if !t.is_empty() => {
-                let found = auth::token_principal(&state.store, t).await?;
-                Ok(found.map(|(principal, token_id)| {
-                    state.token_use.record(token_id);
-                    principal
+                let found = state.hot.token(t).await?;
+                Ok(found.map(|grant| {
+                    state.token_use.record(grant.token_id);
+                    grant.principal
                 }))
             }
             _ => Ok(None),

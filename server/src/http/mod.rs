@@ -61,6 +61,8 @@ pub struct AppState {
     pub invoker: crate::invoke::Invoker,
     /// Sessions with peer gateways (federation): discovery and forwarded calls.
     pub peers: crate::federation::peer::Peers,
+    /// Tokens, servers and tools as MCP requests read them, kept while unchanged.
+    pub hot: Arc<crate::hot::HotPath>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -102,6 +104,7 @@ impl AppState {
             mcp: crate::mcp::McpSessions::default(),
             invoker: crate::invoke::Invoker::new(cipher.clone(), &settings),
             peers: crate::federation::peer::Peers::new(&settings, cipher.clone()),
+            hot: Arc::new(crate::hot::HotPath::new(store.clone())),
             store,
             settings: Arc::new(settings),
             cipher,

@@ -9,6 +9,7 @@ use app::{
     model::EntityKind,
 };
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 use crate::store::{Store, entities::ListQuery};
 
@@ -21,7 +22,7 @@ pub enum Scope {
     /// `/mcp`: every active tool, prompt and resource.
     Gateway,
     /// `/servers/{id}/mcp`: this active server's links (active entities only).
-    Server(Box<Server>),
+    Server(Arc<Server>),
 }
 
 impl Scope {

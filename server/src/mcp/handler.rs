@@ -167,7 +167,7 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let scope = scope_of(&context)?;
-        let tool = catalog::find::<Tool>(&self.state.store, &scope, &request.name)
+        let tool = (self.state.hot.tool(&scope, &request.name))
             .await
             .map_err(internal)?
             .ok_or_else(|| {

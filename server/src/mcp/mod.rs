@@ -33,9 +33,8 @@ use rmcp::transport::{
     streamable_http_server::session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-pub use catalog::Scope;
+pub use catalog::{Scope, find};
 
 use crate::{
     auth::{AuthMethod, Principal},
@@ -178,10 +177,7 @@ pub fn server_ref(path: &str) -> Option<String> {
 
 /// The active server `id` names, if the token's `limit` (when it has one) lists it.
 async fn resolve(state: &AppState, id: &str, limit: Option<&[String]>) -> Result<Scope> {
-    let server = find_server(state, id).await?.ok_or(Error::NotFound)?;
-    if !server.is_active {
-        return Err(Error::NotFound);
-    }
+    let server = state.hot.server(id).await?.ok_or(Error::NotFound)?;
     let name = fold_key(EntityKind::Server, server.key()).into_owned();
     if limit.is_some_and(|names| {
         !names
@@ -192,18 +188,5 @@ async fn resolve(state: &AppState, id: &str, limit: Option<&[String]>) -> Result
             "this token is limited to other servers' MCP endpoints",
         ));
     }
-    Ok(Scope::Server(Box::new(server)))
-}
-
-/// The server with this id, or else with this name.
-async fn find_server(state: &AppState, id: &str) -> Result<Option<Server>> {
-    if let Ok(uuid) = Uuid::parse_str(id)
-        && let Some(server) = state.store.get_entity::<Server>(uuid).await?
-    {
-        return Ok(Some(server));
-    }
-    let mut tx = state.store.begin_snapshot().await?;
-    let found = tx.entities_by_keys::<Server>(&[id]).await?;
-    tx.rollback().await?;
-    Ok(found.into_values().next())
+    Ok(Scope::Server(server))
 }

@@ -72,7 +72,7 @@ async fn affected(store: &Store, scope: &mut Scope, change: &Change) -> Vec<Enti
         if let Some(id) = server.id
             && let Ok(Some(fresh)) = store.get_entity::<Server>(id).await
         {
-            **server = fresh;
+            *server = std::sync::Arc::new(fresh);
         }
         return LISTS.to_vec();
     }

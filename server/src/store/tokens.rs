@@ -139,6 +139,10 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         })?;
+        if done > 0 {
+            // Refused from the next request on: cached grants are read again.
+            crate::entities::changes::tokens_changed(self);
+        }
         Ok(done > 0)
     }
 }

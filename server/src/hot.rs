@@ -1,0 +1,153 @@
+//! What every MCP request reads before it reaches the upstream, kept in memory: what a
+//! bearer token grants, the active server a path names, and the tool a `tools/call`
+//! names in its scope. Without it one `tools/call` ran nine SQL statements (token, user,
+//! server, its three link lists, and a snapshot transaction for the tool).
+//!
+//! An entry is used only while the store's [`Generation`] has not moved since it was
+//! read (any entity change committed by this process or, on PostgreSQL, heard from
+//! another replica; any token revoked through this process) and for at most
+//! [`FRESH_FOR`]: the bound for what no feed reports (a token revoked on another
+//! replica, a change made by another process on the same SQLite file). Only what was
+//! found is kept, so unknown tokens or names cannot crowd out the rest, and the caches
+//! are bounded.
+
+use std::{
+    future::Future,
+    hash::Hash,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use app::{
+    entities::{keys::fold_key, server::Server, tool::Tool},
+    model::EntityKind,
+};
+use quick_cache::sync::Cache;
+use uuid::Uuid;
+
+use crate::{
+    auth::{self, TokenGrant},
+    entities::changes::{Generation, Stamp},
+    mcp::Scope,
+    store::{Store, now},
+};
+
+/// The longest an entry is used without being read again.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+/// Entries per cache.
+const CAPACITY: usize = 4096;
+
+/// A value and when it was read.
+#[derive(Clone)]
+struct Entry<V> {
+    value: V,
+    generation: Stamp,
+    read_at: Instant,
+}
+
+/// The caches of one gateway (one store).
+pub struct HotPath {
+    store: Store,
+    generation: Generation,
+    /// By the token's SHA-256.
+    tokens: Cache<String, Entry<TokenGrant>>,
+    /// By the id or name the path gave.
+    servers: Cache<String, Entry<Arc<Server>>>,
+    /// By the scope's server id (none for the gateway's own endpoint) and folded name.
+    tools: Cache<(Option<Uuid>, String), Entry<Arc<Tool>>>,
+}
+
+impl HotPath {
+    /// Caches over `store`; on PostgreSQL it listens to the other replicas from now on
+    /// (when made inside a runtime, as the gateway's state is).
+    pub fn new(store: Store) -> HotPath {
+        HotPath {
+            generation: Generation::of(&store),
+            store,
+            tokens: Cache::new(CAPACITY),
+            servers: Cache::new(CAPACITY),
+            tools: Cache::new(CAPACITY),
+        }
+    }
+
+    /// What the bearer token `token` grants, if it is valid now.
+    pub async fn token(&self, token: &str) -> sqlx::Result<Option<TokenGrant>> {
+        let hash = auth::token_hash(token);
+        let grant = self
+            .read(&self.tokens, hash, |hash| async move {
+                auth::token_grant(&self.store, &hash).await
+            })
+            .await?;
+        Ok(grant.filter(|g| g.is_valid(now())))
+    }
+
+    /// The active server with this id, or else this name.
+    pub async fn server(&self, id: &str) -> sqlx::Result<Option<Arc<Server>>> {
+        self.read(&self.servers, id.to_owned(), |id| async move {
+            let found = find_server(&self.store, &id).await?;
+            Ok(found.filter(|s| s.is_active).map(Arc::new))
+        })
+        .await
+    }
+
+    /// The active tool named `name` in `scope`.
+    pub async fn tool(&self, scope: &Scope, name: &str) -> anyhow::Result<Option<Arc<Tool>>> {
+        let server = match scope {
+            Scope::Gateway => None,
+            Scope::Server(server) => server.id,
+        };
+        let key = (server, fold_key(EntityKind::Tool, name).into_owned());
+        self.read(&self.tools, key, |_| async move {
+            let found = crate::mcp::find::<Tool>(&self.store, scope, name).await?;
+            Ok(found.map(Arc::new))
+        })
+        .await
+    }
+
+    /// The fresh entry at `key`, or what `load` finds (kept when found).
+    async fn read<K, V, E, F, Fut>(
+        &self,
+        cache: &Cache<K, Entry<V>>,
+        key: K,
+        load: F,
+    ) -> Result<Option<V>, E>
+    where
+        K: Eq + Hash + Clone,
+        V: Clone,
+        F: FnOnce(K) -> Fut,
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        // Taken before the read: a change committed meanwhile makes the entry stale.
+        let (generation, read_at) = (self.generation.now(), Instant::now());
+        if let Some(generation) = generation
+            && let Some(entry) = cache.get(&key)
+            && entry.generation == generation
+            && entry.read_at.elapsed() < FRESH_FOR
+        {
+            return Ok(Some(entry.value));
+        }
+        let found = load(key.clone()).await?;
+        if let (Some(value), Some(generation)) = (&found, generation) {
+            let entry = Entry {
+                value: value.clone(),
+                generation,
+                read_at,
+            };
+            cache.insert(key, entry);
+        }
+        Ok(found)
+    }
+}
+
+/// The server with this id, or else with this name.
+async fn find_server(store: &Store, id: &str) -> sqlx::Result<Option<Server>> {
+    if let Ok(uuid) = Uuid::parse_str(id)
+        && let Some(server) = store.get_entity::<Server>(uuid).await?
+    {
+        return Ok(Some(server));
+    }
+    let mut tx = store.begin_snapshot().await?;
+    let found = tx.entities_by_keys::<Server>(&[id]).await?;
+    tx.rollback().await?;
+    Ok(found.into_values().next())
+}
