@@ -45,6 +45,14 @@ struct Entry<V> {
     read_at: Instant,
 }
 
+/// The store's generation when a request came in, read once (on SQLite that asks the
+/// file) for all of the request's reads; kept in the request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    generation: Option<Stamp>,
+    at: Instant,
+}
+
 /// The caches of one gateway (one store).
 pub struct HotPath {
     store: Store,
@@ -70,11 +78,19 @@ impl HotPath {
         }
     }
 
+    /// The store's generation now, for the reads of one request.
+    pub fn seen(&self) -> Seen {
+        Seen {
+            generation: self.generation.now(),
+            at: Instant::now(),
+        }
+    }
+
     /// What the bearer token `token` grants, if it is valid now.
-    pub async fn token(&self, token: &str) -> sqlx::Result<Option<TokenGrant>> {
+    pub async fn token(&self, seen: Seen, token: &str) -> sqlx::Result<Option<TokenGrant>> {
         let hash = auth::token_hash(token);
         let grant = self
-            .read(&self.tokens, hash, |hash| async move {
+            .read(seen, &self.tokens, hash, |hash| async move {
                 auth::token_grant(&self.store, &hash).await
             })
             .await?;
@@ -82,8 +98,8 @@ impl HotPath {
     }
 
     /// The active server with this id, or else this name.
-    pub async fn server(&self, id: &str) -> sqlx::Result<Option<Arc<Server>>> {
-        self.read(&self.servers, id.to_owned(), |id| async move {
+    pub async fn server(&self, seen: Seen, id: &str) -> sqlx::Result<Option<Arc<Server>>> {
+        self.read(seen, &self.servers, id.to_owned(), |id| async move {
             let found = find_server(&self.store, &id).await?;
             Ok(found.filter(|s| s.is_active).map(Arc::new))
         })
@@ -91,13 +107,18 @@ impl HotPath {
     }
 
     /// The active tool named `name` in `scope`.
-    pub async fn tool(&self, scope: &Scope, name: &str) -> anyhow::Result<Option<Arc<Tool>>> {
+    pub async fn tool(
+        &self,
+        seen: Seen,
+        scope: &Scope,
+        name: &str,
+    ) -> anyhow::Result<Option<Arc<Tool>>> {
         let server = match scope {
             Scope::Gateway => None,
             Scope::Server(server) => server.id,
         };
         let key = (server, fold_key(EntityKind::Tool, name).into_owned());
-        self.read(&self.tools, key, |_| async move {
+        self.read(seen, &self.tools, key, |_| async move {
             let found = crate::mcp::find::<Tool>(&self.store, scope, name).await?;
             Ok(found.map(Arc::new))
         })
@@ -107,6 +128,7 @@ impl HotPath {
     /// The fresh entry at `key`, or what `load` finds (kept when found).
     async fn read<K, V, E, F, Fut>(
         &self,
+        seen: Seen,
         cache: &Cache<K, Entry<V>>,
         key: K,
         load: F,
@@ -118,7 +140,10 @@ impl HotPath {
         Fut: Future<Output = Result<Option<V>, E>>,
     {
         // Taken before the read: a change committed meanwhile makes the entry stale.
-        let (generation, read_at) = (self.generation.now(), Instant::now());
+        let Seen {
+            generation,
+            at: read_at,
+        } = seen;
         if let Some(generation) = generation
             && let Some(entry) = cache.get(&key)
             && entry.generation == generation

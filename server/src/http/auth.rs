@@ -20,6 +20,7 @@ use super::{AppState, client, limit};
 use crate::{
     auth::{self, AuthMethod, Principal},
     error::{Error, Result},
+    hot::Seen,
     store::audit::NewAuditEntry,
 };
 
@@ -66,7 +67,9 @@ pub async fn require_auth(
     if is_public(request.uri().path()) {
         return next.run(request).await;
     }
-    let principal = match authenticate(&state, request.headers()).await {
+    let seen = state.hot.seen();
+    request.extensions_mut().insert(seen);
+    let principal = match authenticate(&state, seen, request.headers()).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -102,7 +105,11 @@ pub async fn require_auth(
 
 /// A bearer token when the request carries an `Authorization` header (and only then),
 /// else the session cookie.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>> {
+async fn authenticate(
+    state: &AppState,
+    seen: Seen,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value
             .to_str()
@@ -111,7 +118,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Pr
             .map(str::trim);
         return match token {
             Some(t) if !t.is_empty() => {
-                let found = state.hot.token(t).await?;
+                let found = state.hot.token(seen, t).await?;
                 Ok(found.map(|grant| {
                     state.token_use.record(grant.token_id);
                     grant.principal

@@ -39,9 +39,21 @@ pub(crate) use auth::same_origin;
 pub use auth::{PUBLIC_PATHS, SESSION_COOKIE};
 pub use ui::ui_paths;
 
-/// What every handler may reach.
+/// What every handler may reach. Cloned by every extractor and middleware of every
+/// request, so one reference count ([`Shared`]'s fields are reached through `Deref`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] holds.
+pub struct Shared {
     pub store: Store,
     pub settings: Arc<Settings>,
     /// Encrypts and decrypts stored credentials (from `AUTH_ENCRYPTION_SECRET`).
@@ -90,7 +102,7 @@ impl AppState {
             settings.login_attempts_per_ip,
             settings.login_attempts_per_account,
         ));
-        AppState {
+        AppState(Arc::new(Shared {
             login_limits,
             exports: Arc::new(tokio::sync::Semaphore::new(usize::from(
                 settings.concurrent_exports.max(1),
@@ -109,7 +121,7 @@ impl AppState {
             settings: Arc::new(settings),
             cipher,
             leptos,
-        }
+        }))
     }
 }
 

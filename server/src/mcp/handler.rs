@@ -23,6 +23,7 @@ use super::{
     render::{self, RenderError},
 };
 use crate::{
+    hot::Seen,
     http::AppState,
     invoke::{InvokeError, ToolOutcome},
 };
@@ -167,7 +168,12 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let scope = scope_of(&context)?;
-        let tool = (self.state.hot.tool(&scope, &request.name))
+        let seen = context
+            .extensions
+            .get::<Parts>()
+            .and_then(|parts| parts.extensions.get::<Seen>().copied())
+            .unwrap_or_else(|| self.state.hot.seen());
+        let tool = (self.state.hot.tool(seen, &scope, &request.name))
             .await
             .map_err(internal)?
             .ok_or_else(|| {

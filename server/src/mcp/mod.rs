@@ -40,6 +40,7 @@ use crate::{
     auth::{AuthMethod, Principal},
     config::Settings,
     error::{Error, Result},
+    hot::Seen,
     http::AppState,
 };
 
@@ -114,8 +115,10 @@ async fn admit(State(state): State<AppState>, mut request: Request, next: Next) 
         .extensions()
         .get::<Principal>()
         .and_then(|p| p.servers.clone());
+    let seen = request.extensions().get::<Seen>().copied();
+    let seen = seen.unwrap_or_else(|| state.hot.seen());
     let resolved = match checked {
-        Ok(Some(id)) => resolve(&state, &id, limit.as_deref()).await,
+        Ok(Some(id)) => resolve(&state, seen, &id, limit.as_deref()).await,
         Ok(None) => Ok(Scope::Gateway),
         Err(e) => Err(e),
     };
@@ -176,8 +179,13 @@ pub fn server_ref(path: &str) -> Option<String> {
 }
 
 /// The active server `id` names, if the token's `limit` (when it has one) lists it.
-async fn resolve(state: &AppState, id: &str, limit: Option<&[String]>) -> Result<Scope> {
-    let server = state.hot.server(id).await?.ok_or(Error::NotFound)?;
+async fn resolve(
+    state: &AppState,
+    seen: Seen,
+    id: &str,
+    limit: Option<&[String]>,
+) -> Result<Scope> {
+    let server = state.hot.server(seen, id).await?.ok_or(Error::NotFound)?;
     let name = fold_key(EntityKind::Server, server.key()).into_owned();
     if limit.is_some_and(|names| {
         !names

@@ -111,7 +111,7 @@ pub async fn open(State(state): State<AppState>, parts: Parts) -> Result<Respons
     let base = path.strip_suffix("/sse").unwrap_or(path);
     let endpoint = format!("{base}/message?session_id={}", id.simple());
     let events = events(endpoint, outbound, Forget(sessions, id));
-    let shutdown = state.mcp.shutdown.cancelled_owned();
+    let shutdown = state.mcp.shutdown.clone().cancelled_owned();
     Ok(Sse::new(events.take_until(shutdown))
         .keep_alive(KeepAlive::default())
         .into_response())
