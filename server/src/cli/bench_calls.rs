@@ -83,6 +83,8 @@ struct Level {
     direct: Run,
     engine: Run,
     mcp: Run,
+    /// The gateway's CPU time during the MCP run.
+    gateway_cpu: Duration,
     gateway_rss_kib: u64,
 }
 
@@ -135,16 +137,19 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
         })
         .await;
         let peers = peers.clone();
+        let cpu_before = gateway.cpu_time();
         let mcp = measure(concurrency, span, move |i| {
             let peer = peers[i].clone();
             async move { bench_mcp::call(&peer).await }
         })
         .await;
+        let gateway_cpu = gateway.cpu_time().saturating_sub(cpu_before);
         levels.push(Level {
             concurrency,
             direct,
             engine,
             mcp,
+            gateway_cpu,
             gateway_rss_kib: gateway.rss_kib(),
         });
     }
@@ -223,6 +228,10 @@ fn print_targets(levels: &[Level], idle: &bench_mcp::Idle) {
             );
         }
         println!(
+            "| gateway CPU per call, concurrency {c} | {:.0} µs | | |",
+            level.gateway_cpu.as_secs_f64() * 1e6 / level.mcp.latencies.len().max(1) as f64
+        );
+        println!(
             "| gateway RSS after concurrency {c} | {} MiB | | |",
             level.gateway_rss_kib / 1024
         );
@@ -289,6 +298,20 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// A `/proc/<pid>/status` field in KiB (0 where there is none).
+/// The CPU time all of `pid`'s threads have used (the first field of each thread's
+/// `schedstat`, in nanoseconds); zero when it cannot be read.
+pub fn cpu_time(pid: u32) -> Duration {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    let nanos: u64 = threads
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
 pub fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

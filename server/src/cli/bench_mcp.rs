@@ -144,6 +144,11 @@ impl Gateway {
         super::bench_calls::status_kib(self.pid, "VmRSS:")
     }
 
+    /// The CPU time the gateway has used so far (its live threads').
+    pub fn cpu_time(&self) -> Duration {
+        super::bench_calls::cpu_time(self.pid)
+    }
+
     /// File descriptors the gateway holds open (its sockets, mostly).
     pub fn open_files(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, Iterator::count)
