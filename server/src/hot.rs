@@ -125,7 +125,9 @@ impl HotPath {
         .await
     }
 
-    /// The fresh entry at `key`, or what `load` finds (kept when found).
+    /// The fresh entry at `key`, or what `load` finds (kept when found). Of the requests
+    /// that find no fresh entry at once, one loads and the others wait for what it
+    /// keeps: at 64 calls in flight an expired entry was otherwise read 64 times.
     async fn read<K, V, E, F, Fut>(
         &self,
         seen: Seen,
@@ -139,26 +141,34 @@ impl HotPath {
         F: FnOnce(K) -> Fut,
         Fut: Future<Output = Result<Option<V>, E>>,
     {
-        // Taken before the read: a change committed meanwhile makes the entry stale.
-        let Seen {
-            generation,
-            at: read_at,
-        } = seen;
-        if let Some(generation) = generation
-            && let Some(entry) = cache.get(&key)
-            && entry.generation == generation
-            && entry.read_at.elapsed() < FRESH_FOR
-        {
-            return Ok(Some(entry.value));
-        }
+        let Some(generation) = seen.generation else {
+            return load(key).await;
+        };
+        let fresh = |entry: &Entry<V>| {
+            entry.generation == generation
+                && seen.at.saturating_duration_since(entry.read_at) < FRESH_FOR
+        };
+        cache.remove_if(&key, |entry| !fresh(entry));
+        let guard = match cache.get_value_or_guard_async(&key).await {
+            Ok(entry) if fresh(&entry) => return Ok(Some(entry.value)),
+            // Kept by a request that came in before a change this one has seen.
+            Ok(_) => None,
+            Err(guard) => Some(guard),
+        };
         let found = load(key.clone()).await?;
-        if let (Some(value), Some(generation)) = (&found, generation) {
+        if let Some(value) = &found {
+            // Stamped as of this request's start: a change committed since makes it stale.
             let entry = Entry {
                 value: value.clone(),
                 generation,
-                read_at,
+                read_at: seen.at,
             };
-            cache.insert(key, entry);
+            match guard {
+                Some(guard) => {
+                    let _ = guard.insert(entry);
+                }
+                None => cache.insert(key, entry),
+            }
         }
         Ok(found)
     }
