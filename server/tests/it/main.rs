@@ -28,6 +28,7 @@ mod login_limits;
 mod mcp;
 mod mcp_changes;
 mod mcp_endpoints;
+mod mcp_sessions;
 mod mcp_sse;
 mod memory;
 mod progress;
