@@ -58,8 +58,11 @@ pub struct Settings {
     /// Legacy HTTP+SSE MCP sessions (`/servers/{id}/sse`) open at once; more get 429.
     pub mcp_sse_sessions: usize,
     /// Streamable HTTP MCP sessions (`/mcp`, `/servers/{id}/mcp`) held at once; an
-    /// `initialize` beyond gets 429. An idle session ends after rmcp's 5 minutes.
+    /// `initialize` beyond gets 429. An idle session ends after `mcp_session_idle_secs`.
     pub mcp_sessions: usize,
+    /// Seconds a Streamable HTTP MCP session lives with no message either way (an open
+    /// `GET` stream with nothing to say is idle); then it ends and its id gets 404.
+    pub mcp_session_idle_secs: u64,
     /// Seconds an import runner (a gateway process) may go without a heartbeat before
     /// another process takes it for gone and fails (or, asked, cancels) its running job.
     pub job_runner_timeout_secs: u32,
@@ -148,6 +151,7 @@ impl Default for Settings {
             import_workers: 1,
             mcp_sse_sessions: 1000,
             mcp_sessions: 2000,
+            mcp_session_idle_secs: 300,
             job_runner_timeout_secs: 30,
             concurrent_exports: 4,
             login_attempts_per_ip: 10,

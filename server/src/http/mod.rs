@@ -113,7 +113,7 @@ impl AppState {
                 Duration::from_secs(settings.job_runner_timeout_secs.into()),
             ),
             token_use: Arc::default(),
-            mcp: crate::mcp::McpSessions::default(),
+            mcp: crate::mcp::McpSessions::new(&settings),
             invoker: crate::invoke::Invoker::new(cipher.clone(), &settings),
             peers: crate::federation::peer::Peers::new(&settings, cipher.clone()),
             hot: Arc::new(crate::hot::HotPath::new(store.clone())),

@@ -68,7 +68,8 @@ impl Gateway {
         name: &str,
     ) -> Result<Prompt, McpError> {
         let scope = scope_of(context)?;
-        catalog::find::<Prompt>(&self.state.store, &scope, name)
+        // Boxed, as `list_page`'s read (see `impl Gateway` below).
+        Box::pin(catalog::find::<Prompt>(&self.state.store, &scope, name))
             .await
             .map_err(internal)?
             .ok_or_else(|| McpError::invalid_params(format!("no prompt {name:?}"), None))
@@ -93,9 +94,14 @@ async fn list_page<E: app::entities::Entity>(
     show: impl Fn(&E) -> Option<Value>,
 ) -> Result<Value, McpError> {
     let scope = scope_of(context)?;
-    let (page, next) = catalog::page::<E>(&gateway.state.store, &scope, cursor(request))
-        .await
-        .map_err(internal)?;
+    // Boxed: see the `impl Gateway` of the boxed requests below.
+    let (page, next) = Box::pin(catalog::page::<E>(
+        &gateway.state.store,
+        &scope,
+        cursor(request),
+    ))
+    .await
+    .map_err(internal)?;
     let items: Vec<Value> = page.iter().filter_map(show).collect();
     let mut out = json!({ field: items });
     if let Some(next) = next {
@@ -159,48 +165,12 @@ impl ServerHandler for Gateway {
         wire(list_page(self, &context, &request, "tools", show).await?)
     }
 
-    /// Calls the tool's upstream with its stored credentials. What the upstream answered,
-    /// failures included, is a tool result (`isError`) the caller's model can read; an
-    /// unknown tool is a protocol error, as the MCP spec says.
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let scope = scope_of(&context)?;
-        let seen = context
-            .extensions
-            .get::<Parts>()
-            .and_then(|parts| parts.extensions.get::<Seen>().copied())
-            .unwrap_or_else(|| self.state.hot.seen());
-        let tool = (self.state.hot.tool(seen, &scope, &request.name))
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| {
-                McpError::invalid_params(format!("unknown tool {:?}", request.name), None)
-            })?;
-        let arguments = request.arguments.unwrap_or_default();
-        if let Some(origin) = &tool.federation {
-            let headers = context
-                .extensions
-                .get::<Parts>()
-                .map(|parts| parts.headers.clone())
-                .unwrap_or_default();
-            let result = forward::call_tool(&self.state, origin, arguments, &headers).await?;
-            return Ok(CallToolResponse::Complete(result));
-        }
-        let outcome = match self.state.invoker.call_tool(&tool, arguments).await {
-            Ok(outcome) => outcome,
-            Err(e) => refusal(e),
-        };
-        let mut result = json!({
-            "content": [{"type": "text", "text": outcome.text}],
-            "isError": outcome.is_error,
-        });
-        if let Some(structured) = outcome.structured {
-            result["structuredContent"] = structured;
-        }
-        Ok(CallToolResponse::Complete(wire(result)?))
+        Box::pin(self.call_tool_boxed(request, context)).await
     }
 
     async fn list_prompts(
@@ -217,23 +187,7 @@ impl ServerHandler for Gateway {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let prompt = self.prompt(&context, &request.name).await?;
-        let arguments = request.arguments.unwrap_or_default();
-        if let Some(origin) = &prompt.federation {
-            let result = forward::get_prompt(&self.state, origin, arguments).await?;
-            return Ok(GetPromptResponse::Complete(result));
-        }
-        let text = render::render(&prompt, &arguments).map_err(|e| match e {
-            RenderError::Missing(_) => McpError::invalid_params(e.to_string(), None),
-            RenderError::Template(_) => McpError::internal_error(e.to_string(), None),
-        })?;
-        let mut result = json!({
-            "messages": [{"role": "user", "content": {"type": "text", "text": text}}],
-        });
-        if let Some(description) = &prompt.description {
-            result["description"] = json!(description);
-        }
-        Ok(GetPromptResponse::Complete(wire(result)?))
+        Box::pin(self.get_prompt_boxed(request, context)).await
     }
 
     /// A prompt argument's values from its input schema's `enum`: those starting with
@@ -287,6 +241,87 @@ impl ServerHandler for Gateway {
     }
 
     async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        Box::pin(self.read_resource_boxed(request, context)).await
+    }
+}
+
+/// The three largest request futures (a tool call, a prompt, a resource: each may call a
+/// federated peer), boxed: rmcp's per-session task holds the largest one inline, so
+/// unboxed they cost every idle session about 10 KiB (README, Performance).
+impl Gateway {
+    /// Calls the tool's upstream with its stored credentials. What the upstream answered,
+    /// failures included, is a tool result (`isError`) the caller's model can read; an
+    /// unknown tool is a protocol error, as the MCP spec says.
+    async fn call_tool_boxed(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let scope = scope_of(&context)?;
+        let seen = context
+            .extensions
+            .get::<Parts>()
+            .and_then(|parts| parts.extensions.get::<Seen>().copied())
+            .unwrap_or_else(|| self.state.hot.seen());
+        let tool = (self.state.hot.tool(seen, &scope, &request.name))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                McpError::invalid_params(format!("unknown tool {:?}", request.name), None)
+            })?;
+        let arguments = request.arguments.unwrap_or_default();
+        if let Some(origin) = &tool.federation {
+            let headers = context
+                .extensions
+                .get::<Parts>()
+                .map(|parts| parts.headers.clone())
+                .unwrap_or_default();
+            let result = forward::call_tool(&self.state, origin, arguments, &headers).await?;
+            return Ok(CallToolResponse::Complete(result));
+        }
+        let outcome = match self.state.invoker.call_tool(&tool, arguments).await {
+            Ok(outcome) => outcome,
+            Err(e) => refusal(e),
+        };
+        let mut result = json!({
+            "content": [{"type": "text", "text": outcome.text}],
+            "isError": outcome.is_error,
+        });
+        if let Some(structured) = outcome.structured {
+            result["structuredContent"] = structured;
+        }
+        Ok(CallToolResponse::Complete(wire(result)?))
+    }
+
+    async fn get_prompt_boxed(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let prompt = self.prompt(&context, &request.name).await?;
+        let arguments = request.arguments.unwrap_or_default();
+        if let Some(origin) = &prompt.federation {
+            let result = forward::get_prompt(&self.state, origin, arguments).await?;
+            return Ok(GetPromptResponse::Complete(result));
+        }
+        let text = render::render(&prompt, &arguments).map_err(|e| match e {
+            RenderError::Missing(_) => McpError::invalid_params(e.to_string(), None),
+            RenderError::Template(_) => McpError::internal_error(e.to_string(), None),
+        })?;
+        let mut result = json!({
+            "messages": [{"role": "user", "content": {"type": "text", "text": text}}],
+        });
+        if let Some(description) = &prompt.description {
+            result["description"] = json!(description);
+        }
+        Ok(GetPromptResponse::Complete(wire(result)?))
+    }
+
+    async fn read_resource_boxed(
         &self,
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,

@@ -13,9 +13,10 @@ mod forward;
 mod handler;
 mod notify;
 mod render;
+mod session;
 mod sse;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use app::{
     entities::{Entity, keys::fold_key, server::Server},
@@ -28,10 +29,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use percent_encoding::percent_decode_str;
-use rmcp::transport::{
-    StreamableHttpServerConfig, StreamableHttpService,
-    streamable_http_server::session::local::LocalSessionManager,
-};
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 pub use catalog::{Scope, find};
@@ -46,11 +44,22 @@ use crate::{
 
 /// The MCP sessions of this process, and the signal that ends their streams on shutdown
 /// (an open `GET` stream would otherwise hold the graceful shutdown for ever).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct McpSessions {
-    sessions: Arc<LocalSessionManager>,
+    sessions: Arc<session::Sessions>,
     sse: Arc<sse::SseSessions>,
     pub shutdown: CancellationToken,
+}
+
+impl McpSessions {
+    pub fn new(settings: &Settings) -> McpSessions {
+        let idle = Duration::from_secs(settings.mcp_session_idle_secs.max(1));
+        McpSessions {
+            sessions: Arc::new(session::Sessions::new(idle)),
+            sse: Arc::default(),
+            shutdown: CancellationToken::new(),
+        }
+    }
 }
 
 /// The gateway's own endpoint.
@@ -140,11 +149,11 @@ fn opens_session(request: &Request) -> bool {
         && !request.uri().path().ends_with("/message")
 }
 
-/// Each Streamable HTTP session holds a worker task and its queues until it ends (idle
-/// ones after rmcp's keep-alive), so a request that would open one is refused while
-/// `mcp_sessions` are held, rather than held too.
+/// Each Streamable HTTP session holds rmcp's service task and its queues until it ends
+/// (idle ones after `mcp_session_idle_secs`), so a request that would open one is refused
+/// while `mcp_sessions` are held, rather than held too.
 async fn room_for_session(state: &AppState, opens: bool) -> Result<()> {
-    if opens && state.mcp.sessions.sessions.read().await.len() >= state.settings.mcp_sessions {
+    if opens && state.mcp.sessions.len() >= state.settings.mcp_sessions {
         return Err(Error::TooManyRequests {
             message: "too many open MCP sessions; try again later".into(),
             retry_after_secs: 5,

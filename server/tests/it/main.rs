@@ -29,6 +29,7 @@ mod mcp;
 mod mcp_changes;
 mod mcp_endpoints;
 mod mcp_hot;
+mod mcp_sessions;
 mod mcp_sse;
 mod memory;
 mod progress;
