@@ -357,8 +357,14 @@ impl StoreTx {
         after: Option<&str>,
         limit: i64,
     ) -> sqlx::Result<Vec<E>> {
+        // Two statements, not `($2 IS NULL OR key > $2)`: SQLite scans the key index from
+        // its start for such an `OR`, filtering every key before the page.
+        let after_key = match after {
+            Some(_) => "key > $2",
+            None => "$2 IS NULL",
+        };
         let sql = AssertSqlSafe(format!(
-            "SELECT id, doc FROM {} WHERE ($1 OR is_active) AND ($2 IS NULL OR key > $2) ORDER BY key LIMIT $3",
+            "SELECT id, doc FROM {} WHERE ($1 OR is_active) AND {after_key} ORDER BY key LIMIT $3",
             E::KIND.plural()
         ));
         let params = self.params();
