@@ -9,12 +9,18 @@
 //! of its run time) and two copies of every record on the way. One statement per table,
 //! not one per chunk, also spares SQLite a new scan of the key index for every chunk.
 
-use app::model::EntityKind;
-use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
-use sqlx::{AssertSqlSafe, sqlite::LockedSqliteHandle};
-use tokio::sync::mpsc;
+use std::collections::HashMap;
 
-use super::entities::StoreTx;
+use app::{entities::Entity, model::EntityKind};
+use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
+use sqlx::{AssertSqlSafe, sqlite::LockedSqliteHandle, types::Json};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::entities::{
+    DocRow, IN_CHUNK, LINKED, Params, StoreTx, hydrate_all, links_in_query, page_query,
+    server_ids,
+};
 
 /// Chunks read ahead of the one being written: enough to keep the reader busy while the
 /// writer works, few enough to keep memory flat.
@@ -125,7 +131,7 @@ impl StoreTx {
                 let mut handle = tx.lock_handle().await?;
                 let raw = RawConnection(handle.as_raw_handle().as_ptr());
                 Source::Sqlite {
-                    reader: SqliteReader::start(raw, sql, include_inactive, chunk_bytes),
+                    reader: SqliteReader::start(raw, sql, include_inactive, chunk_bytes)?,
                     _handle: handle,
                 }
             }
@@ -182,19 +188,27 @@ struct SqliteReader {
 }
 
 impl SqliteReader {
-    fn start(raw: RawConnection, sql: String, include_inactive: bool, chunk_bytes: usize) -> Self {
+    fn start(
+        raw: RawConnection,
+        sql: String,
+        include_inactive: bool,
+        chunk_bytes: usize,
+    ) -> std::io::Result<Self> {
         let (sender, chunks) = mpsc::channel(CHUNKS_AHEAD);
-        let thread = std::thread::spawn(move || {
+        let read = move || {
             let raw = raw;
             if let Err(e) = read_sqlite(raw.0, &sql, include_inactive, chunk_bytes, &sender) {
                 // The receiver gone, nobody waits for the error either.
                 let _ = sender.blocking_send(Err(e));
             }
-        });
-        SqliteReader {
+        };
+        let thread = std::thread::Builder::new()
+            .name("store-reader".into())
+            .spawn(read)?;
+        Ok(SqliteReader {
             chunks,
             thread: Some(thread),
-        }
+        })
     }
 
     async fn next(&mut self) -> anyhow::Result<Option<RecordChunk>> {
@@ -257,4 +271,70 @@ fn read_sqlite(
         let _ = sender.blocking_send(Ok(chunk));
     }
     Ok(())
+}
+
+impl StoreTx {
+    /// [`StoreTx::entities_after`] for an export. On SQLite the page and its links are
+    /// stepped on this thread, straight from the connection's handle: a page of servers
+    /// comes with thousands of link rows, which sqlx's worker would hand over one by one.
+    pub async fn export_page<E: Entity>(
+        &mut self,
+        include_inactive: bool,
+        after: Option<&str>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<E>> {
+        let StoreTx::Sqlite(tx) = self else {
+            return Ok(self.entities_after(include_inactive, after, limit).await?);
+        };
+        let mut handle = tx.lock_handle().await?;
+        let raw = handle.as_raw_handle().as_ptr();
+        #[expect(
+            unsafe_code,
+            reason = "sqlx steps rows only on its worker thread, handing each over: rusqlite \
+                      steps them here, on the handle sqlx lends"
+        )]
+        // SAFETY: `handle` holds the connection's lock until the end of this function, so
+        // neither sqlx's worker nor anyone else uses it meanwhile; the rusqlite connection
+        // does not own the handle (it never closes it), finalizes its statements before
+        // it is dropped, and is dropped before `handle` is.
+        let conn = unsafe { rusqlite::Connection::from_handle(raw) }?;
+        let page = page_sqlite::<E>(&conn, include_inactive, after, limit);
+        drop(conn);
+        drop(handle);
+        page
+    }
+}
+
+/// [`StoreTx::export_page`] on a SQLite connection this thread holds.
+fn page_sqlite<E: Entity>(
+    conn: &rusqlite::Connection,
+    include_inactive: bool,
+    after: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<E>> {
+    let mut statement = conn.prepare(&page_query(E::KIND, after.is_some()))?;
+    let mut rows = statement.query((include_inactive, after, limit))?;
+    let mut page = Vec::new();
+    while let Some(row) = rows.next()? {
+        page.push(DocRow {
+            id: Uuid::from_slice(row.get_ref(0)?.as_blob()?)?,
+            doc: Json(serde_json::from_slice(row.get_ref(1)?.as_bytes()?)?),
+        });
+    }
+    let ids = server_ids(&page);
+    let mut links: HashMap<Uuid, Vec<(EntityKind, String)>> = HashMap::new();
+    for kind in LINKED {
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = links_in_query(kind, chunk.len(), Params::Anonymous);
+            let mut statement = conn.prepare(&sql)?;
+            let ids = chunk.iter().map(|id| id.as_bytes().as_slice());
+            let mut rows = statement.query(rusqlite::params_from_iter(ids))?;
+            while let Some(row) = rows.next()? {
+                let server = Uuid::from_slice(row.get_ref(0)?.as_blob()?)?;
+                let key = row.get_ref(1)?.as_str()?.to_owned();
+                links.entry(server).or_default().push((kind, key));
+            }
+        }
+    }
+    Ok(hydrate_all(page, links))
 }

@@ -129,7 +129,7 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         let (mut count, mut after) = (0, None::<String>);
         loop {
             let page: Vec<E> = snapshot
-                .entities_after(take.inactive(E::KIND, options), after.as_deref(), PAGE)
+                .export_page(take.inactive(E::KIND, options), after.as_deref(), PAGE)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.key().to_owned());
