@@ -75,7 +75,7 @@ pub const BATCH_ROWS: usize = 500;
 /// Link rows (3 parameters each) per multi-row `INSERT`.
 const LINK_ROWS: usize = 2000;
 /// Values per `IN (…)` list.
-const IN_CHUNK: usize = 1000;
+pub(super) const IN_CHUNK: usize = 1000;
 
 /// The id of a new entity: time-ordered (UUIDv7), so that a large import appends to the
 /// id index instead of writing all over it.
@@ -122,13 +122,28 @@ fn in_list_from(first: usize, n: usize, params: Params) -> String {
 
 /// The keys of `kind` that the `n` servers of the parameter list link to, as (server id,
 /// key), in position order.
-fn links_in_query(kind: EntityKind, n: usize, params: Params) -> String {
+pub(super) fn links_in_query(kind: EntityKind, n: usize, params: Params) -> String {
     let (table, column) = link_table(kind);
     format!(
         "SELECT l.server_id, t.key FROM {table} l JOIN {} t ON t.id = l.{column} \
          WHERE l.server_id IN {} ORDER BY l.server_id, l.position",
         kind.plural(),
         in_list(n, params)
+    )
+}
+
+/// The SQL of a page of [`StoreTx::entities_after`]: `$1` whether inactive entities are
+/// read too, `$2` the key to start after, `$3` the page's length. Two statements, not
+/// `($2 IS NULL OR key > $2)`: SQLite scans the key index from its start for such an
+/// `OR`, filtering every key before the page.
+pub(super) fn page_query(kind: EntityKind, after: bool) -> String {
+    let after_key = match after {
+        true => "key > $2",
+        false => "$2 IS NULL",
+    };
+    format!(
+        "SELECT id, doc FROM {} WHERE ($1 OR is_active) AND {after_key} ORDER BY key LIMIT $3",
+        kind.plural()
     )
 }
 
@@ -155,7 +170,7 @@ macro_rules! fetch_links {
 }
 
 /// The ids of `rows` when they are servers (whose links are read next); none otherwise.
-fn server_ids<E: Entity>(rows: &[DocRow<E>]) -> Vec<Uuid> {
+pub(super) fn server_ids<E: Entity>(rows: &[DocRow<E>]) -> Vec<Uuid> {
     match E::KIND {
         EntityKind::Server => rows.iter().map(|r| r.id).collect(),
         _ => Vec::new(),
@@ -357,10 +372,7 @@ impl StoreTx {
         after: Option<&str>,
         limit: i64,
     ) -> sqlx::Result<Vec<E>> {
-        let sql = AssertSqlSafe(format!(
-            "SELECT id, doc FROM {} WHERE ($1 OR is_active) AND ($2 IS NULL OR key > $2) ORDER BY key LIMIT $3",
-            E::KIND.plural()
-        ));
+        let sql = AssertSqlSafe(page_query(E::KIND, after.is_some()));
         let params = self.params();
         let (rows, links) = with_tx!(self, |conn| async {
             let rows: Vec<DocRow<E>> = sqlx::query_as(sql)

@@ -4,8 +4,6 @@
 //! flat however many entities the gateway holds. The output is the pretty JSON that
 //! `serde_json::to_vec_pretty` gives for an [`app::transfer::ExportFile`].
 
-use std::ops::ControlFlow;
-
 use app::{
     entities::{Entity, Gateway, Prompt, Resource, Root, Server, Tool},
     model::EntityKind,
@@ -21,6 +19,9 @@ use crate::store::entities::StoreTx;
 const PAGE: i64 = 1000;
 /// Bytes gathered before they are handed to the sink (records copied as they are read).
 const FLUSH_BYTES: usize = 1 << 20;
+/// Bytes of stored records the store hands over at a time: large enough that handing
+/// them from the reading thread costs nothing, small enough to keep memory flat.
+const CHUNK_BYTES: usize = 256 << 10;
 
 /// What a written export holds.
 #[derive(Debug, Default)]
@@ -128,7 +129,7 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         let (mut count, mut after) = (0, None::<String>);
         loop {
             let page: Vec<E> = snapshot
-                .entities_after(take.inactive(E::KIND, options), after.as_deref(), PAGE)
+                .export_page(take.inactive(E::KIND, options), after.as_deref(), PAGE)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.key().to_owned());
@@ -158,8 +159,8 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
     /// The entities of `kind` copied from the text the store holds: a record without
     /// links, where the store keeps the text as written ([`StoreTx::keeps_record_text`]),
     /// is exactly what the export writes, only compact (the same serialiser wrote it,
-    /// without its id), so it is re-indented, not parsed and serialised again. How many
-    /// were written.
+    /// without its id), so it is re-indented, not parsed and serialised again. The store
+    /// reads the next chunk meanwhile. How many were written.
     async fn copied(
         &mut self,
         kind: EntityKind,
@@ -167,30 +168,25 @@ impl<'w, W: AsyncWrite + Unpin> FileWriter<'w, W> {
         options: &ExportOptions,
         take: &Take,
     ) -> anyhow::Result<usize> {
-        let (mut count, mut after) = (0, None::<String>);
-        let inactive = take.inactive(kind, options);
-        loop {
-            // A buffer's worth of records per call: the store holds its connection for
-            // the call, and the buffer goes out between calls.
-            let stopped = snapshot
-                .visit_records(kind, inactive, after.as_deref(), |stored| {
-                    if take.takes(kind, stored.key, stored.is_active, options) {
-                        self.open_item(kind, count);
-                        reindent(&mut self.buffer, stored.doc, 6);
-                        count += 1;
-                    }
-                    match self.buffer.len() >= FLUSH_BYTES {
-                        true => ControlFlow::Break(()),
-                        false => ControlFlow::Continue(()),
-                    }
-                })
-                .await?;
-            self.flush().await?;
-            match stopped {
-                Some(key) => after = Some(key),
-                None => return Ok(count),
+        let mut count = 0;
+        let mut records = snapshot
+            .records(kind, take.inactive(kind, options), CHUNK_BYTES)
+            .await?;
+        while let Some(chunk) = records.next().await? {
+            for stored in chunk.iter() {
+                if take.takes(kind, stored.key, stored.is_active, options) {
+                    self.open_item(kind, count);
+                    reindent(&mut self.buffer, stored.doc, 6);
+                    count += 1;
+                }
+            }
+            if self.buffer.len() >= FLUSH_BYTES {
+                self.flush().await?;
             }
         }
+        drop(records);
+        self.flush().await?;
+        Ok(count)
     }
 
     /// Before an entity at depth 3: the separator, and its type's list opened before the
