@@ -140,7 +140,6 @@ async fn admit(State(state): State<AppState>, mut request: Request, next: Next) 
     }
 }
 
-/// Bearer tokens only, and no foreign `Origin`.
 /// Whether the request would open a Streamable HTTP session: a POST without
 /// `Mcp-Session-Id` (the legacy SSE transport's messages have their own cap).
 fn opens_session(request: &Request) -> bool {
@@ -162,6 +161,7 @@ async fn room_for_session(state: &AppState, opens: bool) -> Result<()> {
     Ok(())
 }
 
+/// Bearer tokens only, and no foreign `Origin`.
 fn check_caller(state: &AppState, request: &Request) -> Result<()> {
     let principal = request.extensions().get::<Principal>();
     if !principal.is_some_and(|p| p.via == AuthMethod::Bearer) {
