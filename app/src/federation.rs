@@ -114,7 +114,8 @@ pub struct FirstConnection {
     pub name: String,
     pub status: PeerStatus,
     /// `connected, 12 tools discovered`, `unreachable: connection refused`, or
-    /// `no answer within 10 s` when the connection had not ended by then.
+    /// `not connected within 10 s` when the connection had not ended by then (or, with
+    /// many gateways, not begun: at most 32 are contacted at once).
     pub message: String,
 }
 

@@ -6,10 +6,15 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
 
+/// rmcp's client logs an error for every peer connection that fails, which federation
+/// already records as the gateway's health (and logs once per change): an import of
+/// 5,000 unreachable gateways printed hundreds of these lines.
+const QUIETED: &str = "rmcp::transport::worker=off";
+
 /// Installs the global subscriber. `RUST_LOG` wins over `level` when set.
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+        .or_else(|_| EnvFilter::try_new(format!("{level},{QUIETED}")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {

@@ -435,9 +435,34 @@ fn print_text(report: &ImportReport) {
         );
     }
     println!("{}", report.summary());
-    for g in &report.gateways {
+    print_first_connections(&report.gateways);
+}
+
+/// Gateways whose first connection gets a line of its own; past that, the rest are counted.
+const GATEWAYS_LISTED: usize = 20;
+
+/// How the first connection to each imported gateway went: one line each for the first
+/// [`GATEWAYS_LISTED`], then one line counting the rest by status (an import of 5,000
+/// gateways printed 5,000 lines). `-o json` has them all.
+fn print_first_connections(gateways: &[app::federation::FirstConnection]) {
+    for g in gateways.iter().take(GATEWAYS_LISTED) {
         println!("Gateway `{}`: {}", g.name, g.message);
     }
+    let rest = gateways.get(GATEWAYS_LISTED..).unwrap_or_default();
+    if rest.is_empty() {
+        return;
+    }
+    let counts: Vec<String> = app::federation::PeerStatus::ALL
+        .iter()
+        .map(|status| (status, rest.iter().filter(|g| g.status == *status).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(status, n)| format!("{n} {}", status.as_str()))
+        .collect();
+    println!(
+        "… and {} more gateways: {} (-o json lists each)",
+        rest.len(),
+        counts.join(", ")
+    );
 }
 
 /// A spinner while the file is checked, then a bar told of each entity applied.

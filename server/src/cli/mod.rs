@@ -109,11 +109,19 @@ pub fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // Work still running was abandoned (a peer contact past the import's wait): its name
+    // lookups run on blocking threads that cannot be cancelled, and dropping the runtime
+    // would wait for each (a minute and more with thousands of unreachable gateways).
+    runtime.shutdown_timeout(SHUTDOWN_WAIT);
+    match outcome {
         Ok(code) => code,
         Err(e) => fail(&e),
     }
 }
+
+/// How long the CLI waits, once its command is done, for abandoned work to end.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Prints the error; a busy or full database in its own words, not the driver's.
 fn fail(error: &anyhow::Error) -> ExitCode {

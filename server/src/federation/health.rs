@@ -272,9 +272,10 @@ pub async fn first_connections(
                         h.describe()
                     ),
                 ),
+                // `budget` is what was left of the wait: the whole wait is what was given.
                 _ => (
                     PeerStatus::Unknown,
-                    format!("no answer within {} s", budget.as_secs()),
+                    format!("not connected within {} s", FIRST_CONNECTION_WAIT.as_secs()),
                 ),
             };
             FirstConnection {

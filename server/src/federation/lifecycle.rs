@@ -21,7 +21,7 @@ use app::{
     model::EntityKind,
 };
 use tokio::{
-    sync::{Notify, broadcast::error::RecvError},
+    sync::{Notify, Semaphore, broadcast::error::RecvError},
     task::JoinHandle,
     time::Instant,
 };
@@ -47,6 +47,11 @@ const RESCAN: Duration = Duration::from_secs(10);
 const DISCOVERY_TIMEOUTS: u32 = 3;
 /// The pause between the retries of one failed check.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Peers contacted at once by checks and discoveries (federated calls are not counted).
+/// Each contact holds a connection and, while a name resolves, a blocking thread: with
+/// 5,000 unreachable gateways all checked at once, the lookups and lease writes starved
+/// the process (an export over REST took minutes).
+const CONTACTS_AT_ONCE: usize = 32;
 
 /// What the lifecycle and a one-off connection need. Cheap to clone.
 #[derive(Clone)]
@@ -56,6 +61,8 @@ pub struct Federation {
     pub metrics: Metrics,
     /// This process's name on the leases it holds.
     owner: Arc<str>,
+    /// A permit per peer contact in progress ([`CONTACTS_AT_ONCE`]).
+    contacts: Arc<Semaphore>,
 }
 
 impl Federation {
@@ -66,6 +73,7 @@ impl Federation {
             peers,
             metrics,
             owner: owner.into(),
+            contacts: Arc::new(Semaphore::new(CONTACTS_AT_ONCE)),
         }
     }
 
@@ -395,6 +403,10 @@ async fn attempt(
     discovered: bool,
 ) -> Attempt {
     let timeout = Duration::from_secs(check.timeout.max(1).into());
+    // The semaphore is never closed.
+    let Ok(_contact) = federation.contacts.acquire().await else {
+        return Attempt::CircuitOpen(RETRY_PAUSE);
+    };
     if discovered {
         ping(federation, gateway, check, timeout).await
     } else {
@@ -485,6 +497,11 @@ pub async fn connect_once(
     let since = crate::store::now();
     let started = Instant::now();
     let connect = gateways.iter().map(|id| async move {
+        // Taken first: a gateway whose turn does not come within `budget` is left to the
+        // serving replicas' checks, its lease untouched.
+        let Ok(_contact) = federation.contacts.acquire().await else {
+            return;
+        };
         let Ok(Some(gateway)) = federation.store.get_entity::<Gateway>(*id).await else {
             return;
         };

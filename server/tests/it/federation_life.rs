@@ -650,3 +650,64 @@ async fn two_replicas_on_postgres_have_one_lease_owner_and_the_other_takes_over(
     store.close().await;
     second.stop().await;
 }
+
+/// An import of many gateways that do not answer: the CLI lists the first twenty, counts
+/// the rest by status, logs none of rmcp's client errors, and links a server to an item of
+/// one of them that is not discovered yet (a placeholder found by the gateway's slug).
+#[tokio::test]
+async fn a_cli_import_of_many_unanswering_gateways_lists_twenty_and_counts_the_rest() {
+    const GATEWAYS: usize = 45;
+    let gateways: Vec<Value> = (0..GATEWAYS)
+        .map(|i| {
+            json!({"name": format!("gw-{i:02}"), "transport": "STREAMABLEHTTP",
+                   "url": format!("http://127.0.0.1:9/g{i}/mcp")})
+        })
+        .collect();
+    let file = json!({"version": "2025-03-26", "exported_at": "2026-12-05T00:00:00Z", "entities": {
+        "gateways": gateways,
+        "servers": [{"name": "srv", "tool_ids": ["gw-07-echo"]}],
+    }});
+    let db = TestDb::sqlite();
+    let path = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(path.path(), serde_json::to_vec(&file).unwrap()).unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = cli(&db);
+        cmd.env("MCPGATEWAY_ALLOW_PRIVATE_NETWORKS", "true")
+            .env_remove("RUST_LOG")
+            .arg("import")
+            .arg(path.path());
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout} {stderr}");
+    let listed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("Gateway `")).collect();
+    assert_eq!(listed.len(), 20, "{stdout}");
+    assert!(listed[0].starts_with("Gateway `gw-00`: "), "{stdout}");
+    let rest = stdout
+        .lines()
+        .find(|l| l.starts_with("… and 25 more gateways: "))
+        .unwrap_or_else(|| panic!("no count of the rest: {stdout}"));
+    let counted: usize = rest["… and 25 more gateways: ".len()..]
+        .split(" (")
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|part| part.split(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(counted, 25, "{rest}");
+    assert!(!stderr.contains("rmcp::transport::worker"), "{stderr}");
+
+    let store = db.store().await;
+    let echo = store
+        .id_by_key(app::model::EntityKind::Tool, "gw-07-echo")
+        .await
+        .unwrap()
+        .expect("a placeholder of gw-07's echo");
+    let echo: app::entities::Tool = store.get_entity(echo).await.unwrap().unwrap();
+    assert_eq!(echo.federation.unwrap().gateway, "gw-07");
+}

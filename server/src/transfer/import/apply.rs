@@ -43,7 +43,7 @@ pub struct Links<'t> {
     /// Links to nothing left out instead of refused (`--allow-missing-links`).
     pub drop_missing_links: bool,
     /// The gateways (file and target) whose items servers may link before discovery.
-    pub gateways: &'t [String],
+    pub gateways: &'t placeholders::GatewaySlugs,
 }
 
 pub struct Run<'t> {
@@ -72,7 +72,7 @@ pub struct Run<'t> {
     /// The field changes of the entity being recorded.
     last_changes: Vec<FieldChange>,
     /// The gateways (file and target) whose items servers may link before discovery.
-    gateways: &'t [String],
+    gateways: &'t placeholders::GatewaySlugs,
     /// Links of the servers being applied kept by placeholders (see [`placeholders`]).
     pending: Vec<placeholders::Pending>,
 }
@@ -221,7 +221,7 @@ impl<'t> Run<'t> {
                 continue;
             }
             let pointer = format!("/entities/servers/{index}/{field}/{j}");
-            if let Some(gateway) = placeholders::gateway_of(kind, &key, self.gateways) {
+            if let Some(gateway) = self.gateways.gateway_of(kind, &key) {
                 self.pending.push((kind, key.clone(), gateway, pointer));
                 kept.push(key);
                 continue;
