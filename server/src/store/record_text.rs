@@ -18,8 +18,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::entities::{
-    DocRow, IN_CHUNK, LINKED, Params, StoreTx, hydrate_all, links_in_query, page_query,
-    server_ids,
+    DocRow, IN_CHUNK, LINKED, Params, StoreTx, hydrate_all, links_in_query, page_query, server_ids,
 };
 
 /// Chunks read ahead of the one being written: enough to keep the reader busy while the

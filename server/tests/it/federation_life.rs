@@ -685,7 +685,10 @@ async fn a_cli_import_of_many_unanswering_gateways_lists_twenty_and_counts_the_r
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stdout} {stderr}");
-    let listed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("Gateway `")).collect();
+    let listed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("Gateway `"))
+        .collect();
     assert_eq!(listed.len(), 20, "{stdout}");
     assert!(listed[0].starts_with("Gateway `gw-00`: "), "{stdout}");
     let rest = stdout
