@@ -480,8 +480,7 @@ mod tests {
     fn an_answer_goes_to_the_stream_of_its_request_and_ends_it() {
         let mut routes = Routes::default();
         let (outlet, _receiver) = mpsc::channel(1);
-        let id = RequestId::Number(7);
-        routes.requests.insert(id.clone(), (outlet, None));
+        routes.requests.insert(RequestId::Number(7), (outlet, None));
         let answer: ServerJsonRpcMessage =
             serde_json::from_value(serde_json::json!({"jsonrpc": "2.0", "id": 7, "result": {}}))
                 .unwrap();
