@@ -31,10 +31,12 @@ pub fn watch(store: Store, scope: Scope, peer: Peer<RoleServer>) {
                 Ok(Err(RecvError::Closed)) => break,
                 // Fell behind: some list may have changed.
                 Ok(Err(RecvError::Lagged(_))) => LISTS.to_vec(),
-                Ok(Ok(change)) => affected(&store, &mut scope, &change).await,
+                // Boxed: the task lives as long as its session, at the size of its largest
+                // state, and a store read inline would make every idle session carry it.
+                Ok(Ok(change)) => Box::pin(affected(&store, &mut scope, &change)).await,
             };
             for kind in changed {
-                if tell(&peer, kind).await.is_err() {
+                if Box::pin(tell(&peer, kind)).await.is_err() {
                     return;
                 }
             }
