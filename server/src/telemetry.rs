@@ -8,8 +8,10 @@ use crate::config::LogFormat;
 
 /// rmcp's client logs an error for every peer connection that fails, which federation
 /// already records as the gateway's health (and logs once per change): an import of
-/// 5,000 unreachable gateways printed hundreds of these lines.
-const QUIETED: &str = "rmcp::transport::worker=off";
+/// 5,000 unreachable gateways printed hundreds of these lines. Its service loop logs four
+/// info lines per MCP session (initialized, the client's `initialized`, input ended,
+/// finished) beside the request lines the gateway writes itself; its warnings stay.
+const QUIETED: &str = "rmcp::transport::worker=off,rmcp::service=warn";
 
 /// Installs the global subscriber. `RUST_LOG` wins over `level` when set.
 pub fn init(format: LogFormat, level: &str) {

@@ -34,7 +34,8 @@ const IDLE_SESSIONS: usize = 1000;
 const ADDED_P50_MS: f64 = 1.0;
 const ADDED_P99_MS: f64 = 5.0;
 const CALLS_PER_SEC_AT_64: f64 = 5000.0;
-const KIB_PER_SESSION: f64 = 50.0;
+/// 50 KB as the issue states it (decimal), 48.8 KiB.
+const KB_PER_SESSION: f64 = 50.0;
 
 /// Latencies of one run, sorted.
 pub(super) struct Run {
@@ -237,14 +238,15 @@ fn print_targets(levels: &[Level], idle: &bench_mcp::Idle) {
         );
     }
     let per_session = idle.kib_per_session();
+    let kb = per_session * 1.024;
     println!(
-        "| RSS per idle MCP session ({} sessions: {} → {} MiB, {} → {} open files) | {per_session:.1} KiB | ≤ {KIB_PER_SESSION} KiB | {} |",
+        "| RSS per idle MCP session ({} sessions: {} → {} MiB, {} → {} open files) | {per_session:.1} KiB ({kb:.1} KB) | ≤ {KB_PER_SESSION} KB | {} |",
         idle.sessions,
         idle.rss_before_kib / 1024,
         idle.rss_after_kib / 1024,
         idle.files_before,
         idle.files_after,
-        mark(per_session <= KIB_PER_SESSION)
+        mark(kb <= KB_PER_SESSION)
     );
     println!(
         "({} sessions opened in {:.1} s)",

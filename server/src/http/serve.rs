@@ -84,6 +84,9 @@ pub async fn serve(
             refuse(stream, peer);
             continue;
         };
+        // An answer's last small write (an SSE event after the headers) must not wait
+        // for the client's delayed ACK (Nagle).
+        let _ = stream.set_nodelay(true);
         let service = connection_service(
             router.clone(),
             peer,
