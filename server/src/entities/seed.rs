@@ -237,12 +237,12 @@ pub fn roots() -> Vec<Value> {
 /// Fills the gateway with the seed data set; entities whose key exists are left alone.
 pub async fn seed(service: &Entities<'_>) -> Result<SeedReport> {
     let mut report = SeedReport::default();
-    put::<Tool>(service, tools(), &mut report, &|| {}).await?;
-    put::<Gateway>(service, gateways(), &mut report, &|| {}).await?;
-    put::<Prompt>(service, prompts(), &mut report, &|| {}).await?;
-    put::<Resource>(service, resources(), &mut report, &|| {}).await?;
-    put::<Root>(service, roots(), &mut report, &|| {}).await?;
-    put::<Server>(service, servers(), &mut report, &|| {}).await?;
+    put::<Tool>(service, tools(), &mut report).await?;
+    put::<Gateway>(service, gateways(), &mut report).await?;
+    put::<Prompt>(service, prompts(), &mut report).await?;
+    put::<Resource>(service, resources(), &mut report).await?;
+    put::<Root>(service, roots(), &mut report).await?;
+    put::<Server>(service, servers(), &mut report).await?;
     Ok(report)
 }
 
@@ -250,10 +250,8 @@ async fn put<E: Entity>(
     service: &Entities<'_>,
     records: Vec<Value>,
     report: &mut SeedReport,
-    on_each: &(dyn Fn() + Sync),
 ) -> Result<()> {
     for record in records {
-        on_each();
         let key = record
             .get(key_field(E::KIND))
             .and_then(Value::as_str)
@@ -336,36 +334,6 @@ pub fn scale_records(n: usize) -> Vec<(EntityKind, Vec<Value>)> {
         (EntityKind::Root, generate(roots(), roots_n, "uri")),
         (EntityKind::Server, servers),
     ]
-}
-
-/// Fills the gateway with `n` entities from [`scale_records`], one by one through the
-/// service, calling `on_each` before each (a progress bar).
-pub async fn scale(
-    service: &Entities<'_>,
-    n: usize,
-    on_each: &(dyn Fn() + Sync),
-) -> Result<SeedReport> {
-    let mut report = SeedReport::default();
-    for (kind, records) in scale_records(n) {
-        let report = &mut report;
-        match kind {
-            EntityKind::Tool => put::<Tool>(service, records, report, on_each).await?,
-            EntityKind::Gateway => put::<Gateway>(service, records, report, on_each).await?,
-            EntityKind::Prompt => put::<Prompt>(service, records, report, on_each).await?,
-            EntityKind::Resource => put::<Resource>(service, records, report, on_each).await?,
-            EntityKind::Root => put::<Root>(service, records, report, on_each).await?,
-            EntityKind::Server => put::<Server>(service, records, report, on_each)
-                .await
-                .map_err(|e| match e {
-                    Error::Validation(v) => Error::BadRequest(format!(
-                        "generated servers reference unknown entities: {}",
-                        v.len()
-                    )),
-                    other => other,
-                })?,
-        }
-    }
-    Ok(report)
 }
 
 /// The records of [`scale_records`] validated and with credentials sealed with

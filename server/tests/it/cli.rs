@@ -238,6 +238,17 @@ fn seed_fills_49_entities_once_and_scale_generates_n() {
         text.contains("40 tools, 5 gateways, 10 servers, 20 prompts, 20 resources, 5 roots"),
         "{text}"
     );
+    // Written as one import that leaves existing keys alone: a second run adds nothing.
+    let again = mcpgateway(&scaled)
+        .args(["seed", "--scale", "100"])
+        .output()
+        .unwrap();
+    let again = String::from_utf8(again.stdout).unwrap();
+    assert!(again.contains("0 created, 100 already present"), "{again}");
+    assert!(
+        again.contains("40 tools, 5 gateways, 10 servers"),
+        "{again}"
+    );
 }
 
 #[test]
