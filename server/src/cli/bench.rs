@@ -23,10 +23,9 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{
     crypto::Cipher,
-    entities::seed,
     store::Store,
     transfer::{
-        export::{ExportOptions, FORMAT_VERSION, export_to},
+        export::{ExportOptions, export_to},
         import::{Action, ConflictStrategy, ImportOptions, import},
         input::Input,
     },
@@ -148,7 +147,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     let result = async {
         for n in opts.entities.iter().copied() {
             let file = dir.join(format!("export-{n}.json"));
-            std::fs::write(&file, generate(&cipher, n, "bench")?)?;
+            std::fs::write(&file, super::seed::scale_file(&cipher, n, "bench")?)?;
             let (floor_db, db) = (databases.create().await?, databases.create().await?);
             let mut floor = f64::NAN;
             for op in Operation::ALL {
@@ -217,22 +216,6 @@ async fn measure(op: Operation, n: usize, file: &Path, url: &str) -> anyhow::Res
     let row = row(op.name(), n, started);
     store.close().await;
     result.map(|()| row)
-}
-
-/// The export file of N generated entities (credentials sealed with `cipher`), written
-/// by `by` (the bench, `seed --scale`).
-pub(super) fn generate(cipher: &Cipher, n: usize, by: &str) -> anyhow::Result<Vec<u8>> {
-    let entities = seed::scale_set(cipher, n).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let file = ExportFile {
-        version: FORMAT_VERSION.into(),
-        exported_at: chrono::Utc::now().to_rfc3339(),
-        exported_by: by.into(),
-        source_gateway: by.into(),
-        encryption_method: "AES-256-GCM".into(),
-        entities,
-        metadata: serde_json::json!({}),
-    };
-    Ok(serde_json::to_vec_pretty(&file)?)
 }
 
 /// One operation, checked: every entity created, unchanged or exported as expected.

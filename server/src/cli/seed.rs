@@ -1,7 +1,7 @@
 //! `mcpgateway seed [--scale N]`: fill the local gateway with the seed data set, or with
 //! N generated entities.
 
-use app::{jobs::ConflictStrategy, model::EntityKind};
+use app::{jobs::ConflictStrategy, model::EntityKind, transfer::ExportFile};
 use clap::Args;
 
 use super::progress::Progress;
@@ -15,6 +15,7 @@ use crate::{
     },
     store::Store,
     transfer::{
+        export::FORMAT_VERSION,
         import::{Action, EntityResult, ImportOptions, Observer, import},
         input::Input,
     },
@@ -68,7 +69,7 @@ pub async fn run(opts: Opts, settings: &Settings) -> anyhow::Result<()> {
 /// 100,000 in seconds where one service call each took over a minute); those whose key
 /// exists are left alone, as the seed data set's are.
 async fn scale(store: &Store, cipher: &Cipher, n: usize) -> anyhow::Result<SeedReport> {
-    let file = super::bench::generate(cipher, n, "seed")?;
+    let file = scale_file(cipher, n, "seed")?;
     let bar = Seeding(Progress::entities("seeding", n as u64));
     let options = ImportOptions {
         strategy: ConflictStrategy::Skip,
@@ -90,6 +91,22 @@ async fn scale(store: &Store, cipher: &Cipher, n: usize) -> anyhow::Result<SeedR
         created,
         unchanged: imported.results.len() - created,
     })
+}
+
+/// The export file of N generated entities (credentials sealed with `cipher`), written
+/// by `by` (the bench, `seed --scale`).
+pub(super) fn scale_file(cipher: &Cipher, n: usize, by: &str) -> anyhow::Result<Vec<u8>> {
+    let entities = seed::scale_set(cipher, n).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let file = ExportFile {
+        version: FORMAT_VERSION.into(),
+        exported_at: chrono::Utc::now().to_rfc3339(),
+        exported_by: by.into(),
+        source_gateway: by.into(),
+        encryption_method: "AES-256-GCM".into(),
+        entities,
+        metadata: serde_json::json!({}),
+    };
+    Ok(serde_json::to_vec_pretty(&file)?)
 }
 
 /// The progress bar of `seed --scale` on a terminal, moved by the import.
